@@ -1,0 +1,235 @@
+/* cli.c - the gearbox command line tool: global options, command lookup,
+ * help, and the helpers every command shares. The commands themselves are
+ * in cli_queue.c, cli_msg.c and cli_admin.c. */
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+/* A CLI call gives up after this long without progress: far above any
+ * healthy reply, so only a hung server or network trips it. Long-poll
+ * receives get their wait on top (libgearbox adds it). */
+#define CLI_DEFAULT_TIMEOUT_MS 30000u
+/* Options every command accepts, before or after its words. */
+#define GLOBAL_OPTS                                                                                \
+  {"host", 1, 0}, {"port", 1, 0}, {"json", 0, 0}, {                                                \
+    "timeout", 1, 0                                                                                \
+  }
+/* Room for a command's own options plus the global ones. */
+#define MAX_OPTS 32
+
+static const char *const TOP_HELP =
+    "usage: gearbox [--host H] [--port P] [--json] [--timeout MS] <command> [args]\n"
+    "\n"
+    "Talks to a gearboxd broker (default 127.0.0.1:7411).\n"
+    "  --host H       server host name or address\n"
+    "  --port P       server port\n"
+    "  --json         print results as JSON on stdout (bodies that are not\n"
+    "                 UTF-8 text appear as \"body_base64\" instead of \"body\")\n"
+    "  --timeout MS   give up on a silent server after MS ms (default 30000; 0: never)\n"
+    "Global options may also follow the command.\n"
+    "Exit status: 0 ok, 1 server or connection error, 2 usage error.\n"
+    "\n"
+    "commands (gearbox <command> --help for details):\n";
+
+static const cli_cmd_t *const TABLES[] = {cli_queue_cmds, cli_msg_cmds, cli_admin_cmds};
+
+/* ---- shared helpers -------------------------------------------------------- */
+
+int cli_fail(const gbx_error_t *err) {
+  fprintf(stderr, "error: %s: %s\n", gbx_errname(err->code),
+          err->message[0] ? err->message : gbx_strerror(err->code));
+  return CLI_ERR;
+}
+
+/* The first line of a command's help is its synopsis. */
+static void print_synopsis(FILE *out, const cli_cmd_t *cmd) {
+  const char *nl = strchr(cmd->help, '\n');
+  fprintf(out, "%.*s\n", nl ? (int)(nl - cmd->help) : (int)strlen(cmd->help), cmd->help);
+}
+
+int cli_usage(const cli_cmd_t *cmd, const char *fmt, ...) {
+  va_list ap;
+  fputs("usage error: ", stderr);
+  va_start(ap, fmt);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fputc('\n', stderr);
+  if (cmd)
+    print_synopsis(stderr, cmd);
+  return CLI_USAGE;
+}
+
+int cli_npos(const cli_cmd_t *cmd, const cli_args_t *a, size_t min, size_t max) {
+  if (a->npos < min)
+    return cli_usage(cmd, "missing argument");
+  if (a->npos > max)
+    return cli_usage(cmd, "unexpected argument '%s'", a->pos[max]);
+  return CLI_OK;
+}
+
+int cli_connect(cli_t *cli) {
+  gbx_error_t err;
+  if (cli->c)
+    return CLI_OK;
+  cli->c = gbx_connect(cli->host, cli->port, &err);
+  if (!cli->c)
+    return cli_fail(&err);
+  gbx_set_timeout(cli->c, cli->timeout_ms);
+  return CLI_OK;
+}
+
+/* ---- dispatch ------------------------------------------------------------------ */
+
+static void print_top_help(FILE *out) {
+  fputs(TOP_HELP, out);
+  for (size_t t = 0; t < sizeof TABLES / sizeof TABLES[0]; t++)
+    for (const cli_cmd_t *c = TABLES[t]; c->word1; c++) {
+      fputs("  ", out);
+      print_synopsis(out, c);
+    }
+}
+
+/* Finds the command named by argv[0] (and argv[1] for two-word commands).
+ * Sets *used to the number of words consumed. */
+static const cli_cmd_t *find_cmd(int argc, char **argv, int *used) {
+  for (size_t t = 0; t < sizeof TABLES / sizeof TABLES[0]; t++)
+    for (const cli_cmd_t *c = TABLES[t]; c->word1; c++) {
+      if (strcmp(c->word1, argv[0]) != 0)
+        continue;
+      if (!c->word2) {
+        *used = 1;
+        return c;
+      }
+      if (argc > 1 && strcmp(c->word2, argv[1]) == 0) {
+        *used = 2;
+        return c;
+      }
+    }
+  return NULL;
+}
+
+/* For "gearbox queue" without a valid subcommand: lists the subcommands
+ * of that word on stderr. Returns 1 if word names a family of commands. */
+static int print_family(const char *word) {
+  int found = 0;
+  for (size_t t = 0; t < sizeof TABLES / sizeof TABLES[0]; t++)
+    for (const cli_cmd_t *c = TABLES[t]; c->word1; c++) {
+      if (!c->word2 || strcmp(c->word1, word) != 0)
+        continue;
+      if (!found)
+        fprintf(stderr, "usage error: '%s' needs one of these subcommands:\n", word);
+      found = 1;
+      fputs("  ", stderr);
+      print_synopsis(stderr, c);
+    }
+  return found;
+}
+
+/* Applies a global option; returns CLI_OK or a usage error. */
+static int apply_global(cli_t *cli, const cli_cmd_t *cmd, const char *name, const char *value) {
+  uint32_t v;
+  if (strcmp(name, "json") == 0) {
+    cli->json = 1;
+  } else if (strcmp(name, "host") == 0) {
+    cli->host = value;
+  } else if (strcmp(name, "port") == 0) {
+    if (cli_parse_u32(value, 1, 65535, &v))
+      return cli_usage(cmd, "bad port '%s'", value);
+    cli->port = (uint16_t)v;
+  } else if (strcmp(name, "timeout") == 0) {
+    if (cli_parse_u32(value, 0, UINT32_MAX, &v))
+      return cli_usage(cmd, "bad timeout '%s'", value);
+    cli->timeout_ms = v;
+  }
+  return CLI_OK;
+}
+
+/* Runs one command with the arguments after its words. */
+static int run_cmd(cli_t *cli, const cli_cmd_t *cmd, int argc, char **argv) {
+  static const cli_optspec_t globals[] = {GLOBAL_OPTS};
+  cli_optspec_t specs[MAX_OPTS];
+  size_t n = 0;
+  cli_args_t a;
+  char why[160];
+  int rc;
+
+  for (const cli_optspec_t *s = cmd->opts; s && s->name && n < MAX_OPTS - 5; s++)
+    specs[n++] = *s;
+  for (size_t i = 0; i < sizeof globals / sizeof globals[0]; i++)
+    specs[n++] = globals[i];
+  specs[n] = (cli_optspec_t){NULL, 0, 0};
+  if (cli_args_parse(argc, argv, specs, &a, why, sizeof why))
+    return cli_usage(cmd, "%s", why);
+  if (a.help) {
+    fputs(cmd->help, stdout);
+    cli_args_free(&a);
+    return CLI_OK;
+  }
+  rc = CLI_OK;
+  for (size_t i = 0; i < a.nopts && rc == CLI_OK; i++)
+    for (size_t g = 0; g < sizeof globals / sizeof globals[0]; g++)
+      if (strcmp(a.opts[i].name, globals[g].name) == 0)
+        rc = apply_global(cli, cmd, a.opts[i].name, a.opts[i].value);
+  if (rc == CLI_OK)
+    rc = cmd->run(cli, cmd, &a);
+  cli_args_free(&a);
+  return rc;
+}
+
+int main(int argc, char **argv) {
+  static const cli_optspec_t globals[] = {GLOBAL_OPTS, {NULL, 0, 0}};
+  cli_t cli = {
+      .host = GBX_DEFAULT_HOST, .port = GBX_DEFAULT_PORT, .timeout_ms = CLI_DEFAULT_TIMEOUT_MS};
+  const cli_cmd_t *cmd;
+  int i = 1, used = 0, rc;
+
+  /* Global options before the command. */
+  while (i < argc && argv[i][0] == '-') {
+    const char *arg = argv[i];
+    if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+      print_top_help(stdout);
+      return CLI_OK;
+    }
+    const char *name = arg + 2, *eq = strchr(arg, '=');
+    size_t len = eq ? (size_t)(eq - name) : strlen(name);
+    const cli_optspec_t *s = NULL;
+    for (const cli_optspec_t *g = globals; g->name && arg[1] == '-'; g++)
+      if (strlen(g->name) == len && strncmp(g->name, name, len) == 0)
+        s = g;
+    if (!s) {
+      cli_usage(NULL, "unknown option '%s'", arg);
+      fputs("run 'gearbox --help' for the commands\n", stderr);
+      return CLI_USAGE;
+    }
+    const char *value = "";
+    if (s->has_arg) {
+      if (eq)
+        value = eq + 1;
+      else if (i + 1 < argc)
+        value = argv[++i];
+      else
+        return cli_usage(NULL, "option '--%s' needs a value", s->name);
+    }
+    rc = apply_global(&cli, NULL, s->name, value);
+    if (rc)
+      return rc;
+    i++;
+  }
+  if (i >= argc) {
+    print_top_help(stderr);
+    return CLI_USAGE;
+  }
+  cmd = find_cmd(argc - i, argv + i, &used);
+  if (!cmd) {
+    if (print_family(argv[i]))
+      return CLI_USAGE;
+    cli_usage(NULL, "unknown command '%s'", argv[i]);
+    fputs("run 'gearbox --help' for the commands\n", stderr);
+    return CLI_USAGE;
+  }
+  rc = run_cmd(&cli, cmd, argc - i - used, argv + i + used);
+  gbx_close(cli.c);
+  return rc;
+}

@@ -1,0 +1,50 @@
+/* request.h - libgearbox internals: building request frames into a
+ * client's write buffer. Each request_* function validates what it can
+ * check locally (sizes, counts, NULL pointers), appends one complete frame,
+ * registers its id as pending and returns the id; on failure it returns 0
+ * with err set and leaves the buffer as it was. Nothing is written to the
+ * socket here: conn_flush() does that. Shared by the blocking calls and the
+ * pipelined gbx_submit_* calls so both send identical requests. */
+#ifndef GBX_REQUEST_H
+#define GBX_REQUEST_H
+
+#include "conn.h"
+
+uint64_t request_ping(gbx_client_t *c, gbx_error_t *err);
+/* A request whose only field is `q` (queue_delete, queue_get_attrs,
+ * queue_purge, queue_dlq_sources, redrive_status, redrive_cancel). */
+uint64_t request_queue_only(gbx_client_t *c, int op, const char *q, gbx_error_t *err);
+uint64_t request_queue_create(gbx_client_t *c, const char *q, const gbx_queue_attrs_t *attrs,
+                              const gbx_tag_t *tags, size_t ntags, gbx_error_t *err);
+uint64_t request_queue_list(gbx_client_t *c, const char *prefix, uint32_t max, const char *next,
+                            gbx_error_t *err);
+uint64_t request_queue_set_attrs(gbx_client_t *c, const char *q, const gbx_queue_attrs_t *attrs,
+                                 gbx_error_t *err);
+uint64_t request_queue_tag(gbx_client_t *c, const char *q, const gbx_tag_t *tags, size_t ntags,
+                           gbx_error_t *err);
+uint64_t request_queue_untag(gbx_client_t *c, const char *q, const char *const *keys, size_t nkeys,
+                             gbx_error_t *err);
+uint64_t request_send(gbx_client_t *c, const char *q, const void *body, size_t len,
+                      const gbx_msg_attr_t *attrs, size_t nattrs, int delay, gbx_error_t *err);
+uint64_t request_send_batch(gbx_client_t *c, const char *q, const gbx_send_entry_t *entries,
+                            size_t n, gbx_error_t *err);
+uint64_t request_receive(gbx_client_t *c, const char *q, uint32_t max, int vis, int wait,
+                         gbx_error_t *err);
+uint64_t request_delete(gbx_client_t *c, const char *q, const char *receipt, gbx_error_t *err);
+uint64_t request_change_vis(gbx_client_t *c, const char *q, const char *receipt, uint32_t vis,
+                            gbx_error_t *err);
+/* op is GBX_OP_DELETE_BATCH or GBX_OP_CHANGE_VIS_BATCH. */
+uint64_t request_receipt_batch(gbx_client_t *c, int op, const char *q,
+                               const gbx_receipt_entry_t *entries, size_t n, gbx_error_t *err);
+uint64_t request_redrive_start(gbx_client_t *c, const char *q, const char *dst, uint32_t rate,
+                               gbx_error_t *err);
+uint64_t request_stats(gbx_client_t *c, const char *q, gbx_error_t *err);
+uint64_t request_backup(gbx_client_t *c, const char *dir, gbx_error_t *err);
+
+/* The protocol name of an operation code ("send"), "unknown" if none. */
+const char *request_op_name(int op);
+
+/* Extra time a receive with this wait argument may legitimately take. */
+unsigned request_wait_ms(int wait);
+
+#endif

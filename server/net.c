@@ -1,0 +1,419 @@
+/* net.c - see net.h. */
+#include "net.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "gbx_codec.h"
+#include "log.h"
+
+/* Reads go into a per-connection buffer of at least this size; it grows to
+ * hold one whole frame (at most max_frame + header) only when a frame
+ * declares that size, after the length was checked against the limit. */
+#define READ_CHUNK (64u * 1024u)
+/* Gates held per connection: at most two batches are undurable at a time
+ * (one syncing, one open), so a handful of marks always suffices. */
+#define MAX_MARKS 8
+
+struct conn {
+  uv_tcp_t tcp;
+  net_t *net;
+  conn_t *next, *prev;          /* all connections */
+  conn_t *dirty_next;           /* connections with output to write */
+  conn_t *held_next, *held_prev;/* connections with held replies */
+  uint8_t *rbuf;
+  size_t rlen, rcap;
+  gbx_buf_t wbuf;               /* released, not yet handed to uv_write */
+  gbx_buf_t held;               /* waiting for durability */
+  uint64_t mark_gate[MAX_MARKS];
+  size_t mark_end[MAX_MARKS];
+  int nmarks;
+  int refs;
+  uint8_t closing, dirty, on_held, reading;
+  void *ud;
+  char peer[64];
+};
+
+struct net {
+  uv_loop_t *loop;
+  uv_tcp_t listener;
+  int listening;
+  net_cfg_t cfg;
+  net_cbs_t cbs;
+  conn_t *conns;
+  conn_t *dirty;
+  conn_t *held;
+  uint32_t nconns;
+  uint64_t durable;
+};
+
+typedef struct wreq {
+  uv_write_t req;
+  conn_t *c;
+  uint8_t *data;
+} wreq_t;
+
+net_t *net_new(uv_loop_t *loop, const net_cfg_t *cfg, const net_cbs_t *cbs) {
+  net_t *n = calloc(1, sizeof(*n));
+  if (!n) return NULL;
+  n->loop = loop;
+  n->cfg = *cfg;
+  n->cbs = *cbs;
+  return n;
+}
+
+uint32_t net_conn_count(const net_t *n) { return n->nconns; }
+void *net_conn_data(const conn_t *c) { return c->ud; }
+void net_conn_set_data(conn_t *c, void *ud) { c->ud = ud; }
+const char *net_conn_peer(const conn_t *c) { return c->peer; }
+int net_closing(const conn_t *c) { return c->closing; }
+void net_conn_ref(conn_t *c) { c->refs++; }
+
+static void conn_free(conn_t *c) {
+  free(c->rbuf);
+  gbx_buf_free(&c->wbuf);
+  gbx_buf_free(&c->held);
+  free(c);
+}
+
+void net_conn_unref(conn_t *c) {
+  if (--c->refs == 0) conn_free(c);
+}
+
+static void mark_dirty(conn_t *c) {
+  if (!c->dirty) {
+    c->dirty = 1;
+    c->dirty_next = c->net->dirty;
+    c->net->dirty = c;
+  }
+}
+
+static void held_unlink(conn_t *c) {
+  if (!c->on_held) return;
+  if (c->held_prev) c->held_prev->held_next = c->held_next; else c->net->held = c->held_next;
+  if (c->held_next) c->held_next->held_prev = c->held_prev;
+  c->held_next = c->held_prev = NULL;
+  c->on_held = 0;
+}
+
+static void on_closed(uv_handle_t *h) {
+  conn_t *c = h->data;
+  net_conn_unref(c);
+}
+
+void net_close(conn_t *c, const char *reason) {
+  if (c->closing) return;
+  net_t *n = c->net;
+  c->closing = 1;
+  if (reason) LOG(LOG_WARN, "closing connection %s: %s", c->peer, reason);
+  held_unlink(c);
+  if (c->prev) c->prev->next = c->next; else n->conns = c->next;
+  if (c->next) c->next->prev = c->prev;
+  n->nconns--;
+  if (n->cbs.closed) n->cbs.closed(n->cbs.ctx, c);
+  /* write what was already released, then close: uv_close after pending
+   * writes would cancel them, so shut the write side down first. */
+  uv_read_stop((uv_stream_t *)&c->tcp);
+  if (c->wbuf.len) {
+    mark_dirty(c);
+    return; /* net_flush writes and then closes */
+  }
+  uv_close((uv_handle_t *)&c->tcp, on_closed);
+}
+
+static void on_write(uv_write_t *req, int status) {
+  wreq_t *w = (wreq_t *)req;
+  conn_t *c = w->c;
+  free(w->data);
+  free(w);
+  if (status < 0 && status != UV_ECANCELED && !c->closing) net_close(c, uv_strerror(status));
+  net_conn_unref(c);
+}
+
+static void write_out(conn_t *c) {
+  wreq_t *w = malloc(sizeof(*w));
+  if (!w) {
+    net_close(c, "out of memory");
+    return;
+  }
+  uv_buf_t buf = uv_buf_init((char *)c->wbuf.data, (unsigned)c->wbuf.len);
+  w->c = c;
+  w->data = c->wbuf.data;
+  gbx_buf_init(&c->wbuf); /* the write request owns the bytes now */
+  net_conn_ref(c);
+  int r = uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, on_write);
+  if (r < 0) {
+    free(w->data);
+    free(w);
+    net_conn_unref(c);
+    if (!c->closing) net_close(c, uv_strerror(r));
+  }
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status) {
+  conn_t *c = req->data;
+  free(req);
+  if (!uv_is_closing((uv_handle_t *)&c->tcp)) uv_close((uv_handle_t *)&c->tcp, on_closed);
+}
+
+/* Closing with output pending: uv_close would cancel queued writes, so shut
+ * the write side down (which waits for them) and close afterwards. */
+static void close_after_writes(conn_t *c) {
+  uv_shutdown_t *req = malloc(sizeof(*req));
+  if (req) {
+    req->data = c;
+    if (uv_shutdown(req, (uv_stream_t *)&c->tcp, on_shutdown) == 0) return;
+    free(req);
+  }
+  uv_close((uv_handle_t *)&c->tcp, on_closed);
+}
+
+void net_flush(net_t *n) {
+  while (n->dirty) {
+    conn_t *c = n->dirty;
+    n->dirty = c->dirty_next;
+    c->dirty = 0;
+    if (uv_is_closing((uv_handle_t *)&c->tcp)) continue;
+    if (c->wbuf.len) write_out(c);
+    if (c->closing && !uv_is_closing((uv_handle_t *)&c->tcp)) close_after_writes(c);
+  }
+}
+
+static size_t unread(const conn_t *c) {
+  return uv_stream_get_write_queue_size((const uv_stream_t *)&c->tcp) + c->wbuf.len;
+}
+
+void net_reply(conn_t *c, const uint8_t *frame, size_t len, uint64_t gate) {
+  if (c->closing) return;
+  if (gate <= c->net->durable) {
+    if (unread(c) + len > c->net->cfg.max_outbuf) {
+      net_close(c, "client does not read its replies (output buffer limit)");
+      return;
+    }
+    if (gbx_buf_append(&c->wbuf, frame, len) != 0) {
+      net_close(c, "out of memory");
+      return;
+    }
+    mark_dirty(c);
+    return;
+  }
+  if (unread(c) + c->held.len + len > c->net->cfg.max_outbuf) {
+    net_close(c, "client does not read its replies (output buffer limit)");
+    return;
+  }
+  if (gbx_buf_append(&c->held, frame, len) != 0) {
+    net_close(c, "out of memory");
+    return;
+  }
+  if (c->nmarks && c->mark_gate[c->nmarks - 1] >= gate) {
+    c->mark_end[c->nmarks - 1] = c->held.len; /* same or earlier batch: extend */
+  } else if (c->nmarks < MAX_MARKS) {
+    c->mark_gate[c->nmarks] = gate;
+    c->mark_end[c->nmarks++] = c->held.len;
+  } else {
+    c->mark_gate[c->nmarks - 1] = gate; /* merge: only ever delays */
+    c->mark_end[c->nmarks - 1] = c->held.len;
+  }
+  if (!c->on_held) {
+    c->on_held = 1;
+    c->held_prev = NULL;
+    c->held_next = c->net->held;
+    if (c->net->held) c->net->held->held_prev = c;
+    c->net->held = c;
+  }
+}
+
+void net_release(net_t *n, uint64_t durable) {
+  n->durable = durable;
+  for (conn_t *c = n->held, *next; c; c = next) {
+    next = c->held_next;
+    int k = 0;
+    while (k < c->nmarks && c->mark_gate[k] <= durable) k++;
+    if (!k) continue;
+    size_t end = c->mark_end[k - 1];
+    if (gbx_buf_append(&c->wbuf, c->held.data, end) != 0) {
+      net_close(c, "out of memory");
+      continue;
+    }
+    memmove(c->held.data, c->held.data + end, c->held.len - end);
+    c->held.len -= end;
+    for (int i = k; i < c->nmarks; i++) {
+      c->mark_gate[i - k] = c->mark_gate[i];
+      c->mark_end[i - k] = c->mark_end[i] - end;
+    }
+    c->nmarks -= k;
+    if (!c->nmarks) held_unlink(c);
+    mark_dirty(c);
+    if (unread(c) > n->cfg.max_outbuf)
+      net_close(c, "client does not read its replies (output buffer limit)");
+  }
+}
+
+static void send_fatal(conn_t *c, gbx_err_t code, const char *msg) {
+  /* one error reply with id 0, then close: the framing is broken */
+  gbx_buf_t b;
+  msgpack_packer pk;
+  gbx_buf_init(&b);
+  msgpack_packer_init(&pk, &b, gbx_buf_write_cb);
+  size_t off = gbx_frame_begin(&b);
+  msgpack_pack_map(&pk, 3);
+  gbx_pack_kv_u64(&pk, "id", 0);
+  gbx_pack_kv_u64(&pk, "err", code);
+  gbx_pack_kv_cstr(&pk, "msg", msg);
+  gbx_frame_end(&b, off);
+  if (b.data) {
+    gbx_buf_append(&c->wbuf, b.data, b.len);
+    mark_dirty(c);
+  }
+  gbx_buf_free(&b);
+  net_close(c, msg);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  conn_t *c = h->data;
+  size_t want = c->rlen + READ_CHUNK;
+  uint32_t flen;
+  /* grow to one whole frame when the header asks for it (already checked) */
+  if (gbx_frame_peek(c->rbuf, c->rlen, &flen) && GBX_FRAME_HDR + (size_t)flen > want)
+    want = GBX_FRAME_HDR + (size_t)flen;
+  if (want > c->rcap) {
+    uint8_t *p = realloc(c->rbuf, want);
+    if (!p) {
+      buf->base = NULL;
+      buf->len = 0;
+      return;
+    }
+    c->rbuf = p;
+    c->rcap = want;
+  }
+  buf->base = (char *)c->rbuf + c->rlen;
+  buf->len = c->rcap - c->rlen;
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+  conn_t *c = s->data;
+  net_t *n = c->net;
+  if (nread == UV_ENOBUFS) {
+    net_close(c, "out of memory for the read buffer");
+    return;
+  }
+  if (nread < 0) {
+    net_close(c, nread == UV_EOF ? NULL : uv_strerror((int)nread));
+    return;
+  }
+  c->rlen += (size_t)nread;
+  size_t off = 0;
+  net_conn_ref(c);
+  while (!c->closing) {
+    uint32_t flen;
+    if (!gbx_frame_peek(c->rbuf + off, c->rlen - off, &flen)) break;
+    if (flen == 0) {
+      send_fatal(c, GBX_E_BAD_FRAME, "frame of length 0");
+      break;
+    }
+    if (flen > n->cfg.max_frame) {
+      char m[96];
+      snprintf(m, sizeof(m), "frame of %u bytes exceeds the limit of %u", flen, n->cfg.max_frame);
+      send_fatal(c, GBX_E_FRAME_TOO_LARGE, m);
+      break;
+    }
+    if (c->rlen - off < GBX_FRAME_HDR + (size_t)flen) break;
+    n->cbs.frame(n->cbs.ctx, c, c->rbuf + off + GBX_FRAME_HDR, flen);
+    off += GBX_FRAME_HDR + flen;
+  }
+  if (!c->closing && off) {
+    memmove(c->rbuf, c->rbuf + off, c->rlen - off);
+    c->rlen -= off;
+    /* give back a large buffer once the big frame is consumed */
+    if (c->rcap > 4 * READ_CHUNK && c->rlen < READ_CHUNK) {
+      uint8_t *p = realloc(c->rbuf, READ_CHUNK);
+      if (p) {
+        c->rbuf = p;
+        c->rcap = READ_CHUNK;
+      }
+    }
+  }
+  net_conn_unref(c);
+}
+
+static void on_conn(uv_stream_t *server, int status) {
+  net_t *n = server->data;
+  if (status < 0) {
+    LOG(LOG_WARN, "accept failed: %s", uv_strerror(status));
+    return;
+  }
+  conn_t *c = calloc(1, sizeof(*c));
+  if (!c) return;
+  uv_tcp_init(n->loop, &c->tcp);
+  c->tcp.data = c;
+  c->net = n;
+  c->refs = 1;
+  if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+    uv_close((uv_handle_t *)&c->tcp, on_closed);
+    return;
+  }
+  struct sockaddr_storage ss;
+  int len = sizeof(ss);
+  if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
+    char ip[48] = "?";
+    int port = 0;
+    if (ss.ss_family == AF_INET) {
+      uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof(ip));
+      port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    } else if (ss.ss_family == AF_INET6) {
+      uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof(ip));
+      port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    }
+    snprintf(c->peer, sizeof(c->peer), "%s:%d", ip, port);
+  }
+  if (n->nconns >= n->cfg.max_conns) {
+    LOG(LOG_WARN, "refusing connection from %s: %u connections (--max-conns)", c->peer,
+        n->nconns);
+    uv_close((uv_handle_t *)&c->tcp, on_closed);
+    return;
+  }
+  uv_tcp_nodelay(&c->tcp, 1);
+  c->next = n->conns;
+  if (n->conns) n->conns->prev = c;
+  n->conns = c;
+  n->nconns++;
+  uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+}
+
+int net_listen(net_t *n, const char *host, int port, int *bound, char *err, size_t errlen) {
+  struct sockaddr_storage ss;
+  int r;
+  if (strchr(host, ':'))
+    r = uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss);
+  else
+    r = uv_ip4_addr(host, port, (struct sockaddr_in *)&ss);
+  if (r) {
+    snprintf(err, errlen, "bad listen address '%s': %s", host, uv_strerror(r));
+    return -1;
+  }
+  uv_tcp_init(n->loop, &n->listener);
+  n->listener.data = n;
+  n->listening = 1;
+  if ((r = uv_tcp_bind(&n->listener, (struct sockaddr *)&ss, 0)) != 0 ||
+      (r = uv_listen((uv_stream_t *)&n->listener, 511, on_conn)) != 0) {
+    snprintf(err, errlen, "cannot listen on %s:%d: %s", host, port, uv_strerror(r));
+    return -1;
+  }
+  int len = sizeof(ss);
+  uv_tcp_getsockname(&n->listener, (struct sockaddr *)&ss, &len);
+  *bound = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
+                                    : ntohs(((struct sockaddr_in *)&ss)->sin_port);
+  return 0;
+}
+
+void net_stop_listening(net_t *n) {
+  if (n->listening && !uv_is_closing((uv_handle_t *)&n->listener))
+    uv_close((uv_handle_t *)&n->listener, NULL);
+}
+
+void net_close_all(net_t *n) {
+  while (n->conns) net_close(n->conns, NULL);
+  net_flush(n);
+}
+
+void net_free(net_t *n) { free(n); }

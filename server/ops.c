@@ -1,0 +1,1076 @@
+/* ops.c - the protocol layer: decodes one request, calls the broker, packs
+ * the reply. One handler per operation of protocol/gbx_ops.def. Replies are
+ * queued with server_gate() so none leaves before what it reports is durable.
+ * Handlers build their reply only after their broker calls, because a broker
+ * call may answer waiters (through ops_serve_waiter) with the same buffer. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "server.h"
+
+typedef struct oconn {
+  waiter_t *waiters; /* this connection's waiting receives */
+  uint32_t nwaiters;
+} oconn_t;
+
+typedef struct reply {
+  server_t *s;
+  msgpack_packer pk;
+  size_t off;
+} reply_t;
+
+static msgpack_packer *rbegin(reply_t *r, server_t *s, uint64_t id, uint32_t nfields) {
+  r->s = s;
+  s->out.len = 0;
+  r->off = gbx_frame_begin(&s->out);
+  msgpack_packer_init(&r->pk, &s->out, gbx_buf_write_cb);
+  msgpack_pack_map(&r->pk, 2 + nfields);
+  gbx_pack_kv_u64(&r->pk, "id", id);
+  gbx_pack_kv_u64(&r->pk, "err", 0);
+  return &r->pk;
+}
+
+static void rend(reply_t *r, conn_t *c) {
+  gbx_frame_end(&r->s->out, r->off);
+  net_reply(c, r->s->out.data, r->s->out.len, server_gate(r->s));
+}
+
+static void reply_err(server_t *s, conn_t *c, uint64_t id, gbx_err_t code, const char *msg) {
+  reply_t r;
+  r.s = s;
+  s->out.len = 0;
+  r.off = gbx_frame_begin(&s->out);
+  msgpack_packer_init(&r.pk, &s->out, gbx_buf_write_cb);
+  msgpack_pack_map(&r.pk, 3);
+  gbx_pack_kv_u64(&r.pk, "id", id);
+  gbx_pack_kv_u64(&r.pk, "err", code);
+  gbx_pack_kv_cstr(&r.pk, "msg", msg && msg[0] ? msg : gbx_err_message(code));
+  rend(&r, c);
+}
+
+static void reply_ok(server_t *s, conn_t *c, uint64_t id) {
+  reply_t r;
+  rbegin(&r, s, id, 0);
+  rend(&r, c);
+}
+
+/* ---- request context ---- */
+
+typedef struct req {
+  server_t *s;
+  conn_t *c;
+  uint64_t id;
+  const msgpack_object *m;
+  uint64_t now;
+  gbx_errbuf_t eb;
+} req_t;
+
+static void fail(req_t *q, gbx_err_t code) {
+  reply_err(q->s, q->c, q->id, code, q->eb.code == code ? q->eb.msg : NULL);
+}
+
+/* Looks up the queue named by field "q"; replies with the error itself. */
+static queue_t *need_queue(req_t *q, const char *field) {
+  const char *name;
+  uint32_t nl;
+  gbx_err_t e = gbx_get_str(q->m, field, 1, 1, 1024, &name, &nl, NULL, &q->eb);
+  if (e) {
+    fail(q, e);
+    return NULL;
+  }
+  if (!gbx_name_valid(name, nl)) {
+    gbx_errbuf_set(&q->eb, GBX_E_BAD_NAME, "field '%s': name must be 1-80 characters of A-Za-z0-9_-",
+                   field);
+    fail(q, GBX_E_BAD_NAME);
+    return NULL;
+  }
+  queue_t *qu = broker_queue(q->s->broker, name, nl);
+  if (!qu) {
+    gbx_errbuf_set(&q->eb, GBX_E_QUEUE_NOT_FOUND, "queue '%.*s' does not exist", (int)nl, name);
+    fail(q, GBX_E_QUEUE_NOT_FOUND);
+  }
+  return qu;
+}
+
+/* ---- queue attributes ---- */
+
+static int key_is(const msgpack_object *k, const char *s) {
+  size_t n = strlen(s);
+  return k->type == MSGPACK_OBJECT_STR && k->via.str.size == n && memcmp(k->via.str.ptr, s, n) == 0;
+}
+
+static gbx_err_t attr_u32(const msgpack_object *k, const msgpack_object *v, uint32_t lo,
+                          uint32_t hi, uint32_t *out, gbx_errbuf_t *eb) {
+  if (v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER ||
+      (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER && (v->via.u64 < lo || v->via.u64 > hi)))
+    return gbx_errbuf_set(eb, GBX_E_OUT_OF_RANGE, "attribute '%.*s' must be %u-%u",
+                          (int)k->via.str.size, k->via.str.ptr, lo, hi);
+  if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+    return gbx_errbuf_set(eb, GBX_E_BAD_TYPE, "attribute '%.*s' must be an integer",
+                          (int)k->via.str.size, k->via.str.ptr);
+  *out = (uint32_t)v->via.u64;
+  return GBX_E_OK;
+}
+
+static gbx_err_t attr_str(const msgpack_object *k, const msgpack_object *v, uint32_t max,
+                          char **out, gbx_errbuf_t *eb) {
+  if (v->type != MSGPACK_OBJECT_STR)
+    return gbx_errbuf_set(eb, GBX_E_BAD_TYPE, "attribute '%.*s' must be a string",
+                          (int)k->via.str.size, k->via.str.ptr);
+  if (v->via.str.size > max)
+    return gbx_errbuf_set(eb, GBX_E_OUT_OF_RANGE, "attribute '%.*s' is longer than %u bytes",
+                          (int)k->via.str.size, k->via.str.ptr, max);
+  free(*out);
+  *out = malloc(v->via.str.size + 1u);
+  if (!*out) abort();
+  memcpy(*out, v->via.str.ptr, v->via.str.size);
+  (*out)[v->via.str.size] = 0;
+  return GBX_E_OK;
+}
+
+/* Parses an attribute map over a (defaults or current values); sets mask. */
+static gbx_err_t parse_qattrs(const msgpack_object *map, qattrs_t *a, unsigned *mask,
+                              gbx_errbuf_t *eb) {
+  *mask = 0;
+  for (uint32_t i = 0; i < map->via.map.size; i++) {
+    const msgpack_object *k = &map->via.map.ptr[i].key, *v = &map->via.map.ptr[i].val;
+    gbx_err_t e;
+    if (key_is(k, "VisibilityTimeout")) {
+      e = attr_u32(k, v, 0, GBX_VIS_MAX, &a->vis, eb);
+      *mask |= QA_VIS;
+    } else if (key_is(k, "DelaySeconds")) {
+      e = attr_u32(k, v, 0, GBX_DELAY_MAX, &a->delay, eb);
+      *mask |= QA_DELAY;
+    } else if (key_is(k, "MessageRetentionPeriod")) {
+      e = attr_u32(k, v, GBX_RETENTION_MIN, GBX_RETENTION_MAX, &a->retention, eb);
+      *mask |= QA_RETENTION;
+    } else if (key_is(k, "MaximumMessageSize")) {
+      e = attr_u32(k, v, GBX_MIN_MESSAGE_SIZE, GBX_MAX_MESSAGE_SIZE, &a->max_size, eb);
+      *mask |= QA_MAX_SIZE;
+    } else if (key_is(k, "ReceiveMessageWaitTimeSeconds")) {
+      e = attr_u32(k, v, 0, GBX_WAIT_MAX, &a->wait, eb);
+      *mask |= QA_WAIT;
+    } else if (key_is(k, "MaxReceiveCount")) {
+      e = attr_u32(k, v, GBX_MAX_RECEIVES_MIN, GBX_MAX_RECEIVES_MAX, &a->max_receives, eb);
+      *mask |= QA_MAX_RECEIVES;
+    } else if (key_is(k, "DeadLetterQueue")) {
+      if (v->type != MSGPACK_OBJECT_STR)
+        e = gbx_errbuf_set(eb, GBX_E_BAD_TYPE, "attribute 'DeadLetterQueue' must be a string");
+      else if (v->via.str.size && !gbx_name_valid(v->via.str.ptr, v->via.str.size))
+        e = gbx_errbuf_set(eb, GBX_E_BAD_NAME, "attribute 'DeadLetterQueue': bad queue name");
+      else {
+        memcpy(a->dlq, v->via.str.ptr, v->via.str.size);
+        a->dlq[v->via.str.size] = 0;
+        e = GBX_E_OK;
+      }
+      *mask |= QA_DLQ;
+    } else if (key_is(k, "Policy")) {
+      e = attr_str(k, v, GBX_MAX_POLICY, &a->policy, eb);
+      *mask |= QA_POLICY;
+    } else if (key_is(k, "RedriveAllowPolicy")) {
+      e = attr_str(k, v, GBX_MAX_POLICY, &a->redrive_allow, eb);
+      *mask |= QA_REDRIVE_ALLOW;
+    } else {
+      e = gbx_errbuf_set(eb, GBX_E_UNKNOWN_ATTRIBUTE, "unknown queue attribute '%.*s'",
+                         (int)(k->type == MSGPACK_OBJECT_STR ? k->via.str.size : 1),
+                         k->type == MSGPACK_OBJECT_STR ? k->via.str.ptr : "?");
+    }
+    if (e) return e;
+  }
+  if (a->policy && !a->policy[0]) { free(a->policy); a->policy = NULL; }
+  if (a->redrive_allow && !a->redrive_allow[0]) { free(a->redrive_allow); a->redrive_allow = NULL; }
+  return GBX_E_OK;
+}
+
+/* Parses a tag map into malloc'd tags (caller frees with tags_free). */
+static gbx_err_t parse_tags(const msgpack_object *map, qtag_t **out, uint32_t *n, gbx_errbuf_t *eb) {
+  *out = NULL;
+  *n = 0;
+  if (!map || !map->via.map.size) return GBX_E_OK;
+  qtag_t *t = calloc(map->via.map.size, sizeof(*t));
+  if (!t) abort();
+  *out = t;
+  for (uint32_t i = 0; i < map->via.map.size; i++) {
+    const msgpack_object *k = &map->via.map.ptr[i].key, *v = &map->via.map.ptr[i].val;
+    if (v->type != MSGPACK_OBJECT_STR)
+      return gbx_errbuf_set(eb, GBX_E_BAD_TYPE, "tag values must be strings");
+    if (k->via.str.size == 0 || k->via.str.size > GBX_MAX_TAG_KEY || v->via.str.size > GBX_MAX_TAG_VALUE)
+      return gbx_errbuf_set(eb, GBX_E_OUT_OF_RANGE, "tag keys are 1-128 and values 0-256 characters");
+    t[i].key = strndup(k->via.str.ptr, k->via.str.size);
+    t[i].value = strndup(v->via.str.ptr, v->via.str.size);
+    *n = i + 1;
+    if (!t[i].key || !t[i].value) abort();
+  }
+  return GBX_E_OK;
+}
+
+static void tags_free(qtag_t *t, uint32_t n) {
+  for (uint32_t i = 0; i < n; i++) {
+    free(t[i].key);
+    free(t[i].value);
+  }
+  free(t);
+}
+
+static void op_queue_create(req_t *q) {
+  const char *name;
+  uint32_t nl;
+  const msgpack_object *am = NULL, *tm = NULL;
+  qattrs_t a;
+  unsigned mask = 0;
+  qtag_t *tags = NULL;
+  uint32_t ntags = 0;
+  char nbuf[GBX_MAX_NAME + 1];
+  int created = 0;
+  gbx_err_t e;
+  qattrs_defaults(&a);
+  if ((e = gbx_get_str(q->m, "q", 1, 1, 1024, &name, &nl, NULL, &q->eb))) goto out;
+  if (!gbx_name_valid(name, nl)) {
+    e = gbx_errbuf_set(&q->eb, GBX_E_BAD_NAME, "queue name must be 1-80 characters of A-Za-z0-9_-");
+    goto out;
+  }
+  if ((e = gbx_get_map(q->m, "attrs", 0, 32, &am, NULL, &q->eb))) goto out;
+  if ((e = gbx_get_map(q->m, "tags", 0, GBX_MAX_TAGS, &tm, NULL, &q->eb))) goto out;
+  if (am && (e = parse_qattrs(am, &a, &mask, &q->eb))) goto out;
+  if ((e = parse_tags(tm, &tags, &ntags, &q->eb))) goto out;
+  memcpy(nbuf, name, nl);
+  nbuf[nl] = 0;
+  e = broker_queue_create(q->s->broker, nbuf, &a, tags, ntags, q->now, &created, &q->eb);
+out:
+  qattrs_free(&a);
+  tags_free(tags, ntags);
+  if (e) {
+    fail(q, e);
+    return;
+  }
+  reply_t r;
+  msgpack_packer *pk = rbegin(&r, q->s, q->id, 1);
+  gbx_pack_kv_bool(pk, "created", created);
+  rend(&r, q->c);
+}
+
+static void op_queue_delete(req_t *q) {
+  queue_t *qu = need_queue(q, "q");
+  if (!qu) return;
+  broker_queue_delete(q->s->broker, qu, q->now);
+  reply_ok(q->s, q->c, q->id);
+}
+
+typedef struct names {
+  const queue_t *v[1000];
+  uint32_t n;
+} names_t;
+
+static void collect(void *ctx, const queue_t *qu) {
+  names_t *ns = ctx;
+  if (ns->n < 1000) ns->v[ns->n++] = qu;
+}
+
+static void op_queue_list(req_t *q) {
+  const char *prefix = "", *next = "";
+  uint32_t pl = 0, nl = 0;
+  uint64_t max = 1000;
+  int more = 0;
+  gbx_err_t e;
+  if ((e = gbx_get_str(q->m, "prefix", 0, 0, GBX_MAX_NAME, &prefix, &pl, NULL, &q->eb)) ||
+      (e = gbx_get_str(q->m, "next", 0, 0, GBX_MAX_NAME, &next, &nl, NULL, &q->eb)) ||
+      (e = gbx_get_u64(q->m, "max", 0, 1, 1000, &max, NULL, &q->eb))) {
+    fail(q, e);
+    return;
+  }
+  names_t *ns = malloc(sizeof(*ns));
+  if (!ns) abort();
+  ns->n = 0;
+  broker_queue_list(q->s->broker, prefix, pl, next, nl, (uint32_t)max, collect, ns, &more);
+  reply_t r;
+  msgpack_packer *pk = rbegin(&r, q->s, q->id, more ? 2 : 1);
+  gbx_pack_cstr(pk, "queues");
+  msgpack_pack_array(pk, ns->n);
+  for (uint32_t i = 0; i < ns->n; i++) gbx_pack_cstr(pk, ns->v[i]->name);
+  if (more) gbx_pack_kv_cstr(pk, "next", ns->v[ns->n - 1]->name);
+  rend(&r, q->c);
+  free(ns);
+}
+
+static void op_queue_get_attrs(req_t *q) {
+  queue_t *qu = need_queue(q, "q");
+  if (!qu) return;
+  const qattrs_t *a = &qu->rec.a;
+  reply_t r;
+  msgpack_packer *pk = rbegin(&r, q->s, q->id, 2);
+  gbx_pack_cstr(pk, "attrs");
+  msgpack_pack_map(pk, 17);
+  gbx_pack_kv_u64(pk, "VisibilityTimeout", a->vis);
+  gbx_pack_kv_u64(pk, "DelaySeconds", a->delay);
+  gbx_pack_kv_u64(pk, "MessageRetentionPeriod", a->retention);
+  gbx_pack_kv_u64(pk, "MaximumMessageSize", a->max_size);
+  gbx_pack_kv_u64(pk, "ReceiveMessageWaitTimeSeconds", a->wait);
+  gbx_pack_kv_cstr(pk, "DeadLetterQueue", a->dlq);
+  gbx_pack_kv_u64(pk, "MaxReceiveCount", a->max_receives);
+  gbx_pack_kv_cstr(pk, "Policy", a->policy ? a->policy : "");
+  gbx_pack_kv_cstr(pk, "RedriveAllowPolicy", a->redrive_allow ? a->redrive_allow : "");
+  gbx_pack_kv_u64(pk, "ApproximateNumberOfMessages", qu->nvisible);
+  gbx_pack_kv_u64(pk, "ApproximateNumberOfMessagesNotVisible", qu->ninflight);
+  gbx_pack_kv_u64(pk, "ApproximateNumberOfMessagesDelayed", qu->ndelayed);
+  gbx_pack_kv_u64(pk, "ApproximateAgeOfOldestMessage", broker_oldest_age(q->s->broker, qu, q->now));
+  gbx_pack_kv_u64(pk, "CreatedTimestamp", (uint64_t)qu->rec.created_ms / 1000);
+  gbx_pack_kv_u64(pk, "LastModifiedTimestamp", (uint64_t)qu->rec.modified_ms / 1000);
+  gbx_pack_kv_u64(pk, "QueueBytes", qu->bytes);
+  gbx_pack_kv_u64(pk, "QueueId", qu->rec.qid);
+  gbx_pack_cstr(pk, "tags");
+  msgpack_pack_map(pk, qu->rec.ntags);
+  for (uint32_t i = 0; i < qu->rec.ntags; i++) {
+    gbx_pack_cstr(pk, qu->rec.tags[i].key);
+    gbx_pack_cstr(pk, qu->rec.tags[i].value);
+  }
+  rend(&r, q->c);
+}
+
+static void op_queue_set_attrs(req_t *q) {
+  queue_t *qu = need_queue(q, "q");
+  const msgpack_object *am;
+  if (!qu) return;
+  gbx_err_t e = gbx_get_map(q->m, "attrs", 1, 32, &am, NULL, &q->eb);
+  qattrs_t a;
+  unsigned mask = 0;
+  if (e) {
+    fail(q, e);
+    return;
+  }
+  if (qattrs_copy(&a, &qu->rec.a) != 0) abort();
+  e = parse_qattrs(am, &a, &mask, &q->eb);
+  if (!e) e = broker_queue_set_attrs(q->s->broker, qu, &a, mask, q->now, &q->eb);
+  qattrs_free(&a);
+  if (e) fail(q, e);
+  else reply_ok(q->s, q->c, q->id);
+}
+
+static void op_queue_purge(req_t *q) {
+  queue_t *qu = need_queue(q, "q");
+  uint64_t n = 0;
+  if (!qu) return;
+  broker_queue_purge(q->s->broker, qu, q->now, &n);
+  reply_t r;
+  msgpack_packer *pk = rbegin(&r, q->s, q->id, 1);
+  gbx_pack_kv_u64(pk, "purged", n);
+  rend(&r, q->c);
+}
+
+static void op_queue_tag(req_t *q) {
+  queue_t *qu = need_queue(q, "q");
+  const msgpack_object *tm;
+  qtag_t *tags = NULL;
+  uint32_t n = 0;
+  if (!qu) return;
+  gbx_err_t e = gbx_get_map(q->m, "tags", 1, GBX_MAX_TAGS, &tm, NULL, &q->eb);
+  if (!e) e = parse_tags(tm, &tags, &n, &q->eb);
+  if (!e) {
+    e = broker_queue_tag(q->s->broker, qu, tags, n, q->now);
+    if (e) gbx_errbuf_set(&q->eb, e, "a queue has at most %u tags", GBX_MAX_TAGS);
+  }
+  tags_free(tags, n);
+  if (e) fail(q, e);
+  else reply_ok(q->s, q->c, q->id);
+}
+
+static void op_queue_untag(req_t *q) {
+  queue_t *qu = need_queue(q, "q");
+  const msgpack_object_array *ka;
+  if (!qu) return;
+  gbx_err_t e = gbx_get_array(q->m, "keys", 1, 0, GBX_MAX_TAGS, &ka, NULL, &q->eb);
+  const char *keys[GBX_MAX_TAGS];
+  uint32_t lens[GBX_MAX_TAGS];
+  for (uint32_t i = 0; !e && i < ka->size; i++) {
+    if (ka->ptr[i].type != MSGPACK_OBJECT_STR) {
+      e = gbx_errbuf_set(&q->eb, GBX_E_BAD_TYPE, "field 'keys': tag keys must be strings");
+      break;
+    }
+    keys[i] = ka->ptr[i].via.str.ptr;
+    lens[i] = ka->ptr[i].via.str.size;
+  }
+  if (e) {
+    fail(q, e);
+    return;
+  }
+  broker_queue_untag(q->s->broker, qu, keys, lens, ka->size, q->now);
+  reply_ok(q->s, q->c, q->id);
+}
+
+static void op_queue_dlq_sources(req_t *q) {
+  queue_t *qu = need_queue(q, "q");
+  if (!qu) return;
+  names_t *ns = malloc(sizeof(*ns));
+  if (!ns) abort();
+  ns->n = 0;
+  broker_dlq_sources(q->s->broker, qu, collect, ns);
+  reply_t r;
+  msgpack_packer *pk = rbegin(&r, q->s, q->id, 1);
+  gbx_pack_cstr(pk, "queues");
+  msgpack_pack_array(pk, ns->n);
+  for (uint32_t i = 0; i < ns->n; i++) gbx_pack_cstr(pk, ns->v[i]->name);
+  rend(&r, q->c);
+  free(ns);
+}
+
+/* ---- sending ---- */
+
+/* Decodes one message (body, attrs, delay) from map m and builds its blob.
+ * Returns OK with *blob (owned by the caller) and *size. */
+static gbx_err_t build_message(server_t *s, const msgpack_object *m, blob_t **blob, uint32_t *size,
+                               int32_t *delay, gbx_errbuf_t *eb) {
+  const char *body;
+  uint32_t bl, na = 0;
+  uint64_t d = 0;
+  int has_delay = 0;
+  const msgpack_object *am = NULL;
+  gbx_attr_t attrs[GBX_MAX_ATTRS];
+  gbx_err_t e;
+  if ((e = gbx_get_bytes(m, "body", 1, GBX_MAX_MESSAGE_SIZE, &body, &bl, NULL, eb))) return e;
+  if ((e = gbx_get_u64(m, "delay", 0, 0, GBX_DELAY_MAX, &d, &has_delay, eb))) return e;
+  if ((e = gbx_get_map(m, "attrs", 0, GBX_MAX_ATTRS, &am, NULL, eb))) return e;
+  if (am && (e = gbx_attrs_decode(am, attrs, &na, eb))) return e;
+  uint64_t sz = (uint64_t)bl + gbx_attrs_size(attrs, na);
+  if (sz > GBX_MAX_MESSAGE_SIZE)
+    return gbx_errbuf_set(eb, GBX_E_MESSAGE_TOO_LONG, "message of %llu bytes exceeds %u",
+                          (unsigned long long)sz, GBX_MAX_MESSAGE_SIZE);
+  s->scratch.len = 0;
+  if (na) {
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &s->scratch, gbx_buf_write_cb);
+    gbx_attrs_pack(&pk, attrs, na);
+  }
+  blob_t *b = blob_new(BLOB_HDR + bl + (uint32_t)s->scratch.len);
+  if (!b) return gbx_errbuf_set(eb, GBX_E_NOMEM, "out of memory");
+  b->data[0] = BLOB_VERSION;
+  be32_put(b->data + 1, bl);
+  memcpy(b->data + BLOB_HDR, body, bl);
+  if (s->scratch.len) memcpy(b->data + BLOB_HDR + bl, s->scratch.data, s->scratch.len);
+  *blob = b;
+  *size = (uint32_t)sz;
+  *delay = has_delay ? (int32_t)d : -1;
+  return GBX_E_OK;
+}
+
+static gbx_err_t send_one(req_t *q, queue_t *qu, const msgpack_object *m, char mid[GBX_MSGID_LEN]) {
+  blob_t *b;
+  uint32_t size;
+  int32_t delay;
+  uint64_t idn;
+  gbx_err_t e = build_message(q->s, m, &b, &size, &delay, &q->eb);
+  if (e) return e;
+  if (size > qu->rec.a.max_size) {
+    blob_unref(b);
+    return gbx_errbuf_set(&q->eb, GBX_E_MESSAGE_TOO_LONG,
+                          "message of %u bytes exceeds the queue's MaximumMessageSize %u", size,
+                          qu->rec.a.max_size);
+  }
+  e = broker_send(q->s->broker, qu, b, size, delay, q->now, &idn);
+  if (e) return gbx_errbuf_set(&q->eb, e, "%s", gbx_err_message(e));
+  commit_note_request(q->s->commit);
+  ids_msgid(q->s->ids, idn, mid);
+  return GBX_E_OK;
+}
+
+static void op_send(req_t *q) {
+  queue_t *qu = need_queue(q, "q");
+  char mid[GBX_MSGID_LEN];
+  if (!qu) return;
+  gbx_err_t e = send_one(q, qu, q->m, mid);
+  if (e) {
+    fail(q, e);
+    return;
+  }
+  reply_t r;
+  msgpack_packer *pk = rbegin(&r, q->s, q->id, 1);
+  gbx_pack_kv_str(pk, "mid", mid, GBX_MSGID_LEN);
+  rend(&r, q->c);
+}
+
+/* Validates a batch's shape: entries 1-100 maps, unique entry ids. */
+static gbx_err_t batch_entries(req_t *q, const msgpack_object_array **ea) {
+  gbx_err_t e = gbx_get_array(q->m, "entries", 1, 0, UINT32_MAX, ea, NULL, &q->eb);
+  if (e) return e;
+  if ((*ea)->size == 0) return gbx_errbuf_set(&q->eb, GBX_E_EMPTY_BATCH, "field 'entries' is empty");
+  if ((*ea)->size > GBX_MAX_BATCH)
+    return gbx_errbuf_set(&q->eb, GBX_E_TOO_MANY_ENTRIES, "a batch holds at most %u entries",
+                          GBX_MAX_BATCH);
+  for (uint32_t i = 0; i < (*ea)->size; i++) {
+    const msgpack_object *en = &(*ea)->ptr[i];
+    if (en->type != MSGPACK_OBJECT_MAP || !gbx_map_keys_unique(en))
+      return gbx_errbuf_set(&q->eb, GBX_E_BAD_TYPE, "entry %u is not a map with unique keys", i);
+    const msgpack_object *id = gbx_map_get(en, "eid");
+    if (!id) continue;
+    if (id->type != MSGPACK_OBJECT_STR || !gbx_entry_id_valid(id->via.str.ptr, id->via.str.size))
+      return gbx_errbuf_set(&q->eb, GBX_E_BAD_NAME,
+                            "entry %u: eid must be 1-80 characters of A-Za-z0-9_-", i);
+    for (uint32_t j = 0; j < i; j++) {
+      const msgpack_object *o = gbx_map_get(&(*ea)->ptr[j], "eid");
+      if (o && o->type == MSGPACK_OBJECT_STR && o->via.str.size == id->via.str.size &&
+          memcmp(o->via.str.ptr, id->via.str.ptr, id->via.str.size) == 0)
+        return gbx_errbuf_set(&q->eb, GBX_E_DUPLICATE_ENTRY_ID, "entry id '%.*s' appears twice",
+                              (int)id->via.str.size, id->via.str.ptr);
+    }
+  }
+  return GBX_E_OK;
+}
+
+typedef struct eres {
+  gbx_err_t err;
+  char msg[160];
+  char mid[GBX_MSGID_LEN];
+} eres_t;
+
+static void pack_results(req_t *q, const msgpack_object_array *ea, const eres_t *res, int with_mid) {
+  reply_t r;
+  msgpack_packer *pk = rbegin(&r, q->s, q->id, 1);
+  gbx_pack_cstr(pk, "results");
+  msgpack_pack_array(pk, ea->size);
+  for (uint32_t i = 0; i < ea->size; i++) {
+    const msgpack_object *id = gbx_map_get(&ea->ptr[i], "eid");
+    int ok = res[i].err == GBX_E_OK;
+    msgpack_pack_map(pk, (id ? 1u : 0u) + 1u + (ok ? (with_mid ? 1u : 0u) : 1u));
+    if (id) gbx_pack_kv_str(pk, "eid", id->via.str.ptr, id->via.str.size);
+    gbx_pack_kv_u64(pk, "err", res[i].err);
+    if (!ok) gbx_pack_kv_cstr(pk, "msg", res[i].msg);
+    else if (with_mid) gbx_pack_kv_str(pk, "mid", res[i].mid, GBX_MSGID_LEN);
+  }
+  rend(&r, q->c);
+}
+
+static void entry_result(req_t *q, eres_t *res, gbx_err_t e) {
+  res->err = e;
+  if (e) snprintf(res->msg, sizeof(res->msg), "%s", q->eb.code == e && q->eb.msg[0] ? q->eb.msg : gbx_err_message(e));
+  q->eb.code = GBX_E_OK;
+  q->eb.msg[0] = 0;
+}
+
+static void op_send_batch(req_t *q) {
+  queue_t *qu = need_queue(q, "q");
+  const msgpack_object_array *ea;
+  if (!qu) return;
+  gbx_err_t e = batch_entries(q, &ea);
+  if (e) {
+    fail(q, e);
+    return;
+  }
+  /* the batch's total payload, as SQS counts it */
+  uint64_t total = 0;
+  for (uint32_t i = 0; i < ea->size; i++) {
+    const msgpack_object *b = gbx_map_get(&ea->ptr[i], "body");
+    if (b && (b->type == MSGPACK_OBJECT_STR || b->type == MSGPACK_OBJECT_BIN)) total += b->via.bin.size;
+  }
+  if (total > GBX_MAX_BATCH_BYTES) {
+    gbx_errbuf_set(&q->eb, GBX_E_BATCH_TOO_LARGE, "batch bodies total %llu bytes, more than %u",
+                   (unsigned long long)total, GBX_MAX_BATCH_BYTES);
+    fail(q, GBX_E_BATCH_TOO_LARGE);
+    return;
+  }
+  eres_t *res = calloc(ea->size, sizeof(*res));
+  if (!res) abort();
+  for (uint32_t i = 0; i < ea->size; i++)
+    entry_result(q, &res[i], send_one(q, qu, &ea->ptr[i], res[i].mid));
+  pack_results(q, ea, res, 1);
+  free(res);
+}
+
+/* ---- receiving ---- */
+
+static void pack_delivery(server_t *s, msgpack_packer *pk, const delivery_t *d) {
+  char mid[GBX_MSGID_LEN], rh[IDS_RECEIPT_LEN];
+  receipt_t rc = {d->qid, d->seq, d->rc};
+  const uint8_t *body, *attrs;
+  uint32_t bl, al;
+  queue_t *src = d->src_qid ? broker_queue_by_id(s->broker, d->src_qid) : NULL;
+  ids_msgid(s->ids, d->idn, mid);
+  ids_receipt_make(s->ids, &rc, rh);
+  if (blob_parse(d->blob->data, d->blob->len, &body, &bl, &attrs, &al) != 0) {
+    bl = al = 0; /* blobs are validated when fetched; a cached one is ours */
+    body = attrs = d->blob->data;
+  }
+  msgpack_pack_map(pk, 6 + (al ? 1u : 0u) + (src ? 1u : 0u));
+  gbx_pack_kv_str(pk, "mid", mid, sizeof(mid));
+  gbx_pack_kv_str(pk, "rh", rh, sizeof(rh));
+  gbx_pack_kv_bin(pk, "body", body, bl);
+  gbx_pack_kv_u64(pk, "rc", d->rc);
+  gbx_pack_kv_u64(pk, "sent", (uint64_t)d->sent_ms);
+  gbx_pack_kv_u64(pk, "first", (uint64_t)d->first_ms);
+  if (al) {
+    gbx_pack_cstr(pk, "attrs");
+    if (gbx_buf_append(&s->out, attrs, al) != 0) abort(); /* stored pre-packed */
+  }
+  if (src) gbx_pack_kv_cstr(pk, "src", src->name);
+}
+
+/* Packs and queues a receive reply; releases the deliveries' blobs. Items
+ * whose body could not be found (purged meanwhile) are left out. */
+static void reply_deliveries(server_t *s, conn_t *c, uint64_t id, delivery_t *d, uint32_t n) {
+  uint32_t have = 0;
+  for (uint32_t i = 0; i < n; i++) have += d[i].blob != NULL;
+  reply_t r;
+  msgpack_packer *pk = rbegin(&r, s, id, 1);
+  gbx_pack_cstr(pk, "msgs");
+  msgpack_pack_array(pk, have);
+  for (uint32_t i = 0; i < n; i++) {
+    if (!d[i].blob) continue;
+    pack_delivery(s, pk, &d[i]);
+    blob_unref(d[i].blob);
+    d[i].blob = NULL;
+  }
+  rend(&r, c);
+}
+
+typedef struct rfetch {
+  server_t *s;
+  conn_t *c;
+  uint64_t id;
+  uint32_t n;
+  delivery_t d[];
+} rfetch_t;
+
+static void receive_done(fetch_job_t *j) {
+  rfetch_t *rf = j->ud;
+  server_t *s = rf->s;
+  uint32_t k = 0;
+  /* items were added in delivery order, one per missing body */
+  for (uint32_t i = 0; i < rf->n && k < j->n; i++) {
+    if (rf->d[i].blob) continue;
+    rf->d[i].blob = j->items[k].blob;
+    j->items[k++].blob = NULL;
+  }
+  s->fetches_in_flight--;
+  if (j->failed) {
+    /* a read error on the store: say so rather than drop the messages
+     * silently (they stay in flight and reappear after their timeout) */
+    if (!net_closing(rf->c))
+      reply_err(s, rf->c, rf->id, GBX_E_INTERNAL, "reading message bodies from the store failed");
+    for (uint32_t i = 0; i < rf->n; i++) blob_unref(rf->d[i].blob);
+  } else if (!net_closing(rf->c)) {
+    reply_deliveries(s, rf->c, rf->id, rf->d, rf->n);
+  } else {
+    for (uint32_t i = 0; i < rf->n; i++) blob_unref(rf->d[i].blob);
+  }
+  net_conn_unref(rf->c);
+  free(rf);
+  fetch_job_free(j);
+}
+
+static void deliver(server_t *s, conn_t *c, uint64_t id, delivery_t *d, uint32_t n) {
+  uint32_t missing = 0;
+  for (uint32_t i = 0; i < n; i++) missing += d[i].blob == NULL;
+  if (!missing) {
+    reply_deliveries(s, c, id, d, n);
+    return;
+  }
+  /* some bodies are on disk only: read them off the loop thread, reply then */
+  rfetch_t *rf = malloc(sizeof(*rf) + n * sizeof(delivery_t));
+  fetch_job_t *j = rf ? fetch_job_new(s->store, missing, receive_done, rf) : NULL;
+  if (!j) abort();
+  rf->s = s;
+  rf->c = c;
+  rf->id = id;
+  rf->n = n;
+  memcpy(rf->d, d, n * sizeof(delivery_t));
+  for (uint32_t i = 0; i < n; i++)
+    if (!d[i].blob) fetch_job_add(j, d[i].qid, d[i].seq, d[i].body_id);
+  net_conn_ref(c);
+  s->fetches_in_flight++;
+  if (fetch_submit(s->loop, j) != 0) abort();
+}
+
+static oconn_t *oconn(conn_t *c) {
+  oconn_t *oc = net_conn_data(c);
+  if (!oc) {
+    oc = calloc(1, sizeof(*oc));
+    if (!oc) abort();
+    net_conn_set_data(c, oc);
+  }
+  return oc;
+}
+
+static void op_receive(req_t *q) {
+  queue_t *qu = need_queue(q, "q");
+  uint64_t max = 1, vis = 0, wait = 0;
+  int has_vis = 0, has_wait = 0;
+  gbx_err_t e;
+  if (!qu) return;
+  if ((e = gbx_get_u64(q->m, "max", 0, 1, GBX_MAX_RECEIVE, &max, NULL, &q->eb)) ||
+      (e = gbx_get_u64(q->m, "vis", 0, 0, GBX_VIS_MAX, &vis, &has_vis, &q->eb)) ||
+      (e = gbx_get_u64(q->m, "wait", 0, 0, GBX_WAIT_MAX, &wait, &has_wait, &q->eb))) {
+    fail(q, e);
+    return;
+  }
+  if (!has_wait) wait = qu->rec.a.wait;
+  delivery_t d[GBX_MAX_RECEIVE];
+  uint32_t n = 0;
+  e = broker_receive(q->s->broker, qu, (uint32_t)max, has_vis ? (int32_t)vis : -1, q->now, d, &n);
+  if (e) {
+    fail(q, e);
+    return;
+  }
+  if (n || !wait) {
+    if (n) commit_note_request(q->s->commit);
+    deliver(q->s, q->c, q->id, d, n);
+    return;
+  }
+  oconn_t *oc = oconn(q->c);
+  if (oc->nwaiters >= q->s->cfg.max_waiters) {
+    gbx_errbuf_set(&q->eb, GBX_E_TOO_MANY_WAITERS, "at most %u receives may wait per connection",
+                   q->s->cfg.max_waiters);
+    fail(q, GBX_E_TOO_MANY_WAITERS);
+    return;
+  }
+  waiter_t *w = calloc(1, sizeof(*w));
+  if (!w) abort();
+  w->max = (uint32_t)max;
+  w->vis = has_vis ? (int32_t)vis : -1;
+  w->owner = q->c;
+  w->req_id = q->id;
+  if (broker_wait(q->s->broker, qu, w, q->now + wait * 1000) != 0) abort();
+  w->onext = oc->waiters;
+  w->oprev = NULL;
+  if (oc->waiters) oc->waiters->oprev = w;
+  oc->waiters = w;
+  oc->nwaiters++;
+}
+
+static void owner_unlink(oconn_t *oc, waiter_t *w) {
+  if (w->oprev) w->oprev->onext = w->onext; else oc->waiters = w->onext;
+  if (w->onext) w->onext->oprev = w->oprev;
+  oc->nwaiters--;
+}
+
+void ops_serve_waiter(void *ctx, waiter_t *w, gbx_err_t err, delivery_t *d, uint32_t n) {
+  server_t *s = ctx;
+  conn_t *c = w->owner;
+  owner_unlink(net_conn_data(c), w);
+  if (err) {
+    reply_err(s, c, w->req_id, err, NULL);
+  } else {
+    if (n) commit_note_request(s->commit);
+    deliver(s, c, w->req_id, d, n);
+  }
+  free(w);
+}
+
+void ops_end_waits(server_t *s) { broker_end_waits(s->broker); }
+
+void ops_conn_closed(void *ctx, conn_t *c) {
+  server_t *s = ctx;
+  oconn_t *oc = net_conn_data(c);
+  if (!oc) return;
+  while (oc->waiters) {
+    waiter_t *w = oc->waiters;
+    broker_waiter_cancel(s->broker, w);
+    owner_unlink(oc, w);
+    free(w);
+  }
+  free(oc);
+  net_conn_set_data(c, NULL);
+}
+
+/* ---- deleting and visibility ---- */
+
+static gbx_err_t get_rh(req_t *q, const msgpack_object *m, const char **rh, uint32_t *len) {
+  gbx_err_t e = gbx_get_str(m, "rh", 1, 0, UINT32_MAX, rh, len, NULL, &q->eb);
+  if (e) return e;
+  if (*len == 0 || *len > GBX_MAX_RECEIPT)
+    return gbx_errbuf_set(&q->eb, GBX_E_RECEIPT_INVALID, "receipt handle of %u characters", *len);
+  return GBX_E_OK;
+}
+
+static gbx_err_t delete_one(req_t *q, queue_t *qu, const msgpack_object *m) {
+  const char *rh;
+  uint32_t len;
+  gbx_err_t e = get_rh(q, m, &rh, &len);
+  if (e) return e;
+  e = broker_delete(q->s->broker, qu, rh, len, q->now);
+  if (!e) commit_note_request(q->s->commit);
+  return e;
+}
+
+static gbx_err_t vis_one(req_t *q, queue_t *qu, const msgpack_object *m) {
+  const char *rh;
+  uint32_t len;
+  uint64_t vis;
+  gbx_err_t e = get_rh(q, m, &rh, &len);
+  if (e || (e = gbx_get_u64(m, "vis", 1, 0, GBX_VIS_MAX, &vis, NULL, &q->eb))) return e;
+  e = broker_change_vis(q->s->broker, qu, rh, len, (uint32_t)vis, q->now);
+  if (e == GBX_E_OUT_OF_RANGE)
+    gbx_errbuf_set(&q->eb, e, "visibility would end more than 12 hours after the receive");
+  if (!e) commit_note_request(q->s->commit);
+  return e;
+}
+
+static void op_delete(req_t *q) {
+  queue_t *qu = need_queue(q, "q");
+  if (!qu) return;
+  gbx_err_t e = delete_one(q, qu, q->m);
+  if (e) fail(q, e);
+  else reply_ok(q->s, q->c, q->id);
+}
+
+static void op_change_vis(req_t *q) {
+  queue_t *qu = need_queue(q, "q");
+  if (!qu) return;
+  gbx_err_t e = vis_one(q, qu, q->m);
+  if (e) fail(q, e);
+  else reply_ok(q->s, q->c, q->id);
+}
+
+static void batch_apply(req_t *q, gbx_err_t (*one)(req_t *, queue_t *, const msgpack_object *)) {
+  queue_t *qu = need_queue(q, "q");
+  const msgpack_object_array *ea;
+  if (!qu) return;
+  gbx_err_t e = batch_entries(q, &ea);
+  if (e) {
+    fail(q, e);
+    return;
+  }
+  eres_t *res = calloc(ea->size, sizeof(*res));
+  if (!res) abort();
+  for (uint32_t i = 0; i < ea->size; i++) entry_result(q, &res[i], one(q, qu, &ea->ptr[i]));
+  pack_results(q, ea, res, 0);
+  free(res);
+}
+
+static void op_delete_batch(req_t *q) { batch_apply(q, delete_one); }
+static void op_change_vis_batch(req_t *q) { batch_apply(q, vis_one); }
+
+/* ---- redrive ---- */
+
+static void op_redrive_start(req_t *q) {
+  queue_t *dlq = need_queue(q, "q"), *dst = NULL;
+  uint64_t rate = 500;
+  int has_dst = 0;
+  const char *dn;
+  uint32_t dl;
+  if (!dlq) return;
+  gbx_err_t e = gbx_get_u64(q->m, "rate", 0, 1, 500, &rate, NULL, &q->eb);
+  if (!e) e = gbx_get_str(q->m, "dst", 0, 1, GBX_MAX_NAME, &dn, &dl, &has_dst, &q->eb);
+  if (!e && has_dst && !(dst = broker_queue(q->s->broker, dn, dl)))
+    e = gbx_errbuf_set(&q->eb, GBX_E_QUEUE_NOT_FOUND, "destination queue '%.*s' does not exist",
+                       (int)dl, dn);
+  if (!e) e = broker_redrive_start(q->s->broker, dlq, dst, (uint32_t)rate, q->now, &q->eb);
+  if (e) {
+    fail(q, e);
+    return;
+  }
+  char task[GBX_MAX_NAME + 32];
+  int tl = snprintf(task, sizeof(task), "%s/%llu", dlq->name, (unsigned long long)q->now);
+  reply_t r;
+  msgpack_packer *pk = rbegin(&r, q->s, q->id, 1);
+  gbx_pack_kv_str(pk, "task", task, (size_t)tl);
+  rend(&r, q->c);
+}
+
+static void op_redrive_status(req_t *q) {
+  queue_t *dlq = need_queue(q, "q");
+  redrive_status_t st;
+  if (!dlq) return;
+  broker_redrive_status(q->s->broker, dlq, &st);
+  reply_t r;
+  msgpack_packer *pk = rbegin(&r, q->s, q->id, 3 + (st.dst[0] ? 1u : 0u) + (st.msg[0] ? 1u : 0u));
+  gbx_pack_kv_cstr(pk, "state", st.state);
+  gbx_pack_kv_u64(pk, "moved", st.moved);
+  gbx_pack_kv_u64(pk, "total", st.total);
+  if (st.dst[0]) gbx_pack_kv_cstr(pk, "dst", st.dst);
+  if (st.msg[0]) gbx_pack_kv_cstr(pk, "msg", st.msg);
+  rend(&r, q->c);
+}
+
+static void op_redrive_cancel(req_t *q) {
+  queue_t *dlq = need_queue(q, "q");
+  uint64_t moved = 0;
+  if (!dlq) return;
+  gbx_err_t e = broker_redrive_cancel(q->s->broker, dlq, &moved);
+  if (e) {
+    fail(q, e);
+    return;
+  }
+  reply_t r;
+  msgpack_packer *pk = rbegin(&r, q->s, q->id, 1);
+  gbx_pack_kv_u64(pk, "moved", moved);
+  rend(&r, q->c);
+}
+
+/* ---- stats and backup ---- */
+
+static void pack_queue_stats(server_t *s, msgpack_packer *pk, const queue_t *qu, uint64_t now) {
+  msgpack_pack_map(pk, 6);
+  gbx_pack_kv_cstr(pk, "q", qu->name);
+  gbx_pack_kv_u64(pk, "visible", qu->nvisible);
+  gbx_pack_kv_u64(pk, "inflight", qu->ninflight);
+  gbx_pack_kv_u64(pk, "delayed", qu->ndelayed);
+  gbx_pack_kv_u64(pk, "oldest_age", broker_oldest_age(s->broker, qu, now));
+  gbx_pack_kv_u64(pk, "bytes", qu->bytes);
+}
+
+static void op_stats(req_t *q) {
+  int has_q = 0;
+  const char *qn;
+  uint32_t ql;
+  queue_t *one = NULL;
+  gbx_err_t e = gbx_get_str(q->m, "q", 0, 1, GBX_MAX_NAME, &qn, &ql, &has_q, &q->eb);
+  if (e) {
+    fail(q, e);
+    return;
+  }
+  if (has_q && !(one = broker_queue(q->s->broker, qn, ql))) {
+    gbx_errbuf_set(&q->eb, GBX_E_QUEUE_NOT_FOUND, "queue '%.*s' does not exist", (int)ql, qn);
+    fail(q, GBX_E_QUEUE_NOT_FOUND);
+    return;
+  }
+  broker_stats_t bs;
+  commit_stats_t cs;
+  broker_get_stats(q->s->broker, &bs);
+  commit_get_stats(q->s->commit, &cs);
+  names_t *ns = NULL;
+  if (!one) {
+    int more;
+    ns = malloc(sizeof(*ns));
+    if (!ns) abort();
+    ns->n = 0;
+    broker_queue_list(q->s->broker, "", 0, "", 0, 1000, collect, ns, &more);
+  }
+  reply_t r;
+  msgpack_packer *pk = rbegin(&r, q->s, q->id, 2);
+  gbx_pack_cstr(pk, "queues");
+  if (one) {
+    msgpack_pack_array(pk, 1);
+    pack_queue_stats(q->s, pk, one, q->now);
+  } else {
+    msgpack_pack_array(pk, ns->n);
+    for (uint32_t i = 0; i < ns->n; i++) pack_queue_stats(q->s, pk, ns->v[i], q->now);
+  }
+  gbx_pack_cstr(pk, "broker");
+  msgpack_pack_map(pk, 17);
+  gbx_pack_kv_u64(pk, "messages", bs.messages);
+  gbx_pack_kv_u64(pk, "bytes", bs.bytes);
+  gbx_pack_kv_u64(pk, "queues", bs.queues);
+  gbx_pack_kv_u64(pk, "connections", net_conn_count(q->s->net));
+  gbx_pack_kv_u64(pk, "batches", cs.batches);
+  gbx_pack_kv_u64(pk, "synced_mutations", cs.ops);
+  gbx_pack_kv_u64(pk, "acked_requests", cs.requests);
+  gbx_pack_kv_u64(pk, "msgs_per_sync", cs.batches ? cs.requests / cs.batches : 0);
+  gbx_pack_kv_u64(pk, "commit_p50_us", cs.p50_us);
+  gbx_pack_kv_u64(pk, "commit_p99_us", cs.p99_us);
+  gbx_pack_kv_u64(pk, "index_bytes_per_msg", bs.messages ? bs.index_bytes / bs.messages : 0);
+  gbx_pack_kv_u64(pk, "body_cache_bytes", bs.cached_bytes);
+  gbx_pack_kv_u64(pk, "sends", bs.sends);
+  gbx_pack_kv_u64(pk, "receives", bs.receives);
+  gbx_pack_kv_u64(pk, "deletes", bs.deletes);
+  gbx_pack_kv_u64(pk, "dead_lettered", bs.dead_lettered);
+  gbx_pack_kv_u64(pk, "uptime_s", (q->now - q->s->started_ms) / 1000);
+  rend(&r, q->c);
+  free(ns);
+}
+
+static void op_backup(req_t *q) {
+  const char *dir;
+  uint32_t dl;
+  char path[PATH_MAX], *err = NULL;
+  gbx_err_t e = gbx_get_str(q->m, "dir", 1, 1, PATH_MAX - 1, &dir, &dl, NULL, &q->eb);
+  if (e) {
+    fail(q, e);
+    return;
+  }
+  memcpy(path, dir, dl);
+  path[dl] = 0;
+  if (memchr(path, 0, dl)) {
+    gbx_errbuf_set(&q->eb, GBX_E_BAD_TYPE, "field 'dir' holds a NUL byte");
+    fail(q, GBX_E_BAD_TYPE);
+    return;
+  }
+  /* A checkpoint hard-links SST files and copies the (small) live WAL; it
+   * runs on the loop thread, which RocksDB allows while serving, and takes
+   * milliseconds for a store whose memtables are flushed. */
+  if (store_checkpoint(q->s->store, path, &err) != 0) {
+    gbx_errbuf_set(&q->eb, GBX_E_BACKUP_FAILED, "checkpoint to '%s' failed: %s", path,
+                   err ? err : "?");
+    free(err);
+    fail(q, GBX_E_BACKUP_FAILED);
+    return;
+  }
+  LOG(LOG_INFO, "backup written to %s", path);
+  reply_t r;
+  msgpack_packer *pk = rbegin(&r, q->s, q->id, 1);
+  gbx_pack_kv_cstr(pk, "dir", path);
+  rend(&r, q->c);
+}
+
+/* ---- dispatch ---- */
+
+static void op_ping(req_t *q) { reply_ok(q->s, q->c, q->id); }
+
+typedef void (*handler_t)(req_t *);
+
+enum {
+#define GBX_OP(sym, code, name, action) OP_##sym = code,
+#include "gbx_ops.def"
+#undef GBX_OP
+};
+
+static handler_t handler_for(uint64_t op) {
+  switch (op) {
+  case OP_PING: return op_ping;
+  case OP_QUEUE_CREATE: return op_queue_create;
+  case OP_QUEUE_DELETE: return op_queue_delete;
+  case OP_QUEUE_LIST: return op_queue_list;
+  case OP_QUEUE_GET_ATTRS: return op_queue_get_attrs;
+  case OP_QUEUE_SET_ATTRS: return op_queue_set_attrs;
+  case OP_QUEUE_PURGE: return op_queue_purge;
+  case OP_QUEUE_TAG: return op_queue_tag;
+  case OP_QUEUE_UNTAG: return op_queue_untag;
+  case OP_QUEUE_DLQ_SOURCES: return op_queue_dlq_sources;
+  case OP_SEND: return op_send;
+  case OP_SEND_BATCH: return op_send_batch;
+  case OP_RECEIVE: return op_receive;
+  case OP_DELETE: return op_delete;
+  case OP_DELETE_BATCH: return op_delete_batch;
+  case OP_CHANGE_VIS: return op_change_vis;
+  case OP_CHANGE_VIS_BATCH: return op_change_vis_batch;
+  case OP_REDRIVE_START: return op_redrive_start;
+  case OP_REDRIVE_STATUS: return op_redrive_status;
+  case OP_REDRIVE_CANCEL: return op_redrive_cancel;
+  case OP_STATS: return op_stats;
+  case OP_BACKUP: return op_backup;
+  }
+  return NULL;
+}
+
+int ops_handles(uint64_t op) { return handler_for(op) != NULL; }
+
+void ops_frame(void *ctx, conn_t *c, const uint8_t *p, uint32_t len) {
+  server_t *s = ctx;
+  gbx_doc_t d;
+  req_t q;
+  memset(&q.eb, 0, sizeof(q.eb));
+  q.s = s;
+  q.c = c;
+  q.id = 0;
+  q.now = uv_now(s->loop);
+  gbx_err_t e = gbx_doc_parse(&d, p, len, &q.eb);
+  if (e) {
+    reply_err(s, c, 0, e, q.eb.msg);
+    return;
+  }
+  q.m = &d.root;
+  uint64_t op = 0;
+  if ((e = gbx_get_u64(q.m, "id", 1, 0, UINT64_MAX, &q.id, NULL, &q.eb)) ||
+      (e = gbx_get_u64(q.m, "op", 1, 0, UINT64_MAX, &op, NULL, &q.eb))) {
+    fail(&q, e);
+    goto out;
+  }
+  handler_t h = handler_for(op);
+  if (!h) {
+    gbx_errbuf_set(&q.eb, GBX_E_UNKNOWN_OP, "unknown operation %llu", (unsigned long long)op);
+    fail(&q, GBX_E_UNKNOWN_OP);
+  } else if (s->stopping) {
+    fail(&q, GBX_E_SHUTTING_DOWN);
+  } else {
+    h(&q);
+  }
+out:
+  gbx_doc_free(&d);
+}

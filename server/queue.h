@@ -1,0 +1,97 @@
+/* queue.h - one queue's messages in memory: pure data structure, no I/O,
+ * no clock. The broker (broker.c) drives it; it owns the deadline heap, the
+ * journal and the clock.
+ *
+ * Each message is in exactly one state:
+ *   VISIBLE   on the queue's visible list (FIFO, best effort)
+ *   DELAYED   not yet visible; its heap node holds the delay deadline
+ *   INFLIGHT  received; its heap node holds the visibility deadline
+ * and always on the queue's age list (ordered by original send time) that
+ * retention walks from its head, and in the queue's seq -> message table.
+ *
+ * Memory per message: sizeof(msg_t) (112 bytes on x86-64: times are kept as
+ * 32-bit millisecond offsets from the send, which retention bounds to 14 days) plus one table slot
+ * (8 bytes at load <= 0.75, so ~11 on average); bodies are separate (blob_t). */
+#ifndef GBX_QUEUE_H
+#define GBX_QUEUE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "heap.h"
+#include "records.h"
+
+enum { MSG_VISIBLE = 0, MSG_DELAYED = 1, MSG_INFLIGHT = 2 };
+#define MSG_FETCHING 0x10 /* flag: a body fetch for it is under way */
+
+/* A reference-counted body+attributes blob in the stored layout (records.h).
+ * Shared by whoever holds it: cached messages and replies being built. */
+typedef struct blob {
+  uint32_t refs;
+  uint32_t len;
+  uint8_t data[];
+} blob_t;
+
+blob_t *blob_new(uint32_t len);  /* refs = 1; NULL on OOM */
+static inline blob_t *blob_ref(blob_t *b) { if (b) b->refs++; return b; }
+void blob_unref(blob_t *b);
+
+typedef struct msg {
+  heap_node_t hn;            /* delay or visibility deadline (mono ms) */
+  struct msg *next, *prev;   /* visible list */
+  struct msg *anext, *aprev; /* age list */
+  uint64_t seq;              /* key within the queue (IDX key) */
+  uint64_t idn;              /* counter its message id derives from */
+  uint64_t body_id;          /* BODY key */
+  blob_t *blob;              /* cached body, or NULL (on disk only) */
+  int64_t sent_ms;           /* original send, wall ms */
+  uint32_t first_d;          /* first receive, ms after sent_ms (valid when rc > 0) */
+  uint32_t recv_d;           /* latest receive, ms after sent_ms (valid when rc > 0) */
+  uint32_t rc;               /* receive count */
+  uint32_t size : 24;        /* body + attributes, bytes (<= 1 MiB) */
+  uint32_t state : 8;        /* MSG_* | flags */
+  uint32_t src_qid;          /* dead-lettered from, 0 = none */
+  uint32_t qid;              /* the queue it is on */
+} msg_t;
+
+typedef struct waiter waiter_t;
+
+typedef struct queue {
+  char name[GBX_MAX_NAME + 1];
+  qrec_t rec;                 /* persisted attributes, tags, times */
+  heap_node_t retention_hn;   /* oldest message's retention deadline */
+  /* message table: open addressing on seq, linear probing */
+  msg_t **slots;
+  uint32_t nslots, count;
+  msg_t *vis_head, *vis_tail; /* visible list */
+  msg_t *age_head, *age_tail; /* age list */
+  uint32_t nvisible, ndelayed, ninflight;
+  uint64_t bytes;             /* sum of sizes */
+  waiter_t *w_head, *w_tail;  /* long polls, first come first served */
+  struct queue *ready_next;   /* broker's list of queues with waiters to serve */
+  uint8_t on_ready;
+  uint8_t deleted;
+  void *redrive;              /* redrive task, owned by the broker */
+} queue_t;
+
+/* Allocates an empty queue named name. NULL on OOM. */
+queue_t *queue_new(const char *name);
+/* Frees the queue and every message (dropping their blob references). */
+void queue_free(queue_t *q);
+/* Adds m (state already set) to the table and age list; VISIBLE messages
+ * also go to the visible list tail. Returns 0 or -1 (OOM). */
+int queue_add(queue_t *q, msg_t *m);
+/* Finds a message by seq, or NULL. */
+msg_t *queue_find(const queue_t *q, uint64_t seq);
+/* Removes m from every list and the table (not from the heap: the caller
+ * owns that) and adjusts counters; does not free m. */
+void queue_remove(queue_t *q, msg_t *m);
+/* Moves m to a new state (VISIBLE appends to the visible list tail). */
+void queue_set_state(queue_t *q, msg_t *m, uint8_t state);
+/* The first visible message, or NULL. */
+static inline msg_t *queue_first_visible(const queue_t *q) { return q->vis_head; }
+static inline uint8_t msg_state(const msg_t *m) { return m->state & 0x0f; }
+/* Bytes of index memory this queue uses beyond its messages (table). */
+size_t queue_index_bytes(const queue_t *q);
+
+#endif

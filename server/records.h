@@ -1,0 +1,104 @@
+/* records.h - the on-disk formats: keys and records of every column family.
+ * Pure encoding/decoding, no I/O. Every decoder treats its input as hostile
+ * (a corrupt store must give an error, never a crash). Keys are big-endian so
+ * RocksDB orders them. See docs/ARCHITECTURE.md "On-disk layout".
+ *
+ *   META  "V"            -> u32 format version (RECORDS_FORMAT)
+ *   META  "K"            -> IDS_KEY_BYTES of id/receipt key material
+ *   META  "C"            -> u64 counter reservation (every counter value used
+ *                           is below it; start-up resumes from it)
+ *   META  "N"            -> u32 next queue id
+ *   META  "Q" + name     -> queue record (msgpack map, versioned)
+ *   META  "S"            -> clean-stop marker (u64 last counter value)
+ *   IDX   qid(4) seq(8)  -> message index record (fixed 62 bytes)
+ *   BODY  body_id(8)     -> blob: version(1) body_len(4) body attrs(msgpack)
+ */
+#ifndef GBX_RECORDS_H
+#define GBX_RECORDS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gbx_codec.h"
+
+#define RECORDS_FORMAT 1u
+#define IDX_KEY_LEN 12u
+#define BODY_KEY_LEN 8u
+#define IDX_REC_LEN 62u
+#define IDX_FLAG_SHARED 0x01u /* body shared with other messages (fan-out) */
+#define IDX_REC_VERSION 1u
+#define BLOB_VERSION 1u
+#define BLOB_HDR 5u
+
+/* Queue attributes (settable ones), SQS names and ranges (gbx_limits.h). */
+typedef struct qattrs {
+  uint32_t vis, delay, retention, max_size, wait, max_receives;
+  char dlq[GBX_MAX_NAME + 1]; /* "" = no dead-letter queue */
+  char *policy;               /* malloc'd JSON or NULL */
+  char *redrive_allow;        /* malloc'd JSON or NULL */
+} qattrs_t;
+
+/* One tag. */
+typedef struct qtag {
+  char *key;
+  char *value;
+} qtag_t;
+
+/* The persisted part of a queue. */
+typedef struct qrec {
+  uint32_t qid;
+  int64_t created_ms, modified_ms;
+  qattrs_t a;
+  qtag_t *tags;
+  uint32_t ntags;
+} qrec_t;
+
+/* The persisted part of a message. deadline_ms: wall-clock ms until which
+ * it is invisible (delay or visibility), 0 = visible. */
+typedef struct idxrec {
+  uint64_t idn;      /* counter the message id derives from */
+  uint64_t body_id;  /* key of its blob */
+  int64_t sent_ms;   /* original send, wall ms */
+  int64_t first_ms;  /* first receive, 0 = never */
+  int64_t recv_ms;   /* latest receive, 0 = never */
+  int64_t deadline_ms;
+  uint32_t rc;       /* receive count */
+  uint32_t size;     /* body + attribute bytes, as SQS counts */
+  uint32_t src_qid;  /* queue it was dead-lettered from, 0 = none */
+  uint8_t flags;     /* IDX_FLAG_* */
+} idxrec_t;
+
+void qattrs_defaults(qattrs_t *a);
+/* Deep copy (policy strings duplicated). Returns 0 or -1 on OOM. */
+int qattrs_copy(qattrs_t *dst, const qattrs_t *src);
+void qattrs_free(qattrs_t *a);
+/* 1 if every attribute is equal. */
+int qattrs_equal(const qattrs_t *x, const qattrs_t *y);
+void qrec_free(qrec_t *r);
+
+void idx_key(uint8_t out[IDX_KEY_LEN], uint32_t qid, uint64_t seq);
+void body_key(uint8_t out[BODY_KEY_LEN], uint64_t body_id);
+void idx_encode(uint8_t out[IDX_REC_LEN], const idxrec_t *r);
+/* Returns 0, or -1 for a wrong length or version. */
+int idx_decode(const void *v, size_t vl, idxrec_t *r);
+/* Returns 0 and the key's parts, or -1 for a wrong length. */
+int idx_key_decode(const void *k, size_t kl, uint32_t *qid, uint64_t *seq);
+
+/* Packs a queue record into b (msgpack map). Returns 0 or -1 (OOM). */
+int qrec_encode(gbx_buf_t *b, const qrec_t *r);
+/* Decodes a queue record; on success the caller owns r (qrec_free).
+ * Returns 0, or -1 with a message in eb. */
+int qrec_decode(const void *v, size_t vl, qrec_t *r, gbx_errbuf_t *eb);
+
+/* Blob layout helpers. body/attrs point into the blob. Returns 0 or -1 when
+ * the blob is malformed (wrong version, lengths past the end, attrs not a
+ * valid msgpack map). */
+int blob_parse(const uint8_t *blob, size_t len, const uint8_t **body, uint32_t *body_len,
+               const uint8_t **attrs, uint32_t *attrs_len);
+
+void be32_put(uint8_t *p, uint32_t v);
+void be64_put(uint8_t *p, uint64_t v);
+uint32_t be32_get(const uint8_t *p);
+uint64_t be64_get(const uint8_t *p);
+
+#endif

@@ -1,0 +1,413 @@
+/* server.c - see server.h. The loop's phases, on one screen:
+ *
+ *   poll     net.c reads frames -> ops.c handlers -> broker mutations go
+ *            into the open commit batch, replies are held on that batch
+ *   check    phases(): serve woken long polls, hand the open batch to the
+ *            commit thread (commit_kick), submit body prefetches, write
+ *            every connection's output once, re-arm the one deadline timer
+ *   timer    broker_tick(): visibility/delay expiry, retention, long-poll
+ *            timeouts, redrive steps
+ *   async    commit thread reports batch N durable -> net_release(N)
+ *   prepare  phases() again, for work done by timers
+ */
+#include "server.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "records.h"
+
+/* Prefetch requests per threadpool job. */
+#define PREFETCH_JOB 256u
+
+void server_cfg_defaults(server_cfg_t *c) {
+  memset(c, 0, sizeof(*c));
+  snprintf(c->host, sizeof(c->host), "127.0.0.1");
+  c->port = 7411;
+  snprintf(c->data_dir, sizeof(c->data_dir), "./data");
+  c->policy = COMMIT_ALWAYS;
+  c->interval_ms = 1000;
+  c->max_frame = GBX_DEFAULT_MAX_FRAME;
+  c->max_conns = 10000;
+  c->max_waiters = 64;
+  c->max_outbuf = 64u * 1024 * 1024;
+  c->max_bytes = 0;
+  c->body_cache = 512u * 1024 * 1024;
+}
+
+uint64_t server_gate(const server_t *s) {
+  uint64_t open = commit_open_no(s->commit);
+  return commit_dirty(s->commit) ? open : open - 1;
+}
+
+/* ---- journal: the broker's mutations go into the open batch ---- */
+
+static void j_put(void *ctx, store_cf_t cf, const void *k, size_t kl, const void *v, size_t vl) {
+  server_t *s = ctx;
+  store_batch_put(commit_batch(s->commit), cf, k, kl, v, vl);
+}
+static void j_del(void *ctx, store_cf_t cf, const void *k, size_t kl) {
+  server_t *s = ctx;
+  store_batch_delete(commit_batch(s->commit), cf, k, kl);
+}
+static void j_sdel(void *ctx, store_cf_t cf, const void *k, size_t kl) {
+  server_t *s = ctx;
+  store_batch_single_delete(commit_batch(s->commit), cf, k, kl);
+}
+static void j_range(void *ctx, store_cf_t cf, const void *a, size_t al, const void *b, size_t bl) {
+  server_t *s = ctx;
+  store_batch_delete_range(commit_batch(s->commit), cf, a, al, b, bl);
+}
+
+/* ---- prefetch ---- */
+
+static void prefetch_done(fetch_job_t *j) {
+  server_t *s = j->ud;
+  for (uint32_t i = 0; i < j->n; i++)
+    broker_attach_blob(s->broker, j->items[i].qid, j->items[i].seq, j->items[i].body_id,
+                       j->items[i].blob);
+  s->fetches_in_flight--;
+  fetch_job_free(j);
+}
+
+static void submit_prefetch(server_t *s) {
+  fetch_job_t *j = s->prefetch;
+  if (!j) return;
+  s->prefetch = NULL;
+  s->fetches_in_flight++;
+  if (fetch_submit(s->loop, j) != 0) {
+    s->fetches_in_flight--;
+    for (uint32_t i = 0; i < j->n; i++)
+      broker_attach_blob(s->broker, j->items[i].qid, j->items[i].seq, j->items[i].body_id, NULL);
+    fetch_job_free(j);
+  }
+}
+
+static void want_body(void *ctx, uint32_t qid, uint64_t seq, uint64_t body_id) {
+  server_t *s = ctx;
+  if (s->prefetch && s->prefetch->n == s->prefetch->cap) submit_prefetch(s);
+  if (!s->prefetch && !(s->prefetch = fetch_job_new(s->store, PREFETCH_JOB, prefetch_done, s))) {
+    broker_attach_blob(s->broker, qid, seq, body_id, NULL);
+    return;
+  }
+  fetch_job_add(s->prefetch, qid, seq, body_id);
+}
+
+/* ---- the loop's phases ---- */
+
+static void on_timer(uv_timer_t *t);
+static void begin_close(server_t *s);
+
+static void arm_timer(server_t *s) {
+  uint64_t due = broker_next_deadline(s->broker);
+  if (due == s->timer_due) return;
+  s->timer_due = due;
+  if (due == UINT64_MAX) {
+    uv_timer_stop(&s->timer);
+    return;
+  }
+  uint64_t now = uv_now(s->loop);
+  uv_timer_start(&s->timer, on_timer, due > now ? due - now : 0, 0);
+}
+
+static void phases(server_t *s) {
+  broker_serve_ready(s->broker, uv_now(s->loop));
+  commit_kick(s->commit);
+  submit_prefetch(s);
+  net_flush(s->net);
+  arm_timer(s);
+  if (s->stopping == 1 && !commit_dirty(s->commit) &&
+      commit_durable_no(s->commit) + 1 == commit_open_no(s->commit) && !s->fetches_in_flight)
+    begin_close(s);
+}
+
+static void on_timer(uv_timer_t *t) {
+  server_t *s = t->data;
+  s->timer_due = UINT64_MAX;
+  broker_tick(s->broker, uv_now(s->loop));
+}
+
+static void on_check(uv_check_t *h) { phases(h->data); }
+static void on_prepare(uv_prepare_t *h) { phases(h->data); }
+
+static void on_durable(void *ctx, uint64_t durable, int status, const char *err) {
+  server_t *s = ctx;
+  if (status != 0) {
+    /* Never retry a failed write or sync and then acknowledge: the replies
+     * held on this batch are never sent. Exiting leaves RocksDB's WAL as
+     * the truth, which recovery replays at the next start. */
+    LOG(LOG_ERROR, "store write failed, stopping without acknowledging batch %llu: %s",
+        (unsigned long long)durable, err ? err : "?");
+    fflush(stderr);
+    _exit(3);
+  }
+  net_release(s->net, durable);
+}
+
+/* ---- shutdown ---- */
+
+static uv_check_t check_h;
+
+static void on_signal(uv_signal_t *h, int sig) {
+  server_t *s = h->data;
+  if (s->stopping) return;
+  LOG(LOG_INFO, "signal %d: draining and stopping", sig);
+  s->stopping = 1;
+  net_stop_listening(s->net);
+  ops_end_waits(s);
+  /* phases() finishes once the last batch is durable and released */
+}
+
+static void begin_close(server_t *s) {
+  s->stopping = 2;
+  net_flush(s->net);
+  net_close_all(s->net);
+  uv_timer_stop(&s->timer);
+  uv_close((uv_handle_t *)&s->timer, NULL);
+  uv_close((uv_handle_t *)&s->prepare, NULL);
+  uv_close((uv_handle_t *)&check_h, NULL);
+  uv_close((uv_handle_t *)&s->sigint, NULL);
+  uv_close((uv_handle_t *)&s->sigterm, NULL);
+}
+
+/* ---- recovery ---- */
+
+typedef struct rctx {
+  server_t *s;
+  uint64_t now;
+  uint64_t msgs, queues;
+  char err[512];
+} rctx_t;
+
+static int scan_queue(void *ctx, const char *k, size_t kl, const char *v, size_t vl) {
+  rctx_t *r = ctx;
+  qrec_t rec;
+  gbx_errbuf_t eb = {0};
+  char name[GBX_MAX_NAME + 1];
+  if (kl < 2 || kl - 1 > GBX_MAX_NAME || !gbx_name_valid(k + 1, kl - 1)) {
+    snprintf(r->err, sizeof(r->err), "corrupt queue key of %zu bytes", kl);
+    return 1;
+  }
+  memcpy(name, k + 1, kl - 1);
+  name[kl - 1] = 0;
+  if (qrec_decode(v, vl, &rec, &eb) != 0) {
+    snprintf(r->err, sizeof(r->err), "corrupt record of queue '%s': %s", name, eb.msg);
+    return 1;
+  }
+  if (broker_restore_queue(r->s->broker, name, &rec) != GBX_E_OK) {
+    qrec_free(&rec);
+    snprintf(r->err, sizeof(r->err), "out of memory restoring queue '%s'", name);
+    return 1;
+  }
+  r->queues++;
+  return 0;
+}
+
+static int scan_msg(void *ctx, const char *k, size_t kl, const char *v, size_t vl) {
+  rctx_t *r = ctx;
+  uint32_t qid;
+  uint64_t seq;
+  idxrec_t rec;
+  if (idx_key_decode(k, kl, &qid, &seq) != 0 || idx_decode(v, vl, &rec) != 0) {
+    snprintf(r->err, sizeof(r->err), "corrupt message index record (key of %zu bytes)", kl);
+    return 1;
+  }
+  if (broker_restore_msg(r->s->broker, qid, seq, &rec, r->now) != 0) {
+    snprintf(r->err, sizeof(r->err), "message %llu belongs to unknown queue id %u",
+             (unsigned long long)seq, qid);
+    return 1;
+  }
+  r->msgs++;
+  return 0;
+}
+
+static int meta_get(server_t *s, const char *key, char **v, size_t *vl) {
+  char *err = NULL;
+  int r = store_get(s->store, STORE_CF_META, key, strlen(key), v, vl, &err);
+  if (r < 0) {
+    LOG(LOG_ERROR, "reading '%s' from the store: %s", key, err);
+    free(err);
+  }
+  return r;
+}
+
+/* Reads the format version and the id key, creating both in a fresh store. */
+static int load_keys(server_t *s, uint8_t key[IDS_KEY_BYTES]) {
+  char *v = NULL, *err = NULL;
+  size_t vl = 0;
+  int r = meta_get(s, "V", &v, &vl);
+  if (r < 0) return -1;
+  if (r == 1) {
+    int ok = vl == 4 && be32_get((uint8_t *)v) == RECORDS_FORMAT;
+    if (!ok) LOG(LOG_ERROR, "store format is not version %u: refusing to start", RECORDS_FORMAT);
+    free(v);
+    if (!ok) return -1;
+    if ((r = meta_get(s, "K", &v, &vl)) != 1 || vl != IDS_KEY_BYTES) {
+      if (r == 1) free(v);
+      LOG(LOG_ERROR, "store has no valid id key: refusing to start (corrupt store?)");
+      return -1;
+    }
+    memcpy(key, v, IDS_KEY_BYTES);
+    free(v);
+    return 0;
+  }
+  /* fresh store: persist version and key, synced, before any id is issued */
+  uint8_t ver[4];
+  be32_put(ver, RECORDS_FORMAT);
+  if (ids_random_key(key) != 0) {
+    LOG(LOG_ERROR, "getrandom failed: %s", strerror(errno));
+    return -1;
+  }
+  store_batch_t *b = store_batch_new(s->store);
+  store_batch_put(b, STORE_CF_META, "K", 1, key, IDS_KEY_BYTES);
+  store_batch_put(b, STORE_CF_META, "V", 1, ver, 4);
+  r = store_write(s->store, b, 1, &err);
+  store_batch_free(b);
+  if (r != 0) {
+    LOG(LOG_ERROR, "initialising the store: %s", err);
+    free(err);
+    return -1;
+  }
+  return 0;
+}
+
+static int recover(server_t *s, uint64_t now) {
+  rctx_t r = {.s = s, .now = now};
+  char *v = NULL, *err = NULL;
+  size_t vl = 0;
+  uint64_t next = 1;
+  uint32_t next_qid = 1;
+  int g;
+  if ((g = meta_get(s, "C", &v, &vl)) < 0) return -1;
+  if (g == 1) {
+    if (vl == 8) next = be64_get((uint8_t *)v);
+    free(v);
+  }
+  if ((g = meta_get(s, "N", &v, &vl)) < 0) return -1;
+  if (g == 1) {
+    if (vl == 4) next_qid = be32_get((uint8_t *)v);
+    free(v);
+  }
+  broker_restore_counter(s->broker, next, next_qid);
+  if (store_scan(s->store, STORE_CF_META, "Q", 1, "R", 1, scan_queue, &r, &err) != 0 || r.err[0]) {
+    LOG(LOG_ERROR, "refusing to start: %s", r.err[0] ? r.err : err);
+    free(err);
+    return -1;
+  }
+  if (store_scan(s->store, STORE_CF_IDX, NULL, 0, NULL, 0, scan_msg, &r, &err) != 0 || r.err[0]) {
+    LOG(LOG_ERROR, "refusing to start: %s", r.err[0] ? r.err : err);
+    free(err);
+    return -1;
+  }
+  broker_restore_done(s->broker, now);
+  LOG(LOG_INFO, "recovered %llu queues and %llu messages", (unsigned long long)r.queues,
+      (unsigned long long)r.msgs);
+  return 0;
+}
+
+/* ---- start and run ---- */
+
+static const char *policy_name(const server_cfg_t *c, char *buf, size_t n) {
+  if (c->policy == COMMIT_ALWAYS) return "always";
+  if (c->policy == COMMIT_NONE) return "none";
+  snprintf(buf, n, "interval:%u", c->interval_ms);
+  return buf;
+}
+
+int server_start(server_t *s, const server_cfg_t *cfg, uv_loop_t *loop) {
+  char *err = NULL, pbuf[32], errbuf[256];
+  uint8_t key[IDS_KEY_BYTES];
+  memset(s, 0, sizeof(*s));
+  s->cfg = *cfg;
+  s->loop = loop;
+  s->timer_due = UINT64_MAX;
+  gbx_buf_init(&s->out);
+  gbx_buf_init(&s->scratch);
+  signal(SIGPIPE, SIG_IGN);
+  umask(077); /* data files owner-only */
+
+  store_opts_t so = {.block_cache_bytes = 0, .create_if_missing = 1};
+  if (store_open(&s->store, cfg->data_dir, &so, &err) != 0) {
+    LOG(LOG_ERROR, "%s", err);
+    free(err);
+    return -1;
+  }
+  if (load_keys(s, key) != 0) return -1;
+  s->ids = ids_new(key);
+  if (!s->ids) {
+    LOG(LOG_ERROR, "cannot set up the id generator");
+    return -1;
+  }
+  uv_update_time(loop);
+  uint64_t now = uv_now(loop);
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  int64_t wall = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+  broker_cfg_t bc = {.body_cache_bytes = cfg->body_cache, .max_bytes = cfg->max_bytes,
+                     .wall_offset = wall - (int64_t)now};
+  journal_t j = {.ctx = s, .put = j_put, .del = j_del, .sdel = j_sdel, .delrange = j_range};
+  broker_cbs_t cbs = {.ctx = s, .serve = ops_serve_waiter, .fetch = want_body};
+  s->broker = broker_new(&bc, &j, s->ids, &cbs);
+  if (!s->broker) return -1;
+  if (recover(s, now) != 0) return -1;
+
+  s->commit = commit_start(loop, s->store, cfg->policy, cfg->interval_ms, on_durable, s, &err);
+  if (!s->commit) {
+    LOG(LOG_ERROR, "cannot start the commit thread: %s", err);
+    free(err);
+    return -1;
+  }
+  net_cfg_t nc = {.max_frame = cfg->max_frame, .max_conns = cfg->max_conns,
+                  .max_outbuf = cfg->max_outbuf};
+  net_cbs_t ncb = {.ctx = s, .frame = ops_frame, .closed = ops_conn_closed};
+  s->net = net_new(loop, &nc, &ncb);
+  if (!s->net || net_listen(s->net, cfg->host, cfg->port, &s->bound_port, errbuf, sizeof(errbuf))) {
+    LOG(LOG_ERROR, "%s", s->net ? errbuf : "out of memory");
+    return -1;
+  }
+  uv_timer_init(loop, &s->timer);
+  s->timer.data = s;
+  uv_prepare_init(loop, &s->prepare);
+  s->prepare.data = s;
+  uv_prepare_start(&s->prepare, on_prepare);
+  uv_check_init(loop, &check_h);
+  check_h.data = s;
+  uv_check_start(&check_h, on_check);
+  uv_signal_init(loop, &s->sigint);
+  uv_signal_init(loop, &s->sigterm);
+  s->sigint.data = s->sigterm.data = s;
+  uv_signal_start(&s->sigint, on_signal, SIGINT);
+  uv_signal_start(&s->sigterm, on_signal, SIGTERM);
+  s->started_ms = now;
+  LOG(LOG_INFO, "listening on %s:%d, data in %s, sync %s", cfg->host, s->bound_port,
+      cfg->data_dir, policy_name(cfg, pbuf, sizeof(pbuf)));
+  printf("gearboxd ready port=%d data=%s sync=%s\n", s->bound_port, cfg->data_dir,
+         policy_name(cfg, pbuf, sizeof(pbuf)));
+  fflush(stdout);
+  return 0;
+}
+
+int server_run(server_t *s) {
+  uv_run(s->loop, UV_RUN_DEFAULT);
+  int rc = 0;
+  if (commit_stop(s->commit) != 0) {
+    LOG(LOG_ERROR, "the final commit failed");
+    rc = 1;
+  }
+  uv_run(s->loop, UV_RUN_DEFAULT); /* close callbacks of the commit handles */
+  broker_free(s->broker);
+  store_close(s->store);
+  ids_free(s->ids);
+  net_free(s->net);
+  gbx_buf_free(&s->out);
+  gbx_buf_free(&s->scratch);
+  LOG(LOG_INFO, "stopped");
+  return rc;
+}

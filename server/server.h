@@ -1,0 +1,75 @@
+/* server.h - gearboxd's process: configuration, the loop and its phases,
+ * recovery and shutdown. Wires store, commit, broker, net and ops together. */
+#ifndef GBX_SERVER_H
+#define GBX_SERVER_H
+
+#include <limits.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "broker.h"
+#include "commit.h"
+#include "fetch.h"
+#include "gbx_codec.h"
+#include "ids.h"
+#include "net.h"
+#include "store.h"
+
+typedef struct server_cfg {
+  char host[256];
+  int port;
+  char data_dir[PATH_MAX];
+  commit_policy_t policy;
+  unsigned interval_ms;
+  uint32_t max_frame;
+  uint32_t max_conns;
+  uint32_t max_waiters;   /* waiting receives per connection */
+  uint64_t max_outbuf;
+  uint64_t max_bytes;     /* stored message bytes, 0 = unlimited */
+  uint64_t body_cache;    /* bodies kept in memory */
+} server_cfg_t;
+
+/* Defaults for every flag (documented in README and PROTOCOL.md). */
+void server_cfg_defaults(server_cfg_t *cfg);
+
+typedef struct server {
+  server_cfg_t cfg;
+  uv_loop_t *loop;
+  store_t *store;
+  commit_t *commit;
+  broker_t *broker;
+  net_t *net;
+  ids_t *ids;
+  uv_timer_t timer;
+  uv_prepare_t prepare;
+  uv_signal_t sigint, sigterm;
+  uint64_t timer_due;
+  fetch_job_t *prefetch; /* prefetch requests gathered this iteration */
+  uint32_t fetches_in_flight;
+  gbx_buf_t out;         /* scratch reply buffer */
+  gbx_buf_t scratch;     /* scratch for attribute packing */
+  int stopping;
+  uint64_t started_ms;
+  int bound_port;
+} server_t;
+
+/* Opens the store, recovers, listens and prints the ready line. Returns 0,
+ * or -1 after logging a clear error. */
+int server_start(server_t *s, const server_cfg_t *cfg, uv_loop_t *loop);
+/* Runs until SIGINT/SIGTERM, then drains and closes. Returns the exit code. */
+int server_run(server_t *s);
+
+/* The batch a reply must wait for: the last batch holding any mutation made
+ * so far (the reply may have observed it). */
+uint64_t server_gate(const server_t *s);
+
+/* ---- the protocol layer (ops.c) ---- */
+void ops_frame(void *ctx, conn_t *c, const uint8_t *p, uint32_t len);
+void ops_conn_closed(void *ctx, conn_t *c);
+void ops_serve_waiter(void *ctx, waiter_t *w, gbx_err_t err, delivery_t *d, uint32_t n);
+/* Answers every waiting receive with an empty reply (shutdown). */
+void ops_end_waits(server_t *s);
+/* 1 if op (a code of gbx_ops.def) has a handler. */
+int ops_handles(uint64_t op);
+
+#endif

@@ -1,0 +1,421 @@
+/* store.c - see store.h. The only file that includes rocksdb/c.h: it turns
+ * RocksDB's handles, options and error strings into the small store_* API.
+ *
+ * Tuning is for a queue workload on a small machine: every message is written
+ * once (body), updated a few times (idx) and deleted soon after, so the idx
+ * column family churns through tombstones and gets a compact-on-deletion
+ * collector, while the body column family is read by point lookups and gets
+ * bloom filters. One LRU block cache is shared by all column families.
+ */
+#define _GNU_SOURCE
+#include "store.h"
+
+#include <assert.h>
+#include <dirent.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <rocksdb/c.h>
+
+/* Block cache when the caller gives none: holds the hot index blocks, filters
+ * and recently read bodies without crowding out the page cache. */
+#define STORE_DEFAULT_CACHE_BYTES ((size_t)64 << 20)
+/* Memtable size for idx and body: large enough that a burst of sends and
+ * deletes meets (and cancels) in memory before reaching L0. */
+#define STORE_MEMTABLE_BYTES ((size_t)64 << 20)
+/* META holds queue records and counters: small, rarely written. */
+#define STORE_META_MEMTABLE_BYTES ((size_t)8 << 20)
+/* Flushes and compactions share two background jobs: the machine has 2 cores
+ * and the loop thread plus the commit thread need them too. */
+#define STORE_BACKGROUND_JOBS 2
+/* The WAL is kept until every column family has flushed the data it holds;
+ * past this size RocksDB flushes the laggards (META, mostly), bounding both
+ * disk use and recovery time. Four memtables' worth. */
+#define STORE_MAX_TOTAL_WAL_BYTES ((uint64_t)256 << 20)
+/* Old info LOG files kept: enough to read back the last few restarts. */
+#define STORE_KEEP_LOG_FILES 5
+/* Bloom filter precision for body point lookups: ~1% false positives. */
+#define STORE_BLOOM_BITS_PER_KEY 10.0
+/* Compact-on-deletion for idx: a file whose any 10,000-entry window holds
+ * 5,000 tombstones is compacted, so scans at start-up do not wade through
+ * dead records. */
+#define STORE_DEL_WINDOW 10000
+#define STORE_DEL_TRIGGER 5000
+/* Sync SST writes every 1 MiB so a flush does not end in one huge fsync. */
+#define STORE_BYTES_PER_SYNC ((uint64_t)1 << 20)
+/* rocksdb::WALRecoveryMode::kTolerateCorruptedTailRecords: a torn last
+ * record (crash mid-write) is dropped; corruption before it refuses to open. */
+#define STORE_WAL_RECOVERY_TOLERATE_TAIL 0
+/* rocksdb::InfoLogLevel::WARN_LEVEL. */
+#define STORE_INFO_LOG_WARN 2
+
+static const char *const cf_names[STORE_CF_COUNT] = {"default", "idx", "body"};
+
+struct store {
+  rocksdb_t *db;
+  rocksdb_column_family_handle_t *cf[STORE_CF_COUNT];
+  rocksdb_cache_t *cache;
+  rocksdb_writeoptions_t *wo_sync;
+  rocksdb_writeoptions_t *wo_nosync;
+  rocksdb_readoptions_t *ro_get; /* shared by store_get callers: never mutated after open */
+  char *dir;
+};
+
+struct store_batch {
+  store_t *s;
+  rocksdb_writebatch_t *wb;
+  size_t count;
+};
+
+/* A malloc'd message "<what>: <detail>" for *err; frees detail (a RocksDB
+ * error string, may be NULL). Without memory for the whole message it falls
+ * back to <what> alone, and to NULL only when even that cannot be had. */
+static char *errmsg(char *detail, const char *fmt, ...) {
+  char head[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(head, sizeof head, fmt, ap);
+  va_end(ap);
+  char *out = NULL;
+  if (detail) {
+    if (asprintf(&out, "%s: %s", head, detail) < 0) out = NULL;
+  }
+  if (!out) out = strdup(head);
+  free(detail);
+  return out;
+}
+
+static void set_err(char **err, char *msg) {
+  if (err) *err = msg;
+  else free(msg);
+}
+
+static rocksdb_options_t *db_options(const store_opts_t *opts) {
+  rocksdb_options_t *o = rocksdb_options_create();
+  rocksdb_options_set_create_if_missing(o, opts->create_if_missing ? 1 : 0);
+  rocksdb_options_set_create_missing_column_families(o, opts->create_if_missing ? 1 : 0);
+  rocksdb_options_set_wal_recovery_mode(o, STORE_WAL_RECOVERY_TOLERATE_TAIL);
+  rocksdb_options_set_paranoid_checks(o, 1);
+  rocksdb_options_set_max_background_jobs(o, STORE_BACKGROUND_JOBS);
+  rocksdb_options_set_max_total_wal_size(o, STORE_MAX_TOTAL_WAL_BYTES);
+  rocksdb_options_set_keep_log_file_num(o, STORE_KEEP_LOG_FILES);
+  rocksdb_options_set_info_log_level(o, STORE_INFO_LOG_WARN);
+  rocksdb_options_set_bytes_per_sync(o, STORE_BYTES_PER_SYNC);
+  return o;
+}
+
+/* Options of one column family; the table options are copied into the
+ * factory, the cache and filter policy are reference-counted by RocksDB. */
+static rocksdb_options_t *cf_options(store_cf_t cf, rocksdb_cache_t *cache) {
+  rocksdb_options_t *o = rocksdb_options_create();
+  rocksdb_block_based_table_options_t *t = rocksdb_block_based_options_create();
+  rocksdb_block_based_options_set_block_cache(t, cache);
+  rocksdb_block_based_options_set_cache_index_and_filter_blocks(t, 1);
+  rocksdb_block_based_options_set_pin_l0_filter_and_index_blocks_in_cache(t, 1);
+  rocksdb_options_set_level_compaction_dynamic_level_bytes(o, 1);
+  switch (cf) {
+  case STORE_CF_META:
+    rocksdb_options_set_write_buffer_size(o, STORE_META_MEMTABLE_BYTES);
+    break;
+  case STORE_CF_IDX:
+    rocksdb_options_set_write_buffer_size(o, STORE_MEMTABLE_BYTES);
+    rocksdb_options_add_compact_on_deletion_collector_factory(o, STORE_DEL_WINDOW,
+                                                              STORE_DEL_TRIGGER);
+    break;
+  case STORE_CF_BODY:
+    rocksdb_options_set_write_buffer_size(o, STORE_MEMTABLE_BYTES);
+    /* Takes ownership of the policy. */
+    rocksdb_block_based_options_set_filter_policy(
+        t, rocksdb_filterpolicy_create_bloom_full(STORE_BLOOM_BITS_PER_KEY));
+    break;
+  default:
+    assert(!"bad column family");
+  }
+  rocksdb_options_set_block_based_table_factory(o, t);
+  rocksdb_block_based_options_destroy(t);
+  return o;
+}
+
+int store_open(store_t **out, const char *dir, const store_opts_t *opts, char **err) {
+  static const store_opts_t defaults = {0, 0};
+  rocksdb_options_t *dbo = NULL;
+  rocksdb_options_t *cfo[STORE_CF_COUNT] = {NULL};
+  char *rerr = NULL;
+  store_t *s = NULL;
+  struct stat st;
+
+  *out = NULL;
+  if (!opts) opts = &defaults;
+  if (!dir || !*dir) {
+    set_err(err, errmsg(NULL, "cannot open store: empty directory name"));
+    return -1;
+  }
+  s = calloc(1, sizeof *s);
+  if (!s || !(s->dir = strdup(dir))) {
+    set_err(err, errmsg(NULL, "cannot open store in %s: out of memory", dir));
+    goto fail;
+  }
+  /* Owner-only directory. Only the last component is created; a failure
+   * here (parent missing, not a directory, permissions) is left for RocksDB
+   * to report, so the message names the real cause once. Without
+   * create_if_missing a missing directory is refused here: RocksDB would
+   * create it (and a LOG file in it) before noticing there is no store. */
+  if (opts->create_if_missing) {
+    (void)mkdir(dir, 0700);
+  } else if (stat(dir, &st) != 0) {
+    set_err(err, errmsg(NULL, "cannot open store in %s: %s", dir, strerror(errno)));
+    goto fail;
+  } else if (!S_ISDIR(st.st_mode)) {
+    set_err(err, errmsg(NULL, "cannot open store in %s: not a directory", dir));
+    goto fail;
+  }
+  s->cache = rocksdb_cache_create_lru(opts->block_cache_bytes ? opts->block_cache_bytes
+                                                               : STORE_DEFAULT_CACHE_BYTES);
+  dbo = db_options(opts);
+  for (int i = 0; i < STORE_CF_COUNT; i++) cfo[i] = cf_options((store_cf_t)i, s->cache);
+
+  s->db = rocksdb_open_column_families(dbo, dir, STORE_CF_COUNT, cf_names,
+                                       (const rocksdb_options_t *const *)cfo, s->cf, &rerr);
+  if (rerr || !s->db) {
+    set_err(err, errmsg(rerr, "cannot open store in %s", dir));
+    rerr = NULL;
+    s->db = NULL;
+    goto fail;
+  }
+  s->wo_sync = rocksdb_writeoptions_create();
+  rocksdb_writeoptions_set_sync(s->wo_sync, 1);
+  s->wo_nosync = rocksdb_writeoptions_create();
+  rocksdb_writeoptions_set_sync(s->wo_nosync, 0);
+  s->ro_get = rocksdb_readoptions_create();
+  rocksdb_readoptions_set_verify_checksums(s->ro_get, 1);
+
+  rocksdb_options_destroy(dbo);
+  for (int i = 0; i < STORE_CF_COUNT; i++) rocksdb_options_destroy(cfo[i]);
+  *out = s;
+  return 0;
+
+fail:
+  if (dbo) rocksdb_options_destroy(dbo);
+  for (int i = 0; i < STORE_CF_COUNT; i++)
+    if (cfo[i]) rocksdb_options_destroy(cfo[i]);
+  store_close(s);
+  return -1;
+}
+
+void store_close(store_t *s) {
+  if (!s) return;
+  if (s->db) {
+    for (int i = 0; i < STORE_CF_COUNT; i++)
+      if (s->cf[i]) rocksdb_column_family_handle_destroy(s->cf[i]);
+    rocksdb_close(s->db);
+  }
+  if (s->wo_sync) rocksdb_writeoptions_destroy(s->wo_sync);
+  if (s->wo_nosync) rocksdb_writeoptions_destroy(s->wo_nosync);
+  if (s->ro_get) rocksdb_readoptions_destroy(s->ro_get);
+  if (s->cache) rocksdb_cache_destroy(s->cache);
+  free(s->dir);
+  free(s);
+}
+
+/* ---- batches ---- */
+
+static rocksdb_column_family_handle_t *cf_handle(const store_batch_t *b, store_cf_t cf) {
+  assert(b && b->s && (unsigned)cf < STORE_CF_COUNT);
+  return b->s->cf[cf];
+}
+
+store_batch_t *store_batch_new(store_t *s) {
+  assert(s);
+  store_batch_t *b = calloc(1, sizeof *b);
+  if (!b) return NULL;
+  b->s = s;
+  b->wb = rocksdb_writebatch_create();
+  return b;
+}
+
+void store_batch_free(store_batch_t *b) {
+  if (!b) return;
+  rocksdb_writebatch_destroy(b->wb);
+  free(b);
+}
+
+void store_batch_clear(store_batch_t *b) {
+  rocksdb_writebatch_clear(b->wb);
+  b->count = 0;
+}
+
+size_t store_batch_count(const store_batch_t *b) { return b->count; }
+
+size_t store_batch_bytes(const store_batch_t *b) {
+  size_t n = 0;
+  /* rocksdb_writebatch_data only reads; the C API just lacks the const. */
+  rocksdb_writebatch_data(b->wb, &n);
+  return n;
+}
+
+void store_batch_put(store_batch_t *b, store_cf_t cf, const void *k, size_t kl,
+                     const void *v, size_t vl) {
+  rocksdb_writebatch_put_cf(b->wb, cf_handle(b, cf), k, kl, v, vl);
+  b->count++;
+}
+
+void store_batch_delete(store_batch_t *b, store_cf_t cf, const void *k, size_t kl) {
+  rocksdb_writebatch_delete_cf(b->wb, cf_handle(b, cf), k, kl);
+  b->count++;
+}
+
+void store_batch_single_delete(store_batch_t *b, store_cf_t cf, const void *k, size_t kl) {
+  rocksdb_writebatch_singledelete_cf(b->wb, cf_handle(b, cf), k, kl);
+  b->count++;
+}
+
+void store_batch_delete_range(store_batch_t *b, store_cf_t cf, const void *start,
+                              size_t sl, const void *end, size_t el) {
+  rocksdb_writebatch_delete_range_cf(b->wb, cf_handle(b, cf), start, sl, end, el);
+  b->count++;
+}
+
+/* ---- writes ---- */
+
+int store_write(store_t *s, store_batch_t *b, int sync, char **err) {
+  char *rerr = NULL;
+  assert(b->s == s);
+  rocksdb_write(s->db, sync ? s->wo_sync : s->wo_nosync, b->wb, &rerr);
+  if (rerr) {
+    set_err(err, errmsg(rerr, "store write failed"));
+    return -1;
+  }
+  return 0;
+}
+
+int store_sync_wal(store_t *s, char **err) {
+  char *rerr = NULL;
+  rocksdb_flush_wal(s->db, 1, &rerr);
+  if (rerr) {
+    set_err(err, errmsg(rerr, "store WAL sync failed"));
+    return -1;
+  }
+  return 0;
+}
+
+/* ---- reads ---- */
+
+int store_get(store_t *s, store_cf_t cf, const void *k, size_t kl, char **val,
+              size_t *vl, char **err) {
+  char *rerr = NULL;
+  assert((unsigned)cf < STORE_CF_COUNT);
+  *val = NULL;
+  *vl = 0;
+  /* The pinned variant tells "absent" (NULL) from "empty value" cleanly and
+   * lets us add a NUL terminator for callers that read text. */
+  rocksdb_pinnableslice_t *p = rocksdb_get_pinned_cf(s->db, s->ro_get, s->cf[cf], k, kl, &rerr);
+  if (rerr) {
+    set_err(err, errmsg(rerr, "store read failed"));
+    return -1;
+  }
+  if (!p) return 0;
+  size_t n = 0;
+  const char *data = rocksdb_pinnableslice_value(p, &n);
+  char *copy = malloc(n + 1);
+  if (!copy) {
+    rocksdb_pinnableslice_destroy(p);
+    set_err(err, errmsg(NULL, "store read: out of memory for %zu bytes", n));
+    return -1;
+  }
+  if (n) memcpy(copy, data, n);
+  copy[n] = '\0';
+  rocksdb_pinnableslice_destroy(p);
+  *val = copy;
+  *vl = n;
+  return 1;
+}
+
+int store_scan(store_t *s, store_cf_t cf, const void *lo, size_t ll, const void *hi,
+               size_t hl, store_scan_cb cb, void *ctx, char **err) {
+  char *rerr = NULL;
+  int rc = 0;
+  assert((unsigned)cf < STORE_CF_COUNT);
+  rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+  rocksdb_readoptions_set_verify_checksums(ro, 1);
+  /* A start-up scan touches every record once: keep it out of the cache. */
+  rocksdb_readoptions_set_fill_cache(ro, 0);
+  /* The C API copies the bound keys into the options object. */
+  if (lo && ll) rocksdb_readoptions_set_iterate_lower_bound(ro, lo, ll);
+  if (hi) rocksdb_readoptions_set_iterate_upper_bound(ro, hi, hl);
+  rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, ro, s->cf[cf]);
+  if (lo && ll) rocksdb_iter_seek(it, lo, ll);
+  else rocksdb_iter_seek_to_first(it);
+  for (; rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
+    size_t kl = 0, vl = 0;
+    const char *k = rocksdb_iter_key(it, &kl);
+    const char *v = rocksdb_iter_value(it, &vl);
+    rc = cb(ctx, k, kl, v, vl);
+    if (rc != 0) break;
+  }
+  if (rc == 0) {
+    /* The loop also ends on a read error: only the status tells. */
+    rocksdb_iter_get_error(it, &rerr);
+    if (rerr) {
+      set_err(err, errmsg(rerr, "store scan failed"));
+      rc = -1;
+    }
+  }
+  rocksdb_iter_destroy(it);
+  rocksdb_readoptions_destroy(ro);
+  return rc;
+}
+
+/* ---- maintenance ---- */
+
+int store_checkpoint(store_t *s, const char *dir, char **err) {
+  char *rerr = NULL;
+  rocksdb_checkpoint_t *cp = rocksdb_checkpoint_object_create(s->db, &rerr);
+  if (rerr) {
+    set_err(err, errmsg(rerr, "cannot create checkpoint in %s", dir));
+    return -1;
+  }
+  /* log_size_for_flush 0: flush the memtables first, so the checkpoint is
+   * SST files only and opens without replaying a WAL. */
+  rocksdb_checkpoint_create(cp, dir, 0, &rerr);
+  rocksdb_checkpoint_object_destroy(cp);
+  if (rerr) {
+    set_err(err, errmsg(rerr, "cannot create checkpoint in %s", dir));
+    return -1;
+  }
+  return 0;
+}
+
+/* Bytes of the WAL files (*.log) in the store directory. RocksDB's C API has
+ * no WAL listing, and this is called for stats, not per request. */
+static uint64_t wal_bytes(const char *dir) {
+  uint64_t total = 0;
+  DIR *d = opendir(dir);
+  if (!d) return 0;
+  int fd = dirfd(d);
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    size_t n = strlen(e->d_name);
+    if (n < 4 || strcmp(e->d_name + n - 4, ".log") != 0) continue;
+    struct stat st;
+    if (fstatat(fd, e->d_name, &st, 0) == 0 && S_ISREG(st.st_mode)) total += (uint64_t)st.st_size;
+  }
+  closedir(d);
+  return total;
+}
+
+/* "rocksdb.total-sst-files-size" counts every SST file still on disk
+ * (including ones only an old version or a checkpoint in progress holds),
+ * which is what the disk sees; "live" would undercount during compactions. */
+uint64_t store_disk_bytes(store_t *s) {
+  uint64_t total = 0;
+  for (int i = 0; i < STORE_CF_COUNT; i++) {
+    uint64_t v = 0;
+    if (rocksdb_property_int_cf(s->db, s->cf[i], "rocksdb.total-sst-files-size", &v) == 0)
+      total += v;
+  }
+  return total + wal_bytes(s->dir);
+}

@@ -1,0 +1,172 @@
+/* test_harness_smoke.c - the integration harness against the real gearboxd:
+ * start, ping through libgearbox and raw frames, restart, kill -9, start
+ * again on the same data, clean stops, and the failure paths a test relies
+ * on (a server that will not start, a sanitizer report in the log). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "gbx_codec.h"
+#include "testserver.h"
+
+/* How long a raw read waits for a reply: the server answers a ping at once,
+ * so this only bounds a broken run. */
+#define REPLY_WAIT_MS 10000
+
+static void ping_ok(gbx_testserver_t *ts) {
+  gbx_client_t *c = ts_connect(ts);
+  gbx_error_t err;
+  int rc = gbx_ping(c, &err);
+  if (rc != GBX_E_OK)
+    fail_msg("ping: %s (%s)", err.message, gbx_errname(rc));
+  gbx_close(c);
+}
+
+/* Sends a hand-built ping {op: 1, id: 42} and checks the reply's id and err. */
+static void raw_ping_ok(int fd) {
+  static const uint8_t ping[] = {0x82, 0xa2, 'o', 'p', 0x01, 0xa2, 'i', 'd', 0x2a};
+  assert_int_equal(ts_raw_send_frame(fd, ping, sizeof ping), 0);
+  uint8_t buf[256];
+  long n = ts_raw_read_frame(fd, buf, sizeof buf, REPLY_WAIT_MS);
+  assert_true(n > 0);
+  gbx_doc_t doc;
+  gbx_errbuf_t eb;
+  assert_int_equal(gbx_doc_parse(&doc, buf, (size_t)n, &eb), GBX_E_OK);
+  uint64_t id = 0, code = 99;
+  assert_int_equal(gbx_get_u64(&doc.root, "id", 1, 0, UINT64_MAX, &id, NULL, &eb), GBX_E_OK);
+  assert_int_equal(gbx_get_u64(&doc.root, "err", 1, 0, UINT64_MAX, &code, NULL, &eb), GBX_E_OK);
+  gbx_doc_free(&doc);
+  assert_int_equal(id, 42);
+  assert_int_equal(code, GBX_E_OK);
+}
+
+static void test_start_restart_kill_stop(void **state) {
+  (void)state;
+  gbx_testserver_t *ts = ts_start(NULL);
+  assert_true(ts_port(ts) > 0);
+  assert_true(ts_pid(ts) > 0);
+  struct stat st;
+  assert_int_equal(stat(ts_data_dir(ts), &st), 0);
+  assert_true(S_ISDIR(st.st_mode));
+  ping_ok(ts);
+
+  ts_restart(ts);
+  ping_ok(ts);
+
+  ts_kill9(ts);
+  assert_int_equal(ts_pid(ts), -1);
+  ts_start_again(ts);
+  ping_ok(ts);
+
+  assert_int_equal(ts_stop(ts), 0);
+  ts_assert_clean_exit(ts);
+  char dir[4096];
+  snprintf(dir, sizeof dir, "%s", ts_dir(ts));
+  ts_free(ts);
+  assert_int_not_equal(stat(dir, &st), 0); /* temp dir removed */
+}
+
+static void test_same_data_after_kill9(void **state) {
+  (void)state;
+  gbx_testserver_t *ts = ts_start("--sync always");
+  gbx_client_t *c = ts_connect(ts);
+  gbx_error_t err;
+  int created = 0;
+  assert_int_equal(gbx_queue_create(c, "smoke", NULL, NULL, 0, &created, &err), GBX_E_OK);
+  assert_int_equal(created, 1);
+  gbx_close(c);
+
+  ts_kill9(ts);
+  ts_start_again(ts);
+  c = ts_connect(ts);
+  gbx_queue_list_t list;
+  assert_int_equal(gbx_queue_list(c, NULL, 0, NULL, &list, &err), GBX_E_OK);
+  assert_int_equal(list.count, 1);
+  assert_string_equal(list.names[0], "smoke");
+  gbx_queue_list_free(&list);
+  gbx_close(c);
+  ts_free(ts);
+}
+
+static void test_raw_frames(void **state) {
+  (void)state;
+  gbx_testserver_t *ts = ts_start(NULL);
+  int fd = ts_raw_connect(ts);
+  raw_ping_ok(fd);
+  raw_ping_ok(fd);
+
+  /* Nothing more is sent: a short read times out and says so. */
+  uint8_t buf[64];
+  assert_int_equal(ts_raw_read_frame(fd, buf, sizeof buf, 50), -1);
+  assert_int_equal(errno, ETIMEDOUT);
+  assert_int_equal(ts_raw_wait_eof(fd, 50), 0);
+
+  /* A killed server closes the connection: the raw helpers see EOF. */
+  ts_kill9(ts);
+  assert_int_equal(ts_raw_wait_eof(fd, REPLY_WAIT_MS), 1);
+  close(fd);
+
+  ts_start_again(ts);
+  fd = ts_raw_connect(ts);
+  raw_ping_ok(fd);
+  close(fd);
+  ts_free(ts);
+}
+
+static void test_sigint_stops_cleanly(void **state) {
+  (void)state;
+  gbx_testserver_t *ts = ts_start("--sync interval:5 --log-level warn");
+  ping_ok(ts);
+  assert_int_equal(ts_stop_with(ts, SIGINT), 0);
+  ts_assert_clean_exit(ts);
+  ts_start_again_args(ts, "--sync none");
+  ping_ok(ts);
+  ts_free(ts);
+}
+
+static void test_bad_flag_fails_start(void **state) {
+  (void)state;
+  char err[2048];
+  gbx_testserver_t *ts = ts_try_start("--max-conns 0", err, sizeof err);
+  assert_null(ts);
+  assert_non_null(strstr(err, "exited before its ready line"));
+  assert_non_null(strstr(err, "--max-conns")); /* the server's own message */
+}
+
+static void test_log_scan_finds_sanitizer_reports(void **state) {
+  (void)state;
+  gbx_testserver_t *ts = ts_start(NULL);
+  assert_int_equal(ts_stop(ts), 0);
+  char line[256];
+  assert_null(ts_sanitizer_report(ts, line, sizeof line));
+
+  /* What UBSan prints, appended to this run's log, must be found. */
+  FILE *f = fopen(ts_log_path(ts), "a");
+  assert_non_null(f);
+  fputs("server/x.c:10:5: runtime error: signed integer overflow\n", f);
+  fclose(f);
+  assert_non_null(ts_sanitizer_report(ts, line, sizeof line));
+  assert_non_null(strstr(line, "runtime error:"));
+  ts_free(ts);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_start_restart_kill_stop),
+      cmocka_unit_test(test_same_data_after_kill9),
+      cmocka_unit_test(test_raw_frames),
+      cmocka_unit_test(test_sigint_stops_cleanly),
+      cmocka_unit_test(test_bad_flag_fails_start),
+      cmocka_unit_test(test_log_scan_finds_sanitizer_reports),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

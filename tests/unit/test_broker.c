@@ -1,0 +1,652 @@
+/* test_broker.c - the broker's queue semantics with an injected clock:
+ * time moves by assignment, nothing sleeps. A recording journal keeps the
+ * mutations in a small key-value map so a test can "restart" by replaying
+ * it into a fresh broker, exactly as recovery does from RocksDB. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "broker.h"
+#include "records.h"
+
+/* ---- a recording journal: an ordered map per column family ---- */
+
+typedef struct kv {
+  int cf;
+  uint8_t k[128];
+  size_t kl;
+  uint8_t *v;
+  size_t vl;
+} kv_t;
+
+typedef struct rec {
+  kv_t *a;
+  size_t n, cap;
+  size_t puts, dels, sdels, ranges;
+  int off; /* count nothing, keep nothing (bulk tests) */
+} rec_t;
+
+static int kcmp(const uint8_t *a, size_t al, const uint8_t *b, size_t bl) {
+  int c = memcmp(a, b, al < bl ? al : bl);
+  return c ? c : (al < bl ? -1 : al > bl);
+}
+
+static kv_t *find(rec_t *r, int cf, const void *k, size_t kl) {
+  for (size_t i = 0; i < r->n; i++)
+    if (r->a[i].cf == cf && r->a[i].kl == kl && memcmp(r->a[i].k, k, kl) == 0) return &r->a[i];
+  return NULL;
+}
+
+static void drop(rec_t *r, kv_t *e) {
+  free(e->v);
+  *e = r->a[--r->n];
+}
+
+static void r_put(void *ctx, store_cf_t cf, const void *k, size_t kl, const void *v, size_t vl) {
+  rec_t *r = ctx;
+  if (r->off) return;
+  kv_t *e = find(r, cf, k, kl);
+  assert_true(kl <= 128);
+  if (!e) {
+    if (r->n == r->cap) {
+      r->cap = r->cap ? r->cap * 2 : 64;
+      r->a = realloc(r->a, r->cap * sizeof(*r->a));
+    }
+    e = &r->a[r->n++];
+    e->cf = cf;
+    memcpy(e->k, k, kl);
+    e->kl = kl;
+  } else {
+    /* bodies are written exactly once (SingleDelete relies on it) */
+    assert_int_not_equal(cf, STORE_CF_BODY);
+    free(e->v);
+  }
+  e->v = malloc(vl ? vl : 1);
+  memcpy(e->v, v, vl);
+  e->vl = vl;
+  r->puts++;
+}
+static void r_del(void *ctx, store_cf_t cf, const void *k, size_t kl) {
+  rec_t *r = ctx;
+  if (r->off) return;
+  kv_t *e = find(r, cf, k, kl);
+  if (e) drop(r, e);
+  r->dels++;
+}
+static void r_sdel(void *ctx, store_cf_t cf, const void *k, size_t kl) {
+  rec_t *r = ctx;
+  if (r->off) return;
+  kv_t *e = find(r, cf, k, kl);
+  assert_non_null(e); /* a single delete always follows its one put */
+  drop(r, e);
+  r->sdels++;
+}
+static void r_range(void *ctx, store_cf_t cf, const void *s, size_t sl, const void *e, size_t el) {
+  rec_t *r = ctx;
+  if (r->off) return;
+  for (size_t i = 0; i < r->n;) {
+    kv_t *x = &r->a[i];
+    if (x->cf == (int)cf && kcmp(x->k, x->kl, s, sl) >= 0 && kcmp(x->k, x->kl, e, el) < 0)
+      drop(r, x);
+    else
+      i++;
+  }
+  r->ranges++;
+}
+
+static void rec_free(rec_t *r) {
+  for (size_t i = 0; i < r->n; i++) free(r->a[i].v);
+  free(r->a);
+  memset(r, 0, sizeof(*r));
+}
+
+/* ---- fixture ---- */
+
+typedef struct served {
+  waiter_t *w;
+  gbx_err_t err;
+  uint32_t n;
+  uint64_t seq0;
+} served_t;
+
+typedef struct fx {
+  rec_t rec;
+  ids_t *ids;
+  broker_t *b;
+  served_t served[16];
+  int nserved;
+  int fetches;
+} fx_t;
+
+static void serve_cb(void *ctx, waiter_t *w, gbx_err_t err, delivery_t *d, uint32_t n) {
+  fx_t *f = ctx;
+  served_t *s = &f->served[f->nserved++];
+  s->w = w;
+  s->err = err;
+  s->n = n;
+  s->seq0 = n ? d[0].seq : 0;
+  for (uint32_t i = 0; i < n; i++) blob_unref(d[i].blob);
+}
+
+static void fetch_cb(void *ctx, uint32_t qid, uint64_t seq, uint64_t body_id) {
+  fx_t *f = ctx;
+  f->fetches++;
+}
+
+#define T0 1000000u /* mono ms at start */
+static const int64_t WALL_OFF = 1700000000000LL;
+
+static broker_t *mk_broker(fx_t *f, uint64_t cache) {
+  journal_t j = {.ctx = &f->rec, .put = r_put, .del = r_del, .sdel = r_sdel, .delrange = r_range};
+  broker_cbs_t cbs = {.ctx = f, .serve = serve_cb, .fetch = fetch_cb};
+  broker_cfg_t cfg = {.body_cache_bytes = cache, .max_bytes = 0, .wall_offset = WALL_OFF};
+  return broker_new(&cfg, &j, f->ids, &cbs);
+}
+
+static int setup(void **state) {
+  fx_t *f = calloc(1, sizeof(*f));
+  uint8_t key[IDS_KEY_BYTES];
+  memset(key, 7, sizeof(key));
+  f->ids = ids_new(key);
+  f->b = mk_broker(f, 1u << 30);
+  *state = f;
+  return 0;
+}
+
+static int teardown(void **state) {
+  fx_t *f = *state;
+  broker_free(f->b);
+  ids_free(f->ids);
+  rec_free(&f->rec);
+  free(f);
+  return 0;
+}
+
+static queue_t *mkq(fx_t *f, const char *name, void (*tweak)(qattrs_t *)) {
+  qattrs_t a;
+  int created;
+  gbx_errbuf_t eb;
+  qattrs_defaults(&a);
+  if (tweak) tweak(&a);
+  assert_int_equal(broker_queue_create(f->b, name, &a, NULL, 0, T0, &created, &eb), GBX_E_OK);
+  qattrs_free(&a);
+  return broker_queue(f->b, name, strlen(name));
+}
+
+static blob_t *body(const char *s) {
+  uint32_t n = (uint32_t)strlen(s);
+  blob_t *b = blob_new(BLOB_HDR + n);
+  b->data[0] = BLOB_VERSION;
+  be32_put(b->data + 1, n);
+  memcpy(b->data + BLOB_HDR, s, n);
+  return b;
+}
+
+static uint64_t qsend(fx_t *f, queue_t *q, const char *s, int32_t delay, uint64_t now) {
+  uint64_t idn;
+  assert_int_equal(broker_send(f->b, q, body(s), (uint32_t)strlen(s), delay, now, &idn), GBX_E_OK);
+  return idn;
+}
+
+static uint32_t qrecv(fx_t *f, queue_t *q, uint32_t max, int32_t vis, uint64_t now, delivery_t *d) {
+  uint32_t n;
+  assert_int_equal(broker_receive(f->b, q, max, vis, now, d, &n), GBX_E_OK);
+  return n;
+}
+
+static void release(delivery_t *d, uint32_t n) {
+  for (uint32_t i = 0; i < n; i++) blob_unref(d[i].blob);
+}
+
+static void rh_of(fx_t *f, const delivery_t *d, char out[IDS_RECEIPT_LEN]) {
+  receipt_t r = {d->qid, d->seq, d->rc};
+  ids_receipt_make(f->ids, &r, out);
+}
+
+/* ---- tests ---- */
+
+static void test_visibility_expiry(void **state) {
+  fx_t *f = *state;
+  queue_t *q = mkq(f, "q", NULL);
+  delivery_t d[4];
+  qsend(f, q, "hello", -1, T0);
+  assert_int_equal(qrecv(f, q, 10, 30, T0, d), 1);
+  assert_int_equal(d[0].rc, 1);
+  release(d, 1);
+  assert_int_equal(q->ninflight, 1);
+  assert_int_equal(qrecv(f, q, 10, -1, T0 + 29999, d), 0);
+  broker_tick(f->b, T0 + 29999);
+  assert_int_equal(q->nvisible, 0);
+  broker_tick(f->b, T0 + 30000);
+  assert_int_equal(q->nvisible, 1);
+  assert_int_equal(qrecv(f, q, 10, -1, T0 + 30000, d), 1);
+  assert_int_equal(d[0].rc, 2);
+  release(d, 1);
+}
+
+static void test_delay(void **state) {
+  fx_t *f = *state;
+  queue_t *q = mkq(f, "q", NULL);
+  delivery_t d[4];
+  qsend(f, q, "later", 60, T0);
+  assert_int_equal(q->ndelayed, 1);
+  assert_int_equal(qrecv(f, q, 1, -1, T0, d), 0);
+  assert_int_equal(broker_next_deadline(f->b), T0 + 60000);
+  broker_tick(f->b, T0 + 60000);
+  assert_int_equal(q->ndelayed, 0);
+  assert_int_equal(qrecv(f, q, 1, -1, T0 + 60000, d), 1);
+  release(d, 1);
+}
+
+static void dlq_attrs(qattrs_t *a) {
+  strcpy(a->dlq, "dlq");
+  a->max_receives = 2;
+}
+
+static void test_max_receives_to_dlq(void **state) {
+  fx_t *f = *state;
+  queue_t *dlq = mkq(f, "dlq", NULL);
+  queue_t *q = mkq(f, "src", dlq_attrs);
+  delivery_t d[4];
+  uint64_t idn = qsend(f, q, "poison", -1, T0);
+  uint64_t now = T0;
+  for (int i = 0; i < 2; i++) {
+    assert_int_equal(qrecv(f, q, 1, 1, now, d), 1);
+    release(d, 1);
+    now += 1000;
+    broker_tick(f->b, now);
+  }
+  /* third receive would exceed MaxReceiveCount 2: moved, not delivered */
+  assert_int_equal(qrecv(f, q, 1, 1, now, d), 0);
+  assert_int_equal(q->count, 0);
+  assert_int_equal(dlq->nvisible, 1);
+  assert_int_equal(qrecv(f, dlq, 1, 30, now, d), 1);
+  assert_int_equal(d[0].idn, idn);      /* same id */
+  assert_int_equal(d[0].rc, 3);         /* count kept, plus this receive */
+  assert_int_equal(d[0].src_qid, q->rec.qid);
+  assert_int_equal(d[0].sent_ms, (int64_t)T0 + WALL_OFF); /* retention from the original send */
+  release(d, 1);
+}
+
+static void short_retention(qattrs_t *a) { a->retention = 60; }
+
+static void test_retention(void **state) {
+  fx_t *f = *state;
+  queue_t *q = mkq(f, "q", short_retention);
+  delivery_t d[4];
+  qsend(f, q, "a", -1, T0);
+  qsend(f, q, "b", -1, T0 + 30000);
+  assert_int_equal(qrecv(f, q, 1, 600, T0 + 30000, d), 1); /* in flight: still expires */
+  release(d, 1);
+  broker_tick(f->b, T0 + 59999);
+  assert_int_equal(q->count, 2);
+  broker_tick(f->b, T0 + 60000);
+  assert_int_equal(q->count, 1);
+  broker_tick(f->b, T0 + 90000);
+  assert_int_equal(q->count, 0);
+  /* both gone from the store too */
+  for (size_t i = 0; i < f->rec.n; i++) assert_int_not_equal(f->rec.a[i].cf, STORE_CF_IDX);
+  for (size_t i = 0; i < f->rec.n; i++) assert_int_not_equal(f->rec.a[i].cf, STORE_CF_BODY);
+}
+
+static void test_receipts(void **state) {
+  fx_t *f = *state;
+  queue_t *q = mkq(f, "q", NULL), *other = mkq(f, "other", NULL);
+  delivery_t d[2];
+  char rh1[IDS_RECEIPT_LEN], rh2[IDS_RECEIPT_LEN];
+  qsend(f, q, "m", -1, T0);
+  qrecv(f, q, 1, 1, T0, d);
+  rh_of(f, &d[0], rh1);
+  release(d, 1);
+  broker_tick(f->b, T0 + 1000);
+  /* expired but not yet received again: the handle still works for visibility? no: not in flight */
+  assert_int_equal(broker_change_vis(f->b, q, rh1, sizeof(rh1), 10, T0 + 1000), GBX_E_NOT_IN_FLIGHT);
+  qrecv(f, q, 1, 30, T0 + 1000, d);
+  rh_of(f, &d[0], rh2);
+  release(d, 1);
+  /* the earlier handle is stale now; nothing is deleted */
+  assert_int_equal(broker_delete(f->b, q, rh1, sizeof(rh1), T0 + 1000), GBX_E_RECEIPT_STALE);
+  assert_int_equal(q->count, 1);
+  /* forged and foreign handles */
+  char bad[IDS_RECEIPT_LEN];
+  memcpy(bad, rh2, sizeof(bad));
+  bad[5] = bad[5] == 'A' ? 'B' : 'A';
+  assert_int_equal(broker_delete(f->b, q, bad, sizeof(bad), T0), GBX_E_RECEIPT_INVALID);
+  assert_int_equal(broker_delete(f->b, other, rh2, sizeof(rh2), T0), GBX_E_RECEIPT_INVALID);
+  assert_int_equal(broker_delete(f->b, q, "short", 5, T0), GBX_E_RECEIPT_INVALID);
+  /* the latest handle deletes, and repeating it succeeds */
+  assert_int_equal(broker_delete(f->b, q, rh2, sizeof(rh2), T0 + 1000), GBX_E_OK);
+  assert_int_equal(q->count, 0);
+  assert_int_equal(broker_delete(f->b, q, rh2, sizeof(rh2), T0 + 1000), GBX_E_OK);
+}
+
+static void test_change_vis(void **state) {
+  fx_t *f = *state;
+  queue_t *q = mkq(f, "q", NULL);
+  delivery_t d[2];
+  char rh[IDS_RECEIPT_LEN];
+  qsend(f, q, "m", -1, T0);
+  qrecv(f, q, 1, 30, T0, d);
+  rh_of(f, &d[0], rh);
+  release(d, 1);
+  /* capped at 12 h after the receive */
+  assert_int_equal(broker_change_vis(f->b, q, rh, sizeof(rh), 43200, T0 + 1000), GBX_E_OUT_OF_RANGE);
+  assert_int_equal(broker_change_vis(f->b, q, rh, sizeof(rh), 43200, T0), GBX_E_OK);
+  assert_int_equal(broker_change_vis(f->b, q, rh, sizeof(rh), 100, T0 + 10), GBX_E_OK);
+  broker_tick(f->b, T0 + 100009);
+  assert_int_equal(q->nvisible, 0);
+  broker_tick(f->b, T0 + 100010);
+  assert_int_equal(q->nvisible, 1);
+  qrecv(f, q, 1, 30, T0 + 100010, d);
+  rh_of(f, &d[0], rh);
+  release(d, 1);
+  assert_int_equal(broker_change_vis(f->b, q, rh, sizeof(rh), 0, T0 + 100011), GBX_E_OK);
+  assert_int_equal(q->nvisible, 1); /* 0 = visible now */
+}
+
+static void test_waiters_fifo(void **state) {
+  fx_t *f = *state;
+  queue_t *q = mkq(f, "q", NULL);
+  waiter_t w1 = {0}, w2 = {0}, w3 = {0};
+  w1.max = w2.max = w3.max = 1;
+  w1.vis = w2.vis = w3.vis = -1;
+  assert_int_equal(broker_wait(f->b, q, &w1, T0 + 20000), 0);
+  assert_int_equal(broker_wait(f->b, q, &w2, T0 + 20000), 0);
+  assert_int_equal(broker_wait(f->b, q, &w3, T0 + 5000), 0);
+  broker_serve_ready(f->b, T0);
+  assert_int_equal(f->nserved, 0);
+  qsend(f, q, "one", -1, T0 + 1);
+  broker_serve_ready(f->b, T0 + 1);
+  /* one message wakes one waiter: the first */
+  assert_int_equal(f->nserved, 1);
+  assert_ptr_equal(f->served[0].w, &w1);
+  assert_int_equal(f->served[0].n, 1);
+  /* a timeout answers with nothing */
+  broker_tick(f->b, T0 + 5000);
+  assert_int_equal(f->nserved, 2);
+  assert_ptr_equal(f->served[1].w, &w3);
+  assert_int_equal(f->served[1].n, 0);
+  /* a delay ending wakes the remaining waiter */
+  qsend(f, q, "two", 2, T0 + 5000);
+  broker_serve_ready(f->b, T0 + 5000);
+  assert_int_equal(f->nserved, 2);
+  broker_tick(f->b, T0 + 7000);
+  broker_serve_ready(f->b, T0 + 7000);
+  assert_int_equal(f->nserved, 3);
+  assert_ptr_equal(f->served[2].w, &w2);
+  assert_int_equal(f->served[2].n, 1);
+  /* a cancelled waiter (disconnect) is never served */
+  waiter_t w4 = {0};
+  w4.max = 1;
+  w4.vis = -1;
+  broker_wait(f->b, q, &w4, T0 + 20000);
+  broker_waiter_cancel(f->b, &w4);
+  qsend(f, q, "three", -1, T0 + 7001);
+  broker_serve_ready(f->b, T0 + 7001);
+  broker_tick(f->b, T0 + 30000);
+  assert_int_equal(f->nserved, 3);
+}
+
+static void test_visibility_expiry_wakes_waiter(void **state) {
+  fx_t *f = *state;
+  queue_t *q = mkq(f, "q", NULL);
+  delivery_t d[2];
+  qsend(f, q, "m", -1, T0);
+  qrecv(f, q, 1, 2, T0, d);
+  release(d, 1);
+  waiter_t w = {0};
+  w.max = 5;
+  w.vis = -1;
+  broker_wait(f->b, q, &w, T0 + 20000);
+  broker_tick(f->b, T0 + 2000);
+  broker_serve_ready(f->b, T0 + 2000);
+  assert_int_equal(f->nserved, 1);
+  assert_int_equal(f->served[0].n, 1);
+}
+
+static void test_create_idempotent_and_cycles(void **state) {
+  fx_t *f = *state;
+  qattrs_t a;
+  int created;
+  gbx_errbuf_t eb;
+  qattrs_defaults(&a);
+  assert_int_equal(broker_queue_create(f->b, "a", &a, NULL, 0, T0, &created, &eb), GBX_E_OK);
+  assert_int_equal(created, 1);
+  assert_int_equal(broker_queue_create(f->b, "a", &a, NULL, 0, T0, &created, &eb), GBX_E_OK);
+  assert_int_equal(created, 0);
+  a.vis = 31;
+  assert_int_equal(broker_queue_create(f->b, "a", &a, NULL, 0, T0, &created, &eb), GBX_E_QUEUE_EXISTS);
+  /* b -> a, then a -> b would be a cycle */
+  qattrs_defaults(&a);
+  strcpy(a.dlq, "a");
+  assert_int_equal(broker_queue_create(f->b, "b", &a, NULL, 0, T0, &created, &eb), GBX_E_OK);
+  qattrs_t upd;
+  qattrs_defaults(&upd);
+  strcpy(upd.dlq, "b");
+  queue_t *qa = broker_queue(f->b, "a", 1);
+  assert_int_equal(broker_queue_set_attrs(f->b, qa, &upd, QA_DLQ, T0, &eb), GBX_E_REDRIVE_CYCLE);
+  strcpy(upd.dlq, "a");
+  assert_int_equal(broker_queue_set_attrs(f->b, qa, &upd, QA_DLQ, T0, &eb), GBX_E_REDRIVE_CYCLE);
+  strcpy(upd.dlq, "nope");
+  assert_int_equal(broker_queue_set_attrs(f->b, qa, &upd, QA_DLQ, T0, &eb), GBX_E_DLQ_NOT_FOUND);
+}
+
+static void test_redrive(void **state) {
+  fx_t *f = *state;
+  queue_t *dlq = mkq(f, "dlq", NULL);
+  queue_t *q = mkq(f, "src", dlq_attrs);
+  delivery_t d[4];
+  gbx_errbuf_t eb;
+  uint64_t now = T0;
+  for (int i = 0; i < 25; i++) qsend(f, q, "x", -1, now);
+  /* receive everything three times with 1 s visibility: all go to the DLQ */
+  for (int round = 0; round < 3; round++) {
+    for (;;) {
+      uint32_t n = qrecv(f, q, 4, 1, now, d);
+      release(d, n);
+      if (!n && !q->nvisible) break;
+    }
+    now += 1000;
+    broker_tick(f->b, now);
+  }
+  assert_int_equal(dlq->nvisible, 25);
+  assert_int_equal(broker_redrive_start(f->b, dlq, NULL, 100, now, &eb), GBX_E_OK);
+  assert_int_equal(broker_redrive_start(f->b, dlq, NULL, 100, now, &eb), GBX_E_REDRIVE_RUNNING);
+  /* 100/s = 10 per 100 ms step */
+  broker_tick(f->b, now);
+  assert_int_equal(q->nvisible, 10);
+  redrive_status_t st;
+  broker_redrive_status(f->b, dlq, &st);
+  assert_string_equal(st.state, "running");
+  assert_int_equal(st.moved, 10);
+  assert_int_equal(st.total, 25);
+  broker_tick(f->b, now + 100);
+  broker_tick(f->b, now + 200);
+  broker_redrive_status(f->b, dlq, &st);
+  assert_string_equal(st.state, "completed");
+  assert_int_equal(q->nvisible, 25);
+  assert_int_equal(dlq->count, 0);
+  /* redriven messages start their receive count over */
+  assert_int_equal(qrecv(f, q, 1, 30, now + 200, d), 1);
+  assert_int_equal(d[0].rc, 1);
+  release(d, 1);
+}
+
+static void test_purge_and_delete_queue(void **state) {
+  fx_t *f = *state;
+  queue_t *q = mkq(f, "q", NULL);
+  uint64_t n;
+  for (int i = 0; i < 5; i++) qsend(f, q, "x", -1, T0);
+  assert_int_equal(broker_queue_purge(f->b, q, T0, &n), GBX_E_OK);
+  assert_int_equal(n, 5);
+  assert_int_equal(q->count, 0);
+  for (size_t i = 0; i < f->rec.n; i++) assert_int_not_equal(f->rec.a[i].cf, STORE_CF_BODY);
+  waiter_t w = {0};
+  w.max = 1;
+  w.vis = -1;
+  broker_wait(f->b, q, &w, T0 + 20000);
+  qsend(f, q, "y", 5, T0);
+  assert_int_equal(broker_queue_delete(f->b, q, T0), GBX_E_OK);
+  assert_int_equal(f->nserved, 1);
+  assert_int_equal(f->served[0].err, GBX_E_QUEUE_NOT_FOUND);
+  assert_null(broker_queue(f->b, "q", 1));
+  /* nothing of the queue is left in the store: no record, index or body */
+  for (size_t i = 0; i < f->rec.n; i++) {
+    assert_int_equal(f->rec.a[i].cf, STORE_CF_META);
+    assert_int_not_equal(f->rec.a[i].k[0], 'Q');
+  }
+  broker_tick(f->b, T0 + 60000); /* the delayed message's deadline went with it */
+}
+
+/* Replays the journal into a fresh broker, as recovery does. */
+static broker_t *replay(fx_t *f, uint64_t now) {
+  broker_t *b = mk_broker(f, 1u << 30);
+  uint64_t next = 1;
+  uint32_t nq = 1;
+  for (size_t i = 0; i < f->rec.n; i++) {
+    kv_t *e = &f->rec.a[i];
+    if (e->cf == STORE_CF_META && e->k[0] == 'C') next = be64_get(e->v);
+    if (e->cf == STORE_CF_META && e->k[0] == 'N') nq = be32_get(e->v);
+  }
+  broker_restore_counter(b, next, nq);
+  for (size_t i = 0; i < f->rec.n; i++) {
+    kv_t *e = &f->rec.a[i];
+    if (e->cf != STORE_CF_META || e->k[0] != 'Q') continue;
+    qrec_t r;
+    gbx_errbuf_t eb;
+    char name[GBX_MAX_NAME + 1];
+    memcpy(name, e->k + 1, e->kl - 1);
+    name[e->kl - 1] = 0;
+    assert_int_equal(qrec_decode(e->v, e->vl, &r, &eb), 0);
+    assert_int_equal(broker_restore_queue(b, name, &r), GBX_E_OK);
+  }
+  for (size_t i = 0; i < f->rec.n; i++) {
+    kv_t *e = &f->rec.a[i];
+    uint32_t qid;
+    uint64_t seq;
+    idxrec_t r;
+    if (e->cf != STORE_CF_IDX) continue;
+    assert_int_equal(idx_key_decode(e->k, e->kl, &qid, &seq), 0);
+    assert_int_equal(idx_decode(e->v, e->vl, &r), 0);
+    assert_int_equal(broker_restore_msg(b, qid, seq, &r, now), 0);
+  }
+  broker_restore_done(b, now);
+  return b;
+}
+
+static void test_restart_keeps_state(void **state) {
+  fx_t *f = *state;
+  queue_t *q = mkq(f, "q", NULL);
+  delivery_t d[4];
+  char rh[IDS_RECEIPT_LEN];
+  qsend(f, q, "inflight", -1, T0);
+  qsend(f, q, "visible", -1, T0);
+  qsend(f, q, "delayed", 600, T0);
+  assert_int_equal(qrecv(f, q, 1, 3600, T0, d), 1); /* one hour */
+  rh_of(f, &d[0], rh);
+  uint64_t idn = d[0].idn;
+  release(d, 1);
+  /* "restart" ten minutes later */
+  uint64_t later = T0 + 600000 - 1;
+  broker_t *b2 = replay(f, later);
+  broker_free(f->b);
+  f->b = b2;
+  q = broker_queue(f->b, "q", 1);
+  assert_non_null(q);
+  assert_int_equal(q->ninflight, 1);
+  assert_int_equal(q->nvisible, 1);
+  assert_int_equal(q->ndelayed, 1);
+  /* the in-flight message stays invisible; its handle still deletes it */
+  assert_int_equal(qrecv(f, q, 10, 30, later, d), 1);
+  assert_int_not_equal(d[0].idn, idn);
+  release(d, 1);
+  msg_t *m = NULL;
+  for (msg_t *x = q->age_head; x; x = x->anext)
+    if (x->idn == idn) m = x;
+  assert_non_null(m);
+  assert_int_equal(m->rc, 1);
+  assert_int_equal(broker_delete(f->b, q, rh, sizeof(rh), later), GBX_E_OK);
+  /* new ids never repeat old ones after the restart */
+  uint64_t n2 = qsend(f, q, "new", -1, later);
+  assert_true(n2 > idn);
+  f->fetches = 0;
+  /* bodies are not loaded at recovery: the head is prefetched */
+  broker_t *b3 = replay(f, later);
+  assert_true(f->fetches > 0);
+  broker_free(b3);
+}
+
+static void test_body_cache_budget(void **state) {
+  fx_t *f = *state;
+  broker_free(f->b);
+  f->b = mk_broker(f, 3 * (BLOB_HDR + 4));
+  queue_t *q = mkq(f, "q", NULL);
+  delivery_t d[8];
+  for (int i = 0; i < 5; i++) qsend(f, q, "abcd", -1, T0);
+  broker_stats_t st;
+  broker_get_stats(f->b, &st);
+  assert_int_equal(st.cached_bytes, 3 * (BLOB_HDR + 4));
+  f->fetches = 0;
+  uint32_t n = qrecv(f, q, 8, 30, T0, d);
+  assert_int_equal(n, 5);
+  int missing = 0;
+  for (uint32_t i = 0; i < n; i++) missing += d[i].blob == NULL;
+  assert_int_equal(missing, 2); /* those are read from disk by the caller */
+  release(d, n);
+}
+
+static void test_index_memory_per_message(void **state) {
+  fx_t *f = *state;
+  broker_free(f->b);
+  f->b = mk_broker(f, 0); /* bodies on disk only: count the index alone */
+  queue_t *q = mkq(f, "q", NULL);
+  f->rec.off = 1;
+  broker_stats_t st;
+  for (int i = 0; i < 100000; i++) qsend(f, q, "x", i % 2 ? 5 : -1, T0);
+  broker_get_stats(f->b, &st);
+  assert_int_equal(st.messages, 100000);
+  assert_int_equal(st.cached_bytes, 0);
+  assert_int_equal(sizeof(msg_t), 112);
+  /* message + its share of the seq table and the deadline heap */
+  print_message("index bytes per message: %llu\n", (unsigned long long)(st.index_bytes / st.messages));
+  assert_true(st.index_bytes / st.messages <= 140);
+}
+
+static void test_inflight_limit_and_max_size(void **state) {
+  fx_t *f = *state;
+  queue_t *q = mkq(f, "q", NULL);
+  uint64_t idn;
+  q->rec.a.max_size = 1024;
+  char big[1100];
+  memset(big, 'x', sizeof(big) - 1);
+  big[sizeof(big) - 1] = 0;
+  assert_int_equal(broker_send(f->b, q, body(big), sizeof(big) - 1, -1, T0, &idn),
+                   GBX_E_MESSAGE_TOO_LONG);
+  assert_int_equal(q->count, 0);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test_setup_teardown(test_visibility_expiry, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_delay, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_max_receives_to_dlq, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_retention, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_receipts, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_change_vis, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_waiters_fifo, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_visibility_expiry_wakes_waiter, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_create_idempotent_and_cycles, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_redrive, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_purge_and_delete_queue, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_restart_keeps_state, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_body_cache_budget, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_inflight_limit_and_max_size, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_index_memory_per_message, setup, teardown),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
