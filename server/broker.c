@@ -656,7 +656,9 @@ gbx_err_t broker_receive(broker_t *b, queue_t *q, uint32_t max, int32_t vis, uin
     m->rc++;
     queue_set_state(q, m, MSG_INFLIGHT);
     if (heap_set(&b->heap, &m->hn, now + (uint64_t)v * 1000) != 0) abort();
+#ifndef GBX_BROKEN_NO_RC_PERSIST /* deliberately broken build (tests/reliability) */
     msg_persist(b, q, m);
+#endif
     delivery_t *o = &out[got++];
     o->qid = q->rec.qid;
     o->src_qid = m->src_qid;

@@ -153,7 +153,12 @@ static result_t run_write(commit_t *c, store_batch_t *b, uint64_t no, int fault)
     r.status = -1;
     r.err = thread_err("store write failed: injected fault", no);
   } else {
+#ifdef GBX_BROKEN_SKIP_SYNC
+    /* deliberately broken build (tests/reliability): never syncs */
+    r.status = store_write(c->store, b, 0, &r.err);
+#else
     r.status = store_write(c->store, b, c->policy == COMMIT_ALWAYS, &r.err);
+#endif
   }
   r.us = (uv_hrtime() - t0) / 1000;
   if (r.status) c->thread_failed = 1;

@@ -311,7 +311,12 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
       send_fatal(c, GBX_E_BAD_FRAME, "frame of length 0");
       break;
     }
+#ifdef GBX_BROKEN_NO_FRAME_CAP
+    /* deliberately broken build (tests/reliability): no frame-size cap */
+    if (0) {
+#else
     if (flen > n->cfg.max_frame) {
+#endif
       char m[96];
       snprintf(m, sizeof(m), "frame of %u bytes exceeds the limit of %u", flen, n->cfg.max_frame);
       send_fatal(c, GBX_E_FRAME_TOO_LARGE, m);

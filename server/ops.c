@@ -74,7 +74,7 @@ static void fail(req_t *q, gbx_err_t code) {
 static queue_t *need_queue(req_t *q, const char *field) {
   const char *name;
   uint32_t nl;
-  gbx_err_t e = gbx_get_str(q->m, field, 1, 1, 1024, &name, &nl, NULL, &q->eb);
+  gbx_err_t e = gbx_get_str(q->m, field, 1, 0, UINT32_MAX, &name, &nl, NULL, &q->eb);
   if (e) {
     fail(q, e);
     return NULL;
@@ -225,7 +225,7 @@ static void op_queue_create(req_t *q) {
   int created = 0;
   gbx_err_t e;
   qattrs_defaults(&a);
-  if ((e = gbx_get_str(q->m, "q", 1, 1, 1024, &name, &nl, NULL, &q->eb))) goto out;
+  if ((e = gbx_get_str(q->m, "q", 1, 0, UINT32_MAX, &name, &nl, NULL, &q->eb))) goto out;
   if (!gbx_name_valid(name, nl)) {
     e = gbx_errbuf_set(&q->eb, GBX_E_BAD_NAME, "queue name must be 1-80 characters of A-Za-z0-9_-");
     goto out;
@@ -426,9 +426,11 @@ static gbx_err_t build_message(server_t *s, const msgpack_object *m, blob_t **bl
   const msgpack_object *am = NULL;
   gbx_attr_t attrs[GBX_MAX_ATTRS];
   gbx_err_t e;
-  if ((e = gbx_get_bytes(m, "body", 1, GBX_MAX_MESSAGE_SIZE, &body, &bl, NULL, eb))) return e;
+  /* sizes and counts are checked below, each with its own error code; the
+   * frame limit already bounds what these fields can hold */
+  if ((e = gbx_get_bytes(m, "body", 1, UINT32_MAX, &body, &bl, NULL, eb))) return e;
   if ((e = gbx_get_u64(m, "delay", 0, 0, GBX_DELAY_MAX, &d, &has_delay, eb))) return e;
-  if ((e = gbx_get_map(m, "attrs", 0, GBX_MAX_ATTRS, &am, NULL, eb))) return e;
+  if ((e = gbx_get_map(m, "attrs", 0, UINT32_MAX, &am, NULL, eb))) return e;
   if (am && (e = gbx_attrs_decode(am, attrs, &na, eb))) return e;
   uint64_t sz = (uint64_t)bl + gbx_attrs_size(attrs, na);
   if (sz > GBX_MAX_MESSAGE_SIZE)
@@ -467,7 +469,6 @@ static gbx_err_t send_one(req_t *q, queue_t *qu, const msgpack_object *m, char m
   }
   e = broker_send(q->s->broker, qu, b, size, delay, q->now, &idn);
   if (e) return gbx_errbuf_set(&q->eb, e, "%s", gbx_err_message(e));
-  commit_note_request(q->s->commit);
   ids_msgid(q->s->ids, idn, mid);
   return GBX_E_OK;
 }
@@ -709,7 +710,6 @@ static void op_receive(req_t *q) {
     return;
   }
   if (n || !wait) {
-    if (n) commit_note_request(q->s->commit);
     deliver(q->s, q->c, q->id, d, n);
     return;
   }
@@ -784,9 +784,7 @@ static gbx_err_t delete_one(req_t *q, queue_t *qu, const msgpack_object *m) {
   uint32_t len;
   gbx_err_t e = get_rh(q, m, &rh, &len);
   if (e) return e;
-  e = broker_delete(q->s->broker, qu, rh, len, q->now);
-  if (!e) commit_note_request(q->s->commit);
-  return e;
+  return broker_delete(q->s->broker, qu, rh, len, q->now);
 }
 
 static gbx_err_t vis_one(req_t *q, queue_t *qu, const msgpack_object *m) {
@@ -798,7 +796,6 @@ static gbx_err_t vis_one(req_t *q, queue_t *qu, const msgpack_object *m) {
   e = broker_change_vis(q->s->broker, qu, rh, len, (uint32_t)vis, q->now);
   if (e == GBX_E_OUT_OF_RANGE)
     gbx_errbuf_set(&q->eb, e, "visibility would end more than 12 hours after the receive");
-  if (!e) commit_note_request(q->s->commit);
   return e;
 }
 
@@ -1069,7 +1066,11 @@ void ops_frame(void *ctx, conn_t *c, const uint8_t *p, uint32_t len) {
   } else if (s->stopping) {
     fail(&q, GBX_E_SHUTTING_DOWN);
   } else {
+    /* a request that put mutations into the open batch is one of those
+     * the batch's sync acknowledges (stats: requests per sync) */
+    size_t before = store_batch_count(commit_batch(s->commit));
     h(&q);
+    if (store_batch_count(commit_batch(s->commit)) > before) commit_note_request(s->commit);
   }
 out:
   gbx_doc_free(&d);

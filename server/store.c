@@ -419,3 +419,5 @@ uint64_t store_disk_bytes(store_t *s) {
   }
   return total + wal_bytes(s->dir);
 }
+
+uint64_t store_latest_seq(store_t *s) { return rocksdb_get_latest_sequence_number(s->db); }

@@ -80,6 +80,8 @@ int store_scan(store_t *s, store_cf_t cf, const void *lo, size_t ll, const void 
 /* Creates a RocksDB checkpoint (a consistent copy, hard-linked where
  * possible) in dir, which must not exist. Safe while serving. */
 int store_checkpoint(store_t *s, const char *dir, char **err);
+/* RocksDB's latest sequence number (each written operation takes one). */
+uint64_t store_latest_seq(store_t *s);
 /* Approximate bytes on disk: all SST files of the three column families plus
  * the WAL (*.log) files. For stats; does a directory scan, not per request. */
 uint64_t store_disk_bytes(store_t *s);
