@@ -28,6 +28,12 @@ typedef struct redrive {
 
 static const char *const redrive_states[] = {"none", "running", "completed", "cancelled", "failed"};
 
+typedef struct shref {
+  uint64_t body_id;
+  uint32_t refs;
+  struct shref *next;
+} shref_t;
+
 struct broker {
   broker_cfg_t cfg;
   journal_t j;
@@ -44,6 +50,10 @@ struct broker {
   queue_t *ready;          /* queues with waiters and visible messages */
   uint64_t cached_bytes, total_bytes, total_msgs;
   uint64_t cold; /* messages whose body is on disk only: prefetch has work */
+  /* reference counts of bodies shared by fan-out copies (only those), rebuilt
+   * at recovery from the index records' shared flag */
+  struct shref **shared;
+  uint32_t nshared_slots, nshared;
   broker_stats_t st;
 };
 
@@ -76,6 +86,12 @@ broker_t *broker_new(const broker_cfg_t *cfg, const journal_t *j, ids_t *ids,
 
 void broker_free(broker_t *b) {
   if (!b) return;
+  for (uint32_t i = 0; i < b->nshared_slots; i++)
+    for (struct shref *e = b->shared[i], *nx; e; e = nx) {
+      nx = e->next;
+      free(e);
+    }
+  free(b->shared);
   for (uint32_t i = 0; i < b->nqueues; i++) {
     free(b->byname[i]->redrive);
     queue_free(b->byname[i]);
@@ -92,6 +108,57 @@ static uint64_t to_mono(const broker_t *b, int64_t wall) {
   return m < 0 ? 0 : (uint64_t)m;
 }
 ids_t *broker_ids(broker_t *b) { return b->ids; }
+
+/* ---- shared body reference counts ---- */
+
+
+static shref_t **sh_slot(broker_t *b, uint64_t body_id) {
+  if (!b->nshared_slots) return NULL;
+  uint32_t h = (uint32_t)((body_id * 0x9E3779B97F4A7C15ull) >> 40) & (b->nshared_slots - 1);
+  shref_t **p = &b->shared[h];
+  while (*p && (*p)->body_id != body_id) p = &(*p)->next;
+  return p;
+}
+
+static void sh_add(broker_t *b, uint64_t body_id, uint32_t refs) {
+  if (b->nshared + 1 > b->nshared_slots) {
+    uint32_t n = b->nshared_slots ? b->nshared_slots * 2 : 64;
+    shref_t **t = xcalloc(n, sizeof(*t));
+    for (uint32_t i = 0; i < b->nshared_slots; i++) {
+      for (shref_t *e = b->shared[i], *nx; e; e = nx) {
+        nx = e->next;
+        uint32_t h = (uint32_t)((e->body_id * 0x9E3779B97F4A7C15ull) >> 40) & (n - 1);
+        e->next = t[h];
+        t[h] = e;
+      }
+    }
+    free(b->shared);
+    b->shared = t;
+    b->nshared_slots = n;
+  }
+  shref_t **p = sh_slot(b, body_id);
+  if (*p) {
+    (*p)->refs += refs;
+    return;
+  }
+  shref_t *e = xcalloc(1, sizeof(*e));
+  e->body_id = body_id;
+  e->refs = refs;
+  *p = e;
+  b->nshared++;
+}
+
+/* Drops one reference; returns the references left. */
+static uint32_t sh_release(broker_t *b, uint64_t body_id) {
+  shref_t **p = sh_slot(b, body_id);
+  if (!p || !*p) return 0; /* not shared after all */
+  if (--(*p)->refs) return (*p)->refs;
+  shref_t *e = *p;
+  *p = e->next;
+  free(e);
+  b->nshared--;
+  return 0;
+}
 
 /* ---- counters ---- */
 
@@ -236,6 +303,8 @@ static void msg_persist(broker_t *b, const queue_t *q, const msg_t *m) {
   r.rc = m->rc;
   r.size = m->size;
   r.src_qid = m->src_qid;
+  r.flags = (uint8_t)(((m->state & MSG_SHARED) ? IDX_FLAG_SHARED : 0) |
+                      ((m->state & MSG_ENVELOPE) ? IDX_FLAG_ENVELOPE : 0));
   idx_key(k, q->rec.qid, m->seq);
   idx_encode(v, &r);
   J_PUT(b, STORE_CF_IDX, k, sizeof(k), v, sizeof(v));
@@ -243,6 +312,7 @@ static void msg_persist(broker_t *b, const queue_t *q, const msg_t *m) {
 
 static void body_drop(broker_t *b, msg_t *m) {
   uint8_t k[BODY_KEY_LEN];
+  if ((m->state & MSG_SHARED) && sh_release(b, m->body_id) > 0) return; /* other copies use it */
   body_key(k, m->body_id);
   /* Bodies are written exactly once, so SingleDelete is safe and leaves a
    * tombstone that vanishes at its first compaction with the put. */
@@ -311,6 +381,11 @@ int broker_restore_msg(broker_t *b, uint32_t qid, uint64_t seq, const idxrec_t *
     if (heap_insert(&b->heap, &m->hn, dl) != 0) abort();
   } else {
     m->state = MSG_VISIBLE;
+  }
+  if (r->flags & IDX_FLAG_ENVELOPE) m->state |= MSG_ENVELOPE;
+  if (r->flags & IDX_FLAG_SHARED) {
+    m->state |= MSG_SHARED;
+    sh_add(b, m->body_id, 1);
   }
   if (queue_add(q, m) != 0) abort();
   b->total_bytes += m->size;
@@ -612,6 +687,55 @@ gbx_err_t broker_send(broker_t *b, queue_t *q, blob_t *blob, uint32_t size, int3
   return GBX_E_OK;
 }
 
+uint64_t broker_counter(broker_t *b) { return next_counter(b); }
+
+gbx_err_t broker_fanout(broker_t *b, queue_t *const *qs, const uint8_t *envelope, uint32_t n,
+                        blob_t *blob, uint32_t size, uint64_t now, uint64_t *idns) {
+  if (!n) {
+    blob_unref(blob);
+    return GBX_E_OK;
+  }
+  if (b->cfg.max_bytes && b->total_bytes + (uint64_t)size * n > b->cfg.max_bytes) {
+    blob_unref(blob);
+    return GBX_E_STORE_FULL;
+  }
+  uint8_t k[BODY_KEY_LEN];
+  uint64_t body_id = next_counter(b);
+  body_key(k, body_id);
+  J_PUT(b, STORE_CF_BODY, k, sizeof(k), blob->data, blob->len);
+  if (n > 1) sh_add(b, body_id, n);
+  for (uint32_t i = 0; i < n; i++) {
+    queue_t *q = qs[i];
+    uint32_t d = q->rec.a.delay; /* SQS applies the queue's delay to SNS deliveries */
+    msg_t *m = xcalloc(1, sizeof(*m));
+    heap_node_init(&m->hn, HK_MSG);
+    m->seq = m->idn = next_counter(b);
+    m->body_id = body_id;
+    m->sent_ms = broker_wall(b, now);
+    m->size = size;
+    m->qid = q->rec.qid;
+    m->state = (uint8_t)((d ? MSG_DELAYED : MSG_VISIBLE) | (envelope[i] ? MSG_ENVELOPE : 0) |
+                         (n > 1 ? MSG_SHARED : 0));
+    if (d && heap_insert(&b->heap, &m->hn, now + (uint64_t)d * 1000) != 0) abort();
+    if (b->cached_bytes + blob->len <= b->cfg.body_cache_bytes) {
+      m->blob = blob_ref(blob);
+      b->cached_bytes += blob->len;
+    } else {
+      b->cold++;
+    }
+    if (queue_add(q, m) != 0) abort();
+    msg_persist(b, q, m);
+    b->total_bytes += size;
+    b->total_msgs++;
+    b->st.sends++;
+    if (q->age_head == m) arm_retention(b, q);
+    if (!d) mark_ready(b, q);
+    idns[i] = m->idn;
+  }
+  blob_unref(blob);
+  return GBX_E_OK;
+}
+
 /* Moves m from q to the dead-letter queue dlq: same id, body, attributes,
  * receive count and send time; source recorded. */
 static void dead_letter(broker_t *b, queue_t *q, msg_t *m, queue_t *dlq) {
@@ -660,6 +784,7 @@ gbx_err_t broker_receive(broker_t *b, queue_t *q, uint32_t max, int32_t vis, uin
     msg_persist(b, q, m);
 #endif
     delivery_t *o = &out[got++];
+    o->envelope = (m->state & MSG_ENVELOPE) != 0;
     o->qid = q->rec.qid;
     o->src_qid = m->src_qid;
     o->rc = m->rc;
@@ -673,6 +798,16 @@ gbx_err_t broker_receive(broker_t *b, queue_t *q, uint32_t max, int32_t vis, uin
   }
   *n = got;
   b->st.receives += got;
+  if (v == 0) {
+    /* visibility 0: visible again at once (SQS), also to the next receive of
+     * this same loop iteration, but not twice within this one */
+    for (uint32_t i = 0; i < got; i++) {
+      msg_t *m = queue_find(q, out[i].seq);
+      heap_remove(&b->heap, &m->hn);
+      queue_set_state(q, m, MSG_VISIBLE);
+    }
+    if (got) mark_ready(b, q);
+  }
   prefetch(b, q);
   return GBX_E_OK;
 }

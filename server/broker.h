@@ -41,6 +41,7 @@ struct waiter {
  * counted reference (NULL when the body is on disk only and must be
  * fetched by body_id); release it with blob_unref. */
 typedef struct delivery {
+  uint8_t envelope;          /* render the body as an SNS envelope */
   uint32_t qid, src_qid, rc;
   uint64_t seq, idn, body_id;
   int64_t sent_ms, first_ms;
@@ -121,6 +122,14 @@ uint32_t broker_dlq_sources(broker_t *b, const queue_t *q, void (*cb)(void *, co
  * Sets *idn (for the message id). */
 gbx_err_t broker_send(broker_t *b, queue_t *q, blob_t *blob, uint32_t size, int32_t delay,
                       uint64_t now, uint64_t *idn);
+/* Delivers copies of one body to n queues (a topic publish): the blob is
+ * stored once and every copy gets its own id and index record, all in the
+ * current batch. envelope[i]: copy i is delivered as an SNS envelope. Takes
+ * the blob reference. idns[i] gets copy i's id counter. */
+gbx_err_t broker_fanout(broker_t *b, queue_t *const *qs, const uint8_t *envelope, uint32_t n,
+                        blob_t *blob, uint32_t size, uint64_t now, uint64_t *idns);
+/* Takes the next value of the broker's unique counter. */
+uint64_t broker_counter(broker_t *b);
 /* Receives up to max visible messages into out[max]; vis -1: queue default. */
 gbx_err_t broker_receive(broker_t *b, queue_t *q, uint32_t max, int32_t vis, uint64_t now,
                          delivery_t *out, uint32_t *n);

@@ -11,6 +11,7 @@
 
 struct ids {
   EVP_CIPHER_CTX *idc;  /* AES-128-ECB, message ids */
+  EVP_CIPHER_CTX *idd;  /* the same key, decrypting: ids back to counters */
   EVP_CIPHER_CTX *macc; /* AES-128-ECB, receipt tags */
 };
 
@@ -35,7 +36,14 @@ ids_t *ids_new(const uint8_t key[IDS_KEY_BYTES]) {
   if (!ids) return NULL;
   ids->idc = ecb_ctx(key);
   ids->macc = ecb_ctx(key + 16);
-  if (!ids->idc || !ids->macc) {
+  ids->idd = EVP_CIPHER_CTX_new();
+  if (ids->idd && EVP_DecryptInit_ex(ids->idd, EVP_aes_128_ecb(), NULL, key, NULL) == 1)
+    EVP_CIPHER_CTX_set_padding(ids->idd, 0);
+  else {
+    EVP_CIPHER_CTX_free(ids->idd);
+    ids->idd = NULL;
+  }
+  if (!ids->idc || !ids->macc || !ids->idd) {
     ids_free(ids);
     return NULL;
   }
@@ -45,6 +53,7 @@ ids_t *ids_new(const uint8_t key[IDS_KEY_BYTES]) {
 void ids_free(ids_t *ids) {
   if (!ids) return;
   EVP_CIPHER_CTX_free(ids->idc);
+  EVP_CIPHER_CTX_free(ids->idd);
   EVP_CIPHER_CTX_free(ids->macc);
   free(ids);
 }
@@ -97,6 +106,37 @@ void ids_msgid(ids_t *ids, uint64_t n, char out[GBX_MSGID_LEN]) {
     out[o++] = hex[b[i] >> 4];
     out[o++] = hex[b[i] & 15];
   }
+}
+
+static int hexval(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  return -1;
+}
+
+int ids_msgid_parse(ids_t *ids, const char *s, size_t len, uint64_t *n) {
+  uint8_t b[16], p[16];
+  size_t o = 0;
+  int outl = 0;
+  if (len != GBX_MSGID_LEN) return -1;
+  for (size_t i = 0; i < len;) {
+    if (i == 8 || i == 13 || i == 18 || i == 23) {
+      if (s[i++] != '-') return -1;
+      continue;
+    }
+    int h = hexval(s[i]), l = hexval(s[i + 1]);
+    if (h < 0 || l < 0) return -1;
+    b[o++] = (uint8_t)(h << 4 | l);
+    i += 2;
+  }
+  EVP_DecryptUpdate(ids->idd, p, &outl, b, 16);
+  /* the plaintext is the counter, the domain byte and zeros: anything else
+   * was never issued */
+  if (p[8] != 'g') return -1;
+  for (int i = 9; i < 16; i++)
+    if (p[i]) return -1;
+  *n = get_be64(p);
+  return 0;
 }
 
 /* CBC-MAC over exactly two blocks (the fields zero-padded to 32 bytes). A

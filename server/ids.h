@@ -33,6 +33,9 @@ void ids_free(ids_t *ids);
 int ids_random_key(uint8_t key[IDS_KEY_BYTES]);
 /* Writes the 36-character id of counter n (no NUL) into out. */
 void ids_msgid(ids_t *ids, uint64_t n, char out[GBX_MSGID_LEN]);
+/* Inverts ids_msgid: returns 0 and the counter of a 36-character id made by
+ * this key, or -1 for anything else (malformed or never issued). */
+int ids_msgid_parse(ids_t *ids, const char *s, size_t len, uint64_t *n);
 /* Writes a receipt handle (IDS_RECEIPT_LEN characters, no NUL) into out. */
 void ids_receipt_make(ids_t *ids, const receipt_t *r, char out[IDS_RECEIPT_LEN]);
 /* Decodes and authenticates a handle. Returns 0 and fills r, or -1 if it is

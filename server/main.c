@@ -22,6 +22,9 @@ static void usage(FILE *f) {
           "  --max-outbuf BYTES    unread replies per connection before it is cut off (default 64 MiB)\n"
           "  --max-bytes BYTES     stored message bytes before sends are refused (default: no limit)\n"
           "  --body-cache BYTES    message bodies kept in memory (default 512 MiB)\n"
+          "  --region NAME         region in ARNs (default us-east-1)\n"
+          "  --account-id ID       account id in ARNs (default 123456789012)\n"
+          "  --public-url URL      base of URLs in SNS envelopes (default http://HOST:PORT)\n"
           "  --log-level LEVEL     debug, info (default), warn or error\n"
           "  --help                this text\n");
 }
@@ -44,7 +47,8 @@ int main(int argc, char **argv) {
       {"listen", 1, 0, 'l'},    {"data", 1, 0, 'd'},      {"sync", 1, 0, 's'},
       {"max-frame", 1, 0, 'F'}, {"max-conns", 1, 0, 'C'}, {"max-waiters", 1, 0, 'W'},
       {"max-outbuf", 1, 0, 'O'}, {"max-bytes", 1, 0, 'B'}, {"body-cache", 1, 0, 'c'},
-      {"log-level", 1, 0, 'v'}, {"help", 0, 0, 'h'},      {0, 0, 0, 0}};
+      {"log-level", 1, 0, 'v'}, {"help", 0, 0, 'h'},      {"region", 1, 0, 'R'},
+      {"account-id", 1, 0, 'A'}, {"public-url", 1, 0, 'U'}, {0, 0, 0, 0}};
   server_cfg_t cfg;
   uint64_t v;
   int o;
@@ -118,6 +122,18 @@ int main(int argc, char **argv) {
       }
       log_level = o;
       break;
+    case 'R':
+    case 'A':
+    case 'U': {
+      char *dst = o == 'R' ? cfg.region : o == 'A' ? cfg.account : cfg.public_url;
+      size_t cap = o == 'R' ? sizeof(cfg.region) : o == 'A' ? sizeof(cfg.account) : sizeof(cfg.public_url);
+      if (strlen(optarg) >= cap || !optarg[0]) {
+        fprintf(stderr, "gearboxd: %s must be 1-%zu characters\n", o == 'R' ? "--region" : o == 'A' ? "--account-id" : "--public-url", cap - 1);
+        return 2;
+      }
+      snprintf(dst, cap, "%s", optarg);
+      break;
+    }
     case 'h':
       usage(stdout);
       return 0;

@@ -589,6 +589,27 @@ static void pack_delivery(server_t *s, msgpack_packer *pk, const delivery_t *d) 
     bl = al = 0; /* blobs are validated when fetched; a cached one is ours */
     body = attrs = d->blob->data;
   }
+  if (d->envelope) {
+    /* from a topic without raw delivery: the body is SNS's envelope, and
+     * the attributes travel inside it */
+    blob_pub_t pm;
+    char sid[GBX_MSGID_LEN + 1];
+    const char *sidp = NULL;
+    queue_t *dq = broker_queue_by_id(s->broker, d->qid);
+    if (blob_pub_meta(d->blob->data, d->blob->len, &pm) == 0 && dq) {
+      const sub_t *sb = topics_sub_for(s->topics, pm.topic, pm.topic_len, dq->name);
+      if (sb) {
+        topics_sub_id(s->topics, sb, sid);
+        sid[GBX_MSGID_LEN] = 0;
+        sidp = sid;
+      }
+    }
+    if (envelope_render(&s->env, s->ids, d->blob->data, d->blob->len, sidp, &s->envbuf) == 0) {
+      body = s->envbuf.data;
+      bl = (uint32_t)s->envbuf.len;
+      al = 0;
+    }
+  }
   msgpack_pack_map(pk, 6 + (al ? 1u : 0u) + (src ? 1u : 0u));
   gbx_pack_kv_str(pk, "mid", mid, sizeof(mid));
   gbx_pack_kv_str(pk, "rh", rh, sizeof(rh));
@@ -998,6 +1019,422 @@ static void op_backup(req_t *q) {
 
 /* ---- dispatch ---- */
 
+/* ---- topics ---- */
+
+static topic_t *need_topic(req_t *q) {
+  const char *name;
+  uint32_t nl;
+  gbx_err_t e = gbx_get_str(q->m, "t", 1, 0, UINT32_MAX, &name, &nl, NULL, &q->eb);
+  if (e) {
+    fail(q, e);
+    return NULL;
+  }
+  if (!gbx_name_valid(name, nl)) {
+    gbx_errbuf_set(&q->eb, GBX_E_BAD_NAME, "topic name must be 1-80 characters of A-Za-z0-9_-");
+    fail(q, GBX_E_BAD_NAME);
+    return NULL;
+  }
+  topic_t *tp = topics_find(q->s->topics, name, nl);
+  if (!tp) {
+    gbx_errbuf_set(&q->eb, GBX_E_TOPIC_NOT_FOUND, "topic '%.*s' does not exist", (int)nl, name);
+    fail(q, GBX_E_TOPIC_NOT_FOUND);
+  }
+  return tp;
+}
+
+/* Reads DisplayName / Policy from an attribute map into malloc'd strings
+ * (NULL when absent). */
+static gbx_err_t topic_attrs(req_t *q, const msgpack_object *am, char **display, char **policy) {
+  *display = *policy = NULL;
+  for (uint32_t i = 0; am && i < am->via.map.size; i++) {
+    const msgpack_object *k = &am->via.map.ptr[i].key, *v = &am->via.map.ptr[i].val;
+    gbx_err_t e;
+    if (key_is(k, "DisplayName")) e = attr_str(k, v, TOPIC_MAX_DISPLAY, display, &q->eb);
+    else if (key_is(k, "Policy")) e = attr_str(k, v, GBX_MAX_POLICY, policy, &q->eb);
+    else e = gbx_errbuf_set(&q->eb, GBX_E_UNKNOWN_ATTRIBUTE, "unknown topic attribute '%.*s'",
+                            (int)k->via.str.size, k->via.str.ptr);
+    if (e) {
+      free(*display);
+      free(*policy);
+      *display = *policy = NULL;
+      return e;
+    }
+  }
+  return GBX_E_OK;
+}
+
+static void op_topic_create(req_t *q) {
+  const char *name;
+  uint32_t nl;
+  const msgpack_object *am = NULL, *tm = NULL;
+  char nbuf[GBX_MAX_NAME + 1], *display = NULL, *policy = NULL;
+  qtag_t *tags = NULL;
+  uint32_t ntags = 0;
+  int created = 0;
+  gbx_err_t e;
+  if ((e = gbx_get_str(q->m, "t", 1, 0, UINT32_MAX, &name, &nl, NULL, &q->eb))) goto out;
+  if (!gbx_name_valid(name, nl)) {
+    e = gbx_errbuf_set(&q->eb, GBX_E_BAD_NAME, "topic name must be 1-80 characters of A-Za-z0-9_-");
+    goto out;
+  }
+  if ((e = gbx_get_map(q->m, "attrs", 0, 8, &am, NULL, &q->eb)) ||
+      (e = gbx_get_map(q->m, "tags", 0, GBX_MAX_TAGS, &tm, NULL, &q->eb)) ||
+      (e = topic_attrs(q, am, &display, &policy)) || (e = parse_tags(tm, &tags, &ntags, &q->eb)))
+    goto out;
+  memcpy(nbuf, name, nl);
+  nbuf[nl] = 0;
+  e = topics_create(q->s->topics, nbuf, display, policy, tags, ntags, q->now, &created, &q->eb);
+out:
+  free(display);
+  free(policy);
+  tags_free(tags, ntags);
+  if (e) {
+    fail(q, e);
+    return;
+  }
+  reply_t r;
+  msgpack_packer *pk = rbegin(&r, q->s, q->id, 1);
+  gbx_pack_kv_bool(pk, "created", created);
+  rend(&r, q->c);
+}
+
+static void op_topic_delete(req_t *q) {
+  topic_t *tp = need_topic(q);
+  if (!tp) return;
+  topics_delete(q->s->topics, tp);
+  reply_ok(q->s, q->c, q->id);
+}
+
+typedef struct tnames {
+  const topic_t *v[1000];
+  uint32_t n;
+} tnames_t;
+
+static void tcollect(void *ctx, const topic_t *tp) {
+  tnames_t *ns = ctx;
+  if (ns->n < 1000) ns->v[ns->n++] = tp;
+}
+
+static void op_topic_list(req_t *q) {
+  const char *prefix = "", *next = "";
+  uint32_t pl = 0, nl = 0;
+  uint64_t max = 1000;
+  int more = 0;
+  gbx_err_t e;
+  if ((e = gbx_get_str(q->m, "prefix", 0, 0, GBX_MAX_NAME, &prefix, &pl, NULL, &q->eb)) ||
+      (e = gbx_get_str(q->m, "next", 0, 0, GBX_MAX_NAME, &next, &nl, NULL, &q->eb)) ||
+      (e = gbx_get_u64(q->m, "max", 0, 1, 1000, &max, NULL, &q->eb))) {
+    fail(q, e);
+    return;
+  }
+  tnames_t *ns = malloc(sizeof(*ns));
+  if (!ns) abort();
+  ns->n = 0;
+  topics_list(q->s->topics, prefix, pl, next, nl, (uint32_t)max, tcollect, ns, &more);
+  reply_t r;
+  msgpack_packer *pk = rbegin(&r, q->s, q->id, more ? 2 : 1);
+  gbx_pack_cstr(pk, "topics");
+  msgpack_pack_array(pk, ns->n);
+  for (uint32_t i = 0; i < ns->n; i++) gbx_pack_cstr(pk, ns->v[i]->name);
+  if (more) gbx_pack_kv_cstr(pk, "next", ns->v[ns->n - 1]->name);
+  rend(&r, q->c);
+  free(ns);
+}
+
+static void op_topic_get_attrs(req_t *q) {
+  topic_t *tp = need_topic(q);
+  if (!tp) return;
+  reply_t r;
+  msgpack_packer *pk = rbegin(&r, q->s, q->id, 2);
+  gbx_pack_cstr(pk, "attrs");
+  msgpack_pack_map(pk, 6);
+  gbx_pack_kv_cstr(pk, "DisplayName", tp->display ? tp->display : "");
+  gbx_pack_kv_cstr(pk, "Policy", tp->policy ? tp->policy : "");
+  gbx_pack_kv_u64(pk, "SubscriptionsConfirmed", tp->nsubs);
+  gbx_pack_kv_u64(pk, "SubscriptionsPending", 0);
+  gbx_pack_kv_u64(pk, "SubscriptionsDeleted", 0);
+  gbx_pack_kv_u64(pk, "CreatedTimestamp", (uint64_t)tp->created_ms / 1000);
+  gbx_pack_cstr(pk, "tags");
+  msgpack_pack_map(pk, tp->ntags);
+  for (uint32_t i = 0; i < tp->ntags; i++) {
+    gbx_pack_cstr(pk, tp->tags[i].key);
+    gbx_pack_cstr(pk, tp->tags[i].value);
+  }
+  rend(&r, q->c);
+}
+
+static void op_topic_set_attrs(req_t *q) {
+  topic_t *tp = need_topic(q);
+  const msgpack_object *am;
+  char *display = NULL, *policy = NULL;
+  if (!tp) return;
+  gbx_err_t e = gbx_get_map(q->m, "attrs", 1, 8, &am, NULL, &q->eb);
+  if (!e) e = topic_attrs(q, am, &display, &policy);
+  if (!e) topics_set_attrs(q->s->topics, tp, display, policy);
+  free(display);
+  free(policy);
+  if (e) fail(q, e);
+  else reply_ok(q->s, q->c, q->id);
+}
+
+/* Reads subscription attributes (FilterPolicy, FilterPolicyScope,
+ * RawMessageDelivery); pointers refer into the request. */
+static gbx_err_t parse_sub_attrs(req_t *q, const msgpack_object *am, sub_attrs_t *a) {
+  memset(a, 0, sizeof(*a));
+  for (uint32_t i = 0; am && i < am->via.map.size; i++) {
+    const msgpack_object *k = &am->via.map.ptr[i].key, *v = &am->via.map.ptr[i].val;
+    if (key_is(k, "FilterPolicy")) {
+      if (v->type != MSGPACK_OBJECT_STR)
+        return gbx_errbuf_set(&q->eb, GBX_E_BAD_TYPE, "attribute 'FilterPolicy' must be a string");
+      a->set |= SA_FILTER;
+      a->filter = v->via.str.ptr;
+      a->filter_len = v->via.str.size;
+    } else if (key_is(k, "FilterPolicyScope")) {
+      if (v->type != MSGPACK_OBJECT_STR)
+        return gbx_errbuf_set(&q->eb, GBX_E_BAD_TYPE, "attribute 'FilterPolicyScope' must be a string");
+      if (v->via.str.size == 17 && !memcmp(v->via.str.ptr, "MessageAttributes", 17))
+        a->scope = FILTER_SCOPE_ATTRIBUTES;
+      else if (v->via.str.size == 11 && !memcmp(v->via.str.ptr, "MessageBody", 11))
+        a->scope = FILTER_SCOPE_BODY;
+      else
+        return gbx_errbuf_set(&q->eb, GBX_E_OUT_OF_RANGE,
+                              "FilterPolicyScope must be MessageAttributes or MessageBody");
+      a->set |= SA_SCOPE;
+    } else if (key_is(k, "RawMessageDelivery")) {
+      if (v->type != MSGPACK_OBJECT_BOOLEAN)
+        return gbx_errbuf_set(&q->eb, GBX_E_BAD_TYPE, "attribute 'RawMessageDelivery' must be a bool");
+      a->set |= SA_RAW;
+      a->raw = v->via.boolean;
+    } else {
+      return gbx_errbuf_set(&q->eb, GBX_E_UNKNOWN_ATTRIBUTE, "unknown subscription attribute '%.*s'",
+                            (int)k->via.str.size, k->via.str.ptr);
+    }
+  }
+  return GBX_E_OK;
+}
+
+static void op_subscribe(req_t *q) {
+  topic_t *tp = need_topic(q);
+  const char *qn;
+  uint32_t ql;
+  const msgpack_object *am = NULL;
+  sub_attrs_t a;
+  sub_t *s = NULL;
+  char qname[GBX_MAX_NAME + 1];
+  if (!tp) return;
+  gbx_err_t e = gbx_get_str(q->m, "q", 1, 0, UINT32_MAX, &qn, &ql, NULL, &q->eb);
+  if (!e && !gbx_name_valid(qn, ql))
+    e = gbx_errbuf_set(&q->eb, GBX_E_BAD_NAME, "queue name must be 1-80 characters of A-Za-z0-9_-");
+  if (!e) e = gbx_get_map(q->m, "attrs", 0, 8, &am, NULL, &q->eb);
+  if (!e) e = parse_sub_attrs(q, am, &a);
+  if (!e) {
+    memcpy(qname, qn, ql);
+    qname[ql] = 0;
+    e = topics_subscribe(q->s->topics, tp, qname, &a, &s, &q->eb);
+  }
+  if (e) {
+    fail(q, e);
+    return;
+  }
+  char id[GBX_MSGID_LEN];
+  topics_sub_id(q->s->topics, s, id);
+  reply_t r;
+  msgpack_packer *pk = rbegin(&r, q->s, q->id, 1);
+  gbx_pack_kv_str(pk, "sub", id, sizeof(id));
+  rend(&r, q->c);
+}
+
+static sub_t *need_sub(req_t *q) {
+  const char *id;
+  uint32_t il;
+  gbx_err_t e = gbx_get_str(q->m, "sub", 1, 0, 256, &id, &il, NULL, &q->eb);
+  if (e) {
+    fail(q, e);
+    return NULL;
+  }
+  sub_t *s = topics_sub_find(q->s->topics, id, il);
+  if (!s) {
+    gbx_errbuf_set(&q->eb, GBX_E_SUBSCRIPTION_NOT_FOUND, "subscription '%.*s' does not exist",
+                   (int)il, id);
+    fail(q, GBX_E_SUBSCRIPTION_NOT_FOUND);
+  }
+  return s;
+}
+
+static void op_unsubscribe(req_t *q) {
+  sub_t *s = need_sub(q);
+  if (!s) return;
+  topics_unsubscribe(q->s->topics, s);
+  reply_ok(q->s, q->c, q->id);
+}
+
+typedef struct slist {
+  const sub_t *v[1000];
+  uint32_t n;
+} slist_t;
+
+static void scollect(void *ctx, const sub_t *s) {
+  slist_t *l = ctx;
+  if (l->n < 1000) l->v[l->n++] = s;
+}
+
+static void op_sub_list(req_t *q) {
+  const char *tn = NULL, *qn = NULL, *next = NULL;
+  uint32_t tl = 0, ql = 0, nl = 0;
+  int has_t = 0, has_q = 0, has_next = 0, more = 0;
+  topic_t *tp = NULL;
+  char qname[GBX_MAX_NAME + 1];
+  uint64_t after = 0;
+  gbx_err_t e;
+  if ((e = gbx_get_str(q->m, "t", 0, 1, GBX_MAX_NAME, &tn, &tl, &has_t, &q->eb)) ||
+      (e = gbx_get_str(q->m, "q", 0, 1, GBX_MAX_NAME, &qn, &ql, &has_q, &q->eb)) ||
+      (e = gbx_get_str(q->m, "next", 0, 0, 256, &next, &nl, &has_next, &q->eb))) {
+    fail(q, e);
+    return;
+  }
+  if (has_t && !(tp = topics_find(q->s->topics, tn, tl))) {
+    gbx_errbuf_set(&q->eb, GBX_E_TOPIC_NOT_FOUND, "topic '%.*s' does not exist", (int)tl, tn);
+    fail(q, GBX_E_TOPIC_NOT_FOUND);
+    return;
+  }
+  if (has_q) {
+    memcpy(qname, qn, ql);
+    qname[ql] = 0;
+  }
+  if (has_next && nl && ids_msgid_parse(q->s->ids, next, nl, &after) != 0) {
+    gbx_errbuf_set(&q->eb, GBX_E_OUT_OF_RANGE, "field 'next' is not a token from sub_list");
+    fail(q, GBX_E_OUT_OF_RANGE);
+    return;
+  }
+  slist_t *l = malloc(sizeof(*l));
+  if (!l) abort();
+  l->n = 0;
+  topics_sub_list(q->s->topics, tp, has_q ? qname : NULL, after, 100, scollect, l, &more);
+  reply_t r;
+  msgpack_packer *pk = rbegin(&r, q->s, q->id, more ? 2 : 1);
+  char id[GBX_MSGID_LEN];
+  gbx_pack_cstr(pk, "subs");
+  msgpack_pack_array(pk, l->n);
+  for (uint32_t i = 0; i < l->n; i++) {
+    topics_sub_id(q->s->topics, l->v[i], id);
+    msgpack_pack_map(pk, 3);
+    gbx_pack_kv_str(pk, "sub", id, sizeof(id));
+    gbx_pack_kv_cstr(pk, "t", l->v[i]->topic->name);
+    gbx_pack_kv_cstr(pk, "q", l->v[i]->queue);
+  }
+  if (more) {
+    topics_sub_id(q->s->topics, l->v[l->n - 1], id);
+    gbx_pack_kv_str(pk, "next", id, sizeof(id));
+  }
+  rend(&r, q->c);
+  free(l);
+}
+
+static void op_sub_get_attrs(req_t *q) {
+  sub_t *s = need_sub(q);
+  if (!s) return;
+  reply_t r;
+  msgpack_packer *pk = rbegin(&r, q->s, q->id, 1);
+  gbx_pack_cstr(pk, "attrs");
+  msgpack_pack_map(pk, 5);
+  gbx_pack_kv_cstr(pk, "TopicName", s->topic->name);
+  gbx_pack_kv_cstr(pk, "QueueName", s->queue);
+  gbx_pack_kv_cstr(pk, "FilterPolicy", s->filter_json ? s->filter_json : "");
+  gbx_pack_kv_cstr(pk, "FilterPolicyScope",
+                   s->scope == FILTER_SCOPE_BODY ? "MessageBody" : "MessageAttributes");
+  gbx_pack_kv_bool(pk, "RawMessageDelivery", s->raw);
+  rend(&r, q->c);
+}
+
+static void op_sub_set_attrs(req_t *q) {
+  sub_t *s = need_sub(q);
+  const msgpack_object *am;
+  sub_attrs_t a;
+  if (!s) return;
+  gbx_err_t e = gbx_get_map(q->m, "attrs", 1, 8, &am, NULL, &q->eb);
+  if (!e) e = parse_sub_attrs(q, am, &a);
+  if (!e) e = topics_sub_set_attrs(q->s->topics, s, &a, &q->eb);
+  if (e) fail(q, e);
+  else reply_ok(q->s, q->c, q->id);
+}
+
+typedef struct pres {
+  char mid[GBX_MSGID_LEN];
+  uint32_t delivered;
+} pres_t;
+
+static gbx_err_t publish_one(req_t *q, topic_t *tp, const msgpack_object *m, pres_t *out) {
+  const char *body, *subj = NULL;
+  uint32_t bl, sl = 0, na = 0;
+  const msgpack_object *am = NULL;
+  gbx_attr_t attrs[GBX_MAX_ATTRS];
+  uint64_t pub;
+  gbx_err_t e;
+  if ((e = gbx_get_bytes(m, "body", 1, UINT32_MAX, &body, &bl, NULL, &q->eb)) ||
+      (e = gbx_get_str(m, "subject", 0, 1, TOPIC_MAX_SUBJECT, &subj, &sl, NULL, &q->eb)) ||
+      (e = gbx_get_map(m, "attrs", 0, UINT32_MAX, &am, NULL, &q->eb)))
+    return e;
+  if (am && (e = gbx_attrs_decode(am, attrs, &na, &q->eb))) return e;
+  e = topics_publish(q->s->topics, tp, (const uint8_t *)body, bl, attrs, na, subj, sl, q->now,
+                     &pub, &out->delivered, &q->eb);
+  if (e) return e;
+  ids_msgid(q->s->ids, pub, out->mid);
+  return GBX_E_OK;
+}
+
+static void op_publish(req_t *q) {
+  topic_t *tp = need_topic(q);
+  pres_t pr;
+  if (!tp) return;
+  gbx_err_t e = publish_one(q, tp, q->m, &pr);
+  if (e) {
+    fail(q, e);
+    return;
+  }
+  reply_t r;
+  msgpack_packer *pk = rbegin(&r, q->s, q->id, 2);
+  gbx_pack_kv_str(pk, "mid", pr.mid, sizeof(pr.mid));
+  gbx_pack_kv_u64(pk, "delivered", pr.delivered);
+  rend(&r, q->c);
+}
+
+static void op_publish_batch(req_t *q) {
+  topic_t *tp = need_topic(q);
+  const msgpack_object_array *ea;
+  if (!tp) return;
+  gbx_err_t e = batch_entries(q, &ea);
+  if (!e && ea->size > TOPIC_MAX_BATCH)
+    e = gbx_errbuf_set(&q->eb, GBX_E_TOO_MANY_ENTRIES, "a publish batch holds at most %u entries",
+                       TOPIC_MAX_BATCH);
+  if (e) {
+    fail(q, e);
+    return;
+  }
+  eres_t res[TOPIC_MAX_BATCH];
+  pres_t pr[TOPIC_MAX_BATCH];
+  memset(res, 0, sizeof(res));
+  memset(pr, 0, sizeof(pr));
+  for (uint32_t i = 0; i < ea->size; i++) entry_result(q, &res[i], publish_one(q, tp, &ea->ptr[i], &pr[i]));
+  reply_t r;
+  msgpack_packer *pk = rbegin(&r, q->s, q->id, 1);
+  gbx_pack_cstr(pk, "results");
+  msgpack_pack_array(pk, ea->size);
+  for (uint32_t i = 0; i < ea->size; i++) {
+    const msgpack_object *id = gbx_map_get(&ea->ptr[i], "eid");
+    int ok = res[i].err == GBX_E_OK;
+    msgpack_pack_map(pk, (id ? 1u : 0u) + 1u + (ok ? 2u : 1u));
+    if (id) gbx_pack_kv_str(pk, "eid", id->via.str.ptr, id->via.str.size);
+    gbx_pack_kv_u64(pk, "err", res[i].err);
+    if (!ok) {
+      gbx_pack_kv_cstr(pk, "msg", res[i].msg);
+    } else {
+      gbx_pack_kv_str(pk, "mid", pr[i].mid, sizeof(pr[i].mid));
+      gbx_pack_kv_u64(pk, "delivered", pr[i].delivered);
+    }
+  }
+  rend(&r, q->c);
+}
+
 static void op_ping(req_t *q) { reply_ok(q->s, q->c, q->id); }
 
 typedef void (*handler_t)(req_t *);
@@ -1032,6 +1469,18 @@ static handler_t handler_for(uint64_t op) {
   case OP_REDRIVE_CANCEL: return op_redrive_cancel;
   case OP_STATS: return op_stats;
   case OP_BACKUP: return op_backup;
+  case OP_TOPIC_CREATE: return op_topic_create;
+  case OP_TOPIC_DELETE: return op_topic_delete;
+  case OP_TOPIC_LIST: return op_topic_list;
+  case OP_TOPIC_GET_ATTRS: return op_topic_get_attrs;
+  case OP_TOPIC_SET_ATTRS: return op_topic_set_attrs;
+  case OP_SUBSCRIBE: return op_subscribe;
+  case OP_UNSUBSCRIBE: return op_unsubscribe;
+  case OP_SUB_LIST: return op_sub_list;
+  case OP_SUB_GET_ATTRS: return op_sub_get_attrs;
+  case OP_SUB_SET_ATTRS: return op_sub_set_attrs;
+  case OP_PUBLISH: return op_publish;
+  case OP_PUBLISH_BATCH: return op_publish_batch;
   }
   return NULL;
 }

@@ -23,6 +23,8 @@
 
 enum { MSG_VISIBLE = 0, MSG_DELAYED = 1, MSG_INFLIGHT = 2 };
 #define MSG_FETCHING 0x10 /* flag: a body fetch for it is under way */
+#define MSG_ENVELOPE 0x20 /* flag: from a topic, delivered as an SNS envelope */
+#define MSG_SHARED 0x40   /* flag: its body is shared with other copies (fan-out) */
 
 /* A reference-counted body+attributes blob in the stored layout (records.h).
  * Shared by whoever holds it: cached messages and replies being built. */

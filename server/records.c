@@ -113,7 +113,7 @@ int idx_decode(const void *v, size_t vl, idxrec_t *r) {
   r->recv_ms = (int64_t)be64_get(p + 54);
   r->flags = p[1];
   if (r->sent_ms < 0 || r->first_ms < 0 || r->deadline_ms < 0 || r->recv_ms < 0 ||
-      r->size > GBX_MAX_MESSAGE_SIZE || (r->flags & ~IDX_FLAG_SHARED))
+      r->size > GBX_MAX_MESSAGE_SIZE || (r->flags & ~(IDX_FLAG_SHARED | IDX_FLAG_ENVELOPE)))
     return -1;
   return 0;
 }
@@ -226,15 +226,84 @@ fail:
   return -1;
 }
 
+size_t blob_pub_size(uint32_t bl, uint32_t al, uint32_t tl, uint32_t sl) {
+  return (size_t)BLOB_HDR + bl + 4 + al + 16 + 1 + tl + 1 + sl;
+}
+
+void blob_pub_write(uint8_t *o, const uint8_t *body, uint32_t bl, const uint8_t *attrs,
+                    uint32_t al, uint64_t pub_idn, int64_t pub_ms, const char *topic,
+                    uint32_t tl, const char *subject, uint32_t sl) {
+  o[0] = BLOB_VERSION_PUB;
+  be32_put(o + 1, bl);
+  memcpy(o + BLOB_HDR, body, bl);
+  o += BLOB_HDR + bl;
+  be32_put(o, al);
+  if (al) memcpy(o + 4, attrs, al);
+  o += 4 + al;
+  be64_put(o, pub_idn);
+  be64_put(o + 8, (uint64_t)pub_ms);
+  o += 16;
+  *o++ = (uint8_t)tl;
+  memcpy(o, topic, tl);
+  o += tl;
+  *o++ = (uint8_t)sl;
+  if (sl) memcpy(o, subject, sl);
+}
+
+/* Splits a v2 blob; every length is checked against what remains. */
+static int pub_split(const uint8_t *b, size_t len, const uint8_t **body, uint32_t *bl,
+                     const uint8_t **attrs, uint32_t *al, const uint8_t **meta, size_t *ml) {
+  if (len < BLOB_HDR || b[0] != BLOB_VERSION_PUB) return -1;
+  size_t left = len - BLOB_HDR;
+  *bl = be32_get(b + 1);
+  if (*bl > left || left - *bl < 4) return -1;
+  *body = b + BLOB_HDR;
+  left -= *bl;
+  const uint8_t *p = *body + *bl;
+  *al = be32_get(p);
+  left -= 4;
+  if (*al > left) return -1;
+  *attrs = p + 4;
+  left -= *al;
+  *meta = *attrs + *al;
+  *ml = left;
+  return 0;
+}
+
+int blob_pub_meta(const uint8_t *blob, size_t len, blob_pub_t *o) {
+  const uint8_t *body, *attrs, *m;
+  uint32_t bl, al;
+  size_t ml;
+  if (pub_split(blob, len, &body, &bl, &attrs, &al, &m, &ml) != 0 || ml < 18) return -1;
+  o->pub_idn = be64_get(m);
+  o->pub_ms = (int64_t)be64_get(m + 8);
+  o->topic_len = m[16];
+  if (o->topic_len == 0 || o->topic_len > GBX_MAX_NAME || ml < 18u + o->topic_len) return -1;
+  o->topic = (const char *)m + 17;
+  o->subject_len = m[17 + o->topic_len];
+  if (ml != 18u + o->topic_len + o->subject_len) return -1;
+  o->subject = o->subject_len ? (const char *)m + 18 + o->topic_len : NULL;
+  return 0;
+}
+
 int blob_parse(const uint8_t *blob, size_t len, const uint8_t **body, uint32_t *body_len,
                const uint8_t **attrs, uint32_t *attrs_len) {
-  if (len < BLOB_HDR || blob[0] != BLOB_VERSION) return -1;
-  uint32_t bl = be32_get(blob + 1);
-  if (bl > len - BLOB_HDR) return -1;
-  *body = blob + BLOB_HDR;
-  *body_len = bl;
-  *attrs = blob + BLOB_HDR + bl;
-  *attrs_len = (uint32_t)(len - BLOB_HDR - bl);
+  if (len >= 1 && blob[0] == BLOB_VERSION_PUB) {
+    const uint8_t *m;
+    size_t ml;
+    blob_pub_t meta;
+    if (pub_split(blob, len, body, body_len, attrs, attrs_len, &m, &ml) != 0 ||
+        blob_pub_meta(blob, len, &meta) != 0)
+      return -1;
+  } else {
+    if (len < BLOB_HDR || blob[0] != BLOB_VERSION) return -1;
+    uint32_t bl = be32_get(blob + 1);
+    if (bl > len - BLOB_HDR) return -1;
+    *body = blob + BLOB_HDR;
+    *body_len = bl;
+    *attrs = blob + BLOB_HDR + bl;
+    *attrs_len = (uint32_t)(len - BLOB_HDR - bl);
+  }
   if (*attrs_len) {
     gbx_errbuf_t eb;
     if (gbx_mp_validate(*attrs, *attrs_len, 3, &eb) != GBX_E_OK || (*attrs)[0] < 0x80 ||

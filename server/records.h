@@ -11,7 +11,10 @@
  *   META  "Q" + name     -> queue record (msgpack map, versioned)
  *   META  "S"            -> clean-stop marker (u64 last counter value)
  *   IDX   qid(4) seq(8)  -> message index record (fixed 62 bytes)
- *   BODY  body_id(8)     -> blob: version(1) body_len(4) body attrs(msgpack)
+ *   BODY  body_id(8)     -> blob v1: version(1)=1 body_len(4) body attrs(msgpack map)
+ *                           blob v2 (published): version(1)=2 body_len(4) body
+ *                           attrs_len(4) attrs pub_idn(8) pub_ms(8) topic_len(1)
+ *                           topic subject_len(1) subject
  */
 #ifndef GBX_RECORDS_H
 #define GBX_RECORDS_H
@@ -25,9 +28,11 @@
 #define IDX_KEY_LEN 12u
 #define BODY_KEY_LEN 8u
 #define IDX_REC_LEN 62u
-#define IDX_FLAG_SHARED 0x01u /* body shared with other messages (fan-out) */
+#define IDX_FLAG_SHARED 0x01u   /* body shared with other messages (fan-out) */
+#define IDX_FLAG_ENVELOPE 0x02u /* delivered from a topic without raw delivery */
 #define IDX_REC_VERSION 1u
 #define BLOB_VERSION 1u
+#define BLOB_VERSION_PUB 2u
 #define BLOB_HDR 5u
 
 /* Queue attributes (settable ones), SQS names and ranges (gbx_limits.h). */
@@ -95,6 +100,24 @@ int qrec_decode(const void *v, size_t vl, qrec_t *r, gbx_errbuf_t *eb);
  * valid msgpack map). */
 int blob_parse(const uint8_t *blob, size_t len, const uint8_t **body, uint32_t *body_len,
                const uint8_t **attrs, uint32_t *attrs_len);
+
+/* The publish metadata of a v2 blob. Returns 0, or -1 if the blob is not v2
+ * or is malformed. Pointers refer into the blob. */
+typedef struct blob_pub {
+  uint64_t pub_idn;
+  int64_t pub_ms;
+  const char *topic;
+  uint32_t topic_len;
+  const char *subject; /* NULL when none */
+  uint32_t subject_len;
+} blob_pub_t;
+int blob_pub_meta(const uint8_t *blob, size_t len, blob_pub_t *out);
+/* Size of a v2 blob for these parts. */
+size_t blob_pub_size(uint32_t body_len, uint32_t attrs_len, uint32_t topic_len, uint32_t subject_len);
+/* Writes a v2 blob into out (blob_pub_size bytes). */
+void blob_pub_write(uint8_t *out, const uint8_t *body, uint32_t bl, const uint8_t *attrs,
+                    uint32_t al, uint64_t pub_idn, int64_t pub_ms, const char *topic,
+                    uint32_t tl, const char *subject, uint32_t sl);
 
 void be32_put(uint8_t *p, uint32_t v);
 void be64_put(uint8_t *p, uint64_t v);

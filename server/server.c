@@ -21,6 +21,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
 #include "log.h"
 #include "records.h"
 
@@ -40,6 +43,8 @@ void server_cfg_defaults(server_cfg_t *c) {
   c->max_outbuf = 64u * 1024 * 1024;
   c->max_bytes = 0;
   c->body_cache = 512u * 1024 * 1024;
+  snprintf(c->region, sizeof(c->region), "us-east-1");
+  snprintf(c->account, sizeof(c->account), "123456789012");
 }
 
 uint64_t server_gate(const server_t *s) {
@@ -214,6 +219,39 @@ static int scan_queue(void *ctx, const char *k, size_t kl, const char *v, size_t
   return 0;
 }
 
+static int scan_topic(void *ctx, const char *k, size_t kl, const char *v, size_t vl) {
+  rctx_t *r = ctx;
+  gbx_errbuf_t eb = {0};
+  char name[GBX_MAX_NAME + 1];
+  if (kl < 2 || kl - 1 > GBX_MAX_NAME || !gbx_name_valid(k + 1, kl - 1)) {
+    snprintf(r->err, sizeof(r->err), "corrupt topic key of %zu bytes", kl);
+    return 1;
+  }
+  memcpy(name, k + 1, kl - 1);
+  name[kl - 1] = 0;
+  if (topics_restore_topic(r->s->topics, name, v, vl, &eb) != 0) {
+    snprintf(r->err, sizeof(r->err), "corrupt record of topic '%s': %s", name, eb.msg);
+    return 1;
+  }
+  return 0;
+}
+
+static int scan_sub(void *ctx, const char *k, size_t kl, const char *v, size_t vl) {
+  rctx_t *r = ctx;
+  gbx_errbuf_t eb = {0};
+  if (kl != 9) {
+    snprintf(r->err, sizeof(r->err), "corrupt subscription key of %zu bytes", kl);
+    return 1;
+  }
+  uint64_t num = be64_get((const uint8_t *)k + 1);
+  if (topics_restore_sub(r->s->topics, num, v, vl, &eb) != 0) {
+    snprintf(r->err, sizeof(r->err), "corrupt subscription %llu: %s", (unsigned long long)num,
+             eb.msg);
+    return 1;
+  }
+  return 0;
+}
+
 static int scan_msg(void *ctx, const char *k, size_t kl, const char *v, size_t vl) {
   rctx_t *r = ctx;
   uint32_t qid;
@@ -342,6 +380,12 @@ static int recover(server_t *s, uint64_t now) {
     free(err);
     return -1;
   }
+  if (store_scan(s->store, STORE_CF_META, "T", 1, "U", 1, scan_topic, &r, &err) != 0 || r.err[0] ||
+      store_scan(s->store, STORE_CF_META, "U", 1, "V", 1, scan_sub, &r, &err) != 0 || r.err[0]) {
+    LOG(LOG_ERROR, "refusing to start: %s", r.err[0] ? r.err : err);
+    free(err);
+    return -1;
+  }
   if (store_scan(s->store, STORE_CF_IDX, NULL, 0, NULL, 0, scan_msg, &r, &err) != 0 || r.err[0]) {
     LOG(LOG_ERROR, "refusing to start: %s", r.err[0] ? r.err : err);
     free(err);
@@ -397,6 +441,12 @@ int server_start(server_t *s, const server_cfg_t *cfg, uv_loop_t *loop) {
   broker_cbs_t cbs = {.ctx = s, .serve = ops_serve_waiter, .fetch = want_body};
   s->broker = broker_new(&bc, &j, s->ids, &cbs);
   if (!s->broker) return -1;
+  s->topics = topics_new(s->broker, &j);
+  if (!s->topics) return -1;
+  /* the envelope's signing key, derived from the store's key material */
+  unsigned kl = 0;
+  HMAC(EVP_sha256(), key, IDS_KEY_BYTES, (const unsigned char *)"gearbox-sns-signature", 21,
+       s->sign_key, &kl);
   if (recover(s, now) != 0) return -1;
 
   s->commit = commit_start(loop, s->store, cfg->policy, cfg->interval_ms, on_durable, s, &err);
@@ -427,6 +477,15 @@ int server_start(server_t *s, const server_cfg_t *cfg, uv_loop_t *loop) {
   uv_signal_start(&s->sigint, on_signal, SIGINT);
   uv_signal_start(&s->sigterm, on_signal, SIGTERM);
   s->started_ms = now;
+  if (cfg->public_url[0])
+    snprintf(s->base_url, sizeof(s->base_url), "%s", cfg->public_url);
+  else
+    snprintf(s->base_url, sizeof(s->base_url), "http://%s:%d", cfg->host, s->bound_port);
+  s->env.region = s->cfg.region;
+  s->env.account = s->cfg.account;
+  s->env.base_url = s->base_url;
+  s->env.sign_key = s->sign_key;
+  gbx_buf_init(&s->envbuf);
   LOG(LOG_INFO, "listening on %s:%d, data in %s, sync %s", cfg->host, s->bound_port,
       cfg->data_dir, policy_name(cfg, pbuf, sizeof(pbuf)));
   printf("gearboxd ready port=%d data=%s sync=%s\n", s->bound_port, cfg->data_dir,
@@ -444,7 +503,9 @@ int server_run(server_t *s) {
   }
   uv_run(s->loop, UV_RUN_DEFAULT); /* close callbacks of the commit handles */
   if (rc == 0) write_stop_marker(s);
+  topics_free(s->topics);
   broker_free(s->broker);
+  gbx_buf_free(&s->envbuf);
   store_close(s->store);
   ids_free(s->ids);
   net_free(s->net);

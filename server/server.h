@@ -14,6 +14,8 @@
 #include "ids.h"
 #include "net.h"
 #include "store.h"
+#include "topic.h"
+#include "envelope.h"
 
 typedef struct server_cfg {
   char host[256];
@@ -27,6 +29,9 @@ typedef struct server_cfg {
   uint64_t max_outbuf;
   uint64_t max_bytes;     /* stored message bytes, 0 = unlimited */
   uint64_t body_cache;    /* bodies kept in memory */
+  char region[64];        /* ARNs: arn:aws:sns:REGION:ACCOUNT:topic */
+  char account[32];
+  char public_url[256];   /* base of URLs in SNS envelopes; "" = http://HOST:PORT */
 } server_cfg_t;
 
 /* Defaults for every flag (documented in README and PROTOCOL.md). */
@@ -38,6 +43,11 @@ typedef struct server {
   store_t *store;
   commit_t *commit;
   broker_t *broker;
+  topics_t *topics;
+  envelope_ctx_t env;
+  uint8_t sign_key[32];
+  char base_url[300];
+  gbx_buf_t envbuf;      /* scratch for rendering envelopes */
   net_t *net;
   ids_t *ids;
   uv_timer_t timer;

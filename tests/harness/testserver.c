@@ -58,9 +58,9 @@ struct gbx_testserver {
   pid_t pid;        /* -1 when not running */
   int out_fd;       /* read end of the server's stdout, -1 when not running */
   uint16_t port;
-  off_t log_start;  /* log size when the current (or last) run started */
-  int have_status;  /* last_status is set */
-  int last_status;  /* waitpid status of the last run */
+  off_t log_start;             /* log size when the current (or last) run started */
+  int have_status;             /* last_status is set */
+  int last_status;             /* waitpid status of the last run */
   struct gbx_testserver *next; /* registry of live servers */
 };
 
@@ -219,8 +219,7 @@ static void read_log_tail(const gbx_testserver_t *ts, off_t from, char *buf, siz
 static void print_log_tail(const gbx_testserver_t *ts, const char *why) {
   static char tail[LOG_TAIL_BYTES];
   read_log_tail(ts, ts->log_start, tail, sizeof tail);
-  fprintf(stderr, "---- %s; tail of %s ----\n%s\n---- end of log ----\n", why, ts->log_path,
-          tail);
+  fprintf(stderr, "---- %s; tail of %s ----\n%s\n---- end of log ----\n", why, ts->log_path, tail);
 }
 
 /* Waits up to timeout_ms for pid to exit. Returns 1 with *status set, 0 on
@@ -339,6 +338,15 @@ static int spawn_server(gbx_testserver_t *ts, char *err, size_t errcap) {
   struct stat st;
   ts->log_start = fstat(logfd, &st) == 0 ? st.st_size : 0;
 
+  /* Built before fork: the child may only make async-signal-safe calls. */
+  char exec_failed[PATH_MAX + 64];
+  int exec_failed_len =
+      snprintf(exec_failed, sizeof exec_failed, "testserver: cannot exec %s\n", argv[0]);
+  if (exec_failed_len < 0)
+    exec_failed_len = 0;
+  else if ((size_t)exec_failed_len >= sizeof exec_failed)
+    exec_failed_len = (int)sizeof exec_failed - 1; /* truncated, still says why */
+
   pid_t parent = getpid();
   pid = fork();
   if (pid < 0) {
@@ -359,8 +367,7 @@ static int spawn_server(gbx_testserver_t *ts, char *err, size_t errcap) {
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
     execvp(argv[0], argv);
-    static const char msg[] = "testserver: exec of gearboxd failed\n";
-    if (write(2, msg, sizeof msg - 1) < 0) {
+    if (write(2, exec_failed, (size_t)exec_failed_len) < 0) {
     }
     _exit(127);
   }
@@ -427,8 +434,7 @@ static int spawn_server(gbx_testserver_t *ts, char *err, size_t errcap) {
       int status;
       kill_and_reap(pid, &status);
       pid = -1;
-      snprintf(err, errcap, "gearboxd wrote a %zu-byte line without a newline on stdout",
-               line_len);
+      snprintf(err, errcap, "gearboxd wrote a %zu-byte line without a newline on stdout", line_len);
       goto fail;
     }
   }
@@ -539,8 +545,7 @@ void ts_assert_clean_exit(gbx_testserver_t *ts) {
     ts_fail("ts_assert_clean_exit: gearboxd (%s) is still running", ts->dir);
   if (!ts->have_status)
     ts_fail("ts_assert_clean_exit: gearboxd (%s) has not exited", ts->dir);
-  if (ts->last_status == -1 || !WIFEXITED(ts->last_status) ||
-      WEXITSTATUS(ts->last_status) != 0) {
+  if (ts->last_status == -1 || !WIFEXITED(ts->last_status) || WEXITSTATUS(ts->last_status) != 0) {
     char how[128];
     describe_status(ts->last_status, how, sizeof how);
     print_log_tail(ts, "unclean exit");
@@ -636,7 +641,7 @@ pid_t ts_pid(const gbx_testserver_t *ts) {
 
 const char *ts_sanitizer_report(const gbx_testserver_t *ts, char *buf, size_t cap) {
   static const char *const markers[] = {
-      "ERROR: AddressSanitizer", "ERROR: LeakSanitizer",   "runtime error:",
+      "ERROR: AddressSanitizer",  "ERROR: LeakSanitizer",     "runtime error:",
       "WARNING: ThreadSanitizer", "WARNING: MemorySanitizer",
   };
   FILE *f = fopen(ts->log_path, "re");
@@ -716,8 +721,7 @@ int ts_raw_send(int fd, const void *buf, size_t len) {
 }
 
 int ts_raw_send_frame(int fd, const void *payload, uint32_t len) {
-  uint8_t hdr[4] = {(uint8_t)(len >> 24), (uint8_t)(len >> 16), (uint8_t)(len >> 8),
-                    (uint8_t)len};
+  uint8_t hdr[4] = {(uint8_t)(len >> 24), (uint8_t)(len >> 16), (uint8_t)(len >> 8), (uint8_t)len};
   if (ts_raw_send(fd, hdr, sizeof hdr) != 0)
     return -1;
   return len ? ts_raw_send(fd, payload, len) : 0;
@@ -798,8 +802,7 @@ int ts_cli(gbx_testserver_t *ts, const char *args, char *out, size_t cap) {
   char port[16];
   snprintf(port, sizeof port, "%u", ts->port);
   if (push_word(&argv, &argc, &vcap, GBX_CLI_PATH) != 0 ||
-      push_word(&argv, &argc, &vcap, "--port") != 0 ||
-      push_word(&argv, &argc, &vcap, port) != 0 ||
+      push_word(&argv, &argc, &vcap, "--port") != 0 || push_word(&argv, &argc, &vcap, port) != 0 ||
       split_words(args, &argv, &argc, &vcap) != 0) {
     free_words(argv, argc);
     ts_fail("ts_cli: bad arguments (unterminated quote?) or out of memory: '%s'", args);

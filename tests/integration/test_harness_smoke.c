@@ -1,7 +1,7 @@
 /* test_harness_smoke.c - the integration harness against the real gearboxd:
  * start, ping through libgearbox and raw frames, restart, kill -9, start
- * again on the same data, clean stops, and the failure paths a test relies
- * on (a server that will not start, a sanitizer report in the log). */
+ * again on the same data, clean stops, the CLI runner, and the failure paths
+ * a test relies on (a server that will not start, a sanitizer report). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -159,6 +159,22 @@ static void test_log_scan_finds_sanitizer_reports(void **state) {
   ts_free(ts);
 }
 
+static void test_cli(void **state) {
+  (void)state;
+  gbx_testserver_t *ts = ts_start(NULL);
+  char out[4096];
+  assert_int_equal(ts_cli(ts, "queue create clitest", out, sizeof out), 0);
+  /* A quoted word reaches the CLI as one argument, spaces and all. */
+  assert_int_equal(ts_cli(ts, "send clitest 'hello from the cli'", out, sizeof out), 0);
+  assert_int_equal(ts_cli(ts, "receive clitest --delete", out, sizeof out), 0);
+  assert_non_null(strstr(out, "hello from the cli"));
+  assert_int_equal(ts_cli(ts, "queue list", out, sizeof out), 0);
+  assert_non_null(strstr(out, "clitest"));
+  /* A server error is the CLI's exit status 1. */
+  assert_int_equal(ts_cli(ts, "receive no-such-queue", out, sizeof out), 1);
+  ts_free(ts);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_start_restart_kill_stop),
@@ -167,6 +183,7 @@ int main(void) {
       cmocka_unit_test(test_sigint_stops_cleanly),
       cmocka_unit_test(test_bad_flag_fails_start),
       cmocka_unit_test(test_log_scan_finds_sanitizer_reports),
+      cmocka_unit_test(test_cli),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,431 @@
+/* filter_match.c - matches one published message against a compiled filter
+ * (filter_int.h). The message is described once per publish by a
+ * filter_msg_t; JSON the policies need (the body, String.Array values) is
+ * parsed on first need and cached there, so N subscriptions cost one parse.
+ *
+ * Every condition is tested against a "leaf value" (fval_t): a string, a
+ * number in fixed point, true, false or null. An attribute gives one leaf
+ * (or one per element for String.Array); a body key path gives every leaf
+ * found by following the path through objects and into arrays. */
+#include <arpa/inet.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "filter_int.h"
+
+enum { BODY_UNPARSED = 0, BODY_OK = 1, BODY_BAD = 2 };
+
+/* Longest Number attribute text converted: SQS numbers hold at most 38
+ * digits plus sign, point and exponent; longer text meets no numeric
+ * condition rather than costing an allocation. */
+#define NUM_TEXT_MAX 63u
+
+typedef struct fval {
+  enum { FV_STR, FV_NUM, FV_TRUE, FV_FALSE, FV_NULL } type;
+  int num_ok; /* FV_NUM: within -1e9..1e9, fx valid */
+  int64_t fx;
+  const char *s; /* FV_STR */
+  size_t len;
+} fval_t;
+
+/* One String.Array attribute's parsed value, cached per message. */
+typedef struct arr_cache {
+  cJSON *doc; /* a JSON array, or NULL */
+  int state;  /* BODY_* */
+} arr_cache_t;
+
+/* ---- values ---------------------------------------------------------------- */
+
+/* 1 if s[0..n) is a plain decimal number: [+-]digits[.digits][(e|E)[+-]digits]
+ * with at least one digit before the exponent. Refuses hex, inf and nan,
+ * which strtod would take. */
+static int decimal_syntax(const char *s, size_t n) {
+  size_t i = 0, digits = 0;
+  if (i < n && (s[i] == '+' || s[i] == '-'))
+    i++;
+  while (i < n && s[i] >= '0' && s[i] <= '9')
+    i++, digits++;
+  if (i < n && s[i] == '.')
+    for (i++; i < n && s[i] >= '0' && s[i] <= '9'; i++)
+      digits++;
+  if (!digits)
+    return 0;
+  if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+    size_t e = 0;
+    i++;
+    if (i < n && (s[i] == '+' || s[i] == '-'))
+      i++;
+    while (i < n && s[i] >= '0' && s[i] <= '9')
+      i++, e++;
+    if (!e)
+      return 0;
+  }
+  return i == n;
+}
+
+/* A Number attribute's text as a leaf value. */
+static fval_t number_text(const char *s, size_t n) {
+  fval_t v = {.type = FV_NUM};
+  char buf[NUM_TEXT_MAX + 1];
+  if (n == 0 || n > NUM_TEXT_MAX || !decimal_syntax(s, n))
+    return v;
+  memcpy(buf, s, n);
+  buf[n] = '\0';
+  v.num_ok = filter_fixed(strtod(buf, NULL), &v.fx);
+  return v;
+}
+
+/* A cJSON scalar as a leaf value; 0 for objects and arrays. */
+static int json_leaf(const cJSON *j, fval_t *v) {
+  memset(v, 0, sizeof *v);
+  if (cJSON_IsString(j)) {
+    v->type = FV_STR;
+    v->s = j->valuestring;
+    v->len = strlen(j->valuestring);
+  } else if (cJSON_IsNumber(j)) {
+    v->type = FV_NUM;
+    v->num_ok = filter_fixed(j->valuedouble, &v->fx);
+  } else if (cJSON_IsTrue(j)) {
+    v->type = FV_TRUE;
+  } else if (cJSON_IsFalse(j)) {
+    v->type = FV_FALSE;
+  } else if (cJSON_IsNull(j)) {
+    v->type = FV_NULL;
+  } else {
+    return 0;
+  }
+  return 1;
+}
+
+/* ---- conditions ------------------------------------------------------------ */
+
+static int is_str(const fval_t *v) {
+  return v->type == FV_STR;
+}
+
+static int eq_icase(const char *a, const char *b, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
+    if (x >= 'A' && x <= 'Z')
+      x = (unsigned char)(x - 'A' + 'a');
+    if (y >= 'A' && y <= 'Z')
+      y = (unsigned char)(y - 'A' + 'a');
+    if (x != y)
+      return 0;
+  }
+  return 1;
+}
+
+static int has_prefix(const fval_t *v, const char *p, size_t n) {
+  return v->len >= n && memcmp(v->s, p, n) == 0;
+}
+
+static int has_suffix(const fval_t *v, const char *p, size_t n) {
+  return v->len >= n && memcmp(v->s + v->len - n, p, n) == 0;
+}
+
+static int numeric_in(const fcond_t *c, const fval_t *v) {
+  if (v->type != FV_NUM || !v->num_ok)
+    return 0;
+  if (c->flags & FNUM_LO)
+    if (v->fx < c->lo || (v->fx == c->lo && !(c->flags & FNUM_LO_INCL)))
+      return 0;
+  if (c->flags & FNUM_HI)
+    if (v->fx > c->hi || (v->fx == c->hi && !(c->flags & FNUM_HI_INCL)))
+      return 0;
+  return 1;
+}
+
+/* 1 if the string value is an address inside the CIDR block. */
+static int cidr_in(const filter_t *f, const fcond_t *c, const fval_t *v) {
+  char buf[INET6_ADDRSTRLEN + 1];
+  unsigned char a[16];
+  if (!is_str(v) || v->len == 0 || v->len >= sizeof buf)
+    return 0;
+  memcpy(buf, v->s, v->len);
+  buf[v->len] = '\0';
+  if (inet_pton(c->flags == 6 ? AF_INET6 : AF_INET, buf, a) != 1)
+    return 0;
+  const unsigned char *net = (const unsigned char *)f->blob + c->off;
+  unsigned full = c->bits / 8u, rest = c->bits % 8u;
+  if (memcmp(a, net, full) != 0)
+    return 0;
+  return rest == 0 || (a[full] & (unsigned char)(0xff00u >> rest)) == net[full];
+}
+
+static int cond_match(const filter_t *f, const fcond_t *c, const fval_t *v) {
+  const char *s = f->blob + c->off;
+  switch ((enum filter_op)c->op) {
+  case FOP_EQ_STR:
+    return is_str(v) && v->len == c->len && memcmp(v->s, s, c->len) == 0;
+  case FOP_EQ_NUM:
+    return v->type == FV_NUM && v->num_ok && v->fx == c->lo;
+  case FOP_EQ_TRUE:
+    return v->type == FV_TRUE;
+  case FOP_EQ_FALSE:
+    return v->type == FV_FALSE;
+  case FOP_EQ_NULL:
+    return v->type == FV_NULL;
+  case FOP_PREFIX:
+    return is_str(v) && has_prefix(v, s, c->len);
+  case FOP_SUFFIX:
+    return is_str(v) && has_suffix(v, s, c->len);
+  case FOP_ICASE:
+    return is_str(v) && v->len == c->len && eq_icase(v->s, s, c->len);
+  case FOP_NUMERIC:
+    return numeric_in(c, v);
+  case FOP_CIDR:
+    return cidr_in(f, c, v);
+  case FOP_NOT_IN:
+    for (uint32_t i = 0; i < c->len; i++)
+      if (cond_match(f, &f->conds[c->off + i], v))
+        return 0;
+    return 1;
+  case FOP_NOT_PREFIX:
+    return is_str(v) && !has_prefix(v, s, c->len);
+  case FOP_NOT_SUFFIX:
+    return is_str(v) && !has_suffix(v, s, c->len);
+  case FOP_EXISTS_TRUE:
+  case FOP_EXISTS_FALSE:
+    return 0; /* decided per key by key_result() */
+  }
+  return 0;
+}
+
+/* 1 if any of the key's conditions matches the leaf value. */
+static int conds_match(const filter_t *f, const fkey_t *k, const fval_t *v) {
+  for (uint32_t i = 0; i < k->ncond; i++)
+    if (cond_match(f, &f->conds[k->first_cond + i], v))
+      return 1;
+  return 0;
+}
+
+/* Visits the leaves of a JSON value (itself, or its elements at any array
+ * depth; objects hold none) until one matches. Sets *found if any leaf was
+ * seen. Returns 1 on a match. */
+static int leaves_match(const filter_t *f, const fkey_t *k, const cJSON *j, int *found) {
+  fval_t v;
+  if (cJSON_IsArray(j)) {
+    for (const cJSON *e = j->child; e; e = e->next)
+      if (leaves_match(f, k, e, found))
+        return 1;
+    return 0;
+  }
+  if (!json_leaf(j, &v))
+    return 0;
+  *found = 1;
+  return k->exists_true || conds_match(f, k, &v);
+}
+
+/* ---- message caches ------------------------------------------------------ */
+
+/* Parses text[0..len) as one JSON value with nothing but whitespace after
+ * it. Returns the tree or NULL. */
+static cJSON *parse_json(const char *text, size_t len) {
+  const char *end = NULL;
+  if (!text || len == 0)
+    return NULL;
+  cJSON *doc = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+  if (!doc)
+    return NULL;
+  for (const char *p = end; p < text + len; p++)
+    if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') {
+      cJSON_Delete(doc);
+      return NULL;
+    }
+  return doc;
+}
+
+/* The body as a JSON object, parsed on first call; NULL if it is not one. */
+static const cJSON *body_doc(filter_msg_t *m) {
+  if (m->body_state_ == BODY_UNPARSED) {
+    cJSON *doc = parse_json(m->body, m->body_len);
+    if (doc && !cJSON_IsObject(doc)) {
+      cJSON_Delete(doc);
+      doc = NULL;
+    }
+    m->body_json_ = doc;
+    m->body_state_ = doc ? BODY_OK : BODY_BAD;
+  }
+  return m->body_state_ == BODY_OK ? m->body_json_ : NULL;
+}
+
+/* Attribute i's String.Array value as a JSON array, parsed on first call;
+ * NULL if it is not one (or the cache cannot be allocated). */
+static const cJSON *array_doc(filter_msg_t *m, uint32_t i) {
+  arr_cache_t *cache = m->arrays_json_;
+  if (!cache) {
+    cache = calloc(m->nattrs, sizeof *cache);
+    if (!cache)
+      return NULL;
+    m->arrays_json_ = cache;
+  }
+  if (cache[i].state == BODY_UNPARSED) {
+    cJSON *doc = parse_json(m->attrs[i].value, m->attrs[i].value_len);
+    if (doc && !cJSON_IsArray(doc)) {
+      cJSON_Delete(doc);
+      doc = NULL;
+    }
+    cache[i].doc = doc;
+    cache[i].state = doc ? BODY_OK : BODY_BAD;
+  }
+  return cache[i].doc;
+}
+
+/* ---- attribute scope ------------------------------------------------------- */
+
+/* 1 if the attribute type t[0..n) is base (exactly, or base + "." + suffix). */
+static int type_is(const char *t, size_t n, const char *base) {
+  size_t b = strlen(base);
+  return n >= b && memcmp(t, base, b) == 0 && (n == b || t[b] == '.');
+}
+
+/* Index of the attribute the key names, or -1. Binary attributes are
+ * skipped: SNS ignores them in filtering. */
+static int32_t find_attr(const filter_t *f, const fkey_t *k, const filter_msg_t *m) {
+  const char *name = f->blob + k->name_off;
+  for (uint32_t i = 0; i < m->nattrs; i++) {
+    const gbx_attr_t *a = &m->attrs[i];
+    if (a->name_len == k->name_len && memcmp(a->name, name, k->name_len) == 0 &&
+        !type_is(a->type, a->type_len, "Binary"))
+      return (int32_t)i;
+  }
+  return -1;
+}
+
+static int attr_key(const filter_t *f, const fkey_t *k, filter_msg_t *m) {
+  int32_t i = find_attr(f, k, m);
+  if (i < 0)
+    return k->exists_false;
+  if (k->exists_true)
+    return 1;
+  const gbx_attr_t *a = &m->attrs[i];
+  if (a->type_len == 12 && memcmp(a->type, "String.Array", 12) == 0) {
+    const cJSON *arr = array_doc(m, (uint32_t)i);
+    int found = 0;
+    return arr && leaves_match(f, k, arr, &found);
+  }
+  fval_t v;
+  if (type_is(a->type, a->type_len, "Number")) {
+    v = number_text(a->value, a->value_len);
+  } else if (type_is(a->type, a->type_len, "String")) {
+    v = (fval_t){.type = FV_STR, .s = a->value, .len = a->value_len};
+  } else {
+    return 0;
+  }
+  return conds_match(f, k, &v);
+}
+
+/* A node in attribute scope: every key, and one branch of every $or group. */
+static int attr_node(const filter_t *f, const fnode_t *n, filter_msg_t *m) {
+  for (uint32_t i = 0; i < n->nkeys; i++)
+    if (!attr_key(f, &f->keys[n->first_key + i], m))
+      return 0;
+  for (uint32_t g = 0; g < n->nor; g++) {
+    const forgrp_t *o = &f->ors[n->first_or + g];
+    int any = 0;
+    for (uint32_t b = 0; b < o->n && !any; b++)
+      any = attr_node(f, &f->nodes[f->branches[o->first + b]], m);
+    if (!any)
+      return 0;
+  }
+  return 1;
+}
+
+/* ---- body scope ---------------------------------------------------------- */
+
+/* The key path from the top-level object down to a leaf key. */
+typedef struct kpath {
+  const fkey_t *key[FILTER_MAX_DEPTH + 1];
+  unsigned n;
+} kpath_t;
+
+static int name_is(const filter_t *f, const fkey_t *k, const char *s) {
+  return s && strlen(s) == k->name_len && memcmp(s, f->blob + k->name_off, k->name_len) == 0;
+}
+
+/* Follows path->key[i..] from j, stepping into arrays, and tests the leaves
+ * at the end. Sets *found if any leaf is reached. Returns 1 on a match. */
+static int walk(const filter_t *f, const kpath_t *path, unsigned i, const cJSON *j, int *found) {
+  const fkey_t *leaf = path->key[path->n - 1];
+  if (i == path->n)
+    return leaves_match(f, leaf, j, found);
+  if (cJSON_IsArray(j)) {
+    for (const cJSON *e = j->child; e; e = e->next)
+      if (walk(f, path, i, e, found))
+        return 1;
+    return 0;
+  }
+  if (!cJSON_IsObject(j))
+    return 0;
+  /* every member of that name: a body may repeat a key */
+  for (const cJSON *c = j->child; c; c = c->next)
+    if (name_is(f, path->key[i], c->string) && walk(f, path, i + 1, c, found))
+      return 1;
+  return 0;
+}
+
+static int body_node(const filter_t *f, const fnode_t *n, const cJSON *doc, kpath_t *path) {
+  for (uint32_t i = 0; i < n->nkeys; i++) {
+    const fkey_t *k = &f->keys[n->first_key + i];
+    int ok, found = 0;
+    path->key[path->n++] = k;
+    if (k->child != FKEY_LEAF)
+      ok = body_node(f, &f->nodes[k->child], doc, path);
+    else
+      ok = walk(f, path, 0, doc, &found) || (!found && k->exists_false);
+    path->n--;
+    if (!ok)
+      return 0;
+  }
+  for (uint32_t g = 0; g < n->nor; g++) {
+    const forgrp_t *o = &f->ors[n->first_or + g];
+    int any = 0;
+    for (uint32_t b = 0; b < o->n && !any; b++)
+      any = body_node(f, &f->nodes[f->branches[o->first + b]], doc, path);
+    if (!any)
+      return 0;
+  }
+  return 1;
+}
+
+/* ---- API ------------------------------------------------------------------- */
+
+void filter_msg_init(filter_msg_t *m, const gbx_attr_t *a, uint32_t n, const char *body,
+                     size_t bl) {
+  memset(m, 0, sizeof *m);
+  m->attrs = a;
+  m->nattrs = a ? n : 0;
+  m->body = body;
+  m->body_len = body ? bl : 0;
+  m->body_state_ = BODY_UNPARSED;
+}
+
+void filter_msg_free(filter_msg_t *m) {
+  arr_cache_t *cache = m->arrays_json_;
+  if (cache) {
+    for (uint32_t i = 0; i < m->nattrs; i++)
+      cJSON_Delete(cache[i].doc);
+    free(cache);
+  }
+  cJSON_Delete(m->body_json_);
+  m->arrays_json_ = NULL;
+  m->body_json_ = NULL;
+  m->body_state_ = BODY_UNPARSED;
+}
+
+int filter_match(const filter_t *f, filter_msg_t *m) {
+  if (!f)
+    return 1;
+  const fnode_t *root = &f->nodes[0];
+  if (root->nkeys == 0 && root->nor == 0)
+    return 1; /* the empty policy {} */
+  if (f->scope == FILTER_SCOPE_BODY) {
+    const cJSON *doc = body_doc(m);
+    kpath_t path = {.n = 0};
+    return doc && body_node(f, root, doc, &path);
+  }
+  return attr_node(f, root, m);
+}
