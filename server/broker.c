@@ -467,11 +467,18 @@ gbx_err_t broker_queue_create(broker_t *b, const char *name, const qattrs_t *a,
   return GBX_E_OK;
 }
 
+static void serve_waiter(broker_t *b, waiter_t *w, gbx_err_t err, delivery_t *d, uint32_t n) {
+  if (w->serve) w->serve(w->serve_ctx, w, err, d, n);
+  else if (b->cbs.serve) b->cbs.serve(b->cbs.ctx, w, err, d, n);
+  else
+    for (uint32_t i = 0; i < n; i++) blob_unref(d[i].blob);
+}
+
 static void wake_all_with(broker_t *b, queue_t *q, gbx_err_t err) {
   while (q->w_head) {
     waiter_t *w = q->w_head;
     broker_waiter_cancel(b, w);
-    if (b->cbs.serve) b->cbs.serve(b->cbs.ctx, w, err, NULL, 0);
+    serve_waiter(b, w, err, NULL, 0);
   }
 }
 
@@ -896,8 +903,7 @@ void broker_serve_ready(broker_t *b, uint64_t now) {
       /* all visible went to the DLQ, or the in-flight limit: keep waiting */
       if (e != GBX_E_OK || n == 0) break;
       broker_waiter_cancel(b, w);
-      if (b->cbs.serve) b->cbs.serve(b->cbs.ctx, w, e, d, n);
-      else for (uint32_t i = 0; i < n; i++) blob_unref(d[i].blob);
+      serve_waiter(b, w, e, d, n);
     }
   }
 }
@@ -937,7 +943,7 @@ uint64_t broker_tick(broker_t *b, uint64_t now) {
     case HK_WAITER: {
       waiter_t *w = (waiter_t *)n; /* hn is waiter_t's first member */
       broker_waiter_cancel(b, w);
-      if (b->cbs.serve) b->cbs.serve(b->cbs.ctx, w, GBX_E_OK, NULL, 0);
+      serve_waiter(b, w, GBX_E_OK, NULL, 0);
       break;
     }
     case HK_REDRIVE: {

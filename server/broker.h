@@ -24,6 +24,8 @@ typedef struct broker broker_t;
 /* Heap node kinds. */
 enum { HK_MSG = 1, HK_RETENTION = 2, HK_WAITER = 3, HK_REDRIVE = 4 };
 
+struct delivery;
+
 /* A long-poll receive waiting on a queue. Allocated and owned by the caller
  * (the protocol layer); linked into the broker by broker_wait(). */
 struct waiter {
@@ -35,6 +37,10 @@ struct waiter {
   void *owner;               /* the protocol layer's */
   uint64_t req_id;
   waiter_t *onext, *oprev;   /* the owner's list */
+  /* Called when the waiter is done, instead of broker_cbs_t.serve when set
+   * (lets another front end, e.g. the HTTP face, own waiters too). */
+  void (*serve)(void *ctx, waiter_t *w, gbx_err_t err, struct delivery *d, uint32_t n);
+  void *serve_ctx;
 };
 
 /* One message handed out by a receive: everything a reply needs. blob is a
@@ -52,7 +58,7 @@ typedef struct broker_cbs {
   void *ctx;
   /* A waiter is done: n messages (n may be 0: it timed out), or err (the
    * queue was deleted). The waiter is unlinked; the callee owns it again. */
-  void (*serve)(void *ctx, waiter_t *w, gbx_err_t err, delivery_t *d, uint32_t n);
+  void (*serve)(void *ctx, waiter_t *w, gbx_err_t err, struct delivery *d, uint32_t n);
   /* Please fetch this body into the cache (prefetch ahead of a queue head);
    * answer with broker_attach_blob(). */
   void (*fetch)(void *ctx, uint32_t qid, uint64_t seq, uint64_t body_id);

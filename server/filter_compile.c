@@ -52,8 +52,16 @@ static uint64_t sat_add(uint64_t a, uint64_t b) {
   return a + b > SAT_CAP ? SAT_CAP : a + b;
 }
 
-/* Reserves k elements of esz bytes at the end of v. Returns the index of
- * the first, or UINT32_MAX (and marks the compile failed) when out of memory. */
+/* Records an allocation failure as the compile's error. */
+static void out_of_memory(cc_t *c) {
+  if (!c->failed)
+    gbx_errbuf_set(c->eb, GBX_E_INTERNAL, "out of memory compiling the filter policy");
+  c->failed = 1;
+}
+
+/* Reserves k zeroed elements of esz bytes at the end of v. Returns the index
+ * of the first, or UINT32_MAX (after out_of_memory) on failure. Counts stay
+ * far below 2^31: every element comes from a byte of a 256 KiB policy. */
 static uint32_t reserve(cc_t *c, vec_t *v, size_t esz, uint32_t k) {
   if (k == 0)
     return v->n;
@@ -61,11 +69,11 @@ static uint32_t reserve(cc_t *c, vec_t *v, size_t esz, uint32_t k) {
     uint64_t cap = v->cap ? v->cap : 8;
     while (cap < v->n + (uint64_t)k)
       cap *= 2;
-    if (cap > UINT32_MAX / 2)
-      goto oom;
-    char *p = realloc(v->p, (size_t)cap * esz);
-    if (!p)
-      goto oom;
+    char *p = cap <= UINT32_MAX / 2 ? realloc(v->p, (size_t)cap * esz) : NULL;
+    if (!p) {
+      out_of_memory(c);
+      return UINT32_MAX;
+    }
     v->p = p;
     v->cap = (uint32_t)cap;
   }
@@ -73,19 +81,14 @@ static uint32_t reserve(cc_t *c, vec_t *v, size_t esz, uint32_t k) {
   uint32_t first = v->n;
   v->n += k;
   return first;
-oom:
-  if (!c->failed)
-    gbx_errbuf_set(c->eb, GBX_E_INTERNAL, "out of memory compiling the filter policy");
-  c->failed = 1;
-  return UINT32_MAX;
 }
 
 #define AT(c, vec, type, i) (((type *)(c)->vec.p)[i])
 
 /* Appends len bytes to the blob; returns their offset or UINT32_MAX. */
 static uint32_t blob_add(cc_t *c, const void *s, size_t len) {
-  if (len > UINT32_MAX / 4) {
-    reserve(c, &c->blob, 1, UINT32_MAX); /* reports out of memory */
+  if (len > FILTER_MAX_POLICY_BYTES) { /* cannot come from a policy that passed the size check */
+    out_of_memory(c);
     return UINT32_MAX;
   }
   uint32_t off = reserve(c, &c->blob, 1, (uint32_t)len);
@@ -599,7 +602,7 @@ static filter_t *finish(cc_t *c) {
                  align8(sz_conds) + align8(sz_ors) + align8(sz_br) + c->blob.n + 1;
   char *block = malloc(total);
   if (!block) {
-    gbx_errbuf_set(c->eb, GBX_E_INTERNAL, "out of memory compiling the filter policy");
+    out_of_memory(c);
     return NULL;
   }
   filter_t *f = (filter_t *)block;

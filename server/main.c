@@ -22,6 +22,8 @@ static void usage(FILE *f) {
           "  --max-outbuf BYTES    unread replies per connection before it is cut off (default 64 MiB)\n"
           "  --max-bytes BYTES     stored message bytes before sends are refused (default: no limit)\n"
           "  --body-cache BYTES    message bodies kept in memory (default 512 MiB)\n"
+          "  --min-free BYTES      refuse sends below this free space on the data disk (default 256 MiB)\n"
+          "  --slow-timeout MS     close a connection whose request stays incomplete this long (default 30000)\n"
           "  --region NAME         region in ARNs (default us-east-1)\n"
           "  --account-id ID       account id in ARNs (default 123456789012)\n"
           "  --public-url URL      base of URLs in SNS envelopes (default http://HOST:PORT)\n"
@@ -48,7 +50,8 @@ int main(int argc, char **argv) {
       {"max-frame", 1, 0, 'F'}, {"max-conns", 1, 0, 'C'}, {"max-waiters", 1, 0, 'W'},
       {"max-outbuf", 1, 0, 'O'}, {"max-bytes", 1, 0, 'B'}, {"body-cache", 1, 0, 'c'},
       {"log-level", 1, 0, 'v'}, {"help", 0, 0, 'h'},      {"region", 1, 0, 'R'},
-      {"account-id", 1, 0, 'A'}, {"public-url", 1, 0, 'U'}, {0, 0, 0, 0}};
+      {"account-id", 1, 0, 'A'}, {"public-url", 1, 0, 'U'}, {"min-free", 1, 0, 'M'},
+      {"slow-timeout", 1, 0, 'S'}, {0, 0, 0, 0}};
   server_cfg_t cfg;
   uint64_t v;
   int o;
@@ -121,6 +124,14 @@ int main(int argc, char **argv) {
         return 2;
       }
       log_level = o;
+      break;
+    case 'M':
+      if (parse_u64("--min-free", optarg, 0, UINT64_MAX / 2, &v)) return 2;
+      cfg.min_free = v;
+      break;
+    case 'S':
+      if (parse_u64("--slow-timeout", optarg, 100, 3600000, &v)) return 2;
+      cfg.slow_ms = (unsigned)v;
       break;
     case 'R':
     case 'A':

@@ -30,6 +30,7 @@ struct conn {
   int nmarks;
   int refs;
   uint8_t closing, dirty, on_held, reading;
+  uint64_t partial_since; /* mono ms when an incomplete frame began, 0 = none */
   void *ud;
   char peer[64];
 };
@@ -37,6 +38,7 @@ struct conn {
 struct net {
   uv_loop_t *loop;
   uv_tcp_t listener;
+  uv_timer_t sweep; /* housekeeping: slow senders (coarse, one per server) */
   int listening;
   net_cfg_t cfg;
   net_cbs_t cbs;
@@ -326,6 +328,12 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     n->cbs.frame(n->cbs.ctx, c, c->rbuf + off + GBX_FRAME_HDR, flen);
     off += GBX_FRAME_HDR + flen;
   }
+  if (!c->closing) {
+    /* an incomplete frame starts the slow-sender clock; progress on whole
+     * frames resets it */
+    if (c->rlen - off == 0) c->partial_since = 0;
+    else if (off || !c->partial_since) c->partial_since = uv_now(n->loop);
+  }
   if (!c->closing && off) {
     memmove(c->rbuf, c->rbuf + off, c->rlen - off);
     c->rlen -= off;
@@ -385,6 +393,19 @@ static void on_conn(uv_stream_t *server, int status) {
   uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
 }
 
+/* Every second: close connections whose frame has stayed incomplete for
+ * slow_ms (a byte-per-ten-seconds sender holds a buffer and a slot). */
+static void on_sweep(uv_timer_t *t) {
+  net_t *n = t->data;
+  uint64_t now = uv_now(n->loop);
+  for (conn_t *c = n->conns, *next; c; c = next) {
+    next = c->next;
+    if (c->partial_since && now - c->partial_since >= n->cfg.slow_ms)
+      net_close(c, "request incomplete for too long (slow sender, --slow-timeout)");
+  }
+  net_flush(n);
+}
+
 int net_listen(net_t *n, const char *host, int port, int *bound, char *err, size_t errlen) {
   struct sockaddr_storage ss;
   int r;
@@ -406,14 +427,20 @@ int net_listen(net_t *n, const char *host, int port, int *bound, char *err, size
   }
   int len = sizeof(ss);
   uv_tcp_getsockname(&n->listener, (struct sockaddr *)&ss, &len);
+  uv_timer_init(n->loop, &n->sweep);
+  n->sweep.data = n;
+  uv_timer_start(&n->sweep, on_sweep, 1000, 1000);
+  uv_unref((uv_handle_t *)&n->sweep);
   *bound = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
                                     : ntohs(((struct sockaddr_in *)&ss)->sin_port);
   return 0;
 }
 
 void net_stop_listening(net_t *n) {
-  if (n->listening && !uv_is_closing((uv_handle_t *)&n->listener))
+  if (n->listening && !uv_is_closing((uv_handle_t *)&n->listener)) {
     uv_close((uv_handle_t *)&n->listener, NULL);
+    uv_close((uv_handle_t *)&n->sweep, NULL);
+  }
 }
 
 void net_close_all(net_t *n) {

@@ -19,6 +19,7 @@ typedef struct net_cfg {
   uint32_t max_frame;   /* payload bytes */
   uint32_t max_conns;
   uint64_t max_outbuf;  /* unread reply bytes per connection before it is cut off */
+  unsigned slow_ms;     /* a frame left incomplete this long closes the connection */
 } net_cfg_t;
 
 typedef struct net_cbs {

@@ -459,6 +459,9 @@ static gbx_err_t send_one(req_t *q, queue_t *qu, const msgpack_object *m, char m
   uint32_t size;
   int32_t delay;
   uint64_t idn;
+  if (q->s->disk_low)
+    return gbx_errbuf_set(&q->eb, GBX_E_DISK_FULL,
+                          "free disk space is below the watermark (--min-free); sends are refused");
   gbx_err_t e = build_message(q->s, m, &b, &size, &delay, &q->eb);
   if (e) return e;
   if (size > qu->rec.a.max_size) {
@@ -1375,6 +1378,9 @@ static gbx_err_t publish_one(req_t *q, topic_t *tp, const msgpack_object *m, pre
       (e = gbx_get_map(m, "attrs", 0, UINT32_MAX, &am, NULL, &q->eb)))
     return e;
   if (am && (e = gbx_attrs_decode(am, attrs, &na, &q->eb))) return e;
+  if (q->s->disk_low)
+    return gbx_errbuf_set(&q->eb, GBX_E_DISK_FULL,
+                          "free disk space is below the watermark (--min-free); publishes are refused");
   e = topics_publish(q->s->topics, tp, (const uint8_t *)body, bl, attrs, na, subj, sl, q->now,
                      &pub, &out->delivered, &q->eb);
   if (e) return e;

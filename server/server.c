@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -43,6 +44,11 @@ void server_cfg_defaults(server_cfg_t *c) {
   c->max_outbuf = 64u * 1024 * 1024;
   c->max_bytes = 0;
   c->body_cache = 512u * 1024 * 1024;
+  /* RocksDB needs room to flush memtables (64 MiB each) and to compact;
+   * refusing new messages well before the disk is full keeps receives and
+   * deletes (which write too) working */
+  c->min_free = 256u * 1024 * 1024;
+  c->slow_ms = 30000;
   snprintf(c->region, sizeof(c->region), "us-east-1");
   snprintf(c->account, sizeof(c->account), "123456789012");
 }
@@ -126,7 +132,27 @@ static void arm_timer(server_t *s) {
   uv_timer_start(&s->timer, on_timer, due > now ? due - now : 0, 0);
 }
 
+/* Free space on the data dir's disk, read at most every 250 ms (a statvfs
+ * per loop iteration would be a system call per request under load). */
+#define DISK_CHECK_MS 250u
+
+static void check_disk(server_t *s) {
+  uint64_t now = uv_now(s->loop);
+  if (s->disk_checked && now - s->disk_checked < DISK_CHECK_MS) return;
+  s->disk_checked = now;
+  struct statvfs sv;
+  if (statvfs(s->cfg.data_dir, &sv) != 0) return;
+  uint64_t avail = (uint64_t)sv.f_bavail * sv.f_frsize;
+  int low = avail < s->cfg.min_free;
+  if (low != s->disk_low)
+    LOG(low ? LOG_ERROR : LOG_INFO, "%s: %llu bytes free on the data dir's disk (watermark %llu)",
+        low ? "refusing sends" : "accepting sends again", (unsigned long long)avail,
+        (unsigned long long)s->cfg.min_free);
+  s->disk_low = low;
+}
+
 static void phases(server_t *s) {
+  check_disk(s);
   broker_serve_ready(s->broker, uv_now(s->loop));
   commit_kick(s->commit);
   submit_prefetch(s);
@@ -456,7 +482,7 @@ int server_start(server_t *s, const server_cfg_t *cfg, uv_loop_t *loop) {
     return -1;
   }
   net_cfg_t nc = {.max_frame = cfg->max_frame, .max_conns = cfg->max_conns,
-                  .max_outbuf = cfg->max_outbuf};
+                  .max_outbuf = cfg->max_outbuf, .slow_ms = cfg->slow_ms};
   net_cbs_t ncb = {.ctx = s, .frame = ops_frame, .closed = ops_conn_closed};
   s->net = net_new(loop, &nc, &ncb);
   if (!s->net || net_listen(s->net, cfg->host, cfg->port, &s->bound_port, errbuf, sizeof(errbuf))) {

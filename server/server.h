@@ -32,6 +32,8 @@ typedef struct server_cfg {
   char region[64];        /* ARNs: arn:aws:sns:REGION:ACCOUNT:topic */
   char account[32];
   char public_url[256];   /* base of URLs in SNS envelopes; "" = http://HOST:PORT */
+  uint64_t min_free;      /* refuse sends while the data dir's disk has less free */
+  unsigned slow_ms;       /* close a connection whose frame stays incomplete this long */
 } server_cfg_t;
 
 /* Defaults for every flag (documented in README and PROTOCOL.md). */
@@ -59,6 +61,8 @@ typedef struct server {
   gbx_buf_t out;         /* scratch reply buffer */
   gbx_buf_t scratch;     /* scratch for attribute packing */
   int stopping;
+  int disk_low;          /* free space below cfg.min_free: sends are refused */
+  uint64_t disk_checked; /* when free space was last read (mono ms) */
   uint64_t started_ms;
   int bound_port;
 } server_t;
