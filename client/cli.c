@@ -1,9 +1,10 @@
 /* cli.c - the gearbox command line tool: global options, command lookup,
  * help, and the helpers every command shares. The commands themselves are
- * in cli_queue.c, cli_msg.c and cli_admin.c. */
+ * in cli_queue.c, cli_msg.c, cli_topic.c and cli_admin.c. */
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -33,7 +34,8 @@ static const char *const TOP_HELP =
     "\n"
     "commands (gearbox <command> --help for details):\n";
 
-static const cli_cmd_t *const TABLES[] = {cli_queue_cmds, cli_msg_cmds, cli_admin_cmds};
+static const cli_cmd_t *const TABLES[] = {cli_queue_cmds, cli_msg_cmds, cli_topic_cmds,
+                                          cli_admin_cmds};
 
 /* ---- shared helpers -------------------------------------------------------- */
 
@@ -67,6 +69,41 @@ int cli_npos(const cli_cmd_t *cmd, const cli_args_t *a, size_t min, size_t max) 
   if (a->npos > max)
     return cli_usage(cmd, "unexpected argument '%s'", a->pos[max]);
   return CLI_OK;
+}
+
+uint8_t *cli_read_stdin(size_t limit, size_t *n, int *too_long) {
+  size_t cap = 64 * 1024, len = 0;
+  uint8_t *buf = malloc(cap);
+  *too_long = 0;
+  while (buf) {
+    if (len == cap) {
+      /* Read one byte past the limit to tell "exactly limit" from "more". */
+      size_t ncap = cap * 2 > limit + 1 ? limit + 1 : cap * 2;
+      if (ncap <= cap) {
+        *too_long = 1;
+        break;
+      }
+      uint8_t *p = realloc(buf, ncap);
+      if (!p)
+        break;
+      buf = p;
+      cap = ncap;
+    }
+    ssize_t k = read(STDIN_FILENO, buf + len, cap - len);
+    if (k < 0)
+      break;
+    if (k == 0) {
+      *n = len;
+      return buf;
+    }
+    len += (size_t)k;
+    if (len > limit) {
+      *too_long = 1;
+      break;
+    }
+  }
+  free(buf);
+  return NULL;
 }
 
 int cli_connect(cli_t *cli) {

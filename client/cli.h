@@ -36,10 +36,11 @@ typedef struct cli_cmd {
   int (*run)(cli_t *cli, const struct cli_cmd *cmd, const cli_args_t *a);
 } cli_cmd_t;
 
-/* Command tables of cli_queue.c, cli_msg.c and cli_admin.c, each ending
- * with an entry whose word1 is NULL. */
+/* Command tables of cli_queue.c, cli_msg.c, cli_topic.c and cli_admin.c,
+ * each ending with an entry whose word1 is NULL. */
 extern const cli_cmd_t cli_queue_cmds[];
 extern const cli_cmd_t cli_msg_cmds[];
+extern const cli_cmd_t cli_topic_cmds[];
 extern const cli_cmd_t cli_admin_cmds[];
 
 /* Connects cli->c if not yet connected. Returns CLI_OK or prints the
@@ -53,6 +54,11 @@ int cli_fail(const gbx_error_t *err);
 int cli_usage(const cli_cmd_t *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Checks the positional count is within min..max (else a usage error). */
 int cli_npos(const cli_cmd_t *cmd, const cli_args_t *a, size_t min, size_t max);
+
+/* Reads all of stdin, up to limit bytes. Returns the bytes (caller frees)
+ * with *n set, or NULL: with *too_long set when there was more than limit,
+ * else on a read error or out of memory. */
+uint8_t *cli_read_stdin(size_t limit, size_t *n, int *too_long);
 
 /* Prints j (pretty) on stdout with a newline and frees it. Returns CLI_OK,
  * or CLI_ERR when j is NULL (out of memory). */

@@ -1,5 +1,7 @@
 /* decode.c - structured results decoded from replies: received messages,
- * batch outcomes, queue lists, queue attributes, stats, redrive status.
+ * batch outcomes, queue (and topic) name lists, queue attributes, stats,
+ * redrive status. Topic results are decoded in topics.c with the one-block
+ * allocator exported here.
  *
  * Each result that holds strings lives in one block allocated once: its
  * arrays of structs first, then the strings. The block size is known before
@@ -28,10 +30,7 @@
 
 /* ---- one-block allocation ---------------------------------------------------- */
 
-typedef struct block {
-  char *base;
-  size_t cap, used;
-} block_t;
+typedef reply_block_t block_t;
 
 static size_t align8(size_t n) {
   return (n + 7u) & ~(size_t)7u;
@@ -65,6 +64,23 @@ static char *block_str(block_t *b, const char *p, size_t n) {
     memcpy(s, p, n);
   s[n] = '\0';
   return s;
+}
+
+/* The exported forms, for decoders in other files (topics.c). */
+size_t reply_align8(size_t n) {
+  return align8(n);
+}
+
+int reply_block_init(reply_block_t *b, size_t structs, size_t strings) {
+  return block_init(b, structs, strings);
+}
+
+void *reply_block_take(reply_block_t *b, size_t n, int align) {
+  return block_take(b, n, align);
+}
+
+char *reply_block_str(reply_block_t *b, const char *p, size_t n) {
+  return block_str(b, p, n);
 }
 
 static int overrun(gbx_errbuf_t *eb) {
@@ -248,6 +264,11 @@ int reply_decode_batch(const gbx_reply_t *r, int with_mid, gbx_batch_result_t *r
 
 int reply_decode_queue_list(const gbx_reply_t *r, int with_next, gbx_queue_list_t *out,
                             gbx_errbuf_t *eb) {
+  return reply_decode_names(r, "queues", with_next, out, eb);
+}
+
+int reply_decode_names(const gbx_reply_t *r, const char *key, int with_next, gbx_queue_list_t *out,
+                       gbx_errbuf_t *eb) {
   const msgpack_object_array *arr;
   const char *next = NULL;
   uint32_t next_len = 0;
@@ -256,7 +277,7 @@ int reply_decode_queue_list(const gbx_reply_t *r, int with_next, gbx_queue_list_
   int rc;
 
   memset(out, 0, sizeof *out);
-  rc = gbx_get_array(reply_root(r), "queues", 1, 0, NAMES_MAX, &arr, NULL, eb);
+  rc = gbx_get_array(reply_root(r), key, 1, 0, NAMES_MAX, &arr, NULL, eb);
   if (rc)
     return proto(rc, eb);
   if (with_next && (rc = gbx_get_str(reply_root(r), "next", 0, 1, GBX_HARD_MAX_FRAME, &next,
@@ -265,7 +286,7 @@ int reply_decode_queue_list(const gbx_reply_t *r, int with_next, gbx_queue_list_
   for (uint32_t i = 0; i < arr->size; i++) {
     const msgpack_object *o = &arr->ptr[i];
     if (o->type != MSGPACK_OBJECT_STR || !gbx_name_valid(o->via.str.ptr, o->via.str.size))
-      return gbx_errbuf_set(eb, GBX_E_PROTOCOL, "queues[%u] is not a queue name", i);
+      return gbx_errbuf_set(eb, GBX_E_PROTOCOL, "%s[%u] is not a name", key, i);
   }
   if (block_init(&b, align8((size_t)arr->size * sizeof(char *)) + 8, r->len))
     return nomem(eb);

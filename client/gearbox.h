@@ -90,7 +90,8 @@ GBX_API const char *gbx_strerror(int code);
 /* Stable short name of an error code ("queue_not_found"); never NULL. */
 GBX_API const char *gbx_errname(int code);
 
-/* Frees a string returned by the library (redrive task id, backup dir). */
+/* Frees a string returned by the library (redrive task id, backup dir,
+ * subscription id). */
 GBX_API void gbx_free(void *p);
 
 /* ---- connection ----------------------------------------------------------- */
@@ -383,6 +384,180 @@ GBX_API void gbx_stats_free(gbx_stats_t *s);
  * the directory the server wrote, freed with gbx_free(). */
 GBX_API int gbx_backup(gbx_client_t *c, const char *dir, char **dir_out, gbx_error_t *err);
 
+/* ---- topics and subscriptions ------------------------------------------------ */
+
+/* Topics fan a publish out to the queues subscribed to them, as SNS does for
+ * SQS subscribers (PROTOCOL.md "Topics and subscriptions"). Topic names
+ * follow the queue name pattern. A subscription names its queue by name:
+ * the queue need not exist, and deleting it keeps the subscription. */
+
+/* Entries per publish batch, as SNS PublishBatch (the server's limit). */
+#define GBX_MAX_PUBLISH_BATCH 10u
+
+/* Flags of gbx_topic_attrs_t.set: which fields hold a value. */
+enum {
+  GBX_TA_DISPLAY_NAME = 1u << 0, /* DisplayName */
+  GBX_TA_POLICY = 1u << 1,       /* Policy */
+};
+
+/* The settable topic attributes. Only fields whose flag is in `set` are
+ * sent; zero-initialise and set flags. "" clears a value. */
+typedef struct gbx_topic_attrs {
+  unsigned set;
+  const char *display_name; /* 0-100 characters */
+  const char *policy;       /* JSON text, stored verbatim */
+} gbx_topic_attrs_t;
+
+/* Everything gbx_topic_get_attrs() reports. Strings live in one block owned
+ * by the struct; free it with gbx_topic_info_free(). */
+typedef struct gbx_topic_info {
+  const char *display_name; /* DisplayName, "" when none */
+  const char *policy;       /* Policy, "" when none */
+  uint64_t subscriptions;   /* SubscriptionsConfirmed */
+  uint64_t created_s;       /* CreatedTimestamp, epoch seconds */
+  gbx_queue_attr_t *all;    /* every attribute, in the server's order */
+  size_t nall;
+  gbx_tag_t *tags;
+  size_t ntags;
+  void *block_; /* private */
+} gbx_topic_info_t;
+
+/* A page of topic names: the same struct as a queue list (names, count,
+ * next); free it with gbx_queue_list_free(). */
+typedef gbx_queue_list_t gbx_topic_list_t;
+
+/* Flags of gbx_sub_attrs_t.set: which fields hold a value. */
+enum {
+  GBX_SA_FILTER_POLICY = 1u << 0, /* FilterPolicy */
+  GBX_SA_FILTER_SCOPE = 1u << 1,  /* FilterPolicyScope */
+  GBX_SA_RAW = 1u << 2,           /* RawMessageDelivery */
+};
+
+/* What a filter policy applies to (FilterPolicyScope). */
+enum {
+  GBX_FILTER_SCOPE_ATTRIBUTES = 0, /* "MessageAttributes", the default */
+  GBX_FILTER_SCOPE_BODY = 1,       /* "MessageBody": the JSON body's keys */
+};
+
+/* Subscription attributes. Only fields whose flag is in `set` are sent;
+ * zero-initialise and set flags. */
+typedef struct gbx_sub_attrs {
+  unsigned set;
+  const char *filter_policy; /* SNS filter policy JSON; "" clears it */
+  int filter_scope;          /* GBX_FILTER_SCOPE_* */
+  int raw;                   /* 1: the queue gets body and attributes as published;
+                                0: an SNS JSON envelope (the default) */
+} gbx_sub_attrs_t;
+
+/* What gbx_sub_get_attrs() reports. attrs.set flags the attributes the
+ * server reported; attrs.filter_policy points into block_ ("" when none).
+ * Free with gbx_sub_info_free(). */
+typedef struct gbx_sub_info {
+  char topic[GBX_MAX_NAME + 1]; /* TopicName */
+  char queue[GBX_MAX_NAME + 1]; /* QueueName */
+  gbx_sub_attrs_t attrs;
+  void *block_; /* private */
+} gbx_sub_info_t;
+
+/* One subscription of a list. */
+typedef struct gbx_sub {
+  const char *id;
+  const char *topic;
+  const char *queue;
+} gbx_sub_t;
+
+/* A page of subscriptions, pointing into one block. Free with
+ * gbx_sub_list_free(). */
+typedef struct gbx_sub_list {
+  gbx_sub_t *subs;
+  size_t count;
+  char *next;   /* token for the next page, NULL at the end */
+  void *block_; /* private */
+} gbx_sub_list_t;
+
+/* Creates topic `name` with attrs (NULL: none) and ntags tags. *created (if
+ * not NULL) is 1 if made now, 0 if it existed with the same attributes
+ * (different ones: GBX_E_TOPIC_EXISTS). */
+GBX_API int gbx_topic_create(gbx_client_t *c, const char *name, const gbx_topic_attrs_t *attrs,
+                             const gbx_tag_t *tags, size_t ntags, int *created, gbx_error_t *err);
+/* Deletes a topic and its subscriptions; messages already delivered to
+ * queues stay. */
+GBX_API int gbx_topic_delete(gbx_client_t *c, const char *name, gbx_error_t *err);
+/* One page of topic names, sorted: those starting with prefix (NULL: all),
+ * at most max (0: the server's 1000), after token `next` (NULL: from the
+ * start). On success free *out with gbx_queue_list_free(). */
+GBX_API int gbx_topic_list(gbx_client_t *c, const char *prefix, uint32_t max, const char *next,
+                           gbx_topic_list_t *out, gbx_error_t *err);
+/* All attributes and tags of a topic. On success free *out with
+ * gbx_topic_info_free(). */
+GBX_API int gbx_topic_get_attrs(gbx_client_t *c, const char *name, gbx_topic_info_t *out,
+                                gbx_error_t *err);
+/* Frees what a gbx_topic_info_t holds and zeroes it; NULL-safe, idempotent. */
+GBX_API void gbx_topic_info_free(gbx_topic_info_t *info);
+/* Changes the attributes flagged in attrs->set. */
+GBX_API int gbx_topic_set_attrs(gbx_client_t *c, const char *name, const gbx_topic_attrs_t *attrs,
+                                gbx_error_t *err);
+
+/* Subscribes queue (which need not exist yet) to topic with attrs (NULL:
+ * the defaults). *sub_id (if not NULL) gets the subscription id, freed with
+ * gbx_free(). Subscribing again with the same attributes returns the same
+ * id; with different ones fails with GBX_E_SUBSCRIPTION_EXISTS. An invalid
+ * filter policy is GBX_E_BAD_FILTER_POLICY, its message naming the problem. */
+GBX_API int gbx_subscribe(gbx_client_t *c, const char *topic, const char *queue,
+                          const gbx_sub_attrs_t *attrs, char **sub_id, gbx_error_t *err);
+/* Removes a subscription. */
+GBX_API int gbx_unsubscribe(gbx_client_t *c, const char *sub_id, gbx_error_t *err);
+/* One page of subscriptions: of topic (NULL: any) and of queue (NULL: any),
+ * after token `next` (NULL: from the start). On success free *out with
+ * gbx_sub_list_free(). */
+GBX_API int gbx_sub_list(gbx_client_t *c, const char *topic, const char *queue, const char *next,
+                         gbx_sub_list_t *out, gbx_error_t *err);
+/* Frees what a gbx_sub_list_t holds and zeroes it; NULL-safe, idempotent. */
+GBX_API void gbx_sub_list_free(gbx_sub_list_t *l);
+/* A subscription's topic, queue and attributes. On success free *out with
+ * gbx_sub_info_free(). */
+GBX_API int gbx_sub_get_attrs(gbx_client_t *c, const char *sub_id, gbx_sub_info_t *out,
+                              gbx_error_t *err);
+/* Frees what a gbx_sub_info_t holds and zeroes it; NULL-safe, idempotent. */
+GBX_API void gbx_sub_info_free(gbx_sub_info_t *info);
+/* Changes the subscription attributes flagged in attrs->set. */
+GBX_API int gbx_sub_set_attrs(gbx_client_t *c, const char *sub_id, const gbx_sub_attrs_t *attrs,
+                              gbx_error_t *err);
+
+/* Publishes one message (body of len bytes, nattrs attributes, subject NULL
+ * for none, else 1-100 characters) to topic. Every subscribed queue whose
+ * filter matches gets its own copy, all in one atomic commit. On success
+ * mid (if not NULL) receives the publish's id and *delivered (if not NULL)
+ * the number of queues that got a copy (0 is success too). */
+GBX_API int gbx_publish(gbx_client_t *c, const char *topic, const void *body, size_t len,
+                        const gbx_msg_attr_t *attrs, size_t nattrs, const char *subject,
+                        char mid[GBX_MID_BUFSZ], uint32_t *delivered, gbx_error_t *err);
+
+/* One entry of a publish batch. eid and subject may be NULL. */
+typedef struct gbx_publish_entry {
+  const char *eid;
+  const void *body;
+  size_t body_len;
+  const gbx_msg_attr_t *attrs;
+  size_t nattrs;
+  const char *subject;
+} gbx_publish_entry_t;
+
+/* Outcome of one publish batch entry, in entry order. */
+typedef struct gbx_publish_result {
+  int code;                /* GBX_E_OK or the entry's error */
+  char message[160];       /* the server's message when code != 0 */
+  char mid[GBX_MID_BUFSZ]; /* the publish's id when code == 0 */
+  uint32_t delivered;      /* queues that got a copy when code == 0 */
+} gbx_publish_result_t;
+
+/* Publishes n (1-GBX_MAX_PUBLISH_BATCH) messages in one request. Returns a
+ * request-level error, or GBX_E_OK with each entry's outcome in
+ * results[0..n). */
+GBX_API int gbx_publish_batch(gbx_client_t *c, const char *topic,
+                              const gbx_publish_entry_t *entries, size_t n,
+                              gbx_publish_result_t *results, gbx_error_t *err);
+
 /* ---- pipelining ------------------------------------------------------------ */
 
 /* A reply as gbx_collect() returns it. Free with gbx_reply_free(). */
@@ -408,6 +583,12 @@ GBX_API uint64_t gbx_submit_delete_batch(gbx_client_t *c, const char *queue,
                                          gbx_error_t *err);
 GBX_API uint64_t gbx_submit_change_vis(gbx_client_t *c, const char *queue, const char *receipt,
                                        uint32_t vis, gbx_error_t *err);
+GBX_API uint64_t gbx_submit_publish(gbx_client_t *c, const char *topic, const void *body,
+                                    size_t len, const gbx_msg_attr_t *attrs, size_t nattrs,
+                                    const char *subject, gbx_error_t *err);
+GBX_API uint64_t gbx_submit_publish_batch(gbx_client_t *c, const char *topic,
+                                          const gbx_publish_entry_t *entries, size_t n,
+                                          gbx_error_t *err);
 
 /* Writes every buffered request. */
 GBX_API int gbx_flush(gbx_client_t *c, gbx_error_t *err);
@@ -438,6 +619,13 @@ GBX_API int gbx_reply_messages(const gbx_reply_t *r, gbx_message_t **msgs, size_
 /* A batch reply's n per-entry outcomes (n as submitted). */
 GBX_API int gbx_reply_batch_results(const gbx_reply_t *r, gbx_batch_result_t *results, size_t n,
                                     gbx_error_t *err);
+/* A publish reply's id (copied into mid, if not NULL) and number of queues
+ * that got a copy (*delivered, if not NULL). */
+GBX_API int gbx_reply_publish(const gbx_reply_t *r, char mid[GBX_MID_BUFSZ], uint32_t *delivered,
+                              gbx_error_t *err);
+/* A publish batch reply's n per-entry outcomes (n as submitted). */
+GBX_API int gbx_reply_publish_results(const gbx_reply_t *r, gbx_publish_result_t *results, size_t n,
+                                      gbx_error_t *err);
 /* Frees a reply. NULL is a no-op. */
 GBX_API void gbx_reply_free(gbx_reply_t *r);
 

@@ -50,9 +50,31 @@ int reply_decode_batch(const gbx_reply_t *r, int with_mid, gbx_batch_result_t *r
 /* with_next: the reply may carry a `next` paging token (queue_list). */
 int reply_decode_queue_list(const gbx_reply_t *r, int with_next, gbx_queue_list_t *out,
                             gbx_errbuf_t *eb);
+/* As reply_decode_queue_list for an array of names under another key
+ * (topic_list's "topics"). */
+int reply_decode_names(const gbx_reply_t *r, const char *key, int with_next, gbx_queue_list_t *out,
+                       gbx_errbuf_t *eb);
 int reply_decode_queue_info(const gbx_reply_t *r, gbx_queue_info_t *out, gbx_errbuf_t *eb);
 int reply_decode_stats(const gbx_reply_t *r, gbx_stats_t *out, gbx_errbuf_t *eb);
 int reply_decode_redrive_status(const gbx_reply_t *r, gbx_redrive_status_t *out, gbx_errbuf_t *eb);
+/* One-block result allocation (decode.c): a result's struct arrays and its
+ * strings in one malloc'd block that the public free function releases.
+ * init allocates `structs` bytes of arrays (each take()n 8-aligned, so add 8
+ * per array) plus `strings` bytes; a reply's payload length always suffices
+ * for the strings copied out of it, since each string's NUL replaces at
+ * least one msgpack header byte. take/str return NULL when the block is
+ * exhausted (a decoder bug, reported as GBX_E_PROTOCOL, never an overrun). */
+typedef struct reply_block {
+  char *base;
+  size_t cap, used;
+} reply_block_t;
+size_t reply_align8(size_t n);
+/* Returns 0, or -1 out of memory. */
+int reply_block_init(reply_block_t *b, size_t structs, size_t strings);
+void *reply_block_take(reply_block_t *b, size_t n, int align);
+/* Copies p[0..n) as a NUL-terminated string into the block. */
+char *reply_block_str(reply_block_t *b, const char *p, size_t n);
+
 /* A str field copied into a new NUL-terminated string (*out, gbx_free). */
 int reply_decode_strdup(const gbx_reply_t *r, const char *key, uint32_t max_len, char **out,
                         gbx_errbuf_t *eb);

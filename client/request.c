@@ -6,14 +6,6 @@
 
 #include "qattrs.h"
 
-/* A request under construction: where its frame starts in c->out. */
-typedef struct req {
-  gbx_client_t *c;
-  msgpack_packer pk;
-  size_t off;
-  int op;
-} req_t;
-
 /* msgpack write callback appending to c->out. After one failed append the
  * request is doomed, so later appends are skipped rather than leaving a
  * frame with a hole in it. */
@@ -399,4 +391,23 @@ uint64_t request_backup(gbx_client_t *c, const char *dir, gbx_error_t *err) {
   msgpack_packer *pk = begin(&rq, c, GBX_OP_BACKUP, 1);
   gbx_pack_kv_cstr(pk, "dir", nz(dir));
   return end(&rq, 0, err);
+}
+
+/* ---- building blocks for other files (request.h) ------------------------------- */
+
+msgpack_packer *request_begin(req_t *rq, gbx_client_t *c, int op, uint32_t nfields) {
+  return begin(rq, c, op, nfields);
+}
+
+uint64_t request_end(req_t *rq, int longpoll, gbx_error_t *err) {
+  return end(rq, longpoll, err);
+}
+
+int request_check_message(const void *body, size_t len, const gbx_msg_attr_t *attrs, size_t nattrs,
+                          gbx_attr_t *tmp, uint64_t *total, gbx_error_t *err) {
+  return check_message(body, len, attrs, nattrs, tmp, total, err);
+}
+
+void request_pack_tags(msgpack_packer *pk, const gbx_tag_t *tags, size_t ntags) {
+  pack_tags(pk, tags, ntags);
 }

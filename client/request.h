@@ -41,6 +41,34 @@ uint64_t request_redrive_start(gbx_client_t *c, const char *q, const char *dst, 
 uint64_t request_stats(gbx_client_t *c, const char *q, gbx_error_t *err);
 uint64_t request_backup(gbx_client_t *c, const char *dir, gbx_error_t *err);
 
+/* ---- building blocks for request builders in other files (topics.c) ---- */
+
+/* A request under construction: where its frame starts in c->out. */
+typedef struct req {
+  gbx_client_t *c;
+  msgpack_packer pk;
+  size_t off;
+  int op;
+} req_t;
+
+/* Starts a frame for op holding nfields fields after `op` and `id` in
+ * c->out; the caller checked conn_check_open() first and packs exactly
+ * nfields key/value pairs into the returned packer, then calls
+ * request_end(). */
+msgpack_packer *request_begin(req_t *rq, gbx_client_t *c, int op, uint32_t nfields);
+/* Finishes the frame begun by request_begin: checks its size, registers its
+ * id as pending and returns it; or returns 0 with err set and removes the
+ * frame from the buffer. */
+uint64_t request_end(req_t *rq, int longpoll, gbx_error_t *err);
+/* Checks a body and its attributes locally (NULL pointers, more than
+ * GBX_MAX_ATTRS attributes, sizes past the frame cap) and fills
+ * tmp[GBX_MAX_ATTRS] with the codec's view of the attributes; adds the
+ * bytes to *total. Returns GBX_E_OK or an error in err (which may be NULL). */
+int request_check_message(const void *body, size_t len, const gbx_msg_attr_t *attrs, size_t nattrs,
+                          gbx_attr_t *tmp, uint64_t *total, gbx_error_t *err);
+/* Packs ntags tags as a {key: value} map (NULL strings as ""). */
+void request_pack_tags(msgpack_packer *pk, const gbx_tag_t *tags, size_t ntags);
+
 /* The protocol name of an operation code ("send"), "unknown" if none. */
 const char *request_op_name(int op);
 

@@ -697,12 +697,14 @@ gbx_err_t broker_send(broker_t *b, queue_t *q, blob_t *blob, uint32_t size, int3
 uint64_t broker_counter(broker_t *b) { return next_counter(b); }
 
 gbx_err_t broker_fanout(broker_t *b, queue_t *const *qs, const uint8_t *envelope, uint32_t n,
-                        blob_t *blob, uint32_t size, uint64_t now, uint64_t *idns) {
+                        blob_t *blob, const uint32_t *sizes, uint64_t now, uint64_t *idns) {
+  uint64_t total = 0;
+  for (uint32_t i = 0; i < n; i++) total += sizes[i];
   if (!n) {
     blob_unref(blob);
     return GBX_E_OK;
   }
-  if (b->cfg.max_bytes && b->total_bytes + (uint64_t)size * n > b->cfg.max_bytes) {
+  if (b->cfg.max_bytes && b->total_bytes + total > b->cfg.max_bytes) {
     blob_unref(blob);
     return GBX_E_STORE_FULL;
   }
@@ -719,7 +721,7 @@ gbx_err_t broker_fanout(broker_t *b, queue_t *const *qs, const uint8_t *envelope
     m->seq = m->idn = next_counter(b);
     m->body_id = body_id;
     m->sent_ms = broker_wall(b, now);
-    m->size = size;
+    m->size = sizes[i];
     m->qid = q->rec.qid;
     m->state = (uint8_t)((d ? MSG_DELAYED : MSG_VISIBLE) | (envelope[i] ? MSG_ENVELOPE : 0) |
                          (n > 1 ? MSG_SHARED : 0));
@@ -732,7 +734,7 @@ gbx_err_t broker_fanout(broker_t *b, queue_t *const *qs, const uint8_t *envelope
     }
     if (queue_add(q, m) != 0) abort();
     msg_persist(b, q, m);
-    b->total_bytes += size;
+    b->total_bytes += sizes[i];
     b->total_msgs++;
     b->st.sends++;
     if (q->age_head == m) arm_retention(b, q);

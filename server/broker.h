@@ -130,10 +130,11 @@ gbx_err_t broker_send(broker_t *b, queue_t *q, blob_t *blob, uint32_t size, int3
                       uint64_t now, uint64_t *idn);
 /* Delivers copies of one body to n queues (a topic publish): the blob is
  * stored once and every copy gets its own id and index record, all in the
- * current batch. envelope[i]: copy i is delivered as an SNS envelope. Takes
+ * current batch. envelope[i]: copy i is delivered as an SNS envelope; sizes[i]
+ * is what copy i counts (the envelope's length for enveloped copies). Takes
  * the blob reference. idns[i] gets copy i's id counter. */
 gbx_err_t broker_fanout(broker_t *b, queue_t *const *qs, const uint8_t *envelope, uint32_t n,
-                        blob_t *blob, uint32_t size, uint64_t now, uint64_t *idns);
+                        blob_t *blob, const uint32_t *sizes, uint64_t now, uint64_t *idns);
 /* Takes the next value of the broker's unique counter. */
 uint64_t broker_counter(broker_t *b);
 /* Receives up to max visible messages into out[max]; vis -1: queue default. */

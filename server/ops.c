@@ -1412,6 +1412,17 @@ static void op_publish_batch(req_t *q) {
   if (!e && ea->size > TOPIC_MAX_BATCH)
     e = gbx_errbuf_set(&q->eb, GBX_E_TOO_MANY_ENTRIES, "a publish batch holds at most %u entries",
                        TOPIC_MAX_BATCH);
+  if (!e) {
+    /* SNS caps a whole PublishBatch at 256 KiB */
+    uint64_t total = 0;
+    for (uint32_t i = 0; i < ea->size; i++) {
+      const msgpack_object *b = gbx_map_get(&ea->ptr[i], "body");
+      if (b && (b->type == MSGPACK_OBJECT_STR || b->type == MSGPACK_OBJECT_BIN)) total += b->via.bin.size;
+    }
+    if (total > TOPIC_MAX_MESSAGE)
+      e = gbx_errbuf_set(&q->eb, GBX_E_BATCH_TOO_LARGE, "publish batch bodies total %llu bytes, more than %u",
+                         (unsigned long long)total, TOPIC_MAX_MESSAGE);
+  }
   if (e) {
     fail(q, e);
     return;

@@ -511,6 +511,7 @@ int server_start(server_t *s, const server_cfg_t *cfg, uv_loop_t *loop) {
   s->env.account = s->cfg.account;
   s->env.base_url = s->base_url;
   s->env.sign_key = s->sign_key;
+  topics_set_envelope(s->topics, &s->env);
   gbx_buf_init(&s->envbuf);
   LOG(LOG_INFO, "listening on %s:%d, data in %s, sync %s", cfg->host, s->bound_port,
       cfg->data_dir, policy_name(cfg, pbuf, sizeof(pbuf)));

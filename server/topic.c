@@ -10,6 +10,8 @@
 struct topics {
   broker_t *b;
   journal_t j;
+  const envelope_ctx_t *env;
+  gbx_buf_t envbuf;
   topic_t **byname; /* sorted by name */
   uint32_t n, cap;
   sub_t **subs;     /* sorted by number */
@@ -38,7 +40,36 @@ topics_t *topics_new(broker_t *b, const journal_t *j) {
   t->b = b;
   t->j = *j;
   gbx_buf_init(&t->scratch);
+  gbx_buf_init(&t->envbuf);
   return t;
+}
+
+void topics_set_envelope(topics_t *t, const envelope_ctx_t *ctx) { t->env = ctx; }
+
+/* 1 if s[0..n) is well-formed UTF-8 (no overlongs, surrogates or code
+ * points past U+10FFFF) without NUL: SNS messages are text, and the JSON
+ * envelope cannot carry anything else. */
+static int utf8_text(const uint8_t *s, size_t n) {
+  for (size_t i = 0; i < n;) {
+    uint8_t c = s[i];
+    if (c == 0) return 0;
+    if (c < 0x80) {
+      i++;
+      continue;
+    }
+    size_t len = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 ? 2 : 0;
+    if (!len || c > 0xf4 || i + len > n) return 0;
+    uint32_t cp = c & (0x7f >> len);
+    for (size_t k = 1; k < len; k++) {
+      if ((s[i + k] & 0xc0) != 0x80) return 0;
+      cp = (cp << 6) | (s[i + k] & 0x3f);
+    }
+    if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+        (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+      return 0;
+    i += len;
+  }
+  return 1;
 }
 
 static void sub_free(sub_t *s) {
@@ -65,6 +96,7 @@ void topics_free(topics_t *t) {
   free(t->subs);
   free(t->byname);
   gbx_buf_free(&t->scratch);
+  gbx_buf_free(&t->envbuf);
   free(t);
 }
 
@@ -474,6 +506,15 @@ gbx_err_t topics_publish(topics_t *t, topic_t *tp, const uint8_t *body, uint32_t
   if (size > TOPIC_MAX_MESSAGE)
     return gbx_errbuf_set(eb, GBX_E_MESSAGE_TOO_LONG, "message of %llu bytes exceeds SNS's %u",
                           (unsigned long long)size, TOPIC_MAX_MESSAGE);
+  if (!utf8_text(body, body_len) || (subject && !utf8_text((const uint8_t *)subject, subject_len)))
+    return gbx_errbuf_set(eb, GBX_E_INVALID_MESSAGE,
+                          "message and subject must be UTF-8 text without NUL characters");
+  for (uint32_t i = 0; i < nattrs; i++)
+    if (strncmp(attrs[i].type, "Binary", attrs[i].type_len < 6 ? attrs[i].type_len : 6) != 0 &&
+        !utf8_text((const uint8_t *)attrs[i].value, attrs[i].value_len))
+      return gbx_errbuf_set(eb, GBX_E_INVALID_MESSAGE,
+                            "attribute '%.*s' must be UTF-8 text without NUL characters",
+                            (int)attrs[i].name_len, attrs[i].name);
   /* match once per subscription against a message parsed once */
   queue_t *qs_small[16], **qs = qs_small;
   uint8_t env_small[16], *env = env_small;
@@ -484,38 +525,62 @@ gbx_err_t topics_publish(topics_t *t, topic_t *tp, const uint8_t *body, uint32_t
   }
   filter_msg_t fm;
   filter_msg_init(&fm, attrs, nattrs, (const char *)body, body_len);
-  uint32_t n = 0;
+  uint32_t n = 0, nenv = 0;
   for (const sub_t *s = tp->subs; s; s = s->next) {
     queue_t *q = broker_queue(t->b, s->queue, strlen(s->queue));
-    if (!q || size > q->rec.a.max_size) continue; /* deleted (or too small): skipped */
+    if (!q) continue; /* deleted: skipped until it exists again */
     if (s->filter && !filter_match(s->filter, &fm)) continue;
     qs[n] = q;
     env[n++] = !s->raw;
+    nenv += !s->raw;
   }
   filter_msg_free(&fm);
   *pub_idn = broker_counter(t->b);
   gbx_err_t e = GBX_E_OK;
-  if (n) {
-    t->scratch.len = 0;
-    if (nattrs) {
-      msgpack_packer pk;
-      msgpack_packer_init(&pk, &t->scratch, gbx_buf_write_cb);
-      gbx_attrs_pack(&pk, attrs, nattrs);
-    }
-    size_t bl = blob_pub_size(body_len, (uint32_t)t->scratch.len, (uint32_t)strlen(tp->name),
-                              (uint32_t)subject_len);
-    blob_t *blob = blob_new((uint32_t)bl);
-    if (!blob) abort();
+  t->scratch.len = 0;
+  if (nattrs) {
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &t->scratch, gbx_buf_write_cb);
+    gbx_attrs_pack(&pk, attrs, nattrs);
+  }
+  size_t bl = blob_pub_size(body_len, (uint32_t)t->scratch.len, (uint32_t)strlen(tp->name),
+                            (uint32_t)subject_len);
+  blob_t *blob = n ? blob_new((uint32_t)bl) : NULL;
+  if (n && !blob) abort();
+  if (blob)
     blob_pub_write(blob->data, body, body_len, t->scratch.data, (uint32_t)t->scratch.len,
                    *pub_idn, broker_wall(t->b, now), tp->name, (uint32_t)strlen(tp->name),
                    subject, (uint32_t)subject_len);
+  /* an enveloped copy is as long as its envelope, the same for every
+   * subscription (ids are fixed-length): render it once to measure it */
+  uint32_t env_size = (uint32_t)size;
+  if (nenv && t->env) {
+    static const char any_id[GBX_MSGID_LEN + 1] = "00000000-0000-0000-0000-000000000000";
+    if (envelope_render(t->env, broker_ids(t->b), blob->data, blob->len, any_id, &t->envbuf) == 0)
+      env_size = (uint32_t)t->envbuf.len;
+  }
+  uint32_t sizes_small[16], *sizes = n > 16 ? malloc(n * sizeof(*sizes)) : sizes_small;
+  if (!sizes) abort();
+  uint32_t k = 0;
+  for (uint32_t i = 0; i < n; i++) {
+    uint32_t sz = env[i] ? env_size : (uint32_t)size;
+    if (sz > qs[i]->rec.a.max_size) continue; /* SQS would refuse it: not delivered */
+    qs[k] = qs[i];
+    env[k] = env[i];
+    sizes[k++] = sz;
+  }
+  n = k;
+  if (n) {
     uint64_t idns_small[16], *idns = n > 16 ? malloc(n * sizeof(*idns)) : idns_small;
     if (!idns) abort();
-    e = broker_fanout(t->b, qs, env, n, blob, (uint32_t)size, now, idns);
+    e = broker_fanout(t->b, qs, env, n, blob, sizes, now, idns);
     if (idns != idns_small) free(idns);
     if (e) gbx_errbuf_set(eb, e, "%s", gbx_err_message(e));
     else *delivered = n;
+  } else {
+    blob_unref(blob);
   }
+  if (sizes != sizes_small) free(sizes);
   if (qs != qs_small) {
     free(qs);
     free(env);

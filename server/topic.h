@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "broker.h"
+#include "envelope.h"
 #include "filter.h"
 #include "gbx_codec.h"
 
@@ -58,6 +59,10 @@ typedef struct sub_attrs {
 } sub_attrs_t;
 
 topics_t *topics_new(broker_t *b, const journal_t *j);
+/* How envelopes are rendered (their length is what an enveloped copy
+ * counts against a queue's MaximumMessageSize and a receive's budget).
+ * ctx must outlive t. */
+void topics_set_envelope(topics_t *t, const envelope_ctx_t *ctx);
 void topics_free(topics_t *t);
 
 /* ---- recovery ---- */

@@ -101,7 +101,8 @@ static void create(gbx_client_t *c, const char *q, const gbx_queue_attrs_t *a) {
 /* Puts a receive of one message waiting up to wait_s on the wire. */
 static uint64_t start_wait(gbx_client_t *c, const char *q, int vis, int wait_s) {
   uint64_t id = gbx_submit_receive(c, q, 1, vis, wait_s, &e);
-  if (!id) fail_msg("gbx_submit_receive: %s", e.message);
+  if (!id)
+    fail_msg("gbx_submit_receive: %s", e.message);
   CHECK_OK(gbx_flush(c, &e));
   return id;
 }
@@ -172,12 +173,15 @@ static void test_waiters_first_come_first_served(void **state) {
     CHECK_OK(gbx_queue_send(f->c, "fifo", body, strlen(body), NULL, 0, -1, mid, &e));
     size_t n;
     gbx_message_t *m = finish_wait(w[i], id[i], &n);
-    if (n != 1) fail_msg("waiter %d got %zu messages, want message %s", i, n, body);
+    if (n != 1)
+      fail_msg("waiter %d got %zu messages, want message %s", i, n, body);
     assert_string_equal(m[0].mid, mid);
     gbx_messages_free(m);
   }
-  if (mono_ms() - t0 >= WOKEN_BEFORE_MS) fail_msg("waiters were not woken by the sends");
-  for (int i = 0; i < 3; i++) gbx_close(w[i]);
+  if (mono_ms() - t0 >= WOKEN_BEFORE_MS)
+    fail_msg("waiters were not woken by the sends");
+  for (int i = 0; i < 3; i++)
+    gbx_close(w[i]);
   assert_alive(f->ts);
 }
 
@@ -205,7 +209,8 @@ static void test_batch_wakes_one_waiter_per_message(void **state) {
   gbx_messages_free(m0);
   gbx_messages_free(m1);
   gbx_messages_free(m2);
-  for (int i = 0; i < 3; i++) gbx_close(w[i]);
+  for (int i = 0; i < 3; i++)
+    gbx_close(w[i]);
   assert_alive(f->ts);
 }
 
@@ -223,7 +228,8 @@ static void test_delay_end_wakes_waiter(void **state) {
   assert_int_equal(n, 1);
   assert_memory_equal(m[0].body, "delayed", 7);
   /* not before its delay, and long before the wait would have ended */
-  if (took < 900) fail_msg("a message delayed 1 s was delivered after %lld ms", (long long)took);
+  if (took < 900)
+    fail_msg("a message delayed 1 s was delivered after %lld ms", (long long)took);
   if (took >= WOKEN_BEFORE_MS + 1000)
     fail_msg("the delay's end did not wake the waiter (%lld ms)", (long long)took);
   gbx_messages_free(m);
@@ -384,7 +390,8 @@ static void test_wait_timeout(void **state) {
   int64_t took = mono_ms() - t0;
   assert_int_equal(n, 0);
   assert_null(m);
-  if (took < 900 || took > 5000) fail_msg("a 1 s wait took %lld ms", (long long)took);
+  if (took < 900 || took > 5000)
+    fail_msg("a 1 s wait took %lld ms", (long long)took);
 
   /* the queue's ReceiveMessageWaitTimeSeconds is the default wait */
   gbx_queue_attrs_t a = {.set = GBX_QA_WAIT, .receive_wait = 1};
@@ -393,7 +400,8 @@ static void test_wait_timeout(void **state) {
   CHECK_OK(gbx_queue_receive(f->c, "patient", 1, 30, -1, &m, &n, &e));
   took = mono_ms() - t0;
   assert_int_equal(n, 0);
-  if (took < 900 || took > 5000) fail_msg("a queue-default 1 s wait took %lld ms", (long long)took);
+  if (took < 900 || took > 5000)
+    fail_msg("a queue-default 1 s wait took %lld ms", (long long)took);
   /* and an explicit 0 does not wait */
   CHECK_OK(gbx_queue_receive(f->c, "patient", 1, 30, 0, &m, &n, &e));
   assert_int_equal(n, 0);

@@ -43,8 +43,7 @@ static gbx_error_t e; /* the last call's error, for failure messages */
   do {                                                                                             \
     int rc_ = (call);                                                                              \
     if (rc_ != (want))                                                                             \
-      fail_msg("%s: got %s (%s), want %s", #call, gbx_errname(rc_), e.message,                     \
-               gbx_errname(want));                                                                 \
+      fail_msg("%s: got %s (%s), want %s", #call, gbx_errname(rc_), e.message, gbx_errname(want)); \
   } while (0)
 
 static int setup(void **state) {
@@ -74,13 +73,15 @@ static void assert_alive(gbx_testserver_t *ts) {
 
 static const gbx_queue_attr_t *find_attr(const gbx_queue_info_t *info, const char *name) {
   for (size_t i = 0; i < info->nall; i++)
-    if (strcmp(info->all[i].name, name) == 0) return &info->all[i];
+    if (strcmp(info->all[i].name, name) == 0)
+      return &info->all[i];
   return NULL;
 }
 
 static const char *find_tag(const gbx_queue_info_t *info, const char *key) {
   for (size_t i = 0; i < info->ntags; i++)
-    if (strcmp(info->tags[i].key, key) == 0) return info->tags[i].value;
+    if (strcmp(info->tags[i].key, key) == 0)
+      return info->tags[i].value;
   return NULL;
 }
 
@@ -162,7 +163,8 @@ static void test_create_defaults(void **state) {
                                    "QueueBytes"};
   for (size_t i = 0; i < sizeof ro / sizeof ro[0]; i++) {
     const gbx_queue_attr_t *a = find_attr(&info, ro[i]);
-    if (!a) fail_msg("queue_get_attrs does not report %s", ro[i]);
+    if (!a)
+      fail_msg("queue_get_attrs does not report %s", ro[i]);
     assert_null(a->str);
   }
   assert_int_equal(info.visible, 0);
@@ -194,9 +196,8 @@ static void test_create_defaults(void **state) {
 
 static void test_create_idempotent_and_conflict(void **state) {
   fx_t *f = *state;
-  gbx_queue_attrs_t a = {.set = GBX_QA_VISIBILITY | GBX_QA_DELAY,
-                         .visibility_timeout = 60,
-                         .delay_seconds = 5};
+  gbx_queue_attrs_t a = {
+      .set = GBX_QA_VISIBILITY | GBX_QA_DELAY, .visibility_timeout = 60, .delay_seconds = 5};
   gbx_tag_t t1[] = {{"team", "blue"}};
   gbx_tag_t t2[] = {{"owner", "alice"}};
   int created = -1;
@@ -251,25 +252,44 @@ static const range_t ranges[] = {
 static gbx_queue_attrs_t one_attr(unsigned flag, uint32_t v) {
   gbx_queue_attrs_t a = {.set = flag};
   switch (flag) {
-  case GBX_QA_VISIBILITY: a.visibility_timeout = v; break;
-  case GBX_QA_DELAY: a.delay_seconds = v; break;
-  case GBX_QA_RETENTION: a.retention_period = v; break;
-  case GBX_QA_MAX_SIZE: a.max_message_size = v; break;
-  case GBX_QA_WAIT: a.receive_wait = v; break;
-  case GBX_QA_MAX_RECEIVES: a.max_receive_count = v; break;
-  default: fail_msg("no such numeric attribute flag %u", flag);
+  case GBX_QA_VISIBILITY:
+    a.visibility_timeout = v;
+    break;
+  case GBX_QA_DELAY:
+    a.delay_seconds = v;
+    break;
+  case GBX_QA_RETENTION:
+    a.retention_period = v;
+    break;
+  case GBX_QA_MAX_SIZE:
+    a.max_message_size = v;
+    break;
+  case GBX_QA_WAIT:
+    a.receive_wait = v;
+    break;
+  case GBX_QA_MAX_RECEIVES:
+    a.max_receive_count = v;
+    break;
+  default:
+    fail_msg("no such numeric attribute flag %u", flag);
   }
   return a;
 }
 
 static uint32_t attr_value(const gbx_queue_info_t *info, unsigned flag) {
   switch (flag) {
-  case GBX_QA_VISIBILITY: return info->attrs.visibility_timeout;
-  case GBX_QA_DELAY: return info->attrs.delay_seconds;
-  case GBX_QA_RETENTION: return info->attrs.retention_period;
-  case GBX_QA_MAX_SIZE: return info->attrs.max_message_size;
-  case GBX_QA_WAIT: return info->attrs.receive_wait;
-  case GBX_QA_MAX_RECEIVES: return info->attrs.max_receive_count;
+  case GBX_QA_VISIBILITY:
+    return info->attrs.visibility_timeout;
+  case GBX_QA_DELAY:
+    return info->attrs.delay_seconds;
+  case GBX_QA_RETENTION:
+    return info->attrs.retention_period;
+  case GBX_QA_MAX_SIZE:
+    return info->attrs.max_message_size;
+  case GBX_QA_WAIT:
+    return info->attrs.receive_wait;
+  case GBX_QA_MAX_RECEIVES:
+    return info->attrs.max_receive_count;
   }
   fail_msg("no such numeric attribute flag %u", flag);
   return 0;
@@ -293,7 +313,8 @@ static void test_attribute_ranges(void **state) {
     /* one past either end is out_of_range, the message names the attribute */
     a = one_attr(r->flag, r->hi + 1);
     CHECK_ERR(GBX_E_OUT_OF_RANGE, gbx_queue_set_attrs(f->c, q, &a, &e));
-    if (!strstr(e.message, r->name)) fail_msg("message '%s' does not name %s", e.message, r->name);
+    if (!strstr(e.message, r->name))
+      fail_msg("message '%s' does not name %s", e.message, r->name);
     CHECK_ERR(GBX_E_OUT_OF_RANGE, gbx_queue_create(f->c, "never", &a, NULL, 0, NULL, &e));
     if (r->lo > 0) {
       a = one_attr(r->flag, r->lo - 1);
@@ -468,7 +489,8 @@ static void test_list_prefix_and_paging(void **state) {
   CHECK_OK(gbx_queue_list(f->c, NULL, 0, NULL, &l, &e));
   assert_int_equal(l.count, 28);
   assert_null(l.next);
-  for (size_t i = 1; i < l.count; i++) assert_true(strcmp(l.names[i - 1], l.names[i]) < 0);
+  for (size_t i = 1; i < l.count; i++)
+    assert_true(strcmp(l.names[i - 1], l.names[i]) < 0);
   gbx_queue_list_free(&l);
 
   /* pages of 10 of the "app-" queues, following next to the end */
@@ -488,7 +510,8 @@ static void test_list_prefix_and_paging(void **state) {
     }
     int more = l.next != NULL;
     gbx_queue_list_free(&l);
-    if (!more) break;
+    if (!more)
+      break;
   } while (pages < 10);
   assert_int_equal(seen, 25);
   assert_int_equal(pages, 3);
@@ -528,8 +551,8 @@ static void test_set_and_get_attrs(void **state) {
   CHECK_OK(gbx_queue_create(f->c, "dead", NULL, NULL, 0, NULL, &e));
   CHECK_OK(gbx_queue_create(f->c, "work", NULL, NULL, 0, NULL, &e));
   gbx_queue_attrs_t a = {.set = GBX_QA_VISIBILITY | GBX_QA_DELAY | GBX_QA_RETENTION |
-                                GBX_QA_MAX_SIZE | GBX_QA_WAIT | GBX_QA_DLQ |
-                                GBX_QA_MAX_RECEIVES | GBX_QA_POLICY | GBX_QA_REDRIVE_ALLOW,
+                                GBX_QA_MAX_SIZE | GBX_QA_WAIT | GBX_QA_DLQ | GBX_QA_MAX_RECEIVES |
+                                GBX_QA_POLICY | GBX_QA_REDRIVE_ALLOW,
                          .visibility_timeout = 45,
                          .delay_seconds = 3,
                          .retention_period = 86400,
@@ -555,8 +578,8 @@ static void test_set_and_get_attrs(void **state) {
   gbx_queue_info_free(&info);
 
   /* setting one attribute leaves the others alone; "" clears the DLQ */
-  gbx_queue_attrs_t b = {.set = GBX_QA_DLQ | GBX_QA_DELAY, .dead_letter_queue = "",
-                         .delay_seconds = 0};
+  gbx_queue_attrs_t b = {
+      .set = GBX_QA_DLQ | GBX_QA_DELAY, .dead_letter_queue = "", .delay_seconds = 0};
   CHECK_OK(gbx_queue_set_attrs(f->c, "work", &b, &e));
   get_info(f->c, "work", &info);
   assert_string_equal(info.attrs.dead_letter_queue, "");
@@ -656,8 +679,8 @@ static void set_dlq(gbx_client_t *c, const char *q, const char *dlq, int want) {
 static void test_dlq_sources(void **state) {
   fx_t *f = *state;
   CHECK_OK(gbx_queue_create(f->c, "dlq", NULL, NULL, 0, NULL, &e));
-  gbx_queue_attrs_t a = {.set = GBX_QA_DLQ | GBX_QA_MAX_RECEIVES, .dead_letter_queue = "dlq",
-                         .max_receive_count = 3};
+  gbx_queue_attrs_t a = {
+      .set = GBX_QA_DLQ | GBX_QA_MAX_RECEIVES, .dead_letter_queue = "dlq", .max_receive_count = 3};
   CHECK_OK(gbx_queue_create(f->c, "src-b", &a, NULL, 0, NULL, &e));
   CHECK_OK(gbx_queue_create(f->c, "other", NULL, NULL, 0, NULL, &e));
   CHECK_OK(gbx_queue_create(f->c, "src-a", NULL, NULL, 0, NULL, &e));
@@ -731,7 +754,8 @@ static void test_purge(void **state) {
   fx_t *f = *state;
   CHECK_OK(gbx_queue_create(f->c, "p", NULL, NULL, 0, NULL, &e));
   CHECK_OK(gbx_queue_create(f->c, "keep", NULL, NULL, 0, NULL, &e));
-  for (int i = 0; i < 5; i++) CHECK_OK(gbx_queue_send(f->c, "p", "m", 1, NULL, 0, -1, NULL, &e));
+  for (int i = 0; i < 5; i++)
+    CHECK_OK(gbx_queue_send(f->c, "p", "m", 1, NULL, 0, -1, NULL, &e));
   CHECK_OK(gbx_queue_send(f->c, "p", "late", 4, NULL, 0, 600, NULL, &e));
   CHECK_OK(gbx_queue_send(f->c, "keep", "k", 1, NULL, 0, -1, NULL, &e));
   gbx_message_t *m;
@@ -809,8 +833,8 @@ static void test_delete(void **state) {
 static void test_delete_dlq_in_use(void **state) {
   fx_t *f = *state;
   CHECK_OK(gbx_queue_create(f->c, "dlq", NULL, NULL, 0, NULL, &e));
-  gbx_queue_attrs_t a = {.set = GBX_QA_DLQ | GBX_QA_MAX_RECEIVES, .dead_letter_queue = "dlq",
-                         .max_receive_count = 1};
+  gbx_queue_attrs_t a = {
+      .set = GBX_QA_DLQ | GBX_QA_MAX_RECEIVES, .dead_letter_queue = "dlq", .max_receive_count = 1};
   CHECK_OK(gbx_queue_create(f->c, "src", &a, NULL, 0, NULL, &e));
   CHECK_OK(gbx_queue_send(f->c, "src", "body", 4, NULL, 0, -1, NULL, &e));
   /* the DLQ of another queue can be deleted (as SQS) */

@@ -23,7 +23,7 @@
 /* Every libgearbox call gives up after this long, so a hang fails. */
 #define CLIENT_TIMEOUT_MS 20000
 /* Concurrent senders and what each sends: 4 connections x 250 = 1000. */
-#define SENDERS 4
+#define SENDERS    4
 #define PER_SENDER 250
 /* Visibility of the short in-flight message: it must come back on its own
  * after a restart, so its deadline has to survive it. */
@@ -84,7 +84,8 @@ static gbx_message_t *recv_n(gbx_client_t *c, const char *q, int vis, size_t wan
   gbx_message_t *m = NULL;
   size_t n = 0;
   CHECK_OK(gbx_queue_receive(c, q, 100, vis, 0, &m, &n, &e));
-  if (n != want) fail_msg("receive on %s returned %zu messages, want %zu", q, n, want);
+  if (n != want)
+    fail_msg("receive on %s returned %zu messages, want %zu", q, n, want);
   return m;
 }
 
@@ -130,12 +131,12 @@ static void populate(gbx_client_t *c, snap_t *s) {
                          .max_receive_count = 5,
                          .policy = "{\"Statement\":[]}"};
   CHECK_OK(gbx_queue_create(c, "main", &a, tags, 2, NULL, &e));
-  gbx_queue_attrs_t d = {.set = GBX_QA_DELAY | GBX_QA_WAIT, .delay_seconds = 900,
-                         .receive_wait = 3};
+  gbx_queue_attrs_t d = {
+      .set = GBX_QA_DELAY | GBX_QA_WAIT, .delay_seconds = 900, .receive_wait = 3};
   CHECK_OK(gbx_queue_create(c, "delayq", &d, NULL, 0, NULL, &e));
   CHECK_OK(gbx_queue_create(c, "short", NULL, NULL, 0, NULL, &e));
-  gbx_queue_attrs_t s2 = {.set = GBX_QA_DLQ | GBX_QA_MAX_RECEIVES, .dead_letter_queue = "dlq",
-                          .max_receive_count = 1};
+  gbx_queue_attrs_t s2 = {
+      .set = GBX_QA_DLQ | GBX_QA_MAX_RECEIVES, .dead_letter_queue = "dlq", .max_receive_count = 1};
   CHECK_OK(gbx_queue_create(c, "src2", &s2, NULL, 0, NULL, &e));
 
   /* main: two in flight for an hour, one received twice (visible), one
@@ -153,7 +154,8 @@ static void populate(gbx_client_t *c, snap_t *s) {
   for (int i = 0; i < 2; i++) {
     m = recv_n(c, "main", 0, 1);
     s->twice_sent = m[0].sent_ms;
-    if (i == 0) s->twice_first = m[0].first_receive_ms;
+    if (i == 0)
+      s->twice_first = m[0].first_receive_ms;
     copy_rh(s->rh_twice, m[0].receipt);
     gbx_messages_free(m);
   }
@@ -172,7 +174,8 @@ static void populate(gbx_client_t *c, snap_t *s) {
   gbx_messages_free(recv_n(c, "src2", 0, 1));
   gbx_messages_free(recv_n(c, "src2", 0, 0));
 
-  for (size_t i = 0; i < NQUEUES; i++) CHECK_OK(gbx_queue_get_attrs(c, queues[i], &s->info[i], &e));
+  for (size_t i = 0; i < NQUEUES; i++)
+    CHECK_OK(gbx_queue_get_attrs(c, queues[i], &s->info[i], &e));
   assert_int_equal(s->info[1].visible, 2);
   assert_int_equal(s->info[1].not_visible, 2);
   assert_int_equal(s->info[1].delayed, 1);
@@ -181,7 +184,8 @@ static void populate(gbx_client_t *c, snap_t *s) {
 
 static const gbx_queue_attr_t *find_attr(const gbx_queue_info_t *info, const char *name) {
   for (size_t i = 0; i < info->nall; i++)
-    if (strcmp(info->all[i].name, name) == 0) return &info->all[i];
+    if (strcmp(info->all[i].name, name) == 0)
+      return &info->all[i];
   return NULL;
 }
 
@@ -189,8 +193,10 @@ static void assert_same_queue(const gbx_queue_info_t *a, const gbx_queue_info_t 
   assert_int_equal(a->nall, b->nall);
   for (size_t i = 0; i < a->nall; i++) {
     const gbx_queue_attr_t *x = &a->all[i], *y = find_attr(b, x->name);
-    if (!y) fail_msg("%s: attribute %s is gone after the restart", q, x->name);
-    if (strcmp(x->name, "ApproximateAgeOfOldestMessage") == 0) continue; /* time moves */
+    if (!y)
+      fail_msg("%s: attribute %s is gone after the restart", q, x->name);
+    if (strcmp(x->name, "ApproximateAgeOfOldestMessage") == 0)
+      continue; /* time moves */
     if (strcmp(x->name, "ApproximateNumberOfMessages") == 0 && strcmp(q, "short") == 0)
       continue; /* its message may have come back by now */
     if (strcmp(x->name, "ApproximateNumberOfMessagesNotVisible") == 0 && strcmp(q, "short") == 0)
@@ -200,8 +206,8 @@ static void assert_same_queue(const gbx_queue_info_t *a, const gbx_queue_info_t 
         fail_msg("%s: %s was '%s', is '%s' after the restart", q, x->name, x->str,
                  y->str ? y->str : "(a number)");
     } else if (y->str || x->num != y->num) {
-      fail_msg("%s: %s was %llu, is %llu after the restart", q, x->name,
-               (unsigned long long)x->num, (unsigned long long)y->num);
+      fail_msg("%s: %s was %llu, is %llu after the restart", q, x->name, (unsigned long long)x->num,
+               (unsigned long long)y->num);
     }
   }
   assert_int_equal(a->ntags, b->ntags);
@@ -210,7 +216,8 @@ static void assert_same_queue(const gbx_queue_info_t *a, const gbx_queue_info_t 
     for (size_t j = 0; j < b->ntags; j++)
       found |= strcmp(a->tags[i].key, b->tags[j].key) == 0 &&
                strcmp(a->tags[i].value, b->tags[j].value) == 0;
-    if (!found) fail_msg("%s: tag %s=%s is gone", q, a->tags[i].key, a->tags[i].value);
+    if (!found)
+      fail_msg("%s: tag %s=%s is gone", q, a->tags[i].key, a->tags[i].value);
   }
 }
 
@@ -245,8 +252,10 @@ static void verify(gbx_client_t *c, snap_t *s) {
   for (size_t i = 0; i < 3; i++) {
     const gbx_msg_attr_t *want = &visible_attrs[i], *got = NULL;
     for (size_t j = 0; j < m[1].nattrs; j++)
-      if (strcmp(m[1].attrs[j].name, want->name) == 0) got = &m[1].attrs[j];
-    if (!got) fail_msg("attribute %s lost in the restart", want->name);
+      if (strcmp(m[1].attrs[j].name, want->name) == 0)
+        got = &m[1].attrs[j];
+    if (!got)
+      fail_msg("attribute %s lost in the restart", want->name);
     assert_string_equal(got->type, want->type);
     assert_int_equal(got->value_len, want->value_len);
     assert_memory_equal(got->value, want->value, want->value_len);
@@ -287,8 +296,9 @@ static void verify(gbx_client_t *c, snap_t *s) {
   gbx_messages_free(m);
 
   /* short: its deadline survived and it comes back on its own */
-  int64_t due = s->short_received_at + SHORT_VIS_S * 1000 + 300;
-  if (mono_ms() < due) sleep_ms((unsigned)(due - mono_ms()));
+  int64_t due = s->short_received_at + SHORT_VIS_S * 1000 + 600;
+  if (mono_ms() < due)
+    sleep_ms((unsigned)(due - mono_ms()));
   m = recv_n(c, "short", 600, 1);
   assert_string_equal(m[0].mid, s->mid_short);
   assert_int_equal(m[0].receive_count, 2);
@@ -301,7 +311,8 @@ static void verify(gbx_client_t *c, snap_t *s) {
   assert_string_not_equal(mid, s->mid_dead);
   assert_string_not_equal(mid, s->mid_short);
 
-  for (size_t i = 0; i < NQUEUES; i++) gbx_queue_info_free(&s->info[i]);
+  for (size_t i = 0; i < NQUEUES; i++)
+    gbx_queue_info_free(&s->info[i]);
 }
 
 static void test_clean_restart(void **state) {
@@ -339,9 +350,9 @@ static void test_two_restarts(void **state) {
 typedef struct sender {
   gbx_client_t *c;
   int idx;
-  int count;        /* messages to send; stops at the first error */
-  int acked;        /* acknowledged sends */
-  int last_err;     /* the error that stopped it, 0 if none */
+  int count;         /* messages to send; stops at the first error */
+  int acked;         /* acknowledged sends */
+  int last_err;      /* the error that stopped it, 0 if none */
   atomic_int *total; /* acknowledged sends of all senders */
   char mids[PER_SENDER][GBX_MID_BUFSZ];
 } sender_t;
@@ -367,15 +378,16 @@ static void *sender_main(void *arg) {
  * with its body; returns how many messages the queue holds. */
 static size_t check_burst(gbx_client_t *c, sender_t *snd) {
   size_t cap = SENDERS * PER_SENDER + 16, have = 0;
-  char (*mids)[GBX_MID_BUFSZ] = calloc(cap, GBX_MID_BUFSZ);
-  char (*bodies)[32] = calloc(cap, 32);
+  char(*mids)[GBX_MID_BUFSZ] = calloc(cap, GBX_MID_BUFSZ);
+  char(*bodies)[32] = calloc(cap, 32);
   assert_non_null(mids);
   assert_non_null(bodies);
   for (;;) {
     gbx_message_t *m;
     size_t n;
     CHECK_OK(gbx_queue_receive(c, "burst", 100, 600, 0, &m, &n, &e));
-    if (!n) break;
+    if (!n)
+      break;
     for (size_t i = 0; i < n; i++) {
       assert_true(have < cap);
       assert_true(m[i].body_len < 32);
@@ -392,8 +404,10 @@ static size_t check_burst(gbx_client_t *c, sender_t *snd) {
       snprintf(body, sizeof body, "t%d-%d", t, i);
       size_t j;
       for (j = 0; j < have; j++)
-        if (strcmp(mids[j], snd[t].mids[i]) == 0) break;
-      if (j == have) fail_msg("acknowledged message %s (%s) is lost", snd[t].mids[i], body);
+        if (strcmp(mids[j], snd[t].mids[i]) == 0)
+          break;
+      if (j == have)
+        fail_msg("acknowledged message %s (%s) is lost", snd[t].mids[i], body);
       assert_string_equal(bodies[j], body);
     }
   free(mids);
@@ -421,9 +435,11 @@ static void test_concurrent_senders_kill9(void **state) {
   pthread_t th[SENDERS];
   atomic_int total = 0;
   start_senders(f, snd, th, &total);
-  for (int t = 0; t < SENDERS; t++) pthread_join(th[t], NULL);
+  for (int t = 0; t < SENDERS; t++)
+    pthread_join(th[t], NULL);
   for (int t = 0; t < SENDERS; t++) {
-    if (snd[t].last_err) fail_msg("sender %d: %s", t, gbx_errname(snd[t].last_err));
+    if (snd[t].last_err)
+      fail_msg("sender %d: %s", t, gbx_errname(snd[t].last_err));
     assert_int_equal(snd[t].acked, PER_SENDER);
     gbx_close(snd[t].c);
   }
@@ -442,9 +458,11 @@ static void test_kill9_during_sends(void **state) {
   start_senders(f, snd, th, &total);
   /* kill while the senders are still going */
   int64_t deadline = mono_ms() + 30000;
-  while (atomic_load(&total) < SENDERS * PER_SENDER / 3 && mono_ms() < deadline) sleep_ms(1);
+  while (atomic_load(&total) < SENDERS * PER_SENDER / 3 && mono_ms() < deadline)
+    sleep_ms(1);
   ts_kill9(f->ts);
-  for (int t = 0; t < SENDERS; t++) pthread_join(th[t], NULL);
+  for (int t = 0; t < SENDERS; t++)
+    pthread_join(th[t], NULL);
   int acked = 0;
   for (int t = 0; t < SENDERS; t++) {
     acked += snd[t].acked;
@@ -462,8 +480,9 @@ static void test_kill9_during_sends(void **state) {
 int main(void) {
   signal(SIGPIPE, SIG_IGN);
   const struct CMUnitTest tests[] = {
-      T(test_clean_restart),          T(test_kill9_restart),          T(test_two_restarts),
-      T(test_concurrent_senders_kill9), T(test_kill9_during_sends),
+      T(test_clean_restart),      T(test_kill9_restart),
+      T(test_two_restarts),       T(test_concurrent_senders_kill9),
+      T(test_kill9_during_sends),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
