@@ -17,6 +17,7 @@ PACKAGES=(
   libcjson-dev       # JSON (policies, filter policies, CLI output)
   libcmocka-dev      # unit and integration tests
   libssl-dev         # libcrypto: keyed permutations, receipt MACs
+  libhttp-parser-dev # the AWS-compatible HTTP face's request parser (http_parser 2.9)
   clang              # libFuzzer targets (cmake -DGBX_FUZZ=ON)
   libclang-rt-14-dev # libFuzzer and sanitizer runtimes for clang 14
   clang-format       # `make format`

@@ -56,6 +56,7 @@ struct commit {
   commit_policy_t policy;
   unsigned interval_ms;
   commit_done_cb cb;
+  int manual_kick; /* 1: the owner kicks (after a done callback too) */
   void *ctx;
 
   /* ---- loop thread only ---- */
@@ -269,8 +270,10 @@ static void collect(commit_t *c) {
 static void async_cb(uv_async_t *h) {
   commit_t *c = h->data;
   collect(c);
-  commit_kick(c);
+  if (!c->manual_kick) commit_kick(c);
 }
+
+void commit_set_manual_kick(commit_t *c, int on) { c->manual_kick = on != 0; }
 
 static void queue_sync(commit_t *c) {
   c->written_since_sync = 0;

@@ -57,6 +57,10 @@ void commit_note_request(commit_t *c);
  * flight; otherwise does nothing (the done handler kicks again). Call once per
  * loop iteration (from a uv_prepare_t) and from the done path. */
 void commit_kick(commit_t *c);
+/* With on = 1, a finished batch does not hand the next one off by itself:
+ * the owner calls commit_kick (gearboxd does, once per loop iteration, so it
+ * can linger for concurrent writers). Default 0. */
+void commit_set_manual_kick(commit_t *c, int on);
 /* Commits whatever is open (and, under COMMIT_INTERVAL, syncs the WAL),
  * waits for the thread to finish (blocking the loop thread: only at
  * shutdown, after the loop stopped taking work), stops it and closes its

@@ -5,7 +5,9 @@
  * conditions (one allocation, no cJSON kept); filter_match() walks that tree
  * against one published message. Pure: no I/O, no globals. A compiled filter
  * is immutable, so many threads may match against it at once; a filter_msg_t
- * caches parsed JSON and belongs to one thread at a time.
+ * caches parsed JSON and belongs to one thread at a time. (cJSON itself
+ * stores the position of its last parse error in a process-wide variable,
+ * so concurrent parses race on that unused value.)
  *
  * What a policy can say (SNS semantics, docs pages named at each limit below):
  *   {"key": [v1, v2, ...]}   the key matches if any listed value matches (OR);
@@ -68,7 +70,7 @@
 #define FILTER_MAX_COMBINATIONS 150u
 /* "the value can range from -10^9 to 10^9 ... with five digits of accuracy
  * after the decimal point." Policy numbers outside are refused. */
-#define FILTER_NUM_MAX 1e9
+#define FILTER_NUM_MAX      1e9
 #define FILTER_NUM_DECIMALS 5
 /* SNS documents no nesting limit; combinations grow with depth, so no useful
  * policy comes near 32 levels of objects ($or branches included), and the
@@ -97,16 +99,15 @@ int filter_scope(const filter_t *f);
 typedef struct filter_msg {
   const gbx_attr_t *attrs; /* gbx_codec.h; not copied: must outlive the msg */
   uint32_t nattrs;
-  const char *body;        /* not copied */
+  const char *body; /* not copied */
   size_t body_len;
-  void *body_json_;        /* private: cJSON* of the body, once parsed */
-  int body_state_;         /* private: not parsed yet / parsed / not a JSON object */
-  void *arrays_json_;      /* private: per-attribute cache of parsed String.Array values */
+  void *body_json_;   /* private: cJSON* of the body, once parsed */
+  int body_state_;    /* private: not parsed yet / parsed / not a JSON object */
+  void *arrays_json_; /* private: per-attribute cache of parsed String.Array values */
 } filter_msg_t;
 
 /* Sets m up to describe a message; allocates nothing. Pointers are borrowed. */
-void filter_msg_init(filter_msg_t *m, const gbx_attr_t *a, uint32_t n, const char *body,
-                     size_t bl);
+void filter_msg_init(filter_msg_t *m, const gbx_attr_t *a, uint32_t n, const char *body, size_t bl);
 /* Releases what matching cached in m; m may be reused after filter_msg_init. */
 void filter_msg_free(filter_msg_t *m);
 

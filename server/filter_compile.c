@@ -163,8 +163,8 @@ static int utf8_valid(const unsigned char *s, size_t n) {
 /* Operator names; an "$or" array whose objects use one of them as a key is
  * an ordinary key named "$or", as SNS's AND/OR logic page specifies. */
 static int is_operator(const char *s) {
-  static const char *const ops[] = {"prefix",  "suffix", "anything-but",       "numeric",
-                                    "exists",  "cidr",   "equals-ignore-case", "wildcard"};
+  static const char *const ops[] = {"prefix", "suffix", "anything-but",       "numeric",
+                                    "exists", "cidr",   "equals-ignore-case", "wildcard"};
   for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
     if (s && strcmp(s, ops[i]) == 0)
       return 1;
@@ -598,8 +598,8 @@ static filter_t *finish(cc_t *c) {
   size_t sz_conds = (size_t)c->conds.n * sizeof(fcond_t);
   size_t sz_ors = (size_t)c->ors.n * sizeof(forgrp_t);
   size_t sz_br = (size_t)c->branches.n * sizeof(uint32_t);
-  size_t total = align8(sizeof(filter_t)) + align8(sz_nodes) + align8(sz_keys) +
-                 align8(sz_conds) + align8(sz_ors) + align8(sz_br) + c->blob.n + 1;
+  size_t total = align8(sizeof(filter_t)) + align8(sz_nodes) + align8(sz_keys) + align8(sz_conds) +
+                 align8(sz_ors) + align8(sz_br) + c->blob.n + 1;
   char *block = malloc(total);
   if (!block) {
     out_of_memory(c);

@@ -19,8 +19,8 @@
 #include "filter.h"
 
 enum filter_op {
-  FOP_EQ_STR,       /* off/len: the string */
-  FOP_EQ_NUM,       /* lo: the number, fixed point */
+  FOP_EQ_STR, /* off/len: the string */
+  FOP_EQ_NUM, /* lo: the number, fixed point */
   FOP_EQ_TRUE,
   FOP_EQ_FALSE,
   FOP_EQ_NULL,
@@ -51,10 +51,10 @@ typedef struct fcond {
 
 typedef struct fkey {
   uint32_t name_off, name_len;
-  uint32_t child;              /* node index of a nested object, or FKEY_LEAF */
-  uint32_t first_cond, ncond;  /* a leaf's conditions */
-  uint8_t exists_true;         /* the leaf lists {"exists": true} */
-  uint8_t exists_false;        /* the leaf lists {"exists": false} */
+  uint32_t child;             /* node index of a nested object, or FKEY_LEAF */
+  uint32_t first_cond, ncond; /* a leaf's conditions */
+  uint8_t exists_true;        /* the leaf lists {"exists": true} */
+  uint8_t exists_false;       /* the leaf lists {"exists": false} */
 } fkey_t;
 
 typedef struct fnode {

@@ -27,6 +27,9 @@ static void usage(FILE *f) {
           "  --region NAME         region in ARNs (default us-east-1)\n"
           "  --account-id ID       account id in ARNs (default 123456789012)\n"
           "  --public-url URL      base of URLs in SNS envelopes (default http://HOST:PORT)\n"
+          "  --http HOST:PORT|off  AWS-compatible SQS/SNS HTTP API (default 127.0.0.1:9324;\n"
+          "                        port 0 when --listen has port 0)\n"
+          "  --test-endpoints      enable POST /moto-api/reset and GET /gearbox/peek/QUEUE\n"
           "  --log-level LEVEL     debug, info (default), warn or error\n"
           "  --help                this text\n");
 }
@@ -51,10 +54,11 @@ int main(int argc, char **argv) {
       {"max-outbuf", 1, 0, 'O'}, {"max-bytes", 1, 0, 'B'}, {"body-cache", 1, 0, 'c'},
       {"log-level", 1, 0, 'v'}, {"help", 0, 0, 'h'},      {"region", 1, 0, 'R'},
       {"account-id", 1, 0, 'A'}, {"public-url", 1, 0, 'U'}, {"min-free", 1, 0, 'M'},
-      {"slow-timeout", 1, 0, 'S'}, {0, 0, 0, 0}};
+      {"slow-timeout", 1, 0, 'S'}, {"http", 1, 0, 'H'},        {"test-endpoints", 0, 0, 'T'},
+      {0, 0, 0, 0}};
   server_cfg_t cfg;
   uint64_t v;
-  int o;
+  int o, http_given = 0;
   server_cfg_defaults(&cfg);
   while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
     switch (o) {
@@ -73,6 +77,29 @@ int main(int argc, char **argv) {
       cfg.port = (int)v;
       break;
     }
+    case 'H': {
+      http_given = 1;
+      if (!strcmp(optarg, "off")) {
+        cfg.http_port = -1;
+        break;
+      }
+      const char *colon = strrchr(optarg, ':');
+      if (!colon || colon == optarg || (size_t)(colon - optarg) >= sizeof(cfg.http_host)) {
+        fprintf(stderr, "gearboxd: --http wants HOST:PORT or off, not '%s'\n", optarg);
+        return 2;
+      }
+      const char *h = optarg;
+      size_t hl = (size_t)(colon - optarg);
+      if (h[0] == '[' && hl > 1 && h[hl - 1] == ']') { h++; hl -= 2; }
+      memcpy(cfg.http_host, h, hl);
+      cfg.http_host[hl] = 0;
+      if (parse_u64("--http port", colon + 1, 0, 65535, &v)) return 2;
+      cfg.http_port = (int)v;
+      break;
+    }
+    case 'T':
+      cfg.test_endpoints = 1;
+      break;
     case 'd':
       if (strlen(optarg) >= sizeof(cfg.data_dir)) {
         fprintf(stderr, "gearboxd: --data path too long\n");
@@ -153,6 +180,9 @@ int main(int argc, char **argv) {
       return 2;
     }
   }
+  /* a server whose port is picked (--listen HOST:0, as tests do) picks its
+   * HTTP port too, so such servers never collide on the default */
+  if (!http_given && cfg.port == 0) cfg.http_port = 0;
   if (optind < argc) {
     fprintf(stderr, "gearboxd: unexpected argument '%s'\n", argv[optind]);
     return 2;

@@ -7,20 +7,15 @@
 #include <string.h>
 
 #include "log.h"
-#include "server.h"
+#include "ops_int.h"
 
 typedef struct oconn {
   waiter_t *waiters; /* this connection's waiting receives */
   uint32_t nwaiters;
 } oconn_t;
 
-typedef struct reply {
-  server_t *s;
-  msgpack_packer pk;
-  size_t off;
-} reply_t;
 
-static msgpack_packer *rbegin(reply_t *r, server_t *s, uint64_t id, uint32_t nfields) {
+msgpack_packer *ops_rbegin(reply_t *r, server_t *s, uint64_t id, uint32_t nfields) {
   r->s = s;
   s->out.len = 0;
   r->off = gbx_frame_begin(&s->out);
@@ -31,12 +26,12 @@ static msgpack_packer *rbegin(reply_t *r, server_t *s, uint64_t id, uint32_t nfi
   return &r->pk;
 }
 
-static void rend(reply_t *r, conn_t *c) {
+void ops_rend(reply_t *r, conn_t *c) {
   gbx_frame_end(&r->s->out, r->off);
   net_reply(c, r->s->out.data, r->s->out.len, server_gate(r->s));
 }
 
-static void reply_err(server_t *s, conn_t *c, uint64_t id, gbx_err_t code, const char *msg) {
+void ops_reply_err(server_t *s, conn_t *c, uint64_t id, gbx_err_t code, const char *msg) {
   reply_t r;
   r.s = s;
   s->out.len = 0;
@@ -46,56 +41,62 @@ static void reply_err(server_t *s, conn_t *c, uint64_t id, gbx_err_t code, const
   gbx_pack_kv_u64(&r.pk, "id", id);
   gbx_pack_kv_u64(&r.pk, "err", code);
   gbx_pack_kv_cstr(&r.pk, "msg", msg && msg[0] ? msg : gbx_err_message(code));
-  rend(&r, c);
+  ops_rend(&r, c);
 }
 
-static void reply_ok(server_t *s, conn_t *c, uint64_t id) {
+void ops_reply_ok(server_t *s, conn_t *c, uint64_t id) {
   reply_t r;
-  rbegin(&r, s, id, 0);
-  rend(&r, c);
+  ops_rbegin(&r, s, id, 0);
+  ops_rend(&r, c);
 }
 
 /* ---- request context ---- */
 
-typedef struct req {
-  server_t *s;
-  conn_t *c;
-  uint64_t id;
-  const msgpack_object *m;
-  uint64_t now;
-  gbx_errbuf_t eb;
-} req_t;
 
-static void fail(req_t *q, gbx_err_t code) {
-  reply_err(q->s, q->c, q->id, code, q->eb.code == code ? q->eb.msg : NULL);
+void ops_fail(req_t *q, gbx_err_t code) {
+  ops_reply_err(q->s, q->c, q->id, code, q->eb.code == code ? q->eb.msg : NULL);
 }
 
-/* Looks up the queue named by field "q"; replies with the error itself. */
+int ops_need_name(req_t *q, const char *field, const char **name, uint32_t *nl) {
+  gbx_err_t e = gbx_get_str(q->m, field, 1, 0, UINT32_MAX, name, nl, NULL, &q->eb);
+  if (e) {
+    ops_fail(q, e);
+    return -1;
+  }
+  if (!gbx_name_valid(*name, *nl)) {
+    gbx_errbuf_set(&q->eb, GBX_E_BAD_NAME, "field '%s': name must be 1-80 characters of A-Za-z0-9_-",
+                   field);
+    ops_fail(q, GBX_E_BAD_NAME);
+    return -1;
+  }
+  return 0;
+}
+
+void ops_pack_tags(msgpack_packer *pk, const qtag_t *tags, uint32_t n) {
+  gbx_pack_cstr(pk, "tags");
+  msgpack_pack_map(pk, n);
+  for (uint32_t i = 0; i < n; i++) {
+    gbx_pack_cstr(pk, tags[i].key);
+    gbx_pack_cstr(pk, tags[i].value);
+  }
+}
+
+/* Looks up the queue named by field; replies with the error itself. */
 static queue_t *need_queue(req_t *q, const char *field) {
   const char *name;
   uint32_t nl;
-  gbx_err_t e = gbx_get_str(q->m, field, 1, 0, UINT32_MAX, &name, &nl, NULL, &q->eb);
-  if (e) {
-    fail(q, e);
-    return NULL;
-  }
-  if (!gbx_name_valid(name, nl)) {
-    gbx_errbuf_set(&q->eb, GBX_E_BAD_NAME, "field '%s': name must be 1-80 characters of A-Za-z0-9_-",
-                   field);
-    fail(q, GBX_E_BAD_NAME);
-    return NULL;
-  }
+  if (ops_need_name(q, field, &name, &nl) != 0) return NULL;
   queue_t *qu = broker_queue(q->s->broker, name, nl);
   if (!qu) {
     gbx_errbuf_set(&q->eb, GBX_E_QUEUE_NOT_FOUND, "queue '%.*s' does not exist", (int)nl, name);
-    fail(q, GBX_E_QUEUE_NOT_FOUND);
+    ops_fail(q, GBX_E_QUEUE_NOT_FOUND);
   }
   return qu;
 }
 
 /* ---- queue attributes ---- */
 
-static int key_is(const msgpack_object *k, const char *s) {
+int ops_key_is(const msgpack_object *k, const char *s) {
   size_t n = strlen(s);
   return k->type == MSGPACK_OBJECT_STR && k->via.str.size == n && memcmp(k->via.str.ptr, s, n) == 0;
 }
@@ -113,7 +114,7 @@ static gbx_err_t attr_u32(const msgpack_object *k, const msgpack_object *v, uint
   return GBX_E_OK;
 }
 
-static gbx_err_t attr_str(const msgpack_object *k, const msgpack_object *v, uint32_t max,
+gbx_err_t ops_attr_str(const msgpack_object *k, const msgpack_object *v, uint32_t max,
                           char **out, gbx_errbuf_t *eb) {
   if (v->type != MSGPACK_OBJECT_STR)
     return gbx_errbuf_set(eb, GBX_E_BAD_TYPE, "attribute '%.*s' must be a string",
@@ -136,25 +137,25 @@ static gbx_err_t parse_qattrs(const msgpack_object *map, qattrs_t *a, unsigned *
   for (uint32_t i = 0; i < map->via.map.size; i++) {
     const msgpack_object *k = &map->via.map.ptr[i].key, *v = &map->via.map.ptr[i].val;
     gbx_err_t e;
-    if (key_is(k, "VisibilityTimeout")) {
+    if (ops_key_is(k, "VisibilityTimeout")) {
       e = attr_u32(k, v, 0, GBX_VIS_MAX, &a->vis, eb);
       *mask |= QA_VIS;
-    } else if (key_is(k, "DelaySeconds")) {
+    } else if (ops_key_is(k, "DelaySeconds")) {
       e = attr_u32(k, v, 0, GBX_DELAY_MAX, &a->delay, eb);
       *mask |= QA_DELAY;
-    } else if (key_is(k, "MessageRetentionPeriod")) {
+    } else if (ops_key_is(k, "MessageRetentionPeriod")) {
       e = attr_u32(k, v, GBX_RETENTION_MIN, GBX_RETENTION_MAX, &a->retention, eb);
       *mask |= QA_RETENTION;
-    } else if (key_is(k, "MaximumMessageSize")) {
+    } else if (ops_key_is(k, "MaximumMessageSize")) {
       e = attr_u32(k, v, GBX_MIN_MESSAGE_SIZE, GBX_MAX_MESSAGE_SIZE, &a->max_size, eb);
       *mask |= QA_MAX_SIZE;
-    } else if (key_is(k, "ReceiveMessageWaitTimeSeconds")) {
+    } else if (ops_key_is(k, "ReceiveMessageWaitTimeSeconds")) {
       e = attr_u32(k, v, 0, GBX_WAIT_MAX, &a->wait, eb);
       *mask |= QA_WAIT;
-    } else if (key_is(k, "MaxReceiveCount")) {
+    } else if (ops_key_is(k, "MaxReceiveCount")) {
       e = attr_u32(k, v, GBX_MAX_RECEIVES_MIN, GBX_MAX_RECEIVES_MAX, &a->max_receives, eb);
       *mask |= QA_MAX_RECEIVES;
-    } else if (key_is(k, "DeadLetterQueue")) {
+    } else if (ops_key_is(k, "DeadLetterQueue")) {
       if (v->type != MSGPACK_OBJECT_STR)
         e = gbx_errbuf_set(eb, GBX_E_BAD_TYPE, "attribute 'DeadLetterQueue' must be a string");
       else if (v->via.str.size && !gbx_name_valid(v->via.str.ptr, v->via.str.size))
@@ -165,11 +166,11 @@ static gbx_err_t parse_qattrs(const msgpack_object *map, qattrs_t *a, unsigned *
         e = GBX_E_OK;
       }
       *mask |= QA_DLQ;
-    } else if (key_is(k, "Policy")) {
-      e = attr_str(k, v, GBX_MAX_POLICY, &a->policy, eb);
+    } else if (ops_key_is(k, "Policy")) {
+      e = ops_attr_str(k, v, GBX_MAX_POLICY, &a->policy, eb);
       *mask |= QA_POLICY;
-    } else if (key_is(k, "RedriveAllowPolicy")) {
-      e = attr_str(k, v, GBX_MAX_POLICY, &a->redrive_allow, eb);
+    } else if (ops_key_is(k, "RedriveAllowPolicy")) {
+      e = ops_attr_str(k, v, GBX_MAX_POLICY, &a->redrive_allow, eb);
       *mask |= QA_REDRIVE_ALLOW;
     } else {
       e = gbx_errbuf_set(eb, GBX_E_UNKNOWN_ATTRIBUTE, "unknown queue attribute '%.*s'",
@@ -183,8 +184,8 @@ static gbx_err_t parse_qattrs(const msgpack_object *map, qattrs_t *a, unsigned *
   return GBX_E_OK;
 }
 
-/* Parses a tag map into malloc'd tags (caller frees with tags_free). */
-static gbx_err_t parse_tags(const msgpack_object *map, qtag_t **out, uint32_t *n, gbx_errbuf_t *eb) {
+/* Parses a tag map into malloc'd tags (caller frees with ops_tags_free). */
+gbx_err_t ops_parse_tags(const msgpack_object *map, qtag_t **out, uint32_t *n, gbx_errbuf_t *eb) {
   *out = NULL;
   *n = 0;
   if (!map || !map->via.map.size) return GBX_E_OK;
@@ -205,7 +206,7 @@ static gbx_err_t parse_tags(const msgpack_object *map, qtag_t **out, uint32_t *n
   return GBX_E_OK;
 }
 
-static void tags_free(qtag_t *t, uint32_t n) {
+void ops_tags_free(qtag_t *t, uint32_t n) {
   for (uint32_t i = 0; i < n; i++) {
     free(t[i].key);
     free(t[i].value);
@@ -233,64 +234,80 @@ static void op_queue_create(req_t *q) {
   if ((e = gbx_get_map(q->m, "attrs", 0, 32, &am, NULL, &q->eb))) goto out;
   if ((e = gbx_get_map(q->m, "tags", 0, GBX_MAX_TAGS, &tm, NULL, &q->eb))) goto out;
   if (am && (e = parse_qattrs(am, &a, &mask, &q->eb))) goto out;
-  if ((e = parse_tags(tm, &tags, &ntags, &q->eb))) goto out;
+  if ((e = ops_parse_tags(tm, &tags, &ntags, &q->eb))) goto out;
   memcpy(nbuf, name, nl);
   nbuf[nl] = 0;
   e = broker_queue_create(q->s->broker, nbuf, &a, tags, ntags, q->now, &created, &q->eb);
 out:
   qattrs_free(&a);
-  tags_free(tags, ntags);
+  ops_tags_free(tags, ntags);
   if (e) {
-    fail(q, e);
+    ops_fail(q, e);
     return;
   }
   reply_t r;
-  msgpack_packer *pk = rbegin(&r, q->s, q->id, 1);
+  msgpack_packer *pk = ops_rbegin(&r, q->s, q->id, 1);
   gbx_pack_kv_bool(pk, "created", created);
-  rend(&r, q->c);
+  ops_rend(&r, q->c);
 }
 
 static void op_queue_delete(req_t *q) {
   queue_t *qu = need_queue(q, "q");
   if (!qu) return;
   broker_queue_delete(q->s->broker, qu, q->now);
-  reply_ok(q->s, q->c, q->id);
+  ops_reply_ok(q->s, q->c, q->id);
 }
 
-typedef struct names {
-  const queue_t *v[1000];
-  uint32_t n;
-} names_t;
 
 static void collect(void *ctx, const queue_t *qu) {
   names_t *ns = ctx;
-  if (ns->n < 1000) ns->v[ns->n++] = qu;
+  if (ns->n < OPS_MAX_NAMES) ns->v[ns->n++] = qu->name;
 }
 
-static void op_queue_list(req_t *q) {
-  const char *prefix = "", *next = "";
-  uint32_t pl = 0, nl = 0;
-  uint64_t max = 1000;
-  int more = 0;
-  gbx_err_t e;
-  if ((e = gbx_get_str(q->m, "prefix", 0, 0, GBX_MAX_NAME, &prefix, &pl, NULL, &q->eb)) ||
-      (e = gbx_get_str(q->m, "next", 0, 0, GBX_MAX_NAME, &next, &nl, NULL, &q->eb)) ||
-      (e = gbx_get_u64(q->m, "max", 0, 1, 1000, &max, NULL, &q->eb))) {
-    fail(q, e);
-    return;
-  }
+names_t *ops_names_new(void) {
   names_t *ns = malloc(sizeof(*ns));
   if (!ns) abort();
   ns->n = 0;
-  broker_queue_list(q->s->broker, prefix, pl, next, nl, (uint32_t)max, collect, ns, &more);
+  return ns;
+}
+
+void ops_reply_names(req_t *q, const char *field, names_t *ns, int more) {
   reply_t r;
-  msgpack_packer *pk = rbegin(&r, q->s, q->id, more ? 2 : 1);
-  gbx_pack_cstr(pk, "queues");
+  msgpack_packer *pk = ops_rbegin(&r, q->s, q->id, more ? 2 : 1);
+  gbx_pack_cstr(pk, field);
   msgpack_pack_array(pk, ns->n);
-  for (uint32_t i = 0; i < ns->n; i++) gbx_pack_cstr(pk, ns->v[i]->name);
-  if (more) gbx_pack_kv_cstr(pk, "next", ns->v[ns->n - 1]->name);
-  rend(&r, q->c);
+  for (uint32_t i = 0; i < ns->n; i++) gbx_pack_cstr(pk, ns->v[i]);
+  if (more) gbx_pack_kv_cstr(pk, "next", ns->v[ns->n - 1]);
+  ops_rend(&r, q->c);
   free(ns);
+}
+
+gbx_err_t ops_list_args(req_t *q, const char **prefix, uint32_t *pl, const char **next,
+                        uint32_t *nl, uint64_t *max) {
+  gbx_err_t e;
+  *prefix = *next = "";
+  *pl = *nl = 0;
+  *max = 1000;
+  if ((e = gbx_get_str(q->m, "prefix", 0, 0, GBX_MAX_NAME, prefix, pl, NULL, &q->eb)) ||
+      (e = gbx_get_str(q->m, "next", 0, 0, GBX_MAX_NAME, next, nl, NULL, &q->eb)) ||
+      (e = gbx_get_u64(q->m, "max", 0, 1, OPS_MAX_NAMES, max, NULL, &q->eb)))
+    return e;
+  return GBX_E_OK;
+}
+
+static void op_queue_list(req_t *q) {
+  const char *prefix, *next;
+  uint32_t pl, nl;
+  uint64_t max;
+  int more = 0;
+  gbx_err_t e = ops_list_args(q, &prefix, &pl, &next, &nl, &max);
+  if (e) {
+    ops_fail(q, e);
+    return;
+  }
+  names_t *ns = ops_names_new();
+  broker_queue_list(q->s->broker, prefix, pl, next, nl, (uint32_t)max, collect, ns, &more);
+  ops_reply_names(q, "queues", ns, more);
 }
 
 static void op_queue_get_attrs(req_t *q) {
@@ -298,7 +315,7 @@ static void op_queue_get_attrs(req_t *q) {
   if (!qu) return;
   const qattrs_t *a = &qu->rec.a;
   reply_t r;
-  msgpack_packer *pk = rbegin(&r, q->s, q->id, 2);
+  msgpack_packer *pk = ops_rbegin(&r, q->s, q->id, 2);
   gbx_pack_cstr(pk, "attrs");
   msgpack_pack_map(pk, 17);
   gbx_pack_kv_u64(pk, "VisibilityTimeout", a->vis);
@@ -318,13 +335,8 @@ static void op_queue_get_attrs(req_t *q) {
   gbx_pack_kv_u64(pk, "LastModifiedTimestamp", (uint64_t)qu->rec.modified_ms / 1000);
   gbx_pack_kv_u64(pk, "QueueBytes", qu->bytes);
   gbx_pack_kv_u64(pk, "QueueId", qu->rec.qid);
-  gbx_pack_cstr(pk, "tags");
-  msgpack_pack_map(pk, qu->rec.ntags);
-  for (uint32_t i = 0; i < qu->rec.ntags; i++) {
-    gbx_pack_cstr(pk, qu->rec.tags[i].key);
-    gbx_pack_cstr(pk, qu->rec.tags[i].value);
-  }
-  rend(&r, q->c);
+  ops_pack_tags(pk, qu->rec.tags, qu->rec.ntags);
+  ops_rend(&r, q->c);
 }
 
 static void op_queue_set_attrs(req_t *q) {
@@ -335,15 +347,15 @@ static void op_queue_set_attrs(req_t *q) {
   qattrs_t a;
   unsigned mask = 0;
   if (e) {
-    fail(q, e);
+    ops_fail(q, e);
     return;
   }
   if (qattrs_copy(&a, &qu->rec.a) != 0) abort();
   e = parse_qattrs(am, &a, &mask, &q->eb);
   if (!e) e = broker_queue_set_attrs(q->s->broker, qu, &a, mask, q->now, &q->eb);
   qattrs_free(&a);
-  if (e) fail(q, e);
-  else reply_ok(q->s, q->c, q->id);
+  if (e) ops_fail(q, e);
+  else ops_reply_ok(q->s, q->c, q->id);
 }
 
 static void op_queue_purge(req_t *q) {
@@ -352,9 +364,9 @@ static void op_queue_purge(req_t *q) {
   if (!qu) return;
   broker_queue_purge(q->s->broker, qu, q->now, &n);
   reply_t r;
-  msgpack_packer *pk = rbegin(&r, q->s, q->id, 1);
+  msgpack_packer *pk = ops_rbegin(&r, q->s, q->id, 1);
   gbx_pack_kv_u64(pk, "purged", n);
-  rend(&r, q->c);
+  ops_rend(&r, q->c);
 }
 
 static void op_queue_tag(req_t *q) {
@@ -364,14 +376,14 @@ static void op_queue_tag(req_t *q) {
   uint32_t n = 0;
   if (!qu) return;
   gbx_err_t e = gbx_get_map(q->m, "tags", 1, GBX_MAX_TAGS, &tm, NULL, &q->eb);
-  if (!e) e = parse_tags(tm, &tags, &n, &q->eb);
+  if (!e) e = ops_parse_tags(tm, &tags, &n, &q->eb);
   if (!e) {
     e = broker_queue_tag(q->s->broker, qu, tags, n, q->now);
     if (e) gbx_errbuf_set(&q->eb, e, "a queue has at most %u tags", GBX_MAX_TAGS);
   }
-  tags_free(tags, n);
-  if (e) fail(q, e);
-  else reply_ok(q->s, q->c, q->id);
+  ops_tags_free(tags, n);
+  if (e) ops_fail(q, e);
+  else ops_reply_ok(q->s, q->c, q->id);
 }
 
 static void op_queue_untag(req_t *q) {
@@ -390,27 +402,19 @@ static void op_queue_untag(req_t *q) {
     lens[i] = ka->ptr[i].via.str.size;
   }
   if (e) {
-    fail(q, e);
+    ops_fail(q, e);
     return;
   }
   broker_queue_untag(q->s->broker, qu, keys, lens, ka->size, q->now);
-  reply_ok(q->s, q->c, q->id);
+  ops_reply_ok(q->s, q->c, q->id);
 }
 
 static void op_queue_dlq_sources(req_t *q) {
   queue_t *qu = need_queue(q, "q");
   if (!qu) return;
-  names_t *ns = malloc(sizeof(*ns));
-  if (!ns) abort();
-  ns->n = 0;
+  names_t *ns = ops_names_new();
   broker_dlq_sources(q->s->broker, qu, collect, ns);
-  reply_t r;
-  msgpack_packer *pk = rbegin(&r, q->s, q->id, 1);
-  gbx_pack_cstr(pk, "queues");
-  msgpack_pack_array(pk, ns->n);
-  for (uint32_t i = 0; i < ns->n; i++) gbx_pack_cstr(pk, ns->v[i]->name);
-  rend(&r, q->c);
-  free(ns);
+  ops_reply_names(q, "queues", ns, 0);
 }
 
 /* ---- sending ---- */
@@ -482,17 +486,17 @@ static void op_send(req_t *q) {
   if (!qu) return;
   gbx_err_t e = send_one(q, qu, q->m, mid);
   if (e) {
-    fail(q, e);
+    ops_fail(q, e);
     return;
   }
   reply_t r;
-  msgpack_packer *pk = rbegin(&r, q->s, q->id, 1);
+  msgpack_packer *pk = ops_rbegin(&r, q->s, q->id, 1);
   gbx_pack_kv_str(pk, "mid", mid, GBX_MSGID_LEN);
-  rend(&r, q->c);
+  ops_rend(&r, q->c);
 }
 
 /* Validates a batch's shape: entries 1-100 maps, unique entry ids. */
-static gbx_err_t batch_entries(req_t *q, const msgpack_object_array **ea) {
+gbx_err_t ops_batch_entries(req_t *q, const msgpack_object_array **ea) {
   gbx_err_t e = gbx_get_array(q->m, "entries", 1, 0, UINT32_MAX, ea, NULL, &q->eb);
   if (e) return e;
   if ((*ea)->size == 0) return gbx_errbuf_set(&q->eb, GBX_E_EMPTY_BATCH, "field 'entries' is empty");
@@ -519,15 +523,10 @@ static gbx_err_t batch_entries(req_t *q, const msgpack_object_array **ea) {
   return GBX_E_OK;
 }
 
-typedef struct eres {
-  gbx_err_t err;
-  char msg[160];
-  char mid[GBX_MSGID_LEN];
-} eres_t;
 
 static void pack_results(req_t *q, const msgpack_object_array *ea, const eres_t *res, int with_mid) {
   reply_t r;
-  msgpack_packer *pk = rbegin(&r, q->s, q->id, 1);
+  msgpack_packer *pk = ops_rbegin(&r, q->s, q->id, 1);
   gbx_pack_cstr(pk, "results");
   msgpack_pack_array(pk, ea->size);
   for (uint32_t i = 0; i < ea->size; i++) {
@@ -539,10 +538,10 @@ static void pack_results(req_t *q, const msgpack_object_array *ea, const eres_t 
     if (!ok) gbx_pack_kv_cstr(pk, "msg", res[i].msg);
     else if (with_mid) gbx_pack_kv_str(pk, "mid", res[i].mid, GBX_MSGID_LEN);
   }
-  rend(&r, q->c);
+  ops_rend(&r, q->c);
 }
 
-static void entry_result(req_t *q, eres_t *res, gbx_err_t e) {
+void ops_entry_result(req_t *q, eres_t *res, gbx_err_t e) {
   res->err = e;
   if (e) snprintf(res->msg, sizeof(res->msg), "%s", q->eb.code == e && q->eb.msg[0] ? q->eb.msg : gbx_err_message(e));
   q->eb.code = GBX_E_OK;
@@ -553,9 +552,9 @@ static void op_send_batch(req_t *q) {
   queue_t *qu = need_queue(q, "q");
   const msgpack_object_array *ea;
   if (!qu) return;
-  gbx_err_t e = batch_entries(q, &ea);
+  gbx_err_t e = ops_batch_entries(q, &ea);
   if (e) {
-    fail(q, e);
+    ops_fail(q, e);
     return;
   }
   /* the batch's total payload, as SQS counts it */
@@ -567,13 +566,13 @@ static void op_send_batch(req_t *q) {
   if (total > GBX_MAX_BATCH_BYTES) {
     gbx_errbuf_set(&q->eb, GBX_E_BATCH_TOO_LARGE, "batch bodies total %llu bytes, more than %u",
                    (unsigned long long)total, GBX_MAX_BATCH_BYTES);
-    fail(q, GBX_E_BATCH_TOO_LARGE);
+    ops_fail(q, GBX_E_BATCH_TOO_LARGE);
     return;
   }
   eres_t *res = calloc(ea->size, sizeof(*res));
   if (!res) abort();
   for (uint32_t i = 0; i < ea->size; i++)
-    entry_result(q, &res[i], send_one(q, qu, &ea->ptr[i], res[i].mid));
+    ops_entry_result(q, &res[i], send_one(q, qu, &ea->ptr[i], res[i].mid));
   pack_results(q, ea, res, 1);
   free(res);
 }
@@ -633,7 +632,7 @@ static void reply_deliveries(server_t *s, conn_t *c, uint64_t id, delivery_t *d,
   uint32_t have = 0;
   for (uint32_t i = 0; i < n; i++) have += d[i].blob != NULL;
   reply_t r;
-  msgpack_packer *pk = rbegin(&r, s, id, 1);
+  msgpack_packer *pk = ops_rbegin(&r, s, id, 1);
   gbx_pack_cstr(pk, "msgs");
   msgpack_pack_array(pk, have);
   for (uint32_t i = 0; i < n; i++) {
@@ -642,7 +641,7 @@ static void reply_deliveries(server_t *s, conn_t *c, uint64_t id, delivery_t *d,
     blob_unref(d[i].blob);
     d[i].blob = NULL;
   }
-  rend(&r, c);
+  ops_rend(&r, c);
 }
 
 typedef struct rfetch {
@@ -668,7 +667,7 @@ static void receive_done(fetch_job_t *j) {
     /* a read error on the store: say so rather than drop the messages
      * silently (they stay in flight and reappear after their timeout) */
     if (!net_closing(rf->c))
-      reply_err(s, rf->c, rf->id, GBX_E_INTERNAL, "reading message bodies from the store failed");
+      ops_reply_err(s, rf->c, rf->id, GBX_E_INTERNAL, "reading message bodies from the store failed");
     for (uint32_t i = 0; i < rf->n; i++) blob_unref(rf->d[i].blob);
   } else if (!net_closing(rf->c)) {
     reply_deliveries(s, rf->c, rf->id, rf->d, rf->n);
@@ -722,7 +721,7 @@ static void op_receive(req_t *q) {
   if ((e = gbx_get_u64(q->m, "max", 0, 1, GBX_MAX_RECEIVE, &max, NULL, &q->eb)) ||
       (e = gbx_get_u64(q->m, "vis", 0, 0, GBX_VIS_MAX, &vis, &has_vis, &q->eb)) ||
       (e = gbx_get_u64(q->m, "wait", 0, 0, GBX_WAIT_MAX, &wait, &has_wait, &q->eb))) {
-    fail(q, e);
+    ops_fail(q, e);
     return;
   }
   if (!has_wait) wait = qu->rec.a.wait;
@@ -730,7 +729,7 @@ static void op_receive(req_t *q) {
   uint32_t n = 0;
   e = broker_receive(q->s->broker, qu, (uint32_t)max, has_vis ? (int32_t)vis : -1, q->now, d, &n);
   if (e) {
-    fail(q, e);
+    ops_fail(q, e);
     return;
   }
   if (n || !wait) {
@@ -741,7 +740,7 @@ static void op_receive(req_t *q) {
   if (oc->nwaiters >= q->s->cfg.max_waiters) {
     gbx_errbuf_set(&q->eb, GBX_E_TOO_MANY_WAITERS, "at most %u receives may wait per connection",
                    q->s->cfg.max_waiters);
-    fail(q, GBX_E_TOO_MANY_WAITERS);
+    ops_fail(q, GBX_E_TOO_MANY_WAITERS);
     return;
   }
   waiter_t *w = calloc(1, sizeof(*w));
@@ -769,9 +768,12 @@ void ops_serve_waiter(void *ctx, waiter_t *w, gbx_err_t err, delivery_t *d, uint
   conn_t *c = w->owner;
   owner_unlink(net_conn_data(c), w);
   if (err) {
-    reply_err(s, c, w->req_id, err, NULL);
+    ops_reply_err(s, c, w->req_id, err, NULL);
   } else {
-    if (n) commit_note_request(s->commit);
+    if (n) {
+      commit_note_request(s->commit);
+      server_note_writer(s, c);
+    }
     deliver(s, c, w->req_id, d, n);
   }
   free(w);
@@ -827,30 +829,30 @@ static void op_delete(req_t *q) {
   queue_t *qu = need_queue(q, "q");
   if (!qu) return;
   gbx_err_t e = delete_one(q, qu, q->m);
-  if (e) fail(q, e);
-  else reply_ok(q->s, q->c, q->id);
+  if (e) ops_fail(q, e);
+  else ops_reply_ok(q->s, q->c, q->id);
 }
 
 static void op_change_vis(req_t *q) {
   queue_t *qu = need_queue(q, "q");
   if (!qu) return;
   gbx_err_t e = vis_one(q, qu, q->m);
-  if (e) fail(q, e);
-  else reply_ok(q->s, q->c, q->id);
+  if (e) ops_fail(q, e);
+  else ops_reply_ok(q->s, q->c, q->id);
 }
 
 static void batch_apply(req_t *q, gbx_err_t (*one)(req_t *, queue_t *, const msgpack_object *)) {
   queue_t *qu = need_queue(q, "q");
   const msgpack_object_array *ea;
   if (!qu) return;
-  gbx_err_t e = batch_entries(q, &ea);
+  gbx_err_t e = ops_batch_entries(q, &ea);
   if (e) {
-    fail(q, e);
+    ops_fail(q, e);
     return;
   }
   eres_t *res = calloc(ea->size, sizeof(*res));
   if (!res) abort();
-  for (uint32_t i = 0; i < ea->size; i++) entry_result(q, &res[i], one(q, qu, &ea->ptr[i]));
+  for (uint32_t i = 0; i < ea->size; i++) ops_entry_result(q, &res[i], one(q, qu, &ea->ptr[i]));
   pack_results(q, ea, res, 0);
   free(res);
 }
@@ -874,15 +876,15 @@ static void op_redrive_start(req_t *q) {
                        (int)dl, dn);
   if (!e) e = broker_redrive_start(q->s->broker, dlq, dst, (uint32_t)rate, q->now, &q->eb);
   if (e) {
-    fail(q, e);
+    ops_fail(q, e);
     return;
   }
   char task[GBX_MAX_NAME + 32];
   int tl = snprintf(task, sizeof(task), "%s/%llu", dlq->name, (unsigned long long)q->now);
   reply_t r;
-  msgpack_packer *pk = rbegin(&r, q->s, q->id, 1);
+  msgpack_packer *pk = ops_rbegin(&r, q->s, q->id, 1);
   gbx_pack_kv_str(pk, "task", task, (size_t)tl);
-  rend(&r, q->c);
+  ops_rend(&r, q->c);
 }
 
 static void op_redrive_status(req_t *q) {
@@ -891,13 +893,13 @@ static void op_redrive_status(req_t *q) {
   if (!dlq) return;
   broker_redrive_status(q->s->broker, dlq, &st);
   reply_t r;
-  msgpack_packer *pk = rbegin(&r, q->s, q->id, 3 + (st.dst[0] ? 1u : 0u) + (st.msg[0] ? 1u : 0u));
+  msgpack_packer *pk = ops_rbegin(&r, q->s, q->id, 3 + (st.dst[0] ? 1u : 0u) + (st.msg[0] ? 1u : 0u));
   gbx_pack_kv_cstr(pk, "state", st.state);
   gbx_pack_kv_u64(pk, "moved", st.moved);
   gbx_pack_kv_u64(pk, "total", st.total);
   if (st.dst[0]) gbx_pack_kv_cstr(pk, "dst", st.dst);
   if (st.msg[0]) gbx_pack_kv_cstr(pk, "msg", st.msg);
-  rend(&r, q->c);
+  ops_rend(&r, q->c);
 }
 
 static void op_redrive_cancel(req_t *q) {
@@ -906,13 +908,13 @@ static void op_redrive_cancel(req_t *q) {
   if (!dlq) return;
   gbx_err_t e = broker_redrive_cancel(q->s->broker, dlq, &moved);
   if (e) {
-    fail(q, e);
+    ops_fail(q, e);
     return;
   }
   reply_t r;
-  msgpack_packer *pk = rbegin(&r, q->s, q->id, 1);
+  msgpack_packer *pk = ops_rbegin(&r, q->s, q->id, 1);
   gbx_pack_kv_u64(pk, "moved", moved);
-  rend(&r, q->c);
+  ops_rend(&r, q->c);
 }
 
 /* ---- stats and backup ---- */
@@ -934,12 +936,12 @@ static void op_stats(req_t *q) {
   queue_t *one = NULL;
   gbx_err_t e = gbx_get_str(q->m, "q", 0, 1, GBX_MAX_NAME, &qn, &ql, &has_q, &q->eb);
   if (e) {
-    fail(q, e);
+    ops_fail(q, e);
     return;
   }
   if (has_q && !(one = broker_queue(q->s->broker, qn, ql))) {
     gbx_errbuf_set(&q->eb, GBX_E_QUEUE_NOT_FOUND, "queue '%.*s' does not exist", (int)ql, qn);
-    fail(q, GBX_E_QUEUE_NOT_FOUND);
+    ops_fail(q, GBX_E_QUEUE_NOT_FOUND);
     return;
   }
   broker_stats_t bs;
@@ -949,20 +951,19 @@ static void op_stats(req_t *q) {
   names_t *ns = NULL;
   if (!one) {
     int more;
-    ns = malloc(sizeof(*ns));
-    if (!ns) abort();
-    ns->n = 0;
-    broker_queue_list(q->s->broker, "", 0, "", 0, 1000, collect, ns, &more);
+    ns = ops_names_new();
+    broker_queue_list(q->s->broker, "", 0, "", 0, OPS_MAX_NAMES, collect, ns, &more);
   }
   reply_t r;
-  msgpack_packer *pk = rbegin(&r, q->s, q->id, 2);
+  msgpack_packer *pk = ops_rbegin(&r, q->s, q->id, 2);
   gbx_pack_cstr(pk, "queues");
   if (one) {
     msgpack_pack_array(pk, 1);
     pack_queue_stats(q->s, pk, one, q->now);
   } else {
     msgpack_pack_array(pk, ns->n);
-    for (uint32_t i = 0; i < ns->n; i++) pack_queue_stats(q->s, pk, ns->v[i], q->now);
+    for (uint32_t i = 0; i < ns->n; i++)
+      pack_queue_stats(q->s, pk, broker_queue(q->s->broker, ns->v[i], strlen(ns->v[i])), q->now);
   }
   gbx_pack_cstr(pk, "broker");
   msgpack_pack_map(pk, 17);
@@ -983,7 +984,7 @@ static void op_stats(req_t *q) {
   gbx_pack_kv_u64(pk, "deletes", bs.deletes);
   gbx_pack_kv_u64(pk, "dead_lettered", bs.dead_lettered);
   gbx_pack_kv_u64(pk, "uptime_s", (q->now - q->s->started_ms) / 1000);
-  rend(&r, q->c);
+  ops_rend(&r, q->c);
   free(ns);
 }
 
@@ -993,14 +994,14 @@ static void op_backup(req_t *q) {
   char path[PATH_MAX], *err = NULL;
   gbx_err_t e = gbx_get_str(q->m, "dir", 1, 1, PATH_MAX - 1, &dir, &dl, NULL, &q->eb);
   if (e) {
-    fail(q, e);
+    ops_fail(q, e);
     return;
   }
   memcpy(path, dir, dl);
   path[dl] = 0;
   if (memchr(path, 0, dl)) {
     gbx_errbuf_set(&q->eb, GBX_E_BAD_TYPE, "field 'dir' holds a NUL byte");
-    fail(q, GBX_E_BAD_TYPE);
+    ops_fail(q, GBX_E_BAD_TYPE);
     return;
   }
   /* A checkpoint hard-links SST files and copies the (small) live WAL; it
@@ -1010,449 +1011,19 @@ static void op_backup(req_t *q) {
     gbx_errbuf_set(&q->eb, GBX_E_BACKUP_FAILED, "checkpoint to '%s' failed: %s", path,
                    err ? err : "?");
     free(err);
-    fail(q, GBX_E_BACKUP_FAILED);
+    ops_fail(q, GBX_E_BACKUP_FAILED);
     return;
   }
   LOG(LOG_INFO, "backup written to %s", path);
   reply_t r;
-  msgpack_packer *pk = rbegin(&r, q->s, q->id, 1);
+  msgpack_packer *pk = ops_rbegin(&r, q->s, q->id, 1);
   gbx_pack_kv_cstr(pk, "dir", path);
-  rend(&r, q->c);
+  ops_rend(&r, q->c);
 }
 
 /* ---- dispatch ---- */
 
-/* ---- topics ---- */
-
-static topic_t *need_topic(req_t *q) {
-  const char *name;
-  uint32_t nl;
-  gbx_err_t e = gbx_get_str(q->m, "t", 1, 0, UINT32_MAX, &name, &nl, NULL, &q->eb);
-  if (e) {
-    fail(q, e);
-    return NULL;
-  }
-  if (!gbx_name_valid(name, nl)) {
-    gbx_errbuf_set(&q->eb, GBX_E_BAD_NAME, "topic name must be 1-80 characters of A-Za-z0-9_-");
-    fail(q, GBX_E_BAD_NAME);
-    return NULL;
-  }
-  topic_t *tp = topics_find(q->s->topics, name, nl);
-  if (!tp) {
-    gbx_errbuf_set(&q->eb, GBX_E_TOPIC_NOT_FOUND, "topic '%.*s' does not exist", (int)nl, name);
-    fail(q, GBX_E_TOPIC_NOT_FOUND);
-  }
-  return tp;
-}
-
-/* Reads DisplayName / Policy from an attribute map into malloc'd strings
- * (NULL when absent). */
-static gbx_err_t topic_attrs(req_t *q, const msgpack_object *am, char **display, char **policy) {
-  *display = *policy = NULL;
-  for (uint32_t i = 0; am && i < am->via.map.size; i++) {
-    const msgpack_object *k = &am->via.map.ptr[i].key, *v = &am->via.map.ptr[i].val;
-    gbx_err_t e;
-    if (key_is(k, "DisplayName")) e = attr_str(k, v, TOPIC_MAX_DISPLAY, display, &q->eb);
-    else if (key_is(k, "Policy")) e = attr_str(k, v, GBX_MAX_POLICY, policy, &q->eb);
-    else e = gbx_errbuf_set(&q->eb, GBX_E_UNKNOWN_ATTRIBUTE, "unknown topic attribute '%.*s'",
-                            (int)k->via.str.size, k->via.str.ptr);
-    if (e) {
-      free(*display);
-      free(*policy);
-      *display = *policy = NULL;
-      return e;
-    }
-  }
-  return GBX_E_OK;
-}
-
-static void op_topic_create(req_t *q) {
-  const char *name;
-  uint32_t nl;
-  const msgpack_object *am = NULL, *tm = NULL;
-  char nbuf[GBX_MAX_NAME + 1], *display = NULL, *policy = NULL;
-  qtag_t *tags = NULL;
-  uint32_t ntags = 0;
-  int created = 0;
-  gbx_err_t e;
-  if ((e = gbx_get_str(q->m, "t", 1, 0, UINT32_MAX, &name, &nl, NULL, &q->eb))) goto out;
-  if (!gbx_name_valid(name, nl)) {
-    e = gbx_errbuf_set(&q->eb, GBX_E_BAD_NAME, "topic name must be 1-80 characters of A-Za-z0-9_-");
-    goto out;
-  }
-  if ((e = gbx_get_map(q->m, "attrs", 0, 8, &am, NULL, &q->eb)) ||
-      (e = gbx_get_map(q->m, "tags", 0, GBX_MAX_TAGS, &tm, NULL, &q->eb)) ||
-      (e = topic_attrs(q, am, &display, &policy)) || (e = parse_tags(tm, &tags, &ntags, &q->eb)))
-    goto out;
-  memcpy(nbuf, name, nl);
-  nbuf[nl] = 0;
-  e = topics_create(q->s->topics, nbuf, display, policy, tags, ntags, q->now, &created, &q->eb);
-out:
-  free(display);
-  free(policy);
-  tags_free(tags, ntags);
-  if (e) {
-    fail(q, e);
-    return;
-  }
-  reply_t r;
-  msgpack_packer *pk = rbegin(&r, q->s, q->id, 1);
-  gbx_pack_kv_bool(pk, "created", created);
-  rend(&r, q->c);
-}
-
-static void op_topic_delete(req_t *q) {
-  topic_t *tp = need_topic(q);
-  if (!tp) return;
-  topics_delete(q->s->topics, tp);
-  reply_ok(q->s, q->c, q->id);
-}
-
-typedef struct tnames {
-  const topic_t *v[1000];
-  uint32_t n;
-} tnames_t;
-
-static void tcollect(void *ctx, const topic_t *tp) {
-  tnames_t *ns = ctx;
-  if (ns->n < 1000) ns->v[ns->n++] = tp;
-}
-
-static void op_topic_list(req_t *q) {
-  const char *prefix = "", *next = "";
-  uint32_t pl = 0, nl = 0;
-  uint64_t max = 1000;
-  int more = 0;
-  gbx_err_t e;
-  if ((e = gbx_get_str(q->m, "prefix", 0, 0, GBX_MAX_NAME, &prefix, &pl, NULL, &q->eb)) ||
-      (e = gbx_get_str(q->m, "next", 0, 0, GBX_MAX_NAME, &next, &nl, NULL, &q->eb)) ||
-      (e = gbx_get_u64(q->m, "max", 0, 1, 1000, &max, NULL, &q->eb))) {
-    fail(q, e);
-    return;
-  }
-  tnames_t *ns = malloc(sizeof(*ns));
-  if (!ns) abort();
-  ns->n = 0;
-  topics_list(q->s->topics, prefix, pl, next, nl, (uint32_t)max, tcollect, ns, &more);
-  reply_t r;
-  msgpack_packer *pk = rbegin(&r, q->s, q->id, more ? 2 : 1);
-  gbx_pack_cstr(pk, "topics");
-  msgpack_pack_array(pk, ns->n);
-  for (uint32_t i = 0; i < ns->n; i++) gbx_pack_cstr(pk, ns->v[i]->name);
-  if (more) gbx_pack_kv_cstr(pk, "next", ns->v[ns->n - 1]->name);
-  rend(&r, q->c);
-  free(ns);
-}
-
-static void op_topic_get_attrs(req_t *q) {
-  topic_t *tp = need_topic(q);
-  if (!tp) return;
-  reply_t r;
-  msgpack_packer *pk = rbegin(&r, q->s, q->id, 2);
-  gbx_pack_cstr(pk, "attrs");
-  msgpack_pack_map(pk, 6);
-  gbx_pack_kv_cstr(pk, "DisplayName", tp->display ? tp->display : "");
-  gbx_pack_kv_cstr(pk, "Policy", tp->policy ? tp->policy : "");
-  gbx_pack_kv_u64(pk, "SubscriptionsConfirmed", tp->nsubs);
-  gbx_pack_kv_u64(pk, "SubscriptionsPending", 0);
-  gbx_pack_kv_u64(pk, "SubscriptionsDeleted", 0);
-  gbx_pack_kv_u64(pk, "CreatedTimestamp", (uint64_t)tp->created_ms / 1000);
-  gbx_pack_cstr(pk, "tags");
-  msgpack_pack_map(pk, tp->ntags);
-  for (uint32_t i = 0; i < tp->ntags; i++) {
-    gbx_pack_cstr(pk, tp->tags[i].key);
-    gbx_pack_cstr(pk, tp->tags[i].value);
-  }
-  rend(&r, q->c);
-}
-
-static void op_topic_set_attrs(req_t *q) {
-  topic_t *tp = need_topic(q);
-  const msgpack_object *am;
-  char *display = NULL, *policy = NULL;
-  if (!tp) return;
-  gbx_err_t e = gbx_get_map(q->m, "attrs", 1, 8, &am, NULL, &q->eb);
-  if (!e) e = topic_attrs(q, am, &display, &policy);
-  if (!e) topics_set_attrs(q->s->topics, tp, display, policy);
-  free(display);
-  free(policy);
-  if (e) fail(q, e);
-  else reply_ok(q->s, q->c, q->id);
-}
-
-/* Reads subscription attributes (FilterPolicy, FilterPolicyScope,
- * RawMessageDelivery); pointers refer into the request. */
-static gbx_err_t parse_sub_attrs(req_t *q, const msgpack_object *am, sub_attrs_t *a) {
-  memset(a, 0, sizeof(*a));
-  for (uint32_t i = 0; am && i < am->via.map.size; i++) {
-    const msgpack_object *k = &am->via.map.ptr[i].key, *v = &am->via.map.ptr[i].val;
-    if (key_is(k, "FilterPolicy")) {
-      if (v->type != MSGPACK_OBJECT_STR)
-        return gbx_errbuf_set(&q->eb, GBX_E_BAD_TYPE, "attribute 'FilterPolicy' must be a string");
-      a->set |= SA_FILTER;
-      a->filter = v->via.str.ptr;
-      a->filter_len = v->via.str.size;
-    } else if (key_is(k, "FilterPolicyScope")) {
-      if (v->type != MSGPACK_OBJECT_STR)
-        return gbx_errbuf_set(&q->eb, GBX_E_BAD_TYPE, "attribute 'FilterPolicyScope' must be a string");
-      if (v->via.str.size == 17 && !memcmp(v->via.str.ptr, "MessageAttributes", 17))
-        a->scope = FILTER_SCOPE_ATTRIBUTES;
-      else if (v->via.str.size == 11 && !memcmp(v->via.str.ptr, "MessageBody", 11))
-        a->scope = FILTER_SCOPE_BODY;
-      else
-        return gbx_errbuf_set(&q->eb, GBX_E_OUT_OF_RANGE,
-                              "FilterPolicyScope must be MessageAttributes or MessageBody");
-      a->set |= SA_SCOPE;
-    } else if (key_is(k, "RawMessageDelivery")) {
-      if (v->type != MSGPACK_OBJECT_BOOLEAN)
-        return gbx_errbuf_set(&q->eb, GBX_E_BAD_TYPE, "attribute 'RawMessageDelivery' must be a bool");
-      a->set |= SA_RAW;
-      a->raw = v->via.boolean;
-    } else {
-      return gbx_errbuf_set(&q->eb, GBX_E_UNKNOWN_ATTRIBUTE, "unknown subscription attribute '%.*s'",
-                            (int)k->via.str.size, k->via.str.ptr);
-    }
-  }
-  return GBX_E_OK;
-}
-
-static void op_subscribe(req_t *q) {
-  topic_t *tp = need_topic(q);
-  const char *qn;
-  uint32_t ql;
-  const msgpack_object *am = NULL;
-  sub_attrs_t a;
-  sub_t *s = NULL;
-  char qname[GBX_MAX_NAME + 1];
-  if (!tp) return;
-  gbx_err_t e = gbx_get_str(q->m, "q", 1, 0, UINT32_MAX, &qn, &ql, NULL, &q->eb);
-  if (!e && !gbx_name_valid(qn, ql))
-    e = gbx_errbuf_set(&q->eb, GBX_E_BAD_NAME, "queue name must be 1-80 characters of A-Za-z0-9_-");
-  if (!e) e = gbx_get_map(q->m, "attrs", 0, 8, &am, NULL, &q->eb);
-  if (!e) e = parse_sub_attrs(q, am, &a);
-  if (!e) {
-    memcpy(qname, qn, ql);
-    qname[ql] = 0;
-    e = topics_subscribe(q->s->topics, tp, qname, &a, &s, &q->eb);
-  }
-  if (e) {
-    fail(q, e);
-    return;
-  }
-  char id[GBX_MSGID_LEN];
-  topics_sub_id(q->s->topics, s, id);
-  reply_t r;
-  msgpack_packer *pk = rbegin(&r, q->s, q->id, 1);
-  gbx_pack_kv_str(pk, "sub", id, sizeof(id));
-  rend(&r, q->c);
-}
-
-static sub_t *need_sub(req_t *q) {
-  const char *id;
-  uint32_t il;
-  gbx_err_t e = gbx_get_str(q->m, "sub", 1, 0, 256, &id, &il, NULL, &q->eb);
-  if (e) {
-    fail(q, e);
-    return NULL;
-  }
-  sub_t *s = topics_sub_find(q->s->topics, id, il);
-  if (!s) {
-    gbx_errbuf_set(&q->eb, GBX_E_SUBSCRIPTION_NOT_FOUND, "subscription '%.*s' does not exist",
-                   (int)il, id);
-    fail(q, GBX_E_SUBSCRIPTION_NOT_FOUND);
-  }
-  return s;
-}
-
-static void op_unsubscribe(req_t *q) {
-  sub_t *s = need_sub(q);
-  if (!s) return;
-  topics_unsubscribe(q->s->topics, s);
-  reply_ok(q->s, q->c, q->id);
-}
-
-typedef struct slist {
-  const sub_t *v[1000];
-  uint32_t n;
-} slist_t;
-
-static void scollect(void *ctx, const sub_t *s) {
-  slist_t *l = ctx;
-  if (l->n < 1000) l->v[l->n++] = s;
-}
-
-static void op_sub_list(req_t *q) {
-  const char *tn = NULL, *qn = NULL, *next = NULL;
-  uint32_t tl = 0, ql = 0, nl = 0;
-  int has_t = 0, has_q = 0, has_next = 0, more = 0;
-  topic_t *tp = NULL;
-  char qname[GBX_MAX_NAME + 1];
-  uint64_t after = 0;
-  gbx_err_t e;
-  if ((e = gbx_get_str(q->m, "t", 0, 1, GBX_MAX_NAME, &tn, &tl, &has_t, &q->eb)) ||
-      (e = gbx_get_str(q->m, "q", 0, 1, GBX_MAX_NAME, &qn, &ql, &has_q, &q->eb)) ||
-      (e = gbx_get_str(q->m, "next", 0, 0, 256, &next, &nl, &has_next, &q->eb))) {
-    fail(q, e);
-    return;
-  }
-  if (has_t && !(tp = topics_find(q->s->topics, tn, tl))) {
-    gbx_errbuf_set(&q->eb, GBX_E_TOPIC_NOT_FOUND, "topic '%.*s' does not exist", (int)tl, tn);
-    fail(q, GBX_E_TOPIC_NOT_FOUND);
-    return;
-  }
-  if (has_q) {
-    memcpy(qname, qn, ql);
-    qname[ql] = 0;
-  }
-  if (has_next && nl && ids_msgid_parse(q->s->ids, next, nl, &after) != 0) {
-    gbx_errbuf_set(&q->eb, GBX_E_OUT_OF_RANGE, "field 'next' is not a token from sub_list");
-    fail(q, GBX_E_OUT_OF_RANGE);
-    return;
-  }
-  slist_t *l = malloc(sizeof(*l));
-  if (!l) abort();
-  l->n = 0;
-  topics_sub_list(q->s->topics, tp, has_q ? qname : NULL, after, 100, scollect, l, &more);
-  reply_t r;
-  msgpack_packer *pk = rbegin(&r, q->s, q->id, more ? 2 : 1);
-  char id[GBX_MSGID_LEN];
-  gbx_pack_cstr(pk, "subs");
-  msgpack_pack_array(pk, l->n);
-  for (uint32_t i = 0; i < l->n; i++) {
-    topics_sub_id(q->s->topics, l->v[i], id);
-    msgpack_pack_map(pk, 3);
-    gbx_pack_kv_str(pk, "sub", id, sizeof(id));
-    gbx_pack_kv_cstr(pk, "t", l->v[i]->topic->name);
-    gbx_pack_kv_cstr(pk, "q", l->v[i]->queue);
-  }
-  if (more) {
-    topics_sub_id(q->s->topics, l->v[l->n - 1], id);
-    gbx_pack_kv_str(pk, "next", id, sizeof(id));
-  }
-  rend(&r, q->c);
-  free(l);
-}
-
-static void op_sub_get_attrs(req_t *q) {
-  sub_t *s = need_sub(q);
-  if (!s) return;
-  reply_t r;
-  msgpack_packer *pk = rbegin(&r, q->s, q->id, 1);
-  gbx_pack_cstr(pk, "attrs");
-  msgpack_pack_map(pk, 5);
-  gbx_pack_kv_cstr(pk, "TopicName", s->topic->name);
-  gbx_pack_kv_cstr(pk, "QueueName", s->queue);
-  gbx_pack_kv_cstr(pk, "FilterPolicy", s->filter_json ? s->filter_json : "");
-  gbx_pack_kv_cstr(pk, "FilterPolicyScope",
-                   s->scope == FILTER_SCOPE_BODY ? "MessageBody" : "MessageAttributes");
-  gbx_pack_kv_bool(pk, "RawMessageDelivery", s->raw);
-  rend(&r, q->c);
-}
-
-static void op_sub_set_attrs(req_t *q) {
-  sub_t *s = need_sub(q);
-  const msgpack_object *am;
-  sub_attrs_t a;
-  if (!s) return;
-  gbx_err_t e = gbx_get_map(q->m, "attrs", 1, 8, &am, NULL, &q->eb);
-  if (!e) e = parse_sub_attrs(q, am, &a);
-  if (!e) e = topics_sub_set_attrs(q->s->topics, s, &a, &q->eb);
-  if (e) fail(q, e);
-  else reply_ok(q->s, q->c, q->id);
-}
-
-typedef struct pres {
-  char mid[GBX_MSGID_LEN];
-  uint32_t delivered;
-} pres_t;
-
-static gbx_err_t publish_one(req_t *q, topic_t *tp, const msgpack_object *m, pres_t *out) {
-  const char *body, *subj = NULL;
-  uint32_t bl, sl = 0, na = 0;
-  const msgpack_object *am = NULL;
-  gbx_attr_t attrs[GBX_MAX_ATTRS];
-  uint64_t pub;
-  gbx_err_t e;
-  if ((e = gbx_get_bytes(m, "body", 1, UINT32_MAX, &body, &bl, NULL, &q->eb)) ||
-      (e = gbx_get_str(m, "subject", 0, 1, TOPIC_MAX_SUBJECT, &subj, &sl, NULL, &q->eb)) ||
-      (e = gbx_get_map(m, "attrs", 0, UINT32_MAX, &am, NULL, &q->eb)))
-    return e;
-  if (am && (e = gbx_attrs_decode(am, attrs, &na, &q->eb))) return e;
-  if (q->s->disk_low)
-    return gbx_errbuf_set(&q->eb, GBX_E_DISK_FULL,
-                          "free disk space is below the watermark (--min-free); publishes are refused");
-  e = topics_publish(q->s->topics, tp, (const uint8_t *)body, bl, attrs, na, subj, sl, q->now,
-                     &pub, &out->delivered, &q->eb);
-  if (e) return e;
-  ids_msgid(q->s->ids, pub, out->mid);
-  return GBX_E_OK;
-}
-
-static void op_publish(req_t *q) {
-  topic_t *tp = need_topic(q);
-  pres_t pr;
-  if (!tp) return;
-  gbx_err_t e = publish_one(q, tp, q->m, &pr);
-  if (e) {
-    fail(q, e);
-    return;
-  }
-  reply_t r;
-  msgpack_packer *pk = rbegin(&r, q->s, q->id, 2);
-  gbx_pack_kv_str(pk, "mid", pr.mid, sizeof(pr.mid));
-  gbx_pack_kv_u64(pk, "delivered", pr.delivered);
-  rend(&r, q->c);
-}
-
-static void op_publish_batch(req_t *q) {
-  topic_t *tp = need_topic(q);
-  const msgpack_object_array *ea;
-  if (!tp) return;
-  gbx_err_t e = batch_entries(q, &ea);
-  if (!e && ea->size > TOPIC_MAX_BATCH)
-    e = gbx_errbuf_set(&q->eb, GBX_E_TOO_MANY_ENTRIES, "a publish batch holds at most %u entries",
-                       TOPIC_MAX_BATCH);
-  if (!e) {
-    /* SNS caps a whole PublishBatch at 256 KiB */
-    uint64_t total = 0;
-    for (uint32_t i = 0; i < ea->size; i++) {
-      const msgpack_object *b = gbx_map_get(&ea->ptr[i], "body");
-      if (b && (b->type == MSGPACK_OBJECT_STR || b->type == MSGPACK_OBJECT_BIN)) total += b->via.bin.size;
-    }
-    if (total > TOPIC_MAX_MESSAGE)
-      e = gbx_errbuf_set(&q->eb, GBX_E_BATCH_TOO_LARGE, "publish batch bodies total %llu bytes, more than %u",
-                         (unsigned long long)total, TOPIC_MAX_MESSAGE);
-  }
-  if (e) {
-    fail(q, e);
-    return;
-  }
-  eres_t res[TOPIC_MAX_BATCH];
-  pres_t pr[TOPIC_MAX_BATCH];
-  memset(res, 0, sizeof(res));
-  memset(pr, 0, sizeof(pr));
-  for (uint32_t i = 0; i < ea->size; i++) entry_result(q, &res[i], publish_one(q, tp, &ea->ptr[i], &pr[i]));
-  reply_t r;
-  msgpack_packer *pk = rbegin(&r, q->s, q->id, 1);
-  gbx_pack_cstr(pk, "results");
-  msgpack_pack_array(pk, ea->size);
-  for (uint32_t i = 0; i < ea->size; i++) {
-    const msgpack_object *id = gbx_map_get(&ea->ptr[i], "eid");
-    int ok = res[i].err == GBX_E_OK;
-    msgpack_pack_map(pk, (id ? 1u : 0u) + 1u + (ok ? 2u : 1u));
-    if (id) gbx_pack_kv_str(pk, "eid", id->via.str.ptr, id->via.str.size);
-    gbx_pack_kv_u64(pk, "err", res[i].err);
-    if (!ok) {
-      gbx_pack_kv_cstr(pk, "msg", res[i].msg);
-    } else {
-      gbx_pack_kv_str(pk, "mid", pr[i].mid, sizeof(pr[i].mid));
-      gbx_pack_kv_u64(pk, "delivered", pr[i].delivered);
-    }
-  }
-  rend(&r, q->c);
-}
-
-static void op_ping(req_t *q) { reply_ok(q->s, q->c, q->id); }
+static void op_ping(req_t *q) { ops_reply_ok(q->s, q->c, q->id); }
 
 typedef void (*handler_t)(req_t *);
 
@@ -1515,28 +1086,31 @@ void ops_frame(void *ctx, conn_t *c, const uint8_t *p, uint32_t len) {
   q.now = uv_now(s->loop);
   gbx_err_t e = gbx_doc_parse(&d, p, len, &q.eb);
   if (e) {
-    reply_err(s, c, 0, e, q.eb.msg);
+    ops_reply_err(s, c, 0, e, q.eb.msg);
     return;
   }
   q.m = &d.root;
   uint64_t op = 0;
   if ((e = gbx_get_u64(q.m, "id", 1, 0, UINT64_MAX, &q.id, NULL, &q.eb)) ||
       (e = gbx_get_u64(q.m, "op", 1, 0, UINT64_MAX, &op, NULL, &q.eb))) {
-    fail(&q, e);
+    ops_fail(&q, e);
     goto out;
   }
   handler_t h = handler_for(op);
   if (!h) {
     gbx_errbuf_set(&q.eb, GBX_E_UNKNOWN_OP, "unknown operation %llu", (unsigned long long)op);
-    fail(&q, GBX_E_UNKNOWN_OP);
+    ops_fail(&q, GBX_E_UNKNOWN_OP);
   } else if (s->stopping) {
-    fail(&q, GBX_E_SHUTTING_DOWN);
+    ops_fail(&q, GBX_E_SHUTTING_DOWN);
   } else {
     /* a request that put mutations into the open batch is one of those
      * the batch's sync acknowledges (stats: requests per sync) */
     size_t before = store_batch_count(commit_batch(s->commit));
     h(&q);
-    if (store_batch_count(commit_batch(s->commit)) > before) commit_note_request(s->commit);
+    if (store_batch_count(commit_batch(s->commit)) > before) {
+      commit_note_request(s->commit);
+      server_note_writer(s, c);
+    }
   }
 out:
   gbx_doc_free(&d);

@@ -25,6 +25,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "aws_fmt.h"
 #include "log.h"
 #include "records.h"
 
@@ -51,6 +52,8 @@ void server_cfg_defaults(server_cfg_t *c) {
   c->slow_ms = 30000;
   snprintf(c->region, sizeof(c->region), "us-east-1");
   snprintf(c->account, sizeof(c->account), "123456789012");
+  snprintf(c->http_host, sizeof(c->http_host), "127.0.0.1");
+  c->http_port = 9324; /* ElasticMQ's and most local SQS servers' port */
 }
 
 uint64_t server_gate(const server_t *s) {
@@ -151,12 +154,69 @@ static void check_disk(server_t *s) {
   s->disk_low = low;
 }
 
+void server_note_writer(server_t *s, const void *c) {
+  uint32_t n = s->nwriters[0];
+  for (uint32_t i = 0; i < n; i++)
+    if (s->writers[0][i] == c) return;
+  if (n < WRITERS_TRACKED) s->writers[0][s->nwriters[0]++] = c;
+}
+
+/* Lingering: when clients each wait for their own sync, the first request
+ * after a sync would otherwise go out alone while the others arrive a round
+ * trip later, and batches alternate {1},{n-1}. So when the commit thread is
+ * free and fewer connections wrote into the open batch than wrote into the
+ * last two batches together, the kick waits, polling, for the rest, but never
+ * longer than a fraction of a sync. A single client never lingers. */
+#define LINGER_MAX_NS 150000u
+
+static void on_linger(uv_idle_t *h) { (void)h; /* phases() runs in check/prepare */ }
+
+static int should_linger(server_t *s) {
+  if (!commit_dirty(s->commit) || s->stopping) return 0;
+  if (commit_durable_no(s->commit) + 1 != commit_open_no(s->commit)) return 0; /* busy anyway */
+  uint32_t recent = s->nwriters[1];
+  for (uint32_t i = 0; i < s->nwriters[2]; i++) {
+    int seen = 0;
+    for (uint32_t j = 0; j < s->nwriters[1] && !seen; j++) seen = s->writers[2][i] == s->writers[1][j];
+    recent += !seen;
+  }
+  if (s->nwriters[0] >= recent || s->nwriters[0] >= WRITERS_TRACKED) {
+    if (s->linger_start) s->linger_kicks_full++;
+    return 0;
+  }
+  uint64_t now = uv_hrtime();
+  if (!s->linger_start) {
+    s->linger_start = now;
+    s->lingers++;
+  }
+  return now - s->linger_start < LINGER_MAX_NS;
+}
+
+static void kick(server_t *s) {
+  if (should_linger(s)) {
+    if (!uv_is_active((uv_handle_t *)&s->linger)) uv_idle_start(&s->linger, on_linger);
+    return;
+  }
+  if (uv_is_active((uv_handle_t *)&s->linger)) uv_idle_stop(&s->linger);
+  s->linger_start = 0;
+  uint64_t before = commit_open_no(s->commit);
+  commit_kick(s->commit);
+  if (commit_open_no(s->commit) != before) { /* handed off: shift the windows */
+    memcpy(s->writers[2], s->writers[1], sizeof(s->writers[1]));
+    s->nwriters[2] = s->nwriters[1];
+    memcpy(s->writers[1], s->writers[0], sizeof(s->writers[0]));
+    s->nwriters[1] = s->nwriters[0];
+    s->nwriters[0] = 0;
+  }
+}
+
 static void phases(server_t *s) {
   check_disk(s);
   broker_serve_ready(s->broker, uv_now(s->loop));
-  commit_kick(s->commit);
+  kick(s);
   submit_prefetch(s);
   net_flush(s->net);
+  if (s->http) http_flush(s->http);
   arm_timer(s);
   if (s->stopping == 1 && !commit_dirty(s->commit) &&
       commit_durable_no(s->commit) + 1 == commit_open_no(s->commit) && !s->fetches_in_flight)
@@ -184,6 +244,7 @@ static void on_durable(void *ctx, uint64_t durable, int status, const char *err)
     _exit(3);
   }
   net_release(s->net, durable);
+  if (s->http) http_release(s->http, durable);
 }
 
 /* ---- shutdown ---- */
@@ -196,6 +257,7 @@ static void on_signal(uv_signal_t *h, int sig) {
   LOG(LOG_INFO, "signal %d: draining and stopping", sig);
   s->stopping = 1;
   net_stop_listening(s->net);
+  if (s->http) http_stop_listening(s->http);
   ops_end_waits(s);
   /* phases() finishes once the last batch is durable and released */
 }
@@ -204,9 +266,11 @@ static void begin_close(server_t *s) {
   s->stopping = 2;
   net_flush(s->net);
   net_close_all(s->net);
+  if (s->http) http_close_all(s->http);
   uv_timer_stop(&s->timer);
   uv_close((uv_handle_t *)&s->timer, NULL);
   uv_close((uv_handle_t *)&s->prepare, NULL);
+  uv_close((uv_handle_t *)&s->linger, NULL);
   uv_close((uv_handle_t *)&check_h, NULL);
   uv_close((uv_handle_t *)&s->sigint, NULL);
   uv_close((uv_handle_t *)&s->sigterm, NULL);
@@ -481,6 +545,7 @@ int server_start(server_t *s, const server_cfg_t *cfg, uv_loop_t *loop) {
     free(err);
     return -1;
   }
+  commit_set_manual_kick(s->commit, 1);
   net_cfg_t nc = {.max_frame = cfg->max_frame, .max_conns = cfg->max_conns,
                   .max_outbuf = cfg->max_outbuf, .slow_ms = cfg->slow_ms};
   net_cbs_t ncb = {.ctx = s, .frame = ops_frame, .closed = ops_conn_closed};
@@ -491,6 +556,8 @@ int server_start(server_t *s, const server_cfg_t *cfg, uv_loop_t *loop) {
   }
   uv_timer_init(loop, &s->timer);
   s->timer.data = s;
+  uv_idle_init(loop, &s->linger);
+  s->linger.data = s;
   uv_prepare_init(loop, &s->prepare);
   s->prepare.data = s;
   uv_prepare_start(&s->prepare, on_prepare);
@@ -515,8 +582,23 @@ int server_start(server_t *s, const server_cfg_t *cfg, uv_loop_t *loop) {
   gbx_buf_init(&s->envbuf);
   LOG(LOG_INFO, "listening on %s:%d, data in %s, sync %s", cfg->host, s->bound_port,
       cfg->data_dir, policy_name(cfg, pbuf, sizeof(pbuf)));
-  printf("gearboxd ready port=%d data=%s sync=%s\n", s->bound_port, cfg->data_dir,
-         policy_name(cfg, pbuf, sizeof(pbuf)));
+  if (cfg->http_port >= 0) {
+    s->http = aws_start(s, cfg->http_host, cfg->http_port, cfg->test_endpoints,
+                        &s->http_bound_port, errbuf, sizeof(errbuf));
+    if (!s->http) {
+      LOG(LOG_ERROR, "%s", errbuf);
+      return -1;
+    }
+    LOG(LOG_INFO, "AWS-compatible HTTP API on %s:%d", cfg->http_host, s->http_bound_port);
+    /* envelope URLs (UnsubscribeURL, SigningCertURL) are the HTTP face's */
+    if (!cfg->public_url[0])
+      snprintf(s->base_url, sizeof(s->base_url), "http://%s:%d", cfg->http_host,
+               s->http_bound_port);
+  }
+  char httpf[32] = "";
+  if (s->http) snprintf(httpf, sizeof(httpf), " http=%d", s->http_bound_port);
+  printf("gearboxd ready port=%d data=%s sync=%s%s\n", s->bound_port, cfg->data_dir,
+         policy_name(cfg, pbuf, sizeof(pbuf)), httpf);
   fflush(stdout);
   return 0;
 }
@@ -536,6 +618,7 @@ int server_run(server_t *s) {
   store_close(s->store);
   ids_free(s->ids);
   net_free(s->net);
+  aws_free(s->http);
   gbx_buf_free(&s->out);
   gbx_buf_free(&s->scratch);
   LOG(LOG_INFO, "stopped");

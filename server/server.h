@@ -13,6 +13,7 @@
 #include "gbx_codec.h"
 #include "ids.h"
 #include "net.h"
+#include "http.h"
 #include "store.h"
 #include "topic.h"
 #include "envelope.h"
@@ -34,10 +35,17 @@ typedef struct server_cfg {
   char public_url[256];   /* base of URLs in SNS envelopes; "" = http://HOST:PORT */
   uint64_t min_free;      /* refuse sends while the data dir's disk has less free */
   unsigned slow_ms;       /* close a connection whose frame stays incomplete this long */
+  char http_host[256];    /* the AWS-compatible HTTP face (--http) */
+  int http_port;          /* -1: off */
+  int test_endpoints;     /* --test-endpoints: moto-api reset and peek */
 } server_cfg_t;
 
 /* Defaults for every flag (documented in README and PROTOCOL.md). */
 void server_cfg_defaults(server_cfg_t *cfg);
+
+/* Connections remembered per batch for the linger heuristic: beyond this
+ * many concurrent writers a batch is big enough that lingering gains little. */
+#define WRITERS_TRACKED 32
 
 typedef struct server {
   server_cfg_t cfg;
@@ -62,9 +70,18 @@ typedef struct server {
   gbx_buf_t scratch;     /* scratch for attribute packing */
   int stopping;
   int disk_low;          /* free space below cfg.min_free: sends are refused */
+  /* group-commit linger: the connections that wrote into the open batch and
+   * into the last two batches handed off (see phases() in server.c) */
+  const void *writers[3][WRITERS_TRACKED];
+  uint32_t nwriters[3];
+  uint64_t linger_start;  /* uv_hrtime() when the current linger began, 0 = none */
+  uv_idle_t linger;       /* keeps the loop polling (not blocking) while lingering */
+  uint64_t lingers, linger_kicks_full;
   uint64_t disk_checked; /* when free space was last read (mono ms) */
   uint64_t started_ms;
   int bound_port;
+  http_t *http;          /* the AWS-compatible face, NULL when off (aws_sqs.c) */
+  int http_bound_port;
 } server_t;
 
 /* Opens the store, recovers, listens and prints the ready line. Returns 0,
@@ -76,6 +93,8 @@ int server_run(server_t *s);
 /* The batch a reply must wait for: the last batch holding any mutation made
  * so far (the reply may have observed it). */
 uint64_t server_gate(const server_t *s);
+/* Records that connection c put a mutation into the open batch. */
+void server_note_writer(server_t *s, const void *c);
 
 /* ---- the protocol layer (ops.c) ---- */
 void ops_frame(void *ctx, conn_t *c, const uint8_t *p, uint32_t len);

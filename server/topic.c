@@ -258,7 +258,7 @@ static gbx_err_t compile(sub_t *s, const char *json, size_t len, int scope, gbx_
   filter_t *f = NULL;
   if (len) {
     f = filter_compile(json, len, scope, eb);
-    if (!f) return GBX_E_BAD_FILTER_POLICY;
+    if (!f) return eb && eb->code ? eb->code : GBX_E_BAD_FILTER_POLICY;
   }
   filter_free(s->filter);
   free(s->filter_json);
