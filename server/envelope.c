@@ -19,6 +19,7 @@
 #include <openssl/hmac.h>
 
 #include "records.h"
+#include "strutil.h"
 
 static void iso8601(int64_t ms, char out[32]) {
   time_t s = (time_t)(ms / 1000);
@@ -71,7 +72,7 @@ static int add_attrs(cJSON *env, const uint8_t *attrs, uint32_t al) {
     if (!o) goto out_doc;
     cJSON_AddStringToObject(o, "Type", type);
     char *v = strncmp(type, "Binary", 6) == 0 ? b64((const uint8_t *)a[i].value, a[i].value_len)
-                                              : strndup(a[i].value, a[i].value_len);
+                                              : str_copy(a[i].value, a[i].value_len);
     if (!v) goto out_doc;
     cJSON_AddStringToObject(o, "Value", v);
     free(v);
@@ -100,7 +101,7 @@ int envelope_render(const envelope_ctx_t *ctx, ids_t *ids, const uint8_t *blob, 
   iso8601(pm.pub_ms, ts);
   /* JSON strings need the body as text; cJSON takes a NUL-terminated copy */
   char *msg = malloc((size_t)bl + 1);
-  char *subj = pm.subject ? strndup(pm.subject, pm.subject_len) : NULL;
+  char *subj = pm.subject ? str_copy(pm.subject, pm.subject_len) : NULL;
   cJSON *env = cJSON_CreateObject();
   gbx_buf_t canon;
   gbx_buf_init(&canon);

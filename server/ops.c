@@ -8,6 +8,7 @@
 
 #include "log.h"
 #include "ops_int.h"
+#include "strutil.h"
 
 typedef struct oconn {
   waiter_t *waiters; /* this connection's waiting receives */
@@ -198,8 +199,8 @@ gbx_err_t ops_parse_tags(const msgpack_object *map, qtag_t **out, uint32_t *n, g
       return gbx_errbuf_set(eb, GBX_E_BAD_TYPE, "tag values must be strings");
     if (k->via.str.size == 0 || k->via.str.size > GBX_MAX_TAG_KEY || v->via.str.size > GBX_MAX_TAG_VALUE)
       return gbx_errbuf_set(eb, GBX_E_OUT_OF_RANGE, "tag keys are 1-128 and values 0-256 characters");
-    t[i].key = strndup(k->via.str.ptr, k->via.str.size);
-    t[i].value = strndup(v->via.str.ptr, v->via.str.size);
+    t[i].key = str_copy(k->via.str.ptr, k->via.str.size);
+    t[i].value = str_copy(v->via.str.ptr, v->via.str.size);
     *n = i + 1;
     if (!t[i].key || !t[i].value) abort();
   }

@@ -1,6 +1,8 @@
 /* topic.c - see topic.h. */
 #include "topic.h"
 
+#include "strutil.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,7 +31,7 @@ static void *xcalloc(size_t n, size_t sz) {
 }
 
 static char *xstrndup(const char *s, size_t n) {
-  char *d = strndup(s, n);
+  char *d = str_copy(s, n);
   if (!d) abort();
   return d;
 }
