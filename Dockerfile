@@ -27,5 +27,5 @@ RUN apt-get update \
 COPY --from=builder /out/ /
 USER gearbox
 VOLUME /data
-EXPOSE 7411
-ENTRYPOINT ["gearboxd", "--listen", "0.0.0.0:7411", "--data", "/data"]
+EXPOSE 7411 9324
+ENTRYPOINT ["gearboxd", "--listen", "0.0.0.0:7411", "--http", "0.0.0.0:9324", "--data", "/data"]

@@ -25,6 +25,10 @@ PACKAGES=(
   # Test- and bench-only packages:
   beanstalkd         # bench: baseline broker to compare against
   redis-server       # bench: baseline broker to compare against
+  faketime           # reliability: wall-clock jumps under libfaketime
+  awscli             # tests/aws: the aws CLI against the SQS/SNS face (query protocol)
+  python3-boto3      # tests/aws: boto3 (query protocol)
+  wrk                # bench: pipelined HTTP load against the AWS face
 )
 
 # Prints the packages of PACKAGES that are not fully installed.
@@ -39,6 +43,11 @@ missing_packages() {
 }
 
 mapfile -t missing < <(missing_packages)
+# tests/aws use npm's @aws-sdk clients: Node.js and npm from Debian unless a
+# node/npm is already on the PATH (Debian's nodejs conflicts with other npms)
+if ! command -v npm >/dev/null 2>&1 || ! command -v node >/dev/null 2>&1; then
+  missing+=(nodejs npm)
+fi
 if [[ ${#missing[@]} -eq 0 ]]; then
   echo "install-deps: all ${#PACKAGES[@]} packages are installed"
   exit 0

@@ -22,19 +22,21 @@ static const struct {
   int status;
   const char *code, *type;
   int sender;
-} errs[] = {
-    {0, "", "", 0},
+} errs[] = {{0, "", "", 0},
 #define AWS_X(sym, st, code, type, sender) {st, code, type, sender},
-    AWS_ERRORS(AWS_X)
+            AWS_ERRORS(AWS_X)
 #undef AWS_X
 };
 
-const char *aws_err_code(aws_err_t e) { return errs[e].code; }
+const char *aws_err_code(aws_err_t e) {
+  return errs[e].code;
+}
 
 /* ---- answering ---- */
 
 void aws_req_free(areq_t *r) {
-  if (!r) return;
+  if (!r)
+    return;
   cJSON_Delete(r->in);
   free(r);
 }
@@ -71,7 +73,8 @@ static void xml_node(gbx_buf_t *b, const char *tag, const cJSON *v, int sns, con
 
 /* The children of an object, each as an element named by its key. */
 static void xml_children(gbx_buf_t *b, const cJSON *o, int sns, const char *entry) {
-  for (const cJSON *c = o->child; c; c = c->next) xml_node(b, c->string, c, sns, entry);
+  for (const cJSON *c = o->child; c; c = c->next)
+    xml_node(b, c->string, c, sns, entry);
 }
 
 static void xml_scalar(gbx_buf_t *b, const char *tag, const cJSON *v) {
@@ -93,7 +96,8 @@ static void xml_node(gbx_buf_t *b, const char *tag, const cJSON *v, int sns, con
   if (sns) {
     if (cJSON_IsArray(v)) {
       xml_open(b, tag);
-      for (const cJSON *c = v->child; c; c = c->next) xml_node(b, "member", c, sns, entry);
+      for (const cJSON *c = v->child; c; c = c->next)
+        xml_node(b, "member", c, sns, entry);
       xml_close(b, tag);
     } else if (cJSON_IsObject(v) && strcmp(tag, "Attributes") == 0) {
       xml_open(b, tag);
@@ -113,8 +117,8 @@ static void xml_node(gbx_buf_t *b, const char *tag, const cJSON *v, int sns, con
     }
     return;
   }
-  if (cJSON_IsObject(v) && (!strcmp(tag, "Attributes") || !strcmp(tag, "Tags") ||
-                            !strcmp(tag, "MessageAttributes"))) {
+  if (cJSON_IsObject(v) &&
+      (!strcmp(tag, "Attributes") || !strcmp(tag, "Tags") || !strcmp(tag, "MessageAttributes"))) {
     const char *item = !strcmp(tag, "Attributes") ? "Attribute"
                        : !strcmp(tag, "Tags")     ? "Tag"
                                                   : "MessageAttribute";
@@ -135,12 +139,13 @@ static void xml_node(gbx_buf_t *b, const char *tag, const cJSON *v, int sns, con
   }
   if (cJSON_IsArray(v)) {
     const char *item = !strcmp(tag, "QueueUrls") || !strcmp(tag, "queueUrls") ? "QueueUrl"
-                       : !strcmp(tag, "Messages")                              ? "Message"
-                       : !strcmp(tag, "Successful")                            ? entry
+                       : !strcmp(tag, "Messages")                             ? "Message"
+                       : !strcmp(tag, "Successful")                           ? entry
                        : !strcmp(tag, "Failed")  ? "BatchResultErrorEntry"
                        : !strcmp(tag, "Results") ? "ListMessageMoveTasksResultEntry"
                                                  : tag;
-    for (const cJSON *c = v->child; c; c = c->next) xml_node(b, item, c, sns, entry);
+    for (const cJSON *c = v->child; c; c = c->next)
+      xml_node(b, item, c, sns, entry);
     return;
   }
   if (cJSON_IsObject(v)) {
@@ -187,7 +192,8 @@ void aws_reply(areq_t *r, cJSON *result) {
     snprintf(rtag, sizeof(rtag), "%sResult", r->action);
     snprintf(entry, sizeof(entry), "%sResultEntry", r->action);
     xml_open(b, rtag);
-    if (result) xml_children(b, result, r->svc == AWS_SNS, entry);
+    if (result)
+      xml_children(b, result, r->svc == AWS_SNS, entry);
     xml_close(b, rtag);
     xml_open(b, "ResponseMetadata");
     xml_elem(b, "RequestId", r->rid);
@@ -210,14 +216,17 @@ void aws_fail(areq_t *r, aws_err_t e, const char *fmt, ...) {
   if (r->json) {
     char type[160];
     const char *t = errs[e].type;
-    if (strchr(t, '#')) snprintf(type, sizeof(type), "%s", t);
-    else snprintf(type, sizeof(type), "com.amazonaws.%s#%s", r->svc == AWS_SNS ? "sns" : "sqs", t);
+    if (strchr(t, '#'))
+      snprintf(type, sizeof(type), "%s", t);
+    else
+      snprintf(type, sizeof(type), "com.amazonaws.%s#%s", r->svc == AWS_SNS ? "sns" : "sqs", t);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "__type", type);
     cJSON_AddStringToObject(o, "message", msg);
     char *text = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
-    if (text) gbx_buf_append(b, text, strlen(text));
+    if (text)
+      gbx_buf_append(b, text, strlen(text));
     free(text);
     snprintf(extra, sizeof(extra), "x-amzn-RequestId: %s\r\nx-amzn-query-error: %s;%s\r\n", r->rid,
              errs[e].code, errs[e].sender ? "Sender" : "Receiver");
@@ -244,9 +253,12 @@ void aws_fail(areq_t *r, aws_err_t e, const char *fmt, ...) {
 /* ---- form decoding ---- */
 
 static int hexval(int c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  if (c >= 'a' && c <= 'f')
+    return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F')
+    return c - 'A' + 10;
   return -1;
 }
 
@@ -254,7 +266,8 @@ static int hexval(int c) {
 static char *pct_decode(const char *s, size_t n, size_t *outlen) {
   char *o = malloc(n + 1);
   size_t k = 0;
-  if (!o) return NULL;
+  if (!o)
+    return NULL;
   for (size_t i = 0; i < n; i++) {
     int c = (unsigned char)s[i];
     if (c == '+') {
@@ -277,10 +290,12 @@ static char *pct_decode(const char *s, size_t n, size_t *outlen) {
 }
 
 static int is_index(const char *seg, size_t n, unsigned *idx) {
-  if (!n || n > 4 || seg[0] == '0') return 0;
+  if (!n || n > 4 || seg[0] == '0')
+    return 0;
   unsigned v = 0;
   for (size_t i = 0; i < n; i++) {
-    if (!isdigit((unsigned char)seg[i])) return 0;
+    if (!isdigit((unsigned char)seg[i]))
+      return 0;
     v = v * 10 + (unsigned)(seg[i] - '0');
   }
   *idx = v;
@@ -299,7 +314,8 @@ static int set_path(cJSON *obj, char *key, const char *value, char *err, size_t 
     }
     segs[n++] = p;
     char *dot = strchr(p, '.');
-    if (!dot) break;
+    if (!dot)
+      break;
     *dot = 0;
     p = dot + 1;
   }
@@ -316,12 +332,14 @@ static int set_path(cJSON *obj, char *key, const char *value, char *err, size_t 
         snprintf(err, errlen, "parameter '%.64s' given twice or conflicting", seg);
         return -1;
       }
-      if (!cJSON_AddStringToObject(cur, seg, value)) return -1;
+      if (!cJSON_AddStringToObject(cur, seg, value))
+        return -1;
       return 0;
     }
     if (!next) {
       next = cJSON_AddObjectToObject(cur, seg);
-      if (!next) return -1;
+      if (!next)
+        return -1;
     } else if (!cJSON_IsObject(next)) {
       snprintf(err, errlen, "parameter '%.64s' given twice or conflicting", seg);
       return -1;
@@ -341,9 +359,11 @@ static cJSON *fix_lists(cJSON *o);
 /* Replaces child c of o by its fixed form under the same key. */
 static cJSON *fix_child(cJSON *o, cJSON *c) {
   cJSON *f = fix_lists(c);
-  if (f == c) return c;
+  if (f == c)
+    return c;
   char *k = strdup(c->string);
-  if (!k) abort();
+  if (!k)
+    abort();
   free(f->string);
   f->string = k;
   cJSON_ReplaceItemViaPointer(o, c, f);
@@ -353,12 +373,15 @@ static cJSON *fix_child(cJSON *o, cJSON *c) {
 /* Objects whose keys are all list indexes become arrays in index order;
  * SNS's "member" and "entry" wrappers become lists and maps. */
 static cJSON *fix_lists(cJSON *o) {
-  if (!cJSON_IsObject(o)) return o;
-  for (cJSON *c = o->child; c; c = c->next) c = fix_child(o, c);
+  if (!cJSON_IsObject(o))
+    return o;
+  for (cJSON *c = o->child; c; c = c->next)
+    c = fix_child(o, c);
   int n = 0, all = o->child != NULL;
   unsigned idx;
   for (cJSON *c = o->child; c; c = c->next, n++)
-    if (!is_index(c->string, strlen(c->string), &idx)) all = 0;
+    if (!is_index(c->string, strlen(c->string), &idx))
+      all = 0;
   if (all) {
     cJSON **items = malloc((size_t)n * sizeof(*items));
     cJSON *arr = cJSON_CreateArray();
@@ -368,7 +391,8 @@ static cJSON *fix_lists(cJSON *o) {
       return o;
     }
     int k = 0;
-    for (cJSON *c = o->child; c; c = c->next) items[k++] = c;
+    for (cJSON *c = o->child; c; c = c->next)
+      items[k++] = c;
     qsort(items, (size_t)n, sizeof(*items), cmp_idx);
     for (int i = 0; i < n; i++) {
       cJSON *d = cJSON_DetachItemViaPointer(o, items[i]);
@@ -388,9 +412,12 @@ static cJSON *fix_lists(cJSON *o) {
     for (cJSON *e = only->child; map && e; e = e->next) {
       cJSON *k = cJSON_GetObjectItemCaseSensitive(e, "key");
       cJSON *v = cJSON_GetObjectItemCaseSensitive(e, "value");
-      if (!k) k = cJSON_GetObjectItemCaseSensitive(e, "Name");
-      if (!v) v = cJSON_GetObjectItemCaseSensitive(e, "Value");
-      if (!cJSON_IsString(k) || !v) continue;
+      if (!k)
+        k = cJSON_GetObjectItemCaseSensitive(e, "Name");
+      if (!v)
+        v = cJSON_GetObjectItemCaseSensitive(e, "Value");
+      if (!cJSON_IsString(k) || !v)
+        continue;
       cJSON_AddItemToObject(map, k->valuestring, cJSON_Duplicate(v, 1));
     }
     return map ? map : o;
@@ -422,12 +449,16 @@ static const struct {
 };
 
 static void sqs_rename(cJSON *o) {
-  if (!cJSON_IsObject(o) && !cJSON_IsArray(o)) return;
-  for (cJSON *c = o->child; c; c = c->next) sqs_rename(c);
-  if (!cJSON_IsObject(o)) return;
+  if (!cJSON_IsObject(o) && !cJSON_IsArray(o))
+    return;
+  for (cJSON *c = o->child; c; c = c->next)
+    sqs_rename(c);
+  if (!cJSON_IsObject(o))
+    return;
   for (size_t i = 0; i < sizeof(sqs_names) / sizeof(sqs_names[0]); i++) {
     cJSON *c = cJSON_GetObjectItemCaseSensitive(o, sqs_names[i].q);
-    if (!c) continue;
+    if (!c)
+      continue;
     c = cJSON_DetachItemViaPointer(o, c);
     if (!cJSON_IsArray(c)) { /* "AttributeName=All" without an index */
       cJSON *arr = cJSON_CreateArray();
@@ -443,13 +474,15 @@ static void sqs_rename(cJSON *o) {
       for (cJSON *e = c->child; e; e = e->next) {
         cJSON *k = cJSON_GetObjectItemCaseSensitive(e, kn);
         cJSON *val = cJSON_GetObjectItemCaseSensitive(e, "Value");
-        if (!cJSON_IsString(k) || !val) continue;
+        if (!cJSON_IsString(k) || !val)
+          continue;
         cJSON_AddItemToObject(v, k->valuestring, cJSON_Duplicate(val, 1));
       }
       cJSON_Delete(c);
     }
     cJSON *old = cJSON_GetObjectItemCaseSensitive(o, sqs_names[i].json);
-    if (old) cJSON_DeleteItemFromObjectCaseSensitive(o, sqs_names[i].json);
+    if (old)
+      cJSON_DeleteItemFromObjectCaseSensitive(o, sqs_names[i].json);
     cJSON_AddItemToObject(o, sqs_names[i].json, v);
   }
 }
@@ -479,15 +512,19 @@ int aws_form_decode(const char *s, size_t n, cJSON *obj, char *err, size_t errle
       int rc = kl ? set_path(obj, k, v, err, errlen) : 0;
       free(k);
       free(v);
-      if (rc) return -1;
+      if (rc)
+        return -1;
     }
     i = end + 1;
   }
-  for (cJSON *c = obj->child; c; c = c->next) c = fix_child(obj, c);
+  for (cJSON *c = obj->child; c; c = c->next)
+    c = fix_child(obj, c);
   return 0;
 }
 
-void aws_form_sqs_shape(cJSON *obj) { sqs_rename(obj); }
+void aws_form_sqs_shape(cJSON *obj) {
+  sqs_rename(obj);
+}
 
 const char *aws_str(const cJSON *o, const char *k) {
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
@@ -496,18 +533,22 @@ const char *aws_str(const cJSON *o, const char *k) {
 
 int aws_int(const cJSON *o, const char *k, int64_t *out) {
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-  if (!v || cJSON_IsNull(v)) return 0;
+  if (!v || cJSON_IsNull(v))
+    return 0;
   if (cJSON_IsNumber(v)) {
     double d = v->valuedouble;
-    if (d != (double)(int64_t)d || d > 9e15 || d < -9e15) return -1;
+    if (d != (double)(int64_t)d || d > 9e15 || d < -9e15)
+      return -1;
     *out = (int64_t)d;
     return 1;
   }
-  if (!cJSON_IsString(v) || !v->valuestring[0]) return -1;
+  if (!cJSON_IsString(v) || !v->valuestring[0])
+    return -1;
   char *end;
   errno = 0;
   long long x = strtoll(v->valuestring, &end, 10);
-  if (errno || *end || isspace((unsigned char)v->valuestring[0])) return -1;
+  if (errno || *end || isspace((unsigned char)v->valuestring[0]))
+    return -1;
   *out = x;
   return 1;
 }
@@ -515,21 +556,26 @@ int aws_int(const cJSON *o, const char *k, int64_t *out) {
 int aws_bool(const cJSON *o, const char *k, int *out, int *present) {
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
   *present = v != NULL;
-  if (!v) return 0;
+  if (!v)
+    return 0;
   if (cJSON_IsBool(v)) {
     *out = cJSON_IsTrue(v);
     return 1;
   }
-  if (cJSON_IsString(v) && !strcasecmp(v->valuestring, "true")) *out = 1;
-  else if (cJSON_IsString(v) && !strcasecmp(v->valuestring, "false")) *out = 0;
-  else return -1;
+  if (cJSON_IsString(v) && !strcasecmp(v->valuestring, "true"))
+    *out = 1;
+  else if (cJSON_IsString(v) && !strcasecmp(v->valuestring, "false"))
+    *out = 0;
+  else
+    return -1;
   return 1;
 }
 
 /* ---- message attributes ---- */
 
 void aws_mattrs_free(aws_mattrs_t *m) {
-  for (uint32_t i = 0; i < m->n; i++) free(m->bin[i]);
+  for (uint32_t i = 0; i < m->n; i++)
+    free(m->bin[i]);
   m->n = 0;
 }
 
@@ -553,13 +599,15 @@ static int attrs_check(aws_t *a, const gbx_attr_t *at, uint32_t n, char *why, si
   }
   gbx_err_t e = gbx_attrs_decode(gbx_map_get(&d.root, "a"), tmp, &tn, &eb);
   gbx_doc_free(&d);
-  if (e) snprintf(why, wl, "%s", eb.msg);
+  if (e)
+    snprintf(why, wl, "%s", eb.msg);
   return e ? -1 : 0;
 }
 
 aws_err_t aws_mattrs_parse(aws_t *a, const cJSON *ma, aws_mattrs_t *m, char *why, size_t wl) {
   m->n = 0;
-  if (!ma) return AWS_OK;
+  if (!ma)
+    return AWS_OK;
   int count = cJSON_GetArraySize(ma);
   if (!cJSON_IsObject(ma)) {
     snprintf(why, wl, "MessageAttributes must be a map.");
@@ -574,15 +622,19 @@ aws_err_t aws_mattrs_parse(aws_t *a, const cJSON *ma, aws_mattrs_t *m, char *why
     const char *name = c->string;
     const char *type = aws_str(c, "DataType");
     if (!type || !type[0]) {
-      snprintf(why, wl, "The message attribute '%.256s' must contain non-empty message attribute type.", name);
+      snprintf(why, wl,
+               "The message attribute '%.256s' must contain non-empty message attribute type.",
+               name);
       return AWS_E_INVALID_PARAMETER_VALUE;
     }
     if (cJSON_GetObjectItemCaseSensitive(c, "StringListValues") ||
         cJSON_GetObjectItemCaseSensitive(c, "BinaryListValues")) {
-      snprintf(why, wl, "Message attribute list values in SendMessage operation are not supported.");
+      snprintf(why, wl,
+               "Message attribute list values in SendMessage operation are not supported.");
       return AWS_E_INVALID_PARAMETER_VALUE;
     }
-    int bin = !strncmp(type, "Binary", 6), str = !strncmp(type, "String", 6) || !strncmp(type, "Number", 6);
+    int bin = !strncmp(type, "Binary", 6),
+        str = !strncmp(type, "String", 6) || !strncmp(type, "Number", 6);
     if ((!bin && !str) || (type[6] && type[6] != '.')) {
       snprintf(why, wl,
                "The type of message (user) attribute '%.256s' is invalid. You must use only the "
@@ -623,8 +675,9 @@ aws_err_t aws_mattrs_parse(aws_t *a, const cJSON *ma, aws_mattrs_t *m, char *why
         return AWS_E_INVALID_PARAMETER_VALUE;
       }
       if (!aws_xml_text_valid((const uint8_t *)v, strlen(v), &badc)) {
-        snprintf(why, wl, "Message (user) attribute '%.256s' value contains invalid character #x%X.",
-                 name, badc == 0xFFFFFFFFu ? 0xFFFDu : badc);
+        snprintf(why, wl,
+                 "Message (user) attribute '%.256s' value contains invalid character #x%X.", name,
+                 badc == 0xFFFFFFFFu ? 0xFFFDu : badc);
         return AWS_E_INVALID_PARAMETER_VALUE;
       }
       x->value = v;
@@ -632,7 +685,8 @@ aws_err_t aws_mattrs_parse(aws_t *a, const cJSON *ma, aws_mattrs_t *m, char *why
     }
     m->n++;
   }
-  if (attrs_check(a, m->a, m->n, why, wl) != 0) return AWS_E_INVALID_PARAMETER_VALUE;
+  if (attrs_check(a, m->a, m->n, why, wl) != 0)
+    return AWS_E_INVALID_PARAMETER_VALUE;
   return AWS_OK;
 }
 
@@ -690,13 +744,26 @@ void aws_xml_escape(gbx_buf_t *b, const char *p, size_t n) {
   for (size_t i = 0; i < n; i++) {
     const char *rep = NULL;
     switch (p[i]) {
-    case '&': rep = "&amp;"; break;
-    case '<': rep = "&lt;"; break;
-    case '>': rep = "&gt;"; break;
-    case '"': rep = "&quot;"; break;
-    case '\'': rep = "&apos;"; break;
-    case '\r': rep = "&#xD;"; break;
-    default: continue;
+    case '&':
+      rep = "&amp;";
+      break;
+    case '<':
+      rep = "&lt;";
+      break;
+    case '>':
+      rep = "&gt;";
+      break;
+    case '"':
+      rep = "&quot;";
+      break;
+    case '\'':
+      rep = "&apos;";
+      break;
+    case '\r':
+      rep = "&#xD;";
+      break;
+    default:
+      continue;
     }
     gbx_buf_append(b, p + run, i - run);
     gbx_buf_append(b, rep, strlen(rep));
@@ -735,11 +802,14 @@ int aws_attrs_md5(const gbx_attr_t *a, uint32_t n, char out[33]) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned ml = 0;
   static const char hex[] = "0123456789abcdef";
-  if (!n || n > GBX_MAX_ATTRS) return -1;
-  for (uint32_t i = 0; i < n; i++) sorted[i] = &a[i];
+  if (!n || n > GBX_MAX_ATTRS)
+    return -1;
+  for (uint32_t i = 0; i < n; i++)
+    sorted[i] = &a[i];
   qsort(sorted, n, sizeof(*sorted), attr_cmp);
   EVP_MD_CTX *m = EVP_MD_CTX_new();
-  if (!m) return -1;
+  if (!m)
+    return -1;
   EVP_DigestInit_ex(m, EVP_md5(), NULL);
   for (uint32_t i = 0; i < n; i++) {
     const gbx_attr_t *x = sorted[i];
@@ -761,12 +831,14 @@ int aws_attrs_md5(const gbx_attr_t *a, uint32_t n, char out[33]) {
 
 char *aws_b64(const void *p, size_t n) {
   char *o = malloc(4 * ((n + 2) / 3) + 1);
-  if (o) EVP_EncodeBlock((unsigned char *)o, p, (int)n);
+  if (o)
+    EVP_EncodeBlock((unsigned char *)o, p, (int)n);
   return o;
 }
 
 long aws_unb64(const char *s, size_t len, uint8_t *out) {
-  if (len % 4) return -1;
+  if (len % 4)
+    return -1;
   size_t pad = 0;
   for (size_t i = 0; i < len; i++) {
     char c = s[i];
@@ -775,11 +847,14 @@ long aws_unb64(const char *s, size_t len, uint8_t *out) {
       pad++;
       continue;
     }
-    if (!ok || pad) return -1;
+    if (!ok || pad)
+      return -1;
   }
-  if (!len) return 0;
+  if (!len)
+    return 0;
   int n = EVP_DecodeBlock(out, (const unsigned char *)s, (int)len);
-  if (n < 0) return -1;
+  if (n < 0)
+    return -1;
   return (long)n - (long)pad;
 }
 
@@ -791,13 +866,15 @@ size_t aws_arn_name(const server_t *s, const char *svc, const char *arn, const c
   /* arn:aws:SVC:REGION:ACCOUNT:NAME; region and account are not checked, so
    * fixtures written for other local servers' accounts keep working */
   (void)s;
-  if (!arn || strncmp(arn, "arn:", 4) != 0) return 0;
+  if (!arn || strncmp(arn, "arn:", 4) != 0)
+    return 0;
   const char *p = arn + 4;
   const char *parts[4];
   for (int i = 0; i < 4; i++) {
     parts[i] = p;
     p = strchr(p, ':');
-    if (!p) return 0;
+    if (!p)
+      return 0;
     p++;
   }
   size_t sl = strlen(svc);

@@ -9,8 +9,8 @@
  * them, and a handler's result is a cJSON object of the JSON protocol's
  * response shape, rendered as JSON or as the query protocol's XML.
  *
- * Files: aws_fmt.c (this), aws_sqs.c (routing, SQS actions, test
- * endpoints), aws_sns.c (SNS actions). Loop thread only. */
+ * Files: aws.c (lifecycle, routing, test endpoints), aws_fmt.c (this),
+ * aws_sqs.c (SQS actions), aws_sns.c (SNS actions). Loop thread only. */
 #ifndef GBX_AWS_FMT_H
 #define GBX_AWS_FMT_H
 
@@ -25,39 +25,39 @@
 /* AWS's errors: symbol, HTTP status, query-protocol code, JSON `__type`
  * shape (SQS's are prefixed "com.amazonaws.sqs#" unless they hold a '#'),
  * sender fault. */
-#define AWS_ERRORS(X)                                                                             \
-  X(MISSING_PARAMETER, 400, "MissingParameter", "MissingParameter", 1)                           \
-  X(INVALID_PARAMETER_VALUE, 400, "InvalidParameterValue", "InvalidParameterValue", 1)           \
+#define AWS_ERRORS(X)                                                                              \
+  X(MISSING_PARAMETER, 400, "MissingParameter", "MissingParameter", 1)                             \
+  X(INVALID_PARAMETER_VALUE, 400, "InvalidParameterValue", "InvalidParameterValue", 1)             \
   X(INVALID_ACTION, 400, "InvalidAction", "com.amazon.coral.service#UnknownOperationException", 1) \
-  X(MALFORMED, 400, "MalformedQueryString", "com.amazon.coral.service#SerializationException", 1) \
-  X(QUEUE_DOES_NOT_EXIST, 400, "AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist", 1) \
-  X(QUEUE_NAME_EXISTS, 400, "QueueAlreadyExists", "QueueNameExists", 1)                          \
-  X(RECEIPT_INVALID, 404, "ReceiptHandleIsInvalid", "ReceiptHandleIsInvalid", 1)                 \
-  X(NOT_INFLIGHT, 400, "AWS.SimpleQueueService.MessageNotInflight", "MessageNotInflight", 1)     \
-  X(INVALID_ATTRIBUTE_NAME, 400, "InvalidAttributeName", "InvalidAttributeName", 1)              \
-  X(INVALID_ATTRIBUTE_VALUE, 400, "InvalidAttributeValue", "InvalidAttributeValue", 1)           \
-  X(TOO_MANY_ENTRIES, 400, "AWS.SimpleQueueService.TooManyEntriesInBatchRequest",                \
-    "TooManyEntriesInBatchRequest", 1)                                                           \
-  X(EMPTY_BATCH, 400, "AWS.SimpleQueueService.EmptyBatchRequest", "EmptyBatchRequest", 1)        \
-  X(IDS_NOT_DISTINCT, 400, "AWS.SimpleQueueService.BatchEntryIdsNotDistinct",                    \
-    "BatchEntryIdsNotDistinct", 1)                                                               \
+  X(MALFORMED, 400, "MalformedQueryString", "com.amazon.coral.service#SerializationException", 1)  \
+  X(QUEUE_DOES_NOT_EXIST, 400, "AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist", 1)  \
+  X(QUEUE_NAME_EXISTS, 400, "QueueAlreadyExists", "QueueNameExists", 1)                            \
+  X(RECEIPT_INVALID, 404, "ReceiptHandleIsInvalid", "ReceiptHandleIsInvalid", 1)                   \
+  X(NOT_INFLIGHT, 400, "AWS.SimpleQueueService.MessageNotInflight", "MessageNotInflight", 1)       \
+  X(INVALID_ATTRIBUTE_NAME, 400, "InvalidAttributeName", "InvalidAttributeName", 1)                \
+  X(INVALID_ATTRIBUTE_VALUE, 400, "InvalidAttributeValue", "InvalidAttributeValue", 1)             \
+  X(TOO_MANY_ENTRIES, 400, "AWS.SimpleQueueService.TooManyEntriesInBatchRequest",                  \
+    "TooManyEntriesInBatchRequest", 1)                                                             \
+  X(EMPTY_BATCH, 400, "AWS.SimpleQueueService.EmptyBatchRequest", "EmptyBatchRequest", 1)          \
+  X(IDS_NOT_DISTINCT, 400, "AWS.SimpleQueueService.BatchEntryIdsNotDistinct",                      \
+    "BatchEntryIdsNotDistinct", 1)                                                                 \
   X(INVALID_BATCH_ID, 400, "AWS.SimpleQueueService.InvalidBatchEntryId", "InvalidBatchEntryId", 1) \
-  X(BATCH_TOO_LONG, 400, "AWS.SimpleQueueService.BatchRequestTooLong", "BatchRequestTooLong", 1) \
-  X(OVER_LIMIT, 403, "OverLimit", "OverLimit", 1)                                                \
-  X(INVALID_MESSAGE_CONTENTS, 400, "InvalidMessageContents", "InvalidMessageContents", 1)        \
-  X(UNSUPPORTED_OPERATION, 400, "AWS.SimpleQueueService.UnsupportedOperation",                   \
-    "UnsupportedOperation", 1)                                                                   \
-  X(RESOURCE_NOT_FOUND, 404, "ResourceNotFoundException", "ResourceNotFoundException", 1)        \
-  X(INTERNAL, 500, "InternalError", "InternalError", 0)                                          \
-  X(UNAVAILABLE, 503, "ServiceUnavailable", "ServiceUnavailable", 0)                             \
-  X(SNS_INVALID_PARAMETER, 400, "InvalidParameter", "InvalidParameter", 1)                       \
-  X(SNS_NOT_FOUND, 404, "NotFound", "NotFound", 1)                                               \
-  X(SNS_TOO_MANY_ENTRIES, 400, "TooManyEntriesInBatchRequest", "TooManyEntriesInBatchRequest", 1) \
-  X(SNS_EMPTY_BATCH, 400, "EmptyBatchRequest", "EmptyBatchRequest", 1)                           \
-  X(SNS_IDS_NOT_DISTINCT, 400, "BatchEntryIdsNotDistinct", "BatchEntryIdsNotDistinct", 1)        \
-  X(SNS_INVALID_BATCH_ID, 400, "InvalidBatchEntryId", "InvalidBatchEntryId", 1)                  \
-  X(SNS_BATCH_TOO_LONG, 400, "BatchRequestTooLong", "BatchRequestTooLong", 1)                    \
-  X(SNS_TAG_LIMIT, 400, "TagLimitExceeded", "TagLimitExceeded", 1)                               \
+  X(BATCH_TOO_LONG, 400, "AWS.SimpleQueueService.BatchRequestTooLong", "BatchRequestTooLong", 1)   \
+  X(OVER_LIMIT, 403, "OverLimit", "OverLimit", 1)                                                  \
+  X(INVALID_MESSAGE_CONTENTS, 400, "InvalidMessageContents", "InvalidMessageContents", 1)          \
+  X(UNSUPPORTED_OPERATION, 400, "AWS.SimpleQueueService.UnsupportedOperation",                     \
+    "UnsupportedOperation", 1)                                                                     \
+  X(RESOURCE_NOT_FOUND, 404, "ResourceNotFoundException", "ResourceNotFoundException", 1)          \
+  X(INTERNAL, 500, "InternalError", "InternalError", 0)                                            \
+  X(UNAVAILABLE, 503, "ServiceUnavailable", "ServiceUnavailable", 0)                               \
+  X(SNS_INVALID_PARAMETER, 400, "InvalidParameter", "InvalidParameter", 1)                         \
+  X(SNS_NOT_FOUND, 404, "NotFound", "NotFound", 1)                                                 \
+  X(SNS_TOO_MANY_ENTRIES, 400, "TooManyEntriesInBatchRequest", "TooManyEntriesInBatchRequest", 1)  \
+  X(SNS_EMPTY_BATCH, 400, "EmptyBatchRequest", "EmptyBatchRequest", 1)                             \
+  X(SNS_IDS_NOT_DISTINCT, 400, "BatchEntryIdsNotDistinct", "BatchEntryIdsNotDistinct", 1)          \
+  X(SNS_INVALID_BATCH_ID, 400, "InvalidBatchEntryId", "InvalidBatchEntryId", 1)                    \
+  X(SNS_BATCH_TOO_LONG, 400, "BatchRequestTooLong", "BatchRequestTooLong", 1)                      \
+  X(SNS_TAG_LIMIT, 400, "TagLimitExceeded", "TagLimitExceeded", 1)                                 \
   X(SNS_RESOURCE_NOT_FOUND, 404, "ResourceNotFound", "ResourceNotFound", 1)
 
 typedef enum aws_err {
@@ -81,11 +81,12 @@ typedef struct aws aws_t;
 struct aws {
   server_t *s;
   http_t *http;
-  int test_endpoints;  /* POST /moto-api/reset and GET /gearbox/peek/... */
-  uint64_t nreq;       /* request ids */
-  gbx_buf_t out;       /* response rendering */
-  gbx_buf_t scratch;   /* attribute packing */
-  gbx_buf_t env;       /* SNS envelopes */
+  int test_endpoints;            /* POST /moto-api/reset and GET /gearbox/peek/... */
+  uint64_t nreq;                 /* request ids */
+  gbx_buf_t out;                 /* response rendering */
+  gbx_buf_t scratch;             /* attribute packing */
+  gbx_buf_t env;                 /* SNS envelopes */
+  struct aws_deferred *deferred; /* body fetches waiting for a write (aws_fetch) */
 };
 
 /* One request being answered; freed once answered or aborted. */
@@ -93,22 +94,22 @@ typedef struct areq {
   aws_t *a;
   server_t *s;
   http_req_t *h;
-  int json;            /* AWS JSON 1.0; else the query protocol */
-  int svc;             /* AWS_SQS or AWS_SNS */
+  int json; /* AWS JSON 1.0; else the query protocol */
+  int svc;  /* AWS_SQS or AWS_SNS */
   char action[64];
-  cJSON *in;           /* parameters, JSON-protocol shaped (owned) */
-  char base[300];      /* "http://host:port": base of queue URLs */
-  char rid[40];        /* request id */
+  cJSON *in;      /* parameters, JSON-protocol shaped (owned) */
+  char base[300]; /* "http://host:port": base of queue URLs */
+  char rid[40];   /* request id */
   uint64_t now;
   /* long-poll / fetch state of a ReceiveMessage */
   waiter_t *w;
-  int fetching;        /* a body fetch holds this request */
-  int aborted;         /* the connection went away meanwhile */
+  int fetching; /* a body fetch holds this request */
+  int aborted;  /* the connection went away meanwhile */
   uint32_t max;
   int32_t vis;
 } areq_t;
 
-/* ---- lifecycle (aws_sqs.c) ---- */
+/* ---- lifecycle (aws.c) ---- */
 
 /* Creates the face and listens on host:port (port 0 picks one). Returns the
  * transport (s->http) or NULL with a message in err. */
@@ -116,6 +117,16 @@ http_t *aws_start(server_t *s, const char *host, int port, int test_endpoints, i
                   char *err, size_t errlen);
 /* Frees the face and its transport (after http_close_all and the loop ran). */
 void aws_free(http_t *h);
+
+/* Submits a body fetch for r (r->fetching is set; fetches_in_flight
+ * counted). A body sent in a batch not yet written is not in the store
+ * yet, so the fetch waits until the current gate is durable. */
+void aws_fetch(areq_t *r, fetch_job_t *j);
+
+/* ---- SQS (aws_sqs.c) ---- */
+
+/* Runs an SQS action (r->action); answers r. */
+void aws_sqs_handle(areq_t *r);
 
 /* ---- SNS (aws_sns.c) ---- */
 

@@ -14,17 +14,27 @@
 /* PublishBatch entries, as SNS. */
 #define SNS_MAX_BATCH 10u
 
-static const char *const sns_actions[] = {
-    "CreateTopic",          "DeleteTopic",          "ListTopics",
-    "GetTopicAttributes",   "SetTopicAttributes",   "Subscribe",
-    "Unsubscribe",          "ListSubscriptions",    "ListSubscriptionsByTopic",
-    "GetSubscriptionAttributes", "SetSubscriptionAttributes", "Publish",
-    "PublishBatch",         "TagResource",          "UntagResource",
-    "ListTagsForResource"};
+static const char *const sns_actions[] = {"CreateTopic",
+                                          "DeleteTopic",
+                                          "ListTopics",
+                                          "GetTopicAttributes",
+                                          "SetTopicAttributes",
+                                          "Subscribe",
+                                          "Unsubscribe",
+                                          "ListSubscriptions",
+                                          "ListSubscriptionsByTopic",
+                                          "GetSubscriptionAttributes",
+                                          "SetSubscriptionAttributes",
+                                          "Publish",
+                                          "PublishBatch",
+                                          "TagResource",
+                                          "UntagResource",
+                                          "ListTagsForResource"};
 
 int aws_sns_has(const char *action) {
   for (size_t i = 0; i < sizeof(sns_actions) / sizeof(sns_actions[0]); i++)
-    if (!strcmp(action, sns_actions[i])) return 1;
+    if (!strcmp(action, sns_actions[i]))
+      return 1;
   return 0;
 }
 
@@ -40,7 +50,9 @@ static void sub_arn(const areq_t *r, const sub_t *sb, char *out, size_t n) {
   snprintf(out, n, "%s:%s", tarn, id);
 }
 
-static void add_str(cJSON *o, const char *k, const char *v) { cJSON_AddStringToObject(o, k, v); }
+static void add_str(cJSON *o, const char *k, const char *v) {
+  cJSON_AddStringToObject(o, k, v);
+}
 
 /* The topic named by parameter k (an ARN); answers r itself when missing
  * or unknown. */
@@ -52,7 +64,8 @@ static topic_t *need_topic(areq_t *r, const char *k) {
   }
   size_t nl = aws_arn_name(r->s, "sns", arn, &name);
   topic_t *tp = nl && gbx_name_valid(name, nl) ? topics_find(r->s->topics, name, nl) : NULL;
-  if (!tp) aws_fail(r, AWS_E_SNS_NOT_FOUND, "Topic does not exist");
+  if (!tp)
+    aws_fail(r, AWS_E_SNS_NOT_FOUND, "Topic does not exist");
   return tp;
 }
 
@@ -64,7 +77,8 @@ static sub_t *need_sub(areq_t *r) {
   }
   const char *id = strrchr(arn, ':');
   sub_t *sb = id ? topics_sub_find(r->s->topics, id + 1, strlen(id + 1)) : NULL;
-  if (!sb) aws_fail(r, AWS_E_SNS_NOT_FOUND, "Subscription does not exist");
+  if (!sb)
+    aws_fail(r, AWS_E_SNS_NOT_FOUND, "Subscription does not exist");
   return sb;
 }
 
@@ -74,7 +88,8 @@ static int read_tags(areq_t *r, const cJSON *tl, qtag_t *out, uint32_t *n) {
   for (const cJSON *c = cJSON_IsArray(tl) ? tl->child : NULL; c; c = c->next) {
     const char *k = aws_str(c, "Key"), *v = aws_str(c, "Value");
     if (*n == GBX_MAX_TAGS) {
-      aws_fail(r, AWS_E_SNS_TAG_LIMIT, "Could not complete request: tag quota of per resource exceeded");
+      aws_fail(r, AWS_E_SNS_TAG_LIMIT,
+               "Could not complete request: tag quota of per resource exceeded");
       return -1;
     }
     if (!k || !k[0] || !v || strlen(k) > GBX_MAX_TAG_KEY || strlen(v) > GBX_MAX_TAG_VALUE) {
@@ -121,16 +136,19 @@ static void sns_create_topic(areq_t *r) {
     } else {
       aws_fail(r, AWS_E_SNS_INVALID_PARAMETER, "Invalid parameter: Attributes Reason: %s%s",
                !strcmp(c->string, "FifoTopic") ? "FIFO topics are not supported by this server: "
-                                                : "unsupported or invalid attribute ",
+                                               : "unsupported or invalid attribute ",
                c->string);
       return;
     }
   }
-  if (read_tags(r, cJSON_GetObjectItemCaseSensitive(r->in, "Tags"), tags, &ntags) != 0) return;
-  gbx_err_t e = topics_create(r->s->topics, name, display, policy, tags, ntags, r->now, &created, &eb);
+  if (read_tags(r, cJSON_GetObjectItemCaseSensitive(r->in, "Tags"), tags, &ntags) != 0)
+    return;
+  gbx_err_t e =
+      topics_create(r->s->topics, name, display, policy, tags, ntags, r->now, &created, &eb);
   if (e) {
-    aws_fail(r, AWS_E_SNS_INVALID_PARAMETER,
-             "Invalid parameter: Attributes Reason: Topic already exists with different attributes");
+    aws_fail(
+        r, AWS_E_SNS_INVALID_PARAMETER,
+        "Invalid parameter: Attributes Reason: Topic already exists with different attributes");
     return;
   }
   char arn[200];
@@ -149,7 +167,8 @@ static void sns_delete_topic(areq_t *r) {
   /* as SNS: deleting a topic that does not exist succeeds */
   size_t nl = aws_arn_name(r->s, "sns", arn, &name);
   topic_t *tp = nl && gbx_name_valid(name, nl) ? topics_find(r->s->topics, name, nl) : NULL;
-  if (tp) topics_delete(r->s->topics, tp);
+  if (tp)
+    topics_delete(r->s->topics, tp);
   aws_reply(r, NULL);
 }
 
@@ -160,7 +179,8 @@ typedef struct tpage {
 
 static void tcollect(void *ctx, const topic_t *t) {
   tpage_t *p = ctx;
-  if (p->n < SNS_PAGE) p->v[p->n++] = t;
+  if (p->n < SNS_PAGE)
+    p->v[p->n++] = t;
 }
 
 static void sns_list_topics(areq_t *r) {
@@ -188,13 +208,15 @@ static void sns_list_topics(areq_t *r) {
     add_str(t, "TopicArn", arn);
     cJSON_AddItemToArray(list, t);
   }
-  if (more) add_str(o, "NextToken", arn); /* the last ARN: where the next page starts */
+  if (more)
+    add_str(o, "NextToken", arn); /* the last ARN: where the next page starts */
   aws_reply(r, o);
 }
 
 static void sns_get_topic_attributes(areq_t *r) {
   topic_t *tp = need_topic(r, "TopicArn");
-  if (!tp) return;
+  if (!tp)
+    return;
   char arn[200], n[16], pol[1024];
   topic_arn(r, tp->name, arn, sizeof(arn));
   cJSON *o = cJSON_CreateObject();
@@ -225,9 +247,11 @@ static void sns_get_topic_attributes(areq_t *r) {
 
 static void sns_set_topic_attributes(areq_t *r) {
   topic_t *tp = need_topic(r, "TopicArn");
-  if (!tp) return;
+  if (!tp)
+    return;
   const char *name = aws_str(r->in, "AttributeName"), *v = aws_str(r->in, "AttributeValue");
-  if (!v) v = "";
+  if (!v)
+    v = "";
   if (name && !strcmp(name, "DisplayName") && strlen(v) <= TOPIC_MAX_DISPLAY) {
     topics_set_attrs(r->s->topics, tp, v, NULL);
   } else if (name && !strcmp(name, "Policy") && strlen(v) <= GBX_MAX_POLICY) {
@@ -286,12 +310,14 @@ static void fail_sub(areq_t *r, gbx_err_t e, const gbx_errbuf_t *eb) {
 
 static void sns_subscribe(areq_t *r) {
   topic_t *tp = need_topic(r, "TopicArn");
-  if (!tp) return;
+  if (!tp)
+    return;
   const char *proto = aws_str(r->in, "Protocol"), *ep = aws_str(r->in, "Endpoint"), *qname;
   if (!proto || strcmp(proto, "sqs") != 0) {
-    aws_fail(r, AWS_E_SNS_INVALID_PARAMETER,
-             "Invalid parameter: Protocol: this server delivers to the sqs protocol only, not '%.40s'",
-             proto ? proto : "");
+    aws_fail(
+        r, AWS_E_SNS_INVALID_PARAMETER,
+        "Invalid parameter: Protocol: this server delivers to the sqs protocol only, not '%.40s'",
+        proto ? proto : "");
     return;
   }
   size_t ql = aws_arn_name(r->s, "sqs", ep, &qname);
@@ -303,7 +329,8 @@ static void sns_subscribe(areq_t *r) {
   memset(&a, 0, sizeof(a));
   const cJSON *attrs = cJSON_GetObjectItemCaseSensitive(r->in, "Attributes");
   for (const cJSON *c = cJSON_IsObject(attrs) ? attrs->child : NULL; c; c = c->next)
-    if (sub_setting(r, c->string, cJSON_IsString(c) ? c->valuestring : "", &a) != 0) return;
+    if (sub_setting(r, c->string, cJSON_IsString(c) ? c->valuestring : "", &a) != 0)
+      return;
   char q[GBX_MAX_NAME + 1];
   memcpy(q, qname, ql);
   q[ql] = 0;
@@ -323,7 +350,8 @@ static void sns_subscribe(areq_t *r) {
 
 static void sns_unsubscribe(areq_t *r) {
   sub_t *sb = need_sub(r);
-  if (!sb) return;
+  if (!sb)
+    return;
   topics_unsubscribe(r->s->topics, sb);
   aws_reply(r, NULL);
 }
@@ -335,7 +363,8 @@ typedef struct spage {
 
 static void scollect(void *ctx, const sub_t *s) {
   spage_t *p = ctx;
-  if (p->n < SNS_PAGE) p->v[p->n++] = s;
+  if (p->n < SNS_PAGE)
+    p->v[p->n++] = s;
 }
 
 static void list_subs(areq_t *r, const topic_t *tp) {
@@ -372,16 +401,20 @@ static void list_subs(areq_t *r, const topic_t *tp) {
   aws_reply(r, o);
 }
 
-static void sns_list_subscriptions(areq_t *r) { list_subs(r, NULL); }
+static void sns_list_subscriptions(areq_t *r) {
+  list_subs(r, NULL);
+}
 
 static void sns_list_subscriptions_by_topic(areq_t *r) {
   topic_t *tp = need_topic(r, "TopicArn");
-  if (tp) list_subs(r, tp);
+  if (tp)
+    list_subs(r, tp);
 }
 
 static void sns_get_subscription_attributes(areq_t *r) {
   sub_t *sb = need_sub(r);
-  if (!sb) return;
+  if (!sb)
+    return;
   char arn[300], qarn[200], tarn[200];
   sub_arn(r, sb, arn, sizeof(arn));
   aws_arn(r->s, "sqs", sb->queue, qarn, sizeof(qarn));
@@ -398,14 +431,16 @@ static void sns_get_subscription_attributes(areq_t *r) {
   add_str(a, "RawMessageDelivery", sb->raw ? "true" : "false");
   if (sb->filter_json) {
     add_str(a, "FilterPolicy", sb->filter_json);
-    add_str(a, "FilterPolicyScope", sb->scope == FILTER_SCOPE_BODY ? "MessageBody" : "MessageAttributes");
+    add_str(a, "FilterPolicyScope",
+            sb->scope == FILTER_SCOPE_BODY ? "MessageBody" : "MessageAttributes");
   }
   aws_reply(r, o);
 }
 
 static void sns_set_subscription_attributes(areq_t *r) {
   sub_t *sb = need_sub(r);
-  if (!sb) return;
+  if (!sb)
+    return;
   const char *name = aws_str(r->in, "AttributeName"), *v = aws_str(r->in, "AttributeValue");
   sub_attrs_t a;
   gbx_errbuf_t eb = {0};
@@ -414,10 +449,13 @@ static void sns_set_subscription_attributes(areq_t *r) {
     aws_fail(r, AWS_E_SNS_INVALID_PARAMETER, "Invalid parameter: AttributeName");
     return;
   }
-  if (sub_setting(r, name, v ? v : "", &a) != 0) return;
+  if (sub_setting(r, name, v ? v : "", &a) != 0)
+    return;
   gbx_err_t e = topics_sub_set_attrs(r->s->topics, sb, &a, &eb);
-  if (e) fail_sub(r, e, &eb);
-  else aws_reply(r, NULL);
+  if (e)
+    fail_sub(r, e, &eb);
+  else
+    aws_reply(r, NULL);
 }
 
 /* ---- publishing ---- */
@@ -436,7 +474,9 @@ static aws_err_t publish_one(areq_t *r, topic_t *tp, const cJSON *m, char mid[GB
     return AWS_E_SNS_INVALID_PARAMETER;
   }
   if (aws_str(m, "MessageGroupId") || aws_str(m, "MessageDeduplicationId")) {
-    snprintf(why, wl, "Invalid parameter: MessageGroupId and MessageDeduplicationId apply to FIFO topics, which this server does not support");
+    snprintf(why, wl,
+             "Invalid parameter: MessageGroupId and MessageDeduplicationId apply to FIFO topics, "
+             "which this server does not support");
     return AWS_E_SNS_INVALID_PARAMETER;
   }
   if (structure) {
@@ -460,14 +500,16 @@ static aws_err_t publish_one(areq_t *r, topic_t *tp, const cJSON *m, char mid[GB
   if (subj) {
     size_t sl = strlen(subj);
     int ok = sl >= 1 && sl <= TOPIC_MAX_SUBJECT;
-    for (size_t i = 0; ok && i < sl; i++) ok = (unsigned char)subj[i] >= 0x20 && subj[i] != 0x7f;
+    for (size_t i = 0; ok && i < sl; i++)
+      ok = (unsigned char)subj[i] >= 0x20 && subj[i] != 0x7f;
     if (!ok) {
       snprintf(why, wl, "Invalid parameter: Subject");
       ae = AWS_E_SNS_INVALID_PARAMETER;
       goto out;
     }
   }
-  ae = aws_mattrs_parse(r->a, cJSON_GetObjectItemCaseSensitive(m, "MessageAttributes"), &ma, why, wl);
+  ae = aws_mattrs_parse(r->a, cJSON_GetObjectItemCaseSensitive(m, "MessageAttributes"), &ma, why,
+                        wl);
   if (ae) {
     ae = AWS_E_SNS_INVALID_PARAMETER;
     goto out;
@@ -494,12 +536,14 @@ out:
 static void sns_publish(areq_t *r) {
   const char *k = aws_str(r->in, "TopicArn") ? "TopicArn" : "TargetArn";
   if (aws_str(r->in, "PhoneNumber")) {
-    aws_fail(r, AWS_E_SNS_INVALID_PARAMETER, "Invalid parameter: PhoneNumber: SMS is not supported by this server");
+    aws_fail(r, AWS_E_SNS_INVALID_PARAMETER,
+             "Invalid parameter: PhoneNumber: SMS is not supported by this server");
     return;
   }
   topic_t *tp = need_topic(r, k);
   char mid[GBX_MSGID_LEN + 1], why[AWS_MAX_ERRMSG];
-  if (!tp) return;
+  if (!tp)
+    return;
   aws_err_t e = publish_one(r, tp, r->in, mid, why, sizeof(why));
   if (e) {
     aws_fail(r, e, "%s", why);
@@ -512,7 +556,8 @@ static void sns_publish(areq_t *r) {
 
 static void sns_publish_batch(areq_t *r) {
   topic_t *tp = need_topic(r, "TopicArn");
-  if (!tp) return;
+  if (!tp)
+    return;
   const cJSON *en = cJSON_GetObjectItemCaseSensitive(r->in, "PublishBatchRequestEntries");
   int n = cJSON_IsArray(en) ? cJSON_GetArraySize(en) : 0;
   if (!n) {
@@ -520,30 +565,35 @@ static void sns_publish_batch(areq_t *r) {
     return;
   }
   if (n > (int)SNS_MAX_BATCH) {
-    aws_fail(r, AWS_E_SNS_TOO_MANY_ENTRIES, "The batch request contains more entries than permissible");
+    aws_fail(r, AWS_E_SNS_TOO_MANY_ENTRIES,
+             "The batch request contains more entries than permissible");
     return;
   }
   uint64_t total = 0;
   for (const cJSON *c = en->child; c; c = c->next) {
     const char *id = aws_str(c, "Id"), *msg = aws_str(c, "Message");
     if (!id || !gbx_entry_id_valid(id, strlen(id))) {
-      aws_fail(r, AWS_E_SNS_INVALID_BATCH_ID, "The Id of a batch entry in a batch request doesn't abide by the specification");
+      aws_fail(r, AWS_E_SNS_INVALID_BATCH_ID,
+               "The Id of a batch entry in a batch request doesn't abide by the specification");
       return;
     }
     for (const cJSON *d = en->child; d != c; d = d->next) {
       if (!strcmp(aws_str(d, "Id"), id)) {
-        aws_fail(r, AWS_E_SNS_IDS_NOT_DISTINCT, "Two or more batch entries in the request have the same Id");
+        aws_fail(r, AWS_E_SNS_IDS_NOT_DISTINCT,
+                 "Two or more batch entries in the request have the same Id");
         return;
       }
     }
     total += msg ? strlen(msg) : 0;
   }
   if (total > TOPIC_MAX_MESSAGE) {
-    aws_fail(r, AWS_E_SNS_BATCH_TOO_LONG, "The length of all the messages put together is more than the limit");
+    aws_fail(r, AWS_E_SNS_BATCH_TOO_LONG,
+             "The length of all the messages put together is more than the limit");
     return;
   }
   cJSON *o = cJSON_CreateObject();
-  cJSON *ok = cJSON_AddArrayToObject(o, "Successful"), *failed = cJSON_AddArrayToObject(o, "Failed");
+  cJSON *ok = cJSON_AddArrayToObject(o, "Successful"),
+        *failed = cJSON_AddArrayToObject(o, "Failed");
   for (const cJSON *c = en->child; c; c = c->next) {
     char mid[GBX_MSGID_LEN + 1], why[AWS_MAX_ERRMSG];
     aws_err_t e = publish_one(r, tp, c, mid, why, sizeof(why));
@@ -568,13 +618,15 @@ static topic_t *need_resource(areq_t *r) {
   const char *arn = aws_str(r->in, "ResourceArn"), *name;
   size_t nl = arn ? aws_arn_name(r->s, "sns", arn, &name) : 0;
   topic_t *tp = nl && gbx_name_valid(name, nl) ? topics_find(r->s->topics, name, nl) : NULL;
-  if (!tp) aws_fail(r, AWS_E_SNS_RESOURCE_NOT_FOUND, "Resource does not exist");
+  if (!tp)
+    aws_fail(r, AWS_E_SNS_RESOURCE_NOT_FOUND, "Resource does not exist");
   return tp;
 }
 
 static char *xstrdup(const char *s) {
   char *d = strdup(s);
-  if (!d) abort();
+  if (!d)
+    abort();
   return d;
 }
 
@@ -582,23 +634,28 @@ static void sns_tag_resource(areq_t *r) {
   topic_t *tp = need_resource(r);
   qtag_t tags[GBX_MAX_TAGS];
   uint32_t n;
-  if (!tp || read_tags(r, cJSON_GetObjectItemCaseSensitive(r->in, "Tags"), tags, &n) != 0) return;
+  if (!tp || read_tags(r, cJSON_GetObjectItemCaseSensitive(r->in, "Tags"), tags, &n) != 0)
+    return;
   uint32_t add = 0;
   for (uint32_t i = 0; i < n; i++) {
     int found = 0;
-    for (uint32_t j = 0; j < tp->ntags; j++) found |= !strcmp(tp->tags[j].key, tags[i].key);
+    for (uint32_t j = 0; j < tp->ntags; j++)
+      found |= !strcmp(tp->tags[j].key, tags[i].key);
     add += !found;
   }
   if (tp->ntags + add > GBX_MAX_TAGS) {
-    aws_fail(r, AWS_E_SNS_TAG_LIMIT, "Could not complete request: tag quota of per resource exceeded");
+    aws_fail(r, AWS_E_SNS_TAG_LIMIT,
+             "Could not complete request: tag quota of per resource exceeded");
     return;
   }
   qtag_t *nt = realloc(tp->tags, (tp->ntags + add + 1) * sizeof(*nt));
-  if (!nt) abort();
+  if (!nt)
+    abort();
   tp->tags = nt;
   for (uint32_t i = 0; i < n; i++) {
     uint32_t j = 0;
-    while (j < tp->ntags && strcmp(tp->tags[j].key, tags[i].key)) j++;
+    while (j < tp->ntags && strcmp(tp->tags[j].key, tags[i].key))
+      j++;
     if (j == tp->ntags) {
       tp->tags[j].key = xstrdup(tags[i].key);
       tp->tags[j].value = NULL;
@@ -615,12 +672,15 @@ static void sns_tag_resource(areq_t *r) {
 
 static void sns_untag_resource(areq_t *r) {
   topic_t *tp = need_resource(r);
-  if (!tp) return;
+  if (!tp)
+    return;
   const cJSON *keys = cJSON_GetObjectItemCaseSensitive(r->in, "TagKeys");
   for (const cJSON *c = cJSON_IsArray(keys) ? keys->child : NULL; c; c = c->next) {
-    if (!cJSON_IsString(c)) continue;
+    if (!cJSON_IsString(c))
+      continue;
     for (uint32_t j = 0; j < tp->ntags; j++) {
-      if (strcmp(tp->tags[j].key, c->valuestring)) continue;
+      if (strcmp(tp->tags[j].key, c->valuestring))
+        continue;
       free(tp->tags[j].key);
       free(tp->tags[j].value);
       tp->tags[j] = tp->tags[--tp->ntags];
@@ -633,7 +693,8 @@ static void sns_untag_resource(areq_t *r) {
 
 static void sns_list_tags(areq_t *r) {
   topic_t *tp = need_resource(r);
-  if (!tp) return;
+  if (!tp)
+    return;
   cJSON *o = cJSON_CreateObject();
   cJSON *list = cJSON_AddArrayToObject(o, "Tags");
   for (uint32_t i = 0; i < tp->ntags; i++) {

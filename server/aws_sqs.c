@@ -1,6 +1,6 @@
-/* aws_sqs.c - the AWS-compatible face's entry (routing of each HTTP
- * request to SQS or SNS, in either wire protocol), the SQS actions, and the
- * test endpoints. Handlers mirror ops.c: they call the broker, build the
+/* aws_sqs.c - the SQS actions of the AWS-compatible face, in the JSON
+ * protocol's shape whatever protocol carried them (aws.c routes, aws_fmt.c
+ * decodes and renders). Handlers mirror ops.c: they call the broker, build the
  * result, and answer with aws_reply()/aws_fail(), which hold the response
  * until what it reports is durable (server_gate). */
 #include <ctype.h>
@@ -11,9 +11,10 @@
 #include "aws_fmt.h"
 #include "log.h"
 #include "records.h"
+#include "strutil.h"
 
 /* SQS's limits for its API (the binary protocol allows more). */
-#define SQS_MAX_BATCH 10u
+#define SQS_MAX_BATCH   10u
 #define SQS_MAX_RECEIVE 10u
 /* ListQueues / ListDeadLetterSourceQueues page size, as SQS. */
 #define SQS_MAX_RESULTS 1000u
@@ -24,8 +25,6 @@
 /* The message attribute that marks a body delivered as base64 because it
  * is not valid XML text (see PROTOCOL.md, "The AWS face"). */
 #define BODY_ENCODING_ATTR "Gearbox.BodyEncoding"
-/* Messages a peek returns at most (test endpoint). */
-#define PEEK_MAX 100u
 
 static const char NO_QUEUE[] = "The specified queue does not exist.";
 
@@ -49,9 +48,10 @@ static queue_t *need_queue(areq_t *r) {
   }
   const char *name = strrchr(url, '/');
   name = name ? name + 1 : url;
-  queue_t *q = gbx_name_valid(name, strlen(name)) ? broker_queue(r->s->broker, name, strlen(name))
-                                                  : NULL;
-  if (!q) aws_fail(r, AWS_E_QUEUE_DOES_NOT_EXIST, NO_QUEUE);
+  queue_t *q =
+      gbx_name_valid(name, strlen(name)) ? broker_queue(r->s->broker, name, strlen(name)) : NULL;
+  if (!q)
+    aws_fail(r, AWS_E_QUEUE_DOES_NOT_EXIST, NO_QUEUE);
   return q;
 }
 
@@ -68,7 +68,9 @@ static const cJSON *list_of(const cJSON *in, const char *k) {
   return cJSON_IsArray(v) ? v : NULL;
 }
 
-static void add_str(cJSON *o, const char *k, const char *v) { cJSON_AddStringToObject(o, k, v); }
+static void add_str(cJSON *o, const char *k, const char *v) {
+  cJSON_AddStringToObject(o, k, v);
+}
 
 static void add_u64s(cJSON *o, const char *k, uint64_t v) {
   char b[24];
@@ -78,16 +80,20 @@ static void add_u64s(cJSON *o, const char *k, uint64_t v) {
 
 /* An int parameter in [lo, hi]; answers r with InvalidParameterValue
  * otherwise. Returns 1 set, 0 absent, -1 answered. */
-static int int_param(areq_t *r, const cJSON *o, const char *k, int64_t lo, int64_t hi,
-                     int64_t *out, const char *reason) {
+static int int_param(areq_t *r, const cJSON *o, const char *k, int64_t lo, int64_t hi, int64_t *out,
+                     const char *reason) {
   int rc = aws_int(o, k, out);
-  if (rc == 0) return 0;
+  if (rc == 0)
+    return 0;
   if (rc < 0 || *out < lo || *out > hi) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
     char shown[64];
-    if (cJSON_IsString(v)) snprintf(shown, sizeof(shown), "%.48s", v->valuestring);
-    else if (cJSON_IsNumber(v)) snprintf(shown, sizeof(shown), "%.0f", v->valuedouble);
-    else snprintf(shown, sizeof(shown), "(not a number)");
+    if (cJSON_IsString(v))
+      snprintf(shown, sizeof(shown), "%.48s", v->valuestring);
+    else if (cJSON_IsNumber(v))
+      snprintf(shown, sizeof(shown), "%.0f", v->valuedouble);
+    else
+      snprintf(shown, sizeof(shown), "(not a number)");
     aws_fail(r, AWS_E_INVALID_PARAMETER_VALUE, "Value %s for parameter %s is invalid. Reason: %s",
              shown, k, reason);
     return -1;
@@ -115,9 +121,12 @@ static const qnum_t qnums[] = {
 };
 
 /* Attributes GetQueueAttributes reports that cannot be set. */
-static const char *const readonly_attrs[] = {
-    "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
-    "ApproximateNumberOfMessagesDelayed", "CreatedTimestamp", "LastModifiedTimestamp", "QueueArn"};
+static const char *const readonly_attrs[] = {"ApproximateNumberOfMessages",
+                                             "ApproximateNumberOfMessagesNotVisible",
+                                             "ApproximateNumberOfMessagesDelayed",
+                                             "CreatedTimestamp",
+                                             "LastModifiedTimestamp",
+                                             "QueueArn"};
 
 /* FIFO-only attributes: on a standard queue SQS does not know them. */
 static const char *const fifo_attrs[] = {"ContentBasedDeduplication", "DeduplicationScope",
@@ -125,7 +134,8 @@ static const char *const fifo_attrs[] = {"ContentBasedDeduplication", "Deduplica
 
 static int in_list(const char *s, const char *const *l, size_t n) {
   for (size_t i = 0; i < n; i++)
-    if (!strcmp(s, l[i])) return 1;
+    if (!strcmp(s, l[i]))
+      return 1;
   return 0;
 }
 #define IN_LIST(s, l) in_list(s, l, sizeof(l) / sizeof(l[0]))
@@ -154,8 +164,10 @@ static int parse_redrive(const areq_t *r, const char *v, qattrs_t *a, char *why,
     goto out;
   }
   if (mrc < GBX_MAX_RECEIVES_MIN || mrc > GBX_MAX_RECEIVES_MAX) {
-    snprintf(why, wl, "Invalid value for maxReceiveCount: %lld, valid values are from %u to %u both inclusive.",
-             (long long)mrc, GBX_MAX_RECEIVES_MIN, GBX_MAX_RECEIVES_MAX);
+    snprintf(
+        why, wl,
+        "Invalid value for maxReceiveCount: %lld, valid values are from %u to %u both inclusive.",
+        (long long)mrc, GBX_MAX_RECEIVES_MIN, GBX_MAX_RECEIVES_MAX);
     goto out;
   }
   const char *name;
@@ -182,7 +194,8 @@ static int set_json_attr(char **dst, const char *v) {
 /* Applies an Attributes map over a; sets mask. Answers r on error. */
 static int parse_qattrs(areq_t *r, const cJSON *attrs, qattrs_t *a, unsigned *mask) {
   *mask = 0;
-  if (!attrs) return 0;
+  if (!attrs)
+    return 0;
   if (!cJSON_IsObject(attrs)) {
     aws_fail(r, AWS_E_INVALID_PARAMETER_VALUE, "Attributes must be a map.");
     return -1;
@@ -201,7 +214,8 @@ static int parse_qattrs(areq_t *r, const cJSON *attrs, qattrs_t *a, unsigned *ma
     }
     int done = 0;
     for (size_t i = 0; i < sizeof(qnums) / sizeof(qnums[0]); i++) {
-      if (strcmp(k, qnums[i].name)) continue;
+      if (strcmp(k, qnums[i].name))
+        continue;
       char *end;
       long long x = strtoll(v, &end, 10);
       if (!v[0] || *end || x < qnums[i].lo || x > qnums[i].hi) {
@@ -212,7 +226,8 @@ static int parse_qattrs(areq_t *r, const cJSON *attrs, qattrs_t *a, unsigned *ma
       *mask |= qnums[i].mask;
       done = 1;
     }
-    if (done) continue;
+    if (done)
+      continue;
     char why[200];
     if (!strcmp(k, "RedrivePolicy")) {
       if (parse_redrive(r, v, a, why, sizeof(why)) != 0) {
@@ -226,15 +241,16 @@ static int parse_qattrs(areq_t *r, const cJSON *attrs, qattrs_t *a, unsigned *ma
       int ok = !v[0] || cJSON_IsObject(j);
       if (ok && j && !strcmp(k, "RedriveAllowPolicy")) {
         const char *perm = aws_str(j, "redrivePermission");
-        ok = perm && (!strcmp(perm, "allowAll") || !strcmp(perm, "denyAll") ||
-                      !strcmp(perm, "byQueue"));
+        ok = perm &&
+             (!strcmp(perm, "allowAll") || !strcmp(perm, "denyAll") || !strcmp(perm, "byQueue"));
       }
       cJSON_Delete(j);
       if (!ok || strlen(v) > GBX_MAX_POLICY) {
         aws_fail(r, AWS_E_INVALID_ATTRIBUTE_VALUE, "Invalid value for the parameter %s.", k);
         return -1;
       }
-      if (set_json_attr(!strcmp(k, "Policy") ? &a->policy : &a->redrive_allow, v) != 0) abort();
+      if (set_json_attr(!strcmp(k, "Policy") ? &a->policy : &a->redrive_allow, v) != 0)
+        abort();
       *mask |= !strcmp(k, "Policy") ? QA_POLICY : QA_REDRIVE_ALLOW;
     } else if (!strcmp(k, "SqsManagedSseEnabled") || !strcmp(k, "KmsMasterKeyId") ||
                !strcmp(k, "KmsDataKeyReusePeriodSeconds")) {
@@ -290,16 +306,19 @@ static void fail_attrs(areq_t *r, gbx_err_t e, const gbx_errbuf_t *eb, const qat
 static int parse_tags(areq_t *r, const cJSON *tm, qtag_t **out, uint32_t *n) {
   *out = NULL;
   *n = 0;
-  if (!tm) return 0;
+  if (!tm)
+    return 0;
   int count = cJSON_GetArraySize(tm);
   if (!cJSON_IsObject(tm) || count > (int)GBX_MAX_TAGS) {
     aws_fail(r, AWS_E_INVALID_PARAMETER_VALUE, "Too many tags added for queue (at most %u).",
              GBX_MAX_TAGS);
     return -1;
   }
-  if (!count) return 0;
+  if (!count)
+    return 0;
   qtag_t *t = calloc((size_t)count, sizeof(*t));
-  if (!t) abort();
+  if (!t)
+    abort();
   for (const cJSON *c = tm->child; c; c = c->next) {
     const char *v = cJSON_IsString(c) ? c->valuestring : NULL;
     if (!v || !c->string[0] || strlen(c->string) > GBX_MAX_TAG_KEY ||
@@ -315,7 +334,8 @@ static int parse_tags(areq_t *r, const cJSON *tm, qtag_t **out, uint32_t *n) {
     }
     t[*n].key = strdup(c->string);
     t[*n].value = strdup(v);
-    if (!t[*n].key || !t[*n].value) abort();
+    if (!t[*n].key || !t[*n].value)
+      abort();
     (*n)++;
   }
   *out = t;
@@ -357,7 +377,8 @@ static void sqs_create_queue(areq_t *r) {
   }
   qattrs_defaults(&a);
   const cJSON *tm = cJSON_GetObjectItemCaseSensitive(r->in, "tags");
-  if (!tm) tm = cJSON_GetObjectItemCaseSensitive(r->in, "Tags");
+  if (!tm)
+    tm = cJSON_GetObjectItemCaseSensitive(r->in, "Tags");
   if (parse_qattrs(r, cJSON_GetObjectItemCaseSensitive(r->in, "Attributes"), &a, &mask) != 0 ||
       parse_tags(r, tm, &tags, &ntags) != 0) {
     qattrs_free(&a);
@@ -397,7 +418,8 @@ static void sqs_get_queue_url(areq_t *r) {
 
 static void sqs_delete_queue(areq_t *r) {
   queue_t *q = need_queue(r);
-  if (!q) return;
+  if (!q)
+    return;
   broker_queue_delete(r->s->broker, q, r->now);
   aws_reply(r, NULL);
 }
@@ -405,7 +427,8 @@ static void sqs_delete_queue(areq_t *r) {
 static void sqs_purge_queue(areq_t *r) {
   queue_t *q = need_queue(r);
   uint64_t n;
-  if (!q) return;
+  if (!q)
+    return;
   broker_queue_purge(r->s->broker, q, r->now, &n);
   aws_reply(r, NULL);
 }
@@ -417,16 +440,19 @@ typedef struct qlist {
 
 static void qcollect(void *ctx, const queue_t *q) {
   qlist_t *l = ctx;
-  if (l->n < l->cap) l->v[l->n++] = q;
+  if (l->n < l->cap)
+    l->v[l->n++] = q;
 }
 
 /* Paging tokens are the base64 of the last name returned. */
 static int token_name(const char *tok, char out[GBX_MAX_NAME + 1]) {
   uint8_t buf[3 * 64];
   size_t tl = strlen(tok);
-  if (tl > 4 * ((GBX_MAX_NAME + 2) / 3)) return -1;
+  if (tl > 4 * ((GBX_MAX_NAME + 2) / 3))
+    return -1;
   long n = aws_unb64(tok, tl, buf);
-  if (n <= 0 || n > (long)GBX_MAX_NAME || !gbx_name_valid((const char *)buf, (size_t)n)) return -1;
+  if (n <= 0 || n > (long)GBX_MAX_NAME || !gbx_name_valid((const char *)buf, (size_t)n))
+    return -1;
   memcpy(out, buf, (size_t)n);
   out[n] = 0;
   return 0;
@@ -434,7 +460,8 @@ static int token_name(const char *tok, char out[GBX_MAX_NAME + 1]) {
 
 static void add_token(cJSON *o, const char *name) {
   char *t = aws_b64(name, strlen(name));
-  if (!t) abort();
+  if (!t)
+    abort();
   add_str(o, "NextToken", t);
   free(t);
 }
@@ -443,9 +470,11 @@ static void add_token(cJSON *o, const char *name) {
 static int paging(areq_t *r, int64_t *max, int *has_max, char after[GBX_MAX_NAME + 1]) {
   int rc = int_param(r, r->in, "MaxResults", 1, SQS_MAX_RESULTS, max,
                      "MaxResults must be an integer between 1 and 1000.");
-  if (rc < 0) return -1;
+  if (rc < 0)
+    return -1;
   *has_max = rc;
-  if (!rc) *max = SQS_MAX_RESULTS;
+  if (!rc)
+    *max = SQS_MAX_RESULTS;
   after[0] = 0;
   const char *tok = aws_str(r->in, "NextToken");
   if (tok && tok[0] && token_name(tok, after) != 0) {
@@ -460,8 +489,10 @@ static void sqs_list_queues(areq_t *r) {
   int64_t max;
   int has_max, more = 0;
   char after[GBX_MAX_NAME + 1];
-  if (paging(r, &max, &has_max, after) != 0) return;
-  if (!prefix) prefix = "";
+  if (paging(r, &max, &has_max, after) != 0)
+    return;
+  if (!prefix)
+    prefix = "";
   const queue_t *v[SQS_MAX_RESULTS];
   qlist_t l = {v, 0, SQS_MAX_RESULTS};
   broker_queue_list(r->s->broker, prefix, strlen(prefix), after, strlen(after), (uint32_t)max,
@@ -475,7 +506,8 @@ static void sqs_list_queues(areq_t *r) {
       cJSON_AddItemToArray(urls, cJSON_CreateString(url));
     }
   }
-  if (more && has_max) add_token(o, v[l.n - 1]->name);
+  if (more && has_max)
+    add_token(o, v[l.n - 1]->name);
   aws_reply(r, o);
 }
 
@@ -484,10 +516,12 @@ static void sqs_list_dlq_sources(areq_t *r) {
   int64_t max;
   int has_max;
   char after[GBX_MAX_NAME + 1];
-  if (!q || paging(r, &max, &has_max, after) != 0) return;
+  if (!q || paging(r, &max, &has_max, after) != 0)
+    return;
   uint32_t total = broker_dlq_sources(r->s->broker, q, qcollect, &(qlist_t){NULL, 0, 0});
   const queue_t **v = calloc(total + 1u, sizeof(*v));
-  if (!v) abort();
+  if (!v)
+    abort();
   qlist_t l = {v, 0, total};
   broker_dlq_sources(r->s->broker, q, qcollect, &l);
   cJSON *o = cJSON_CreateObject();
@@ -496,7 +530,8 @@ static void sqs_list_dlq_sources(areq_t *r) {
   const char *last = NULL;
   int more = 0;
   for (uint32_t i = 0; i < l.n; i++) {
-    if (after[0] && strcmp(v[i]->name, after) <= 0) continue;
+    if (after[0] && strcmp(v[i]->name, after) <= 0)
+      continue;
     if (shown == max) {
       more = 1;
       break;
@@ -507,17 +542,28 @@ static void sqs_list_dlq_sources(areq_t *r) {
     last = v[i]->name;
     shown++;
   }
-  if (more && has_max && last) add_token(o, last);
+  if (more && has_max && last)
+    add_token(o, last);
   free(v);
   aws_reply(r, o);
 }
 
-static const char *const all_queue_attrs[] = {
-    "All", "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesDelayed",
-    "ApproximateNumberOfMessagesNotVisible", "CreatedTimestamp", "DelaySeconds",
-    "LastModifiedTimestamp", "MaximumMessageSize", "MessageRetentionPeriod", "Policy", "QueueArn",
-    "ReceiveMessageWaitTimeSeconds", "RedrivePolicy", "RedriveAllowPolicy", "VisibilityTimeout",
-    "SqsManagedSseEnabled"};
+static const char *const all_queue_attrs[] = {"All",
+                                              "ApproximateNumberOfMessages",
+                                              "ApproximateNumberOfMessagesDelayed",
+                                              "ApproximateNumberOfMessagesNotVisible",
+                                              "CreatedTimestamp",
+                                              "DelaySeconds",
+                                              "LastModifiedTimestamp",
+                                              "MaximumMessageSize",
+                                              "MessageRetentionPeriod",
+                                              "Policy",
+                                              "QueueArn",
+                                              "ReceiveMessageWaitTimeSeconds",
+                                              "RedrivePolicy",
+                                              "RedriveAllowPolicy",
+                                              "VisibilityTimeout",
+                                              "SqsManagedSseEnabled"};
 
 static int wants(const cJSON *names, const char *n) {
   for (const cJSON *c = names ? names->child : NULL; c; c = c->next)
@@ -528,7 +574,8 @@ static int wants(const cJSON *names, const char *n) {
 
 static void sqs_get_queue_attributes(areq_t *r) {
   queue_t *q = need_queue(r);
-  if (!q) return;
+  if (!q)
+    return;
   const cJSON *names = list_of(r->in, "AttributeNames");
   for (const cJSON *c = names ? names->child : NULL; c; c = c->next) {
     if (!cJSON_IsString(c) || !IN_LIST(c->valuestring, all_queue_attrs)) {
@@ -542,34 +589,47 @@ static void sqs_get_queue_attributes(areq_t *r) {
   cJSON *m = cJSON_CreateObject();
   char arn[200];
   queue_arn(r, q->name, arn, sizeof(arn));
-  if (wants(names, "QueueArn")) add_str(m, "QueueArn", arn);
-  if (wants(names, "ApproximateNumberOfMessages")) add_u64s(m, "ApproximateNumberOfMessages", q->nvisible);
+  if (wants(names, "QueueArn"))
+    add_str(m, "QueueArn", arn);
+  if (wants(names, "ApproximateNumberOfMessages"))
+    add_u64s(m, "ApproximateNumberOfMessages", q->nvisible);
   if (wants(names, "ApproximateNumberOfMessagesNotVisible"))
     add_u64s(m, "ApproximateNumberOfMessagesNotVisible", q->ninflight);
   if (wants(names, "ApproximateNumberOfMessagesDelayed"))
     add_u64s(m, "ApproximateNumberOfMessagesDelayed", q->ndelayed);
-  if (wants(names, "CreatedTimestamp")) add_u64s(m, "CreatedTimestamp", (uint64_t)q->rec.created_ms / 1000);
+  if (wants(names, "CreatedTimestamp"))
+    add_u64s(m, "CreatedTimestamp", (uint64_t)q->rec.created_ms / 1000);
   if (wants(names, "LastModifiedTimestamp"))
     add_u64s(m, "LastModifiedTimestamp", (uint64_t)q->rec.modified_ms / 1000);
-  if (wants(names, "VisibilityTimeout")) add_u64s(m, "VisibilityTimeout", a->vis);
-  if (wants(names, "MaximumMessageSize")) add_u64s(m, "MaximumMessageSize", a->max_size);
-  if (wants(names, "MessageRetentionPeriod")) add_u64s(m, "MessageRetentionPeriod", a->retention);
-  if (wants(names, "DelaySeconds")) add_u64s(m, "DelaySeconds", a->delay);
+  if (wants(names, "VisibilityTimeout"))
+    add_u64s(m, "VisibilityTimeout", a->vis);
+  if (wants(names, "MaximumMessageSize"))
+    add_u64s(m, "MaximumMessageSize", a->max_size);
+  if (wants(names, "MessageRetentionPeriod"))
+    add_u64s(m, "MessageRetentionPeriod", a->retention);
+  if (wants(names, "DelaySeconds"))
+    add_u64s(m, "DelaySeconds", a->delay);
   if (wants(names, "ReceiveMessageWaitTimeSeconds"))
     add_u64s(m, "ReceiveMessageWaitTimeSeconds", a->wait);
-  if (wants(names, "SqsManagedSseEnabled")) add_str(m, "SqsManagedSseEnabled", "false");
-  if (wants(names, "Policy") && a->policy) add_str(m, "Policy", a->policy);
-  if (wants(names, "RedrivePolicy") && a->dlq[0]) add_redrive(r, m, a);
+  if (wants(names, "SqsManagedSseEnabled"))
+    add_str(m, "SqsManagedSseEnabled", "false");
+  if (wants(names, "Policy") && a->policy)
+    add_str(m, "Policy", a->policy);
+  if (wants(names, "RedrivePolicy") && a->dlq[0])
+    add_redrive(r, m, a);
   if (wants(names, "RedriveAllowPolicy") && a->redrive_allow)
     add_str(m, "RedriveAllowPolicy", a->redrive_allow);
-  if (m->child) cJSON_AddItemToObject(o, "Attributes", m);
-  else cJSON_Delete(m);
+  if (m->child)
+    cJSON_AddItemToObject(o, "Attributes", m);
+  else
+    cJSON_Delete(m);
   aws_reply(r, o);
 }
 
 static void sqs_set_queue_attributes(areq_t *r) {
   queue_t *q = need_queue(r);
-  if (!q) return;
+  if (!q)
+    return;
   const cJSON *attrs = cJSON_GetObjectItemCaseSensitive(r->in, "Attributes");
   if (!attrs) {
     aws_fail(r, AWS_E_MISSING_PARAMETER, "The request must contain the parameter Attributes.");
@@ -584,14 +644,17 @@ static void sqs_set_queue_attributes(areq_t *r) {
   qattrs_t a;
   unsigned mask;
   gbx_errbuf_t eb = {0};
-  if (qattrs_copy(&a, &q->rec.a) != 0) abort();
+  if (qattrs_copy(&a, &q->rec.a) != 0)
+    abort();
   if (parse_qattrs(r, attrs, &a, &mask) != 0) {
     qattrs_free(&a);
     return;
   }
   gbx_err_t e = mask ? broker_queue_set_attrs(r->s->broker, q, &a, mask, r->now, &eb) : GBX_E_OK;
-  if (e) fail_attrs(r, e, &eb, &a);
-  else aws_reply(r, NULL);
+  if (e)
+    fail_attrs(r, e, &eb, &a);
+  else
+    aws_reply(r, NULL);
   qattrs_free(&a);
 }
 
@@ -599,22 +662,27 @@ static void sqs_tag_queue(areq_t *r) {
   queue_t *q = need_queue(r);
   qtag_t *tags;
   uint32_t n;
-  if (!q) return;
+  if (!q)
+    return;
   const cJSON *tm = cJSON_GetObjectItemCaseSensitive(r->in, "Tags");
   if (!tm) {
     aws_fail(r, AWS_E_MISSING_PARAMETER, "The request must contain the parameter Tags.");
     return;
   }
-  if (parse_tags(r, tm, &tags, &n) != 0) return;
+  if (parse_tags(r, tm, &tags, &n) != 0)
+    return;
   gbx_err_t e = broker_queue_tag(r->s->broker, q, tags, n, r->now);
   tags_free(tags, n);
-  if (e) aws_fail(r, AWS_E_INVALID_PARAMETER_VALUE, "Too many tags added for queue %s.", q->name);
-  else aws_reply(r, NULL);
+  if (e)
+    aws_fail(r, AWS_E_INVALID_PARAMETER_VALUE, "Too many tags added for queue %s.", q->name);
+  else
+    aws_reply(r, NULL);
 }
 
 static void sqs_untag_queue(areq_t *r) {
   queue_t *q = need_queue(r);
-  if (!q) return;
+  if (!q)
+    return;
   const cJSON *keys = list_of(r->in, "TagKeys");
   int n = cJSON_GetArraySize(keys);
   if (!keys || n > (int)GBX_MAX_TAGS) {
@@ -625,7 +693,8 @@ static void sqs_untag_queue(areq_t *r) {
   const char *k[GBX_MAX_TAGS];
   uint32_t l[GBX_MAX_TAGS], m = 0;
   for (const cJSON *c = keys->child; c; c = c->next) {
-    if (!cJSON_IsString(c)) continue;
+    if (!cJSON_IsString(c))
+      continue;
     k[m] = c->valuestring;
     l[m++] = (uint32_t)strlen(c->valuestring);
   }
@@ -635,11 +704,13 @@ static void sqs_untag_queue(areq_t *r) {
 
 static void sqs_list_queue_tags(areq_t *r) {
   queue_t *q = need_queue(r);
-  if (!q) return;
+  if (!q)
+    return;
   cJSON *o = cJSON_CreateObject();
   if (q->rec.ntags) {
     cJSON *t = cJSON_AddObjectToObject(o, "Tags");
-    for (uint32_t i = 0; i < q->rec.ntags; i++) add_str(t, q->rec.tags[i].key, q->rec.tags[i].value);
+    for (uint32_t i = 0; i < q->rec.ntags; i++)
+      add_str(t, q->rec.tags[i].key, q->rec.tags[i].value);
   }
   aws_reply(r, o);
 }
@@ -648,12 +719,15 @@ static void sqs_list_queue_tags(areq_t *r) {
 
 static void sqs_add_permission(areq_t *r) {
   queue_t *q = need_queue(r);
-  if (!q) return;
+  if (!q)
+    return;
   const char *label = aws_str(r->in, "Label");
   const cJSON *accts = list_of(r->in, "AWSAccountIds"), *acts = list_of(r->in, "Actions");
   if (!label || !label[0] || !accts || !acts) {
     aws_fail(r, AWS_E_MISSING_PARAMETER, "The request must contain the parameter %s.",
-             !label || !label[0] ? "Label" : !accts ? "AWSAccountIds" : "Actions");
+             !label || !label[0] ? "Label"
+             : !accts            ? "AWSAccountIds"
+                                 : "Actions");
     return;
   }
   cJSON *pol = q->rec.a.policy ? cJSON_Parse(q->rec.a.policy) : NULL;
@@ -686,14 +760,16 @@ static void sqs_add_permission(areq_t *r) {
   cJSON *pr = cJSON_AddObjectToObject(s, "Principal");
   cJSON *aw = cJSON_AddArrayToObject(pr, "AWS");
   for (const cJSON *c = accts->child; c; c = c->next) {
-    if (!cJSON_IsString(c)) continue;
+    if (!cJSON_IsString(c))
+      continue;
     char p[96];
     snprintf(p, sizeof(p), "arn:aws:iam::%.40s:root", c->valuestring);
     cJSON_AddItemToArray(aw, cJSON_CreateString(p));
   }
   cJSON *ac = cJSON_AddArrayToObject(s, "Action");
   for (const cJSON *c = acts->child; c; c = c->next) {
-    if (!cJSON_IsString(c)) continue;
+    if (!cJSON_IsString(c))
+      continue;
     char p[96];
     snprintf(p, sizeof(p), "SQS:%.60s", c->valuestring);
     cJSON_AddItemToArray(ac, cJSON_CreateString(p));
@@ -702,23 +778,28 @@ static void sqs_add_permission(areq_t *r) {
   cJSON_AddItemToArray(st, s);
   char *text = cJSON_PrintUnformatted(pol);
   cJSON_Delete(pol);
-  if (!text) abort();
+  if (!text)
+    abort();
   qattrs_t a;
   gbx_errbuf_t eb = {0};
-  if (qattrs_copy(&a, &q->rec.a) != 0) abort();
+  if (qattrs_copy(&a, &q->rec.a) != 0)
+    abort();
   free(a.policy);
   a.policy = text;
   gbx_err_t e = strlen(text) > GBX_MAX_POLICY
                     ? gbx_errbuf_set(&eb, GBX_E_OUT_OF_RANGE, "The policy would exceed 20 KiB.")
                     : broker_queue_set_attrs(r->s->broker, q, &a, QA_POLICY, r->now, &eb);
   qattrs_free(&a);
-  if (e) aws_fail(r, AWS_E_INVALID_PARAMETER_VALUE, "%s", eb.msg);
-  else aws_reply(r, NULL);
+  if (e)
+    aws_fail(r, AWS_E_INVALID_PARAMETER_VALUE, "%s", eb.msg);
+  else
+    aws_reply(r, NULL);
 }
 
 static void sqs_remove_permission(areq_t *r) {
   queue_t *q = need_queue(r);
-  if (!q) return;
+  if (!q)
+    return;
   const char *label = aws_str(r->in, "Label");
   if (!label || !label[0]) {
     aws_fail(r, AWS_E_MISSING_PARAMETER, "The request must contain the parameter Label.");
@@ -729,7 +810,8 @@ static void sqs_remove_permission(areq_t *r) {
   cJSON *hit = NULL;
   for (cJSON *c = cJSON_IsArray(st) ? st->child : NULL; c; c = c->next) {
     const char *sid = aws_str(c, "Sid");
-    if (sid && !strcmp(sid, label)) hit = c;
+    if (sid && !strcmp(sid, label))
+      hit = c;
   }
   if (!hit) {
     cJSON_Delete(pol);
@@ -744,13 +826,16 @@ static void sqs_remove_permission(areq_t *r) {
   cJSON_Delete(pol);
   qattrs_t a;
   gbx_errbuf_t eb = {0};
-  if (qattrs_copy(&a, &q->rec.a) != 0) abort();
+  if (qattrs_copy(&a, &q->rec.a) != 0)
+    abort();
   free(a.policy);
   a.policy = text; /* NULL: the last statement went, the policy with it */
   gbx_err_t e = broker_queue_set_attrs(r->s->broker, q, &a, QA_POLICY, r->now, &eb);
   qattrs_free(&a);
-  if (e) aws_fail(r, AWS_E_INVALID_PARAMETER_VALUE, "%s", eb.msg);
-  else aws_reply(r, NULL);
+  if (e)
+    aws_fail(r, AWS_E_INVALID_PARAMETER_VALUE, "%s", eb.msg);
+  else
+    aws_reply(r, NULL);
 }
 
 /* ---- sending ---- */
@@ -776,6 +861,10 @@ static aws_err_t prepare(areq_t *r, queue_t *q, const cJSON *m, prep_t *p, char 
     snprintf(why, wl, "The request must contain the parameter MessageBody.");
     return AWS_E_MISSING_PARAMETER;
   }
+  if (r->s->disk_low) {
+    snprintf(why, wl, "Free disk space is below the watermark (--min-free); sends are refused.");
+    return AWS_E_OVER_LIMIT;
+  }
   if (aws_str(m, "MessageDeduplicationId")) {
     snprintf(why, wl, "The request include parameter that is not valid for this queue type");
     return AWS_E_INVALID_PARAMETER_VALUE;
@@ -799,7 +888,8 @@ static aws_err_t prepare(areq_t *r, queue_t *q, const cJSON *m, prep_t *p, char 
   size_t bl = strlen(body);
   if (!aws_xml_text_valid((const uint8_t *)body, bl, &badc)) {
     if (badc == 0xFFFFFFFFu)
-      snprintf(why, wl, "Invalid binary character was found in the message body: it is not valid UTF-8.");
+      snprintf(why, wl,
+               "Invalid binary character was found in the message body: it is not valid UTF-8.");
     else
       snprintf(why, wl,
                "Invalid binary character '#x%X' was found in the message body, the set of allowed "
@@ -808,8 +898,8 @@ static aws_err_t prepare(areq_t *r, queue_t *q, const cJSON *m, prep_t *p, char 
                badc);
     return AWS_E_INVALID_MESSAGE_CONTENTS;
   }
-  aws_err_t e = aws_mattrs_parse(r->a, cJSON_GetObjectItemCaseSensitive(m, "MessageAttributes"), &ma,
-                             why, wl);
+  aws_err_t e = aws_mattrs_parse(r->a, cJSON_GetObjectItemCaseSensitive(m, "MessageAttributes"),
+                                 &ma, why, wl);
   if (e) {
     aws_mattrs_free(&ma);
     return e;
@@ -832,11 +922,13 @@ static aws_err_t prepare(areq_t *r, queue_t *q, const cJSON *m, prep_t *p, char 
     p->has_attrs = 1;
   }
   blob_t *b = blob_new(BLOB_HDR + (uint32_t)bl + (uint32_t)sc->len);
-  if (!b) abort();
+  if (!b)
+    abort();
   b->data[0] = BLOB_VERSION;
   be32_put(b->data + 1, (uint32_t)bl);
   memcpy(b->data + BLOB_HDR, body, bl);
-  if (sc->len) memcpy(b->data + BLOB_HDR + bl, sc->data, sc->len);
+  if (sc->len)
+    memcpy(b->data + BLOB_HDR + bl, sc->data, sc->len);
   aws_mattrs_free(&ma);
   aws_md5_hex(body, bl, p->md5_body);
   p->blob = b;
@@ -864,16 +956,19 @@ static void sqs_send_message(areq_t *r) {
   queue_t *q = need_queue(r);
   prep_t p;
   char why[AWS_MAX_ERRMSG], mid[GBX_MSGID_LEN + 1];
-  if (!q) return;
+  if (!q)
+    return;
   aws_err_t e = prepare(r, q, r->in, &p, why, sizeof(why));
-  if (!e) e = send_prepared(r, q, &p, mid, why, sizeof(why));
+  if (!e)
+    e = send_prepared(r, q, &p, mid, why, sizeof(why));
   if (e) {
     aws_fail(r, e, "%s", why);
     return;
   }
   cJSON *o = cJSON_CreateObject();
   add_str(o, "MD5OfMessageBody", p.md5_body);
-  if (p.has_attrs) add_str(o, "MD5OfMessageAttributes", p.md5_attrs);
+  if (p.has_attrs)
+    add_str(o, "MD5OfMessageAttributes", p.md5_attrs);
   add_str(o, "MessageId", mid);
   aws_reply(r, o);
 }
@@ -920,9 +1015,11 @@ static void add_failed(cJSON *failed, const char *id, aws_err_t e, const char *w
 
 static void sqs_send_message_batch(areq_t *r) {
   queue_t *q = need_queue(r);
-  if (!q) return;
+  if (!q)
+    return;
   const cJSON *en = batch_entries(r, "SendMessageBatchRequestEntry");
-  if (!en) return;
+  if (!en)
+    return;
   prep_t p[SQS_MAX_BATCH];
   aws_err_t err[SQS_MAX_BATCH];
   char why[SQS_MAX_BATCH][256];
@@ -930,10 +1027,12 @@ static void sqs_send_message_batch(areq_t *r) {
   uint32_t n = 0;
   for (const cJSON *c = en->child; c; c = c->next, n++) {
     err[n] = prepare(r, q, c, &p[n], why[n], sizeof(why[n]));
-    if (!err[n]) total += p[n].size;
+    if (!err[n])
+      total += p[n].size;
   }
   if (total > GBX_MAX_BATCH_BYTES) {
-    for (uint32_t i = 0; i < n; i++) blob_unref(p[i].blob);
+    for (uint32_t i = 0; i < n; i++)
+      blob_unref(p[i].blob);
     aws_fail(r, AWS_E_BATCH_TOO_LONG, "Batch requested message too long.");
     return;
   }
@@ -943,7 +1042,8 @@ static void sqs_send_message_batch(areq_t *r) {
   for (const cJSON *c = en->child; c; c = c->next, i++) {
     char mid[GBX_MSGID_LEN + 1];
     const char *id = aws_str(c, "Id");
-    if (!err[i]) err[i] = send_prepared(r, q, &p[i], mid, why[i], sizeof(why[i]));
+    if (!err[i])
+      err[i] = send_prepared(r, q, &p[i], mid, why[i], sizeof(why[i]));
     if (err[i]) {
       add_failed(failed, id, err[i], why[i]);
       continue;
@@ -952,7 +1052,8 @@ static void sqs_send_message_batch(areq_t *r) {
     add_str(s, "Id", id);
     add_str(s, "MessageId", mid);
     add_str(s, "MD5OfMessageBody", p[i].md5_body);
-    if (p[i].has_attrs) add_str(s, "MD5OfMessageAttributes", p[i].md5_attrs);
+    if (p[i].has_attrs)
+      add_str(s, "MD5OfMessageAttributes", p[i].md5_attrs);
     cJSON_AddItemToArray(ok, s);
   }
   cJSON_AddItemToObject(o, "Successful", ok);
@@ -991,7 +1092,8 @@ static int sys_mask(areq_t *r, unsigned *mask) {
     for (const cJSON *c = names ? names->child : NULL; c; c = c->next) {
       size_t i, n = sizeof(sysattrs) / sizeof(sysattrs[0]);
       for (i = 0; i < n; i++)
-        if (cJSON_IsString(c) && !strcmp(c->valuestring, sysattrs[i].name)) break;
+        if (cJSON_IsString(c) && !strcmp(c->valuestring, sysattrs[i].name))
+          break;
       if (i == n) {
         aws_fail(r, AWS_E_INVALID_ATTRIBUTE_NAME, "Unknown Attribute %.80s.",
                  cJSON_IsString(c) ? c->valuestring : "?");
@@ -1007,12 +1109,16 @@ static int sys_mask(areq_t *r, unsigned *mask) {
  * ("All", ".*", "prefix.*" or the name). */
 static int attr_wanted(const cJSON *names, const char *n, size_t nl) {
   for (const cJSON *c = names ? names->child : NULL; c; c = c->next) {
-    if (!cJSON_IsString(c)) continue;
+    if (!cJSON_IsString(c))
+      continue;
     const char *w = c->valuestring;
     size_t wl = strlen(w);
-    if (!strcmp(w, "All") || !strcmp(w, ".*")) return 1;
-    if (wl >= 2 && !strcmp(w + wl - 2, ".*") && nl >= wl - 1 && !strncmp(n, w, wl - 1)) return 1;
-    if (wl == nl && !memcmp(w, n, nl)) return 1;
+    if (!strcmp(w, "All") || !strcmp(w, ".*"))
+      return 1;
+    if (wl >= 2 && !strcmp(w + wl - 2, ".*") && nl >= wl - 1 && !strncmp(n, w, wl - 1))
+      return 1;
+    if (wl == nl && !memcmp(w, n, nl))
+      return 1;
   }
   return 0;
 }
@@ -1022,7 +1128,8 @@ static int attr_wanted(const cJSON *names, const char *n, size_t nl) {
 static char *clean_text(const char *p, size_t n) {
   char *o = malloc(3 * n + 1);
   size_t k = 0;
-  if (!o) abort();
+  if (!o)
+    abort();
   for (size_t i = 0; i < n;) {
     size_t step = 1;
     uint32_t bad;
@@ -1051,9 +1158,12 @@ static int stored_attrs(const uint8_t *attrs, uint32_t al, gbx_buf_t *w, gbx_doc
   gbx_errbuf_t eb;
   w->len = 0;
   *n = 0;
-  if (!al) return 0;
-  if (gbx_buf_append(w, hdr, sizeof(hdr)) || gbx_buf_append(w, attrs, al)) return -1;
-  if (gbx_doc_parse(d, w->data, w->len, &eb) != GBX_E_OK) return -1;
+  if (!al)
+    return 0;
+  if (gbx_buf_append(w, hdr, sizeof(hdr)) || gbx_buf_append(w, attrs, al))
+    return -1;
+  if (gbx_doc_parse(d, w->data, w->len, &eb) != GBX_E_OK)
+    return -1;
   if (gbx_attrs_decode(gbx_map_get(&d->root, "a"), out, n, &eb) != GBX_E_OK) {
     gbx_doc_free(d);
     *n = 0;
@@ -1113,17 +1223,22 @@ static cJSON *render_msg(areq_t *r, const delivery_t *d, unsigned sys, const cJS
       text[bl] = 0;
     }
   }
-  if (!text) abort();
+  if (!text)
+    abort();
   aws_md5_hex(text, strlen(text), md5);
   add_str(m, "MD5OfBody", md5);
   add_str(m, "Body", text);
   free(text);
   if (sys) {
     cJSON *sa = cJSON_AddObjectToObject(m, "Attributes");
-    if (sys & SYS_SENDER) add_str(sa, "SenderId", s->cfg.account);
-    if (sys & SYS_SENT) add_u64s(sa, "SentTimestamp", (uint64_t)d->sent_ms);
-    if (sys & SYS_RC) add_u64s(sa, "ApproximateReceiveCount", d->rc);
-    if (sys & SYS_FIRST) add_u64s(sa, "ApproximateFirstReceiveTimestamp", (uint64_t)d->first_ms);
+    if (sys & SYS_SENDER)
+      add_str(sa, "SenderId", s->cfg.account);
+    if (sys & SYS_SENT)
+      add_u64s(sa, "SentTimestamp", (uint64_t)d->sent_ms);
+    if (sys & SYS_RC)
+      add_u64s(sa, "ApproximateReceiveCount", d->rc);
+    if (sys & SYS_FIRST)
+      add_u64s(sa, "ApproximateFirstReceiveTimestamp", (uint64_t)d->first_ms);
     queue_t *src = d->src_qid ? broker_queue_by_id(s->broker, d->src_qid) : NULL;
     if ((sys & SYS_DLQ_SRC) && src) {
       char arn[200];
@@ -1139,9 +1254,11 @@ static cJSON *render_msg(areq_t *r, const delivery_t *d, unsigned sys, const cJS
   gbx_buf_t w;
   gbx_buf_init(&w);
   int parsed = stored_attrs(attrs, al, &w, &doc, all, &n);
-  if (parsed < 0) n = 0;
+  if (parsed < 0)
+    n = 0;
   for (uint32_t i = 0; i < n; i++) {
-    if (!attr_wanted(anames, all[i].name, all[i].name_len)) continue;
+    if (!attr_wanted(anames, all[i].name, all[i].name_len))
+      continue;
     sel[k] = all[i];
     cleaned[k] = NULL;
     if (strncmp(sel[k].type, "Binary", 6) &&
@@ -1153,8 +1270,8 @@ static cJSON *render_msg(areq_t *r, const delivery_t *d, unsigned sys, const cJS
     k++;
   }
   if (b64body) {
-    sel[k] = (gbx_attr_t){BODY_ENCODING_ATTR, sizeof(BODY_ENCODING_ATTR) - 1, "String", 6,
-                          "base64", 6};
+    sel[k] =
+        (gbx_attr_t){BODY_ENCODING_ATTR, sizeof(BODY_ENCODING_ATTR) - 1, "String", 6, "base64", 6};
     cleaned[k++] = NULL;
   }
   if (k) {
@@ -1166,12 +1283,14 @@ static cJSON *render_msg(areq_t *r, const delivery_t *d, unsigned sys, const cJS
       cJSON *v = cJSON_AddObjectToObject(ma, name);
       if (!strncmp(type, "Binary", 6)) {
         char *b = aws_b64(sel[i].value, sel[i].value_len);
-        if (!b) abort();
+        if (!b)
+          abort();
         add_str(v, "BinaryValue", b);
         free(b);
       } else {
-        char *t = strndup(sel[i].value, sel[i].value_len);
-        if (!t) abort();
+        char *t = str_copy(sel[i].value, sel[i].value_len);
+        if (!t)
+          abort();
         add_str(v, "StringValue", t);
         free(t);
       }
@@ -1182,8 +1301,10 @@ static cJSON *render_msg(areq_t *r, const delivery_t *d, unsigned sys, const cJS
     add_str(m, "MD5OfMessageAttributes", md5);
     cJSON_AddItemToObject(m, "MessageAttributes", ma);
   }
-  for (uint32_t i = 0; i < k; i++) free(cleaned[i]);
-  if (parsed > 0) gbx_doc_free(&doc);
+  for (uint32_t i = 0; i < k; i++)
+    free(cleaned[i]);
+  if (parsed > 0)
+    gbx_doc_free(&doc);
   gbx_buf_free(&w);
   return m;
 }
@@ -1197,8 +1318,10 @@ static void reply_deliveries(areq_t *r, delivery_t *d, uint32_t n) {
   cJSON *o = cJSON_CreateObject();
   cJSON *msgs = NULL;
   for (uint32_t i = 0; i < n; i++) {
-    if (!d[i].blob) continue;
-    if (!msgs) msgs = cJSON_AddArrayToObject(o, "Messages");
+    if (!d[i].blob)
+      continue;
+    if (!msgs)
+      msgs = cJSON_AddArrayToObject(o, "Messages");
     cJSON_AddItemToArray(msgs, render_msg(r, &d[i], sys, anames));
     blob_unref(d[i].blob);
     d[i].blob = NULL;
@@ -1218,17 +1341,20 @@ static void receive_fetched(fetch_job_t *j) {
   server_t *s = r->s;
   uint32_t k = 0;
   for (uint32_t i = 0; i < rf->n && k < j->n; i++) {
-    if (rf->d[i].blob) continue;
+    if (rf->d[i].blob)
+      continue;
     rf->d[i].blob = j->items[k].blob;
     j->items[k++].blob = NULL;
   }
   s->fetches_in_flight--;
   r->fetching = 0;
   if (r->aborted) {
-    for (uint32_t i = 0; i < rf->n; i++) blob_unref(rf->d[i].blob);
+    for (uint32_t i = 0; i < rf->n; i++)
+      blob_unref(rf->d[i].blob);
     aws_req_free(r);
   } else if (j->failed) {
-    for (uint32_t i = 0; i < rf->n; i++) blob_unref(rf->d[i].blob);
+    for (uint32_t i = 0; i < rf->n; i++)
+      blob_unref(rf->d[i].blob);
     aws_fail(r, AWS_E_INTERNAL, "Reading message bodies from the store failed.");
   } else {
     reply_deliveries(r, rf->d, rf->n);
@@ -1239,7 +1365,8 @@ static void receive_fetched(fetch_job_t *j) {
 
 static void deliver(areq_t *r, delivery_t *d, uint32_t n) {
   uint32_t missing = 0;
-  for (uint32_t i = 0; i < n; i++) missing += d[i].blob == NULL;
+  for (uint32_t i = 0; i < n; i++)
+    missing += d[i].blob == NULL;
   if (!missing) {
     reply_deliveries(r, d, n);
     return;
@@ -1247,15 +1374,15 @@ static void deliver(areq_t *r, delivery_t *d, uint32_t n) {
   /* some bodies are on disk only: read them off the loop thread first */
   rfetch_t *rf = malloc(sizeof(*rf));
   fetch_job_t *j = rf ? fetch_job_new(r->s->store, missing, receive_fetched, rf) : NULL;
-  if (!j) abort();
+  if (!j)
+    abort();
   rf->r = r;
   rf->n = n;
   memcpy(rf->d, d, n * sizeof(delivery_t));
   for (uint32_t i = 0; i < n; i++)
-    if (!d[i].blob) fetch_job_add(j, d[i].qid, d[i].seq, d[i].body_id);
-  r->fetching = 1;
-  r->s->fetches_in_flight++;
-  if (fetch_submit(r->s->loop, j) != 0) abort();
+    if (!d[i].blob)
+      fetch_job_add(j, d[i].qid, d[i].seq, d[i].body_id);
+  aws_fetch(r, j);
 }
 
 static void on_waiter(void *ctx, waiter_t *w, gbx_err_t err, delivery_t *d, uint32_t n) {
@@ -1267,7 +1394,10 @@ static void on_waiter(void *ctx, waiter_t *w, gbx_err_t err, delivery_t *d, uint
     aws_fail(r, AWS_E_QUEUE_DOES_NOT_EXIST, NO_QUEUE);
     return;
   }
-  if (n) commit_note_request(r->s->commit);
+  if (n) {
+    commit_note_request(r->s->commit);
+    server_note_writer(r->s, r->h);
+  }
   deliver(r, d, n);
 }
 
@@ -1275,7 +1405,8 @@ static void sqs_receive_message(areq_t *r) {
   queue_t *q = need_queue(r);
   int64_t max = 1, vis = -1, wait = -1;
   unsigned sys;
-  if (!q) return;
+  if (!q)
+    return;
   if (int_param(r, r->in, "MaxNumberOfMessages", 1, SQS_MAX_RECEIVE, &max,
                 "Must be between 1 and 10, if provided.") < 0 ||
       int_param(r, r->in, "VisibilityTimeout", 0, GBX_VIS_MAX, &vis,
@@ -1284,7 +1415,8 @@ static void sqs_receive_message(areq_t *r) {
                 "Must be >= 0 and <= 20, if provided.") < 0 ||
       sys_mask(r, &sys) < 0)
     return;
-  if (wait < 0) wait = q->rec.a.wait;
+  if (wait < 0)
+    wait = q->rec.a.wait;
   delivery_t d[SQS_MAX_RECEIVE];
   uint32_t n = 0;
   gbx_err_t e = broker_receive(r->s->broker, q, (uint32_t)max, (int32_t)vis, r->now, d, &n);
@@ -1298,21 +1430,24 @@ static void sqs_receive_message(areq_t *r) {
     return;
   }
   waiter_t *w = calloc(1, sizeof(*w));
-  if (!w) abort();
+  if (!w)
+    abort();
   w->max = (uint32_t)max;
   w->vis = (int32_t)vis;
   w->owner = r;
   w->serve = on_waiter;
   w->serve_ctx = r->a;
   r->w = w;
-  if (broker_wait(r->s->broker, q, w, r->now + (uint64_t)wait * 1000) != 0) abort();
+  if (broker_wait(r->s->broker, q, w, r->now + (uint64_t)wait * 1000) != 0)
+    abort();
 }
 
 /* ---- deleting and visibility ---- */
 
 static aws_err_t receipt_err(gbx_err_t e, const char *rh, char *why, size_t wl) {
   switch (e) {
-  case GBX_E_OK: return AWS_OK;
+  case GBX_E_OK:
+    return AWS_OK;
   case GBX_E_RECEIPT_INVALID:
     snprintf(why, wl, "The input receipt handle \"%.200s\" is not a valid receipt handle.", rh);
     return AWS_E_RECEIPT_INVALID;
@@ -1342,10 +1477,12 @@ static aws_err_t delete_one(areq_t *r, queue_t *q, const cJSON *m, char *why, si
     snprintf(why, wl, "The request must contain the parameter ReceiptHandle.");
     return AWS_E_MISSING_PARAMETER;
   }
-  gbx_err_t e = strlen(rh) > GBX_MAX_RECEIPT ? GBX_E_RECEIPT_INVALID
-                                            : broker_delete(r->s->broker, q, rh, strlen(rh), r->now);
+  gbx_err_t e = strlen(rh) > GBX_MAX_RECEIPT
+                    ? GBX_E_RECEIPT_INVALID
+                    : broker_delete(r->s->broker, q, rh, strlen(rh), r->now);
   /* a handle from an earlier receive: success, nothing deleted (as SQS) */
-  if (e == GBX_E_RECEIPT_STALE) e = GBX_E_OK;
+  if (e == GBX_E_RECEIPT_STALE)
+    e = GBX_E_OK;
   return receipt_err(e, rh, why, wl);
 }
 
@@ -1378,17 +1515,22 @@ typedef aws_err_t (*one_fn)(areq_t *, queue_t *, const cJSON *, char *, size_t);
 static void single(areq_t *r, one_fn fn) {
   queue_t *q = need_queue(r);
   char why[AWS_MAX_ERRMSG];
-  if (!q) return;
+  if (!q)
+    return;
   aws_err_t e = fn(r, q, r->in, why, sizeof(why));
-  if (e) aws_fail(r, e, "%s", why);
-  else aws_reply(r, NULL);
+  if (e)
+    aws_fail(r, e, "%s", why);
+  else
+    aws_reply(r, NULL);
 }
 
 static void batch(areq_t *r, one_fn fn, const char *entry_name) {
   queue_t *q = need_queue(r);
-  if (!q) return;
+  if (!q)
+    return;
   const cJSON *en = batch_entries(r, entry_name);
-  if (!en) return;
+  if (!en)
+    return;
   cJSON *o = cJSON_CreateObject();
   cJSON *ok = cJSON_CreateArray(), *failed = cJSON_CreateArray();
   for (const cJSON *c = en->child; c; c = c->next) {
@@ -1407,8 +1549,12 @@ static void batch(areq_t *r, one_fn fn, const char *entry_name) {
   aws_reply(r, o);
 }
 
-static void sqs_delete_message(areq_t *r) { single(r, delete_one); }
-static void sqs_change_visibility(areq_t *r) { single(r, vis_one); }
+static void sqs_delete_message(areq_t *r) {
+  single(r, delete_one);
+}
+static void sqs_change_visibility(areq_t *r) {
+  single(r, vis_one);
+}
 static void sqs_delete_message_batch(areq_t *r) {
   batch(r, delete_one, "DeleteMessageBatchRequestEntry");
 }
@@ -1425,7 +1571,8 @@ static void make_handle(const areq_t *r, const queue_t *dlq, char *out, size_t n
   queue_arn(r, dlq->name, arn, sizeof(arn));
   snprintf(text, sizeof(text), "{\"taskId\":\"%u\",\"sourceArn\":\"%s\"}", dlq->rec.qid, arn);
   char *b = aws_b64(text, strlen(text));
-  if (!b) abort();
+  if (!b)
+    abort();
   snprintf(out, n, "%s", b);
   free(b);
 }
@@ -1440,11 +1587,13 @@ static void sqs_start_move_task(areq_t *r) {
   }
   queue_t *dlq = queue_by_arn(r, src), *dst = NULL;
   if (!dlq) {
-    aws_fail(r, AWS_E_RESOURCE_NOT_FOUND, "The resource that you specified for the SourceArn parameter doesn't exist.");
+    aws_fail(r, AWS_E_RESOURCE_NOT_FOUND,
+             "The resource that you specified for the SourceArn parameter doesn't exist.");
     return;
   }
   if (dst_arn && !(dst = queue_by_arn(r, dst_arn))) {
-    aws_fail(r, AWS_E_RESOURCE_NOT_FOUND, "The resource that you specified for the DestinationArn parameter doesn't exist.");
+    aws_fail(r, AWS_E_RESOURCE_NOT_FOUND,
+             "The resource that you specified for the DestinationArn parameter doesn't exist.");
     return;
   }
   if (int_param(r, r->in, "MaxNumberOfMessagesPerSecond", 1, SQS_MAX_MOVE_RATE, &rate,
@@ -1486,7 +1635,8 @@ static void sqs_cancel_move_task(areq_t *r) {
     j = cJSON_Parse((const char *)buf);
     dlq = queue_by_arn(r, aws_str(j, "sourceArn"));
     const char *tid = aws_str(j, "taskId");
-    if (dlq && (!tid || strtoul(tid, NULL, 10) != dlq->rec.qid)) dlq = NULL;
+    if (dlq && (!tid || strtoul(tid, NULL, 10) != dlq->rec.qid))
+      dlq = NULL;
   }
   cJSON_Delete(j);
   uint64_t moved = 0;
@@ -1508,10 +1658,12 @@ static void sqs_list_move_tasks(areq_t *r) {
   }
   queue_t *dlq = queue_by_arn(r, src);
   if (!dlq) {
-    aws_fail(r, AWS_E_RESOURCE_NOT_FOUND, "The resource that you specified for the SourceArn parameter doesn't exist.");
+    aws_fail(r, AWS_E_RESOURCE_NOT_FOUND,
+             "The resource that you specified for the SourceArn parameter doesn't exist.");
     return;
   }
-  if (int_param(r, r->in, "MaxResults", 1, SQS_MAX_MOVE_TASKS, &max, "Must be between 1 and 10.") < 0)
+  if (int_param(r, r->in, "MaxResults", 1, SQS_MAX_MOVE_TASKS, &max, "Must be between 1 and 10.") <
+      0)
     return;
   redrive_status_t st;
   broker_redrive_status(r->s->broker, dlq, &st);
@@ -1526,7 +1678,8 @@ static void sqs_list_move_tasks(areq_t *r) {
                   {"failed", "FAILED"}};
     const char *state = "FAILED";
     for (size_t i = 0; i < sizeof(states) / sizeof(states[0]); i++)
-      if (!strcmp(st.state, states[i].ours)) state = states[i].aws;
+      if (!strcmp(st.state, states[i].ours))
+        state = states[i].aws;
     cJSON *t = cJSON_CreateObject();
     char arn[200], h[512];
     if (!strcmp(state, "RUNNING")) {
@@ -1541,172 +1694,14 @@ static void sqs_list_move_tasks(areq_t *r) {
     }
     cJSON_AddNumberToObject(t, "ApproximateNumberOfMessagesMoved", (double)st.moved);
     cJSON_AddNumberToObject(t, "ApproximateNumberOfMessagesToMove", (double)st.total);
-    if (st.msg[0]) add_str(t, "FailureReason", st.msg);
+    if (st.msg[0])
+      add_str(t, "FailureReason", st.msg);
     cJSON_AddItemToArray(res, t);
   }
   aws_reply(r, o);
 }
 
-/* ---- test endpoints (--test-endpoints) ---- */
-
-typedef struct tlist {
-  const topic_t *v[1000];
-  uint32_t n;
-} tlist_t;
-
-static void tcollect(void *ctx, const topic_t *t) {
-  tlist_t *l = ctx;
-  if (l->n < 1000) l->v[l->n++] = t;
-}
-
-/* POST /moto-api/reset: deletes every topic and queue, as moto's reset. */
-static void test_reset(areq_t *r) {
-  server_t *s = r->s;
-  int more = 1;
-  while (more) {
-    tlist_t *tl = malloc(sizeof(*tl));
-    if (!tl) abort();
-    tl->n = 0;
-    topics_list(s->topics, "", 0, "", 0, 1000, tcollect, tl, &more);
-    for (uint32_t i = 0; i < tl->n; i++) topics_delete(s->topics, (topic_t *)tl->v[i]);
-    free(tl);
-  }
-  more = 1;
-  while (more) {
-    char(*names)[GBX_MAX_NAME + 1] = malloc(1000 * sizeof(*names));
-    const queue_t **v = malloc(1000 * sizeof(*v));
-    if (!names || !v) abort();
-    qlist_t l = {v, 0, 1000};
-    broker_queue_list(s->broker, "", 0, "", 0, 1000, qcollect, &l, &more);
-    for (uint32_t i = 0; i < l.n; i++) snprintf(names[i], sizeof(names[i]), "%s", v[i]->name);
-    for (uint32_t i = 0; i < l.n; i++) {
-      queue_t *q = broker_queue(s->broker, names[i], strlen(names[i]));
-      if (q) broker_queue_delete(s->broker, q, r->now);
-    }
-    free(names);
-    free(v);
-  }
-  static const char ok[] = "{\"status\": \"ok\"}";
-  aws_reply_raw(r, 200, "application/json", ok, sizeof(ok) - 1);
-}
-
-typedef struct peek {
-  areq_t *r;
-  uint32_t n;
-  struct pitem {
-    uint64_t idn;
-    int64_t sent_ms;
-    uint32_t rc;
-    uint8_t state;
-    uint32_t qid;
-    uint64_t seq, body_id;
-    blob_t *blob;
-  } it[PEEK_MAX];
-} peek_t;
-
-static void peek_reply(peek_t *p) {
-  areq_t *r = p->r;
-  static const char *const states[] = {"visible", "delayed", "inflight"};
-  cJSON *o = cJSON_CreateObject();
-  cJSON *msgs = cJSON_AddArrayToObject(o, "Messages");
-  for (uint32_t i = 0; i < p->n; i++) {
-    struct pitem *it = &p->it[i];
-    if (!it->blob) continue;
-    const uint8_t *body, *attrs;
-    uint32_t bl, al, badc;
-    char mid[GBX_MSGID_LEN + 1];
-    if (blob_parse(it->blob->data, it->blob->len, &body, &bl, &attrs, &al) != 0) continue;
-    cJSON *m = cJSON_CreateObject();
-    ids_msgid(r->s->ids, it->idn, mid);
-    mid[GBX_MSGID_LEN] = 0;
-    add_str(m, "MessageId", mid);
-    int text = aws_xml_text_valid(body, bl, &badc);
-    char *b = text ? strndup((const char *)body, bl) : aws_b64(body, bl);
-    if (!b) abort();
-    add_str(m, "Body", b);
-    free(b);
-    if (!text) add_str(m, "BodyEncoding", "base64");
-    add_str(m, "State", states[it->state < 3 ? it->state : 0]);
-    cJSON_AddNumberToObject(m, "ReceiveCount", it->rc);
-    cJSON_AddNumberToObject(m, "SentTimestamp", (double)it->sent_ms);
-    cJSON_AddItemToArray(msgs, m);
-  }
-  for (uint32_t i = 0; i < p->n; i++) blob_unref(p->it[i].blob);
-  char *t = cJSON_PrintUnformatted(o);
-  cJSON_Delete(o);
-  if (!t) abort();
-  aws_reply_raw(r, 200, "application/json", t, strlen(t));
-  free(t);
-  free(p);
-}
-
-static void peek_fetched(fetch_job_t *j) {
-  peek_t *p = j->ud;
-  uint32_t k = 0;
-  for (uint32_t i = 0; i < p->n && k < j->n; i++) {
-    if (p->it[i].blob) continue;
-    p->it[i].blob = j->items[k].blob;
-    j->items[k++].blob = NULL;
-  }
-  p->r->s->fetches_in_flight--;
-  p->r->fetching = 0;
-  if (p->r->aborted) {
-    for (uint32_t i = 0; i < p->n; i++) blob_unref(p->it[i].blob);
-    aws_req_free(p->r);
-    free(p);
-  } else {
-    peek_reply(p);
-  }
-  fetch_job_free(j);
-}
-
-/* GET /gearbox/peek/QUEUE?max=N: the first N messages by age, any state,
- * without changing them. */
-static void test_peek(areq_t *r, const char *name, size_t nl) {
-  server_t *s = r->s;
-  queue_t *q = gbx_name_valid(name, nl) ? broker_queue(s->broker, name, nl) : NULL;
-  size_t ql;
-  const char *qs = http_req_query(r->h, &ql);
-  uint32_t max = 10;
-  if (!q) {
-    static const char nf[] = "{\"message\": \"The specified queue does not exist.\"}";
-    aws_reply_raw(r, 404, "application/json", nf, sizeof(nf) - 1);
-    return;
-  }
-  if (ql > 4 && !strncmp(qs, "max=", 4)) {
-    unsigned long m = strtoul(qs + 4, NULL, 10);
-    max = m < 1 ? 1 : m > PEEK_MAX ? PEEK_MAX : (uint32_t)m;
-  }
-  peek_t *p = calloc(1, sizeof(*p));
-  if (!p) abort();
-  p->r = r;
-  uint32_t missing = 0;
-  for (const msg_t *m = q->age_head; m && p->n < max; m = m->anext) {
-    struct pitem *it = &p->it[p->n++];
-    it->idn = m->idn;
-    it->sent_ms = m->sent_ms;
-    it->rc = m->rc;
-    it->state = msg_state(m);
-    it->qid = m->qid;
-    it->seq = m->seq;
-    it->body_id = m->body_id;
-    it->blob = blob_ref(m->blob);
-    missing += !it->blob;
-  }
-  if (!missing) {
-    peek_reply(p);
-    return;
-  }
-  fetch_job_t *j = fetch_job_new(s->store, missing, peek_fetched, p);
-  if (!j) abort();
-  for (uint32_t i = 0; i < p->n; i++)
-    if (!p->it[i].blob) fetch_job_add(j, p->it[i].qid, p->it[i].seq, p->it[i].body_id);
-  r->fetching = 1;
-  s->fetches_in_flight++;
-  if (fetch_submit(s->loop, j) != 0) abort();
-}
-
-/* ---- routing ---- */
+/* ---- dispatch ---- */
 
 typedef void (*handler_t)(areq_t *);
 
@@ -1739,192 +1734,12 @@ static const struct {
     {"RemovePermission", sqs_remove_permission},
 };
 
-static handler_t sqs_handler(const char *action) {
-  for (size_t i = 0; i < sizeof(sqs_actions) / sizeof(sqs_actions[0]); i++)
-    if (!strcmp(action, sqs_actions[i].name)) return sqs_actions[i].fn;
-  return NULL;
-}
-
-/* Which service a query-protocol request is for: the SigV4 credential
- * scope when signed, else the action's name (AddPermission and
- * RemovePermission exist in both: SNS's names a TopicArn). */
-static int which_service(const areq_t *r, const char *action) {
-  size_t l;
-  const char *auth = http_req_header(r->h, "Authorization", &l);
-  if (auth && l < 4096) {
-    char a[4096];
-    memcpy(a, auth, l);
-    a[l] = 0;
-    if (strstr(a, "/sns/aws4_request")) return AWS_SNS;
-    if (strstr(a, "/sqs/aws4_request")) return AWS_SQS;
-  }
-  if (!strcmp(action, "AddPermission") || !strcmp(action, "RemovePermission"))
-    return aws_str(r->in, "TopicArn") ? AWS_SNS : AWS_SQS;
-  return aws_sns_has(action) ? AWS_SNS : AWS_SQS;
-}
-
-static void set_base(areq_t *r) {
-  server_t *s = r->s;
-  size_t hl;
-  const char *host = http_req_header(r->h, "Host", &hl);
-  if (s->cfg.public_url[0]) {
-    snprintf(r->base, sizeof(r->base), "%s", s->cfg.public_url);
-    return;
-  }
-  int ok = host && hl > 0 && hl < 256;
-  for (size_t i = 0; ok && i < hl; i++)
-    ok = isalnum((unsigned char)host[i]) || strchr(".-:[]_", host[i]);
-  if (ok) snprintf(r->base, sizeof(r->base), "http://%.*s", (int)hl, host);
-  else snprintf(r->base, sizeof(r->base), "http://%s:%d", s->cfg.host, s->bound_port);
-}
-
-static void route(areq_t *r) {
-  server_t *s = r->s;
-  size_t pl, bl;
-  const char *path = http_req_path(r->h, &pl);
-  const char *method = http_req_method(r->h);
-  const uint8_t *body = http_req_body(r->h, &bl);
-  char err[200];
-  if (r->a->test_endpoints) {
-    if (pl == 15 && !memcmp(path, "/moto-api/reset", 15) && !strcmp(method, "POST")) {
-      test_reset(r);
-      return;
-    }
-    if (pl > 14 && !memcmp(path, "/gearbox/peek/", 14) && !strcmp(method, "GET")) {
-      test_peek(r, path + 14, pl - 14);
+void aws_sqs_handle(areq_t *r) {
+  for (size_t i = 0; i < sizeof(sqs_actions) / sizeof(sqs_actions[0]); i++) {
+    if (!strcmp(r->action, sqs_actions[i].name)) {
+      sqs_actions[i].fn(r);
       return;
     }
   }
-  size_t tl;
-  const char *target = http_req_header(r->h, "X-Amz-Target", &tl);
-  if (target) {
-    /* AWS JSON 1.0: X-Amz-Target: AmazonSQS.<Action> */
-    r->json = 1;
-    r->svc = AWS_SQS;
-    snprintf(r->action, sizeof(r->action), "%.*s", (int)(tl < 63 ? tl : 63), target);
-    if (tl <= 10 || strncmp(target, "AmazonSQS.", 10) != 0) {
-      aws_fail(r, AWS_E_INVALID_ACTION, "The action %s is not valid for this endpoint.", r->action);
-      return;
-    }
-    memmove(r->action, r->action + 10, strlen(r->action + 10) + 1);
-    r->in = bl ? cJSON_ParseWithLength((const char *)body, bl) : cJSON_CreateObject();
-    if (!cJSON_IsObject(r->in)) {
-      aws_fail(r, AWS_E_MALFORMED, "The request body is not a valid JSON object.");
-      return;
-    }
-  } else {
-    /* the query protocol: form parameters in the body and/or the target */
-    size_t ql;
-    const char *qs = http_req_query(r->h, &ql);
-    gbx_buf_t *b = &r->a->scratch;
-    b->len = 0;
-    gbx_buf_append(b, qs, ql);
-    if (bl && ql) gbx_buf_append(b, "&", 1);
-    gbx_buf_append(b, body, bl);
-    r->in = cJSON_CreateObject();
-    if (!r->in) abort();
-    if (aws_form_decode((const char *)b->data, b->len, r->in, err, sizeof(err)) != 0) {
-      r->svc = AWS_SQS;
-      aws_fail(r, AWS_E_MALFORMED, "%s", err);
-      return;
-    }
-    const char *action = aws_str(r->in, "Action");
-    if (!action || !action[0]) {
-      r->svc = AWS_SQS;
-      aws_fail(r, AWS_E_INVALID_ACTION, "The request has no Action parameter.");
-      return;
-    }
-    snprintf(r->action, sizeof(r->action), "%.63s", action);
-    r->svc = which_service(r, r->action);
-    if (r->svc == AWS_SQS) aws_form_sqs_shape(r->in);
-  }
-  if (s->stopping) {
-    aws_fail(r, AWS_E_UNAVAILABLE, "The server is shutting down.");
-    return;
-  }
-  if (r->svc == AWS_SNS) {
-    aws_sns_handle(r);
-    return;
-  }
-  handler_t h = sqs_handler(r->action);
-  if (!h) {
-    aws_fail(r, AWS_E_INVALID_ACTION, "The action %s is not valid for this endpoint.", r->action);
-    return;
-  }
-  h(r);
-}
-
-static void on_request(void *ctx, http_req_t *h) {
-  aws_t *a = ctx;
-  server_t *s = a->s;
-  areq_t *r = calloc(1, sizeof(*r));
-  if (!r) abort();
-  r->a = a;
-  r->s = s;
-  r->h = h;
-  r->now = uv_now(s->loop);
-  r->vis = -1;
-  uint64_t n = ++a->nreq;
-  snprintf(r->rid, sizeof(r->rid), "%08x-%04x-4%03x-a%03x-%012llx", (unsigned)(s->started_ms & 0xffffffffu),
-           (unsigned)((n >> 48) & 0xffff), (unsigned)((n >> 36) & 0xfff), (unsigned)((n >> 24) & 0xfff),
-           (unsigned long long)(n & 0xffffffffffffull));
-  http_req_set_data(h, r);
-  set_base(r);
-  /* a request that put mutations into the open batch is one of those the
-   * batch's sync acknowledges (stats: requests per sync) */
-  size_t before = store_batch_count(commit_batch(s->commit));
-  route(r);
-  if (store_batch_count(commit_batch(s->commit)) > before) commit_note_request(s->commit);
-}
-
-static void on_aborted(void *ctx, http_req_t *h) {
-  aws_t *a = ctx;
-  areq_t *r = http_req_data(h);
-  if (!r) return;
-  if (r->w) {
-    broker_waiter_cancel(a->s->broker, r->w);
-    free(r->w);
-    r->w = NULL;
-  }
-  if (r->fetching) {
-    r->aborted = 1; /* freed when the fetch completes */
-    return;
-  }
-  aws_req_free(r);
-}
-
-http_t *aws_start(server_t *s, const char *host, int port, int test_endpoints, int *bound,
-                  char *err, size_t errlen) {
-  aws_t *a = calloc(1, sizeof(*a));
-  if (!a) {
-    snprintf(err, errlen, "out of memory");
-    return NULL;
-  }
-  a->s = s;
-  a->test_endpoints = test_endpoints;
-  gbx_buf_init(&a->out);
-  gbx_buf_init(&a->scratch);
-  gbx_buf_init(&a->env);
-  http_cfg_t hc = {.max_body = HTTP_MAX_BODY, .max_conns = s->cfg.max_conns,
-                   .max_outbuf = s->cfg.max_outbuf};
-  http_cbs_t cb = {.ctx = a, .request = on_request, .aborted = on_aborted};
-  a->http = http_new(s->loop, &hc, &cb);
-  if (!a->http) {
-    snprintf(err, errlen, "out of memory");
-    free(a);
-    return NULL;
-  }
-  /* on failure the handles stay with the loop; the process is exiting */
-  if (http_listen(a->http, host, port, bound, err, errlen) != 0) return NULL;
-  return a->http;
-}
-
-void aws_free(http_t *h) {
-  if (!h) return;
-  aws_t *a = http_ctx(h);
-  gbx_buf_free(&a->out);
-  gbx_buf_free(&a->scratch);
-  gbx_buf_free(&a->env);
-  free(a);
-  http_free(h);
+  aws_fail(r, AWS_E_INVALID_ACTION, "The action %s is not valid for this endpoint.", r->action);
 }

@@ -25,6 +25,8 @@ struct fetch_job {
   fetch_item_t *items;
   uint32_t n, cap;
   uint32_t failed;  /* items that could not be read (error, not absence) */
+  uint64_t gate;    /* server use: submit once this batch is durable */
+  struct fetch_job *next; /* server use: deferred jobs */
   fetch_done_cb done;
   void *ud;
 };

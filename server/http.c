@@ -34,11 +34,11 @@ typedef struct hdr {
 struct http_req {
   struct hconn *c;
   char method[16];
-  gbx_buf_t target;  /* path?query */
-  gbx_buf_t hbuf;    /* header names and values */
+  gbx_buf_t target; /* path?query */
+  gbx_buf_t hbuf;   /* header names and values */
   hdr_t hdrs[MAX_HEADERS];
   int nhdrs;
-  int in_value;      /* the parser is inside a header value */
+  int in_value; /* the parser is inside a header value */
   gbx_buf_t body;
   void *ud;
 };
@@ -57,7 +57,7 @@ typedef struct hconn {
   size_t mark_end[MAX_MARKS];
   int nmarks;
   int refs;
-  int fail_status;   /* a limit the parser's callbacks refused the request for */
+  int fail_status; /* a limit the parser's callbacks refused the request for */
   uint8_t closing, dirty, on_held, on_resume, complete, busy, reading, close_after, keep_alive;
   uint8_t dispatching; /* inside the request callback: an answer needs no resume */
   char peer[64];
@@ -90,7 +90,8 @@ static void on_idle(uv_idle_t *i);
 /* ---- connection bookkeeping (as net.c) ---- */
 
 static void conn_unref(hconn_t *c) {
-  if (--c->refs) return;
+  if (--c->refs)
+    return;
   free(c->rbuf);
   gbx_buf_free(&c->wbuf);
   gbx_buf_free(&c->held);
@@ -100,35 +101,50 @@ static void conn_unref(hconn_t *c) {
   free(c);
 }
 
-static void on_closed(uv_handle_t *hd) { conn_unref(hd->data); }
+static void on_closed(uv_handle_t *hd) {
+  conn_unref(hd->data);
+}
 
 static void mark_dirty(hconn_t *c) {
-  if (c->dirty) return;
+  if (c->dirty)
+    return;
   c->dirty = 1;
   c->dirty_next = c->h->dirty;
   c->h->dirty = c;
 }
 
 static void held_unlink(hconn_t *c) {
-  if (!c->on_held) return;
-  if (c->held_prev) c->held_prev->held_next = c->held_next; else c->h->held = c->held_next;
-  if (c->held_next) c->held_next->held_prev = c->held_prev;
+  if (!c->on_held)
+    return;
+  if (c->held_prev)
+    c->held_prev->held_next = c->held_next;
+  else
+    c->h->held = c->held_next;
+  if (c->held_next)
+    c->held_next->held_prev = c->held_prev;
   c->held_next = c->held_prev = NULL;
   c->on_held = 0;
 }
 
 static void conn_close(hconn_t *c, const char *reason) {
-  if (c->closing) return;
+  if (c->closing)
+    return;
   http_t *h = c->h;
   c->closing = 1;
-  if (reason) LOG(LOG_DEBUG, "closing http connection %s: %s", c->peer, reason);
+  if (reason)
+    LOG(LOG_DEBUG, "closing http connection %s: %s", c->peer, reason);
   held_unlink(c);
-  if (c->prev) c->prev->next = c->next; else h->conns = c->next;
-  if (c->next) c->next->prev = c->prev;
+  if (c->prev)
+    c->prev->next = c->next;
+  else
+    h->conns = c->next;
+  if (c->next)
+    c->next->prev = c->prev;
   h->nconns--;
   if (c->busy) {
     c->busy = 0;
-    if (h->cbs.aborted) h->cbs.aborted(h->cbs.ctx, &c->req);
+    if (h->cbs.aborted)
+      h->cbs.aborted(h->cbs.ctx, &c->req);
   }
   uv_read_stop((uv_stream_t *)&c->tcp);
   if (c->wbuf.len) {
@@ -143,7 +159,8 @@ static void on_write(uv_write_t *req, int status) {
   hconn_t *c = w->c;
   free(w->data);
   free(w);
-  if (status < 0 && status != UV_ECANCELED && !c->closing) conn_close(c, uv_strerror(status));
+  if (status < 0 && status != UV_ECANCELED && !c->closing)
+    conn_close(c, uv_strerror(status));
   conn_unref(c);
 }
 
@@ -163,7 +180,8 @@ static void write_out(hconn_t *c) {
     free(w->data);
     free(w);
     conn_unref(c);
-    if (!c->closing) conn_close(c, uv_strerror(r));
+    if (!c->closing)
+      conn_close(c, uv_strerror(r));
   }
 }
 
@@ -171,14 +189,16 @@ static void on_shutdown(uv_shutdown_t *req, int status) {
   hconn_t *c = req->data;
   (void)status;
   free(req);
-  if (!uv_is_closing((uv_handle_t *)&c->tcp)) uv_close((uv_handle_t *)&c->tcp, on_closed);
+  if (!uv_is_closing((uv_handle_t *)&c->tcp))
+    uv_close((uv_handle_t *)&c->tcp, on_closed);
 }
 
 static void close_after_writes(hconn_t *c) {
   uv_shutdown_t *req = malloc(sizeof(*req));
   if (req) {
     req->data = c;
-    if (uv_shutdown(req, (uv_stream_t *)&c->tcp, on_shutdown) == 0) return;
+    if (uv_shutdown(req, (uv_stream_t *)&c->tcp, on_shutdown) == 0)
+      return;
     free(req);
   }
   uv_close((uv_handle_t *)&c->tcp, on_closed);
@@ -191,7 +211,8 @@ static size_t unread(const hconn_t *c) {
 /* Queues bytes for c behind everything queued before, held until `gate`. */
 static void queue_out(hconn_t *c, const void *p, size_t len, uint64_t gate) {
   http_t *h = c->h;
-  if (c->closing) return;
+  if (c->closing)
+    return;
   if (gate <= h->durable && !c->nmarks) {
     if (unread(c) + len > h->cfg.max_outbuf) {
       conn_close(c, "client does not read its responses (output buffer limit)");
@@ -225,21 +246,28 @@ static void queue_out(hconn_t *c, const void *p, size_t len, uint64_t gate) {
     c->on_held = 1;
     c->held_prev = NULL;
     c->held_next = h->held;
-    if (h->held) h->held->held_prev = c;
+    if (h->held)
+      h->held->held_prev = c;
     h->held = c;
   }
 }
 
 /* The gate a response queued now must wait for: the last one held. */
-static uint64_t last_gate(const hconn_t *c) { return c->nmarks ? c->mark_gate[c->nmarks - 1] : 0; }
+static uint64_t last_gate(const hconn_t *c) {
+  return c->nmarks ? c->mark_gate[c->nmarks - 1] : 0;
+}
 
 void http_release(http_t *h, uint64_t durable) {
   h->durable = durable;
+  if (h->cbs.durable)
+    h->cbs.durable(h->cbs.ctx, durable);
   for (hconn_t *c = h->held, *next; c; c = next) {
     next = c->held_next;
     int k = 0;
-    while (k < c->nmarks && c->mark_gate[k] <= durable) k++;
-    if (!k) continue;
+    while (k < c->nmarks && c->mark_gate[k] <= durable)
+      k++;
+    if (!k)
+      continue;
     size_t end = c->mark_end[k - 1];
     if (gbx_buf_append(&c->wbuf, c->held.data, end) != 0) {
       conn_close(c, "out of memory");
@@ -252,21 +280,30 @@ void http_release(http_t *h, uint64_t durable) {
       c->mark_end[i - k] = c->mark_end[i] - end;
     }
     c->nmarks -= k;
-    if (!c->nmarks) held_unlink(c);
+    if (!c->nmarks)
+      held_unlink(c);
     mark_dirty(c);
   }
 }
 
 void http_flush(http_t *h) {
-  /* connections whose request was answered later: parse what they sent since */
+  /* connections whose request was answered later: parse what they sent
+   * since. Requests parsed here may fill the commit batch after this
+   * iteration's kick, so the idle handle stays on one more iteration: the
+   * loop then polls without blocking and the next phases() kicks. */
+  int resumed = h->resume != NULL;
   while (h->resume) {
     hconn_t *c = h->resume;
     h->resume = c->resume_next;
     c->on_resume = 0;
-    if (!c->closing) process(c);
+    if (!c->closing)
+      process(c);
     conn_unref(c);
   }
-  if (h->idle_on) {
+  if (resumed && !h->idle_on) {
+    h->idle_on = 1;
+    uv_idle_start(&h->idle, on_idle);
+  } else if (!resumed && h->idle_on) {
     uv_idle_stop(&h->idle);
     h->idle_on = 0;
   }
@@ -274,12 +311,15 @@ void http_flush(http_t *h) {
     hconn_t *c = h->dirty;
     h->dirty = c->dirty_next;
     c->dirty = 0;
-    if (uv_is_closing((uv_handle_t *)&c->tcp)) continue;
-    if (c->wbuf.len) write_out(c);
+    if (uv_is_closing((uv_handle_t *)&c->tcp))
+      continue;
+    if (c->wbuf.len)
+      write_out(c);
     if (!c->closing && c->close_after && !c->nmarks && !c->busy) {
       conn_close(c, NULL);
     }
-    if (c->closing && !uv_is_closing((uv_handle_t *)&c->tcp)) close_after_writes(c);
+    if (c->closing && !uv_is_closing((uv_handle_t *)&c->tcp))
+      close_after_writes(c);
   }
 }
 
@@ -287,18 +327,30 @@ void http_flush(http_t *h) {
 
 static const char *reason(int status) {
   switch (status) {
-  case 100: return "Continue";
-  case 200: return "OK";
-  case 400: return "Bad Request";
-  case 403: return "Forbidden";
-  case 404: return "Not Found";
-  case 405: return "Method Not Allowed";
-  case 411: return "Length Required";
-  case 413: return "Payload Too Large";
-  case 414: return "URI Too Long";
-  case 431: return "Request Header Fields Too Large";
-  case 500: return "Internal Server Error";
-  case 503: return "Service Unavailable";
+  case 100:
+    return "Continue";
+  case 200:
+    return "OK";
+  case 400:
+    return "Bad Request";
+  case 403:
+    return "Forbidden";
+  case 404:
+    return "Not Found";
+  case 405:
+    return "Method Not Allowed";
+  case 411:
+    return "Length Required";
+  case 413:
+    return "Payload Too Large";
+  case 414:
+    return "URI Too Long";
+  case 431:
+    return "Request Header Fields Too Large";
+  case 500:
+    return "Internal Server Error";
+  case 503:
+    return "Service Unavailable";
   }
   return "Status";
 }
@@ -310,7 +362,8 @@ static void respond_raw(hconn_t *c, int status, const char *ctype, const char *e
                    "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s%s\r\n", status,
                    reason(status), ctype, len, c->keep_alive ? "" : "Connection: close\r\n",
                    extra && strlen(extra) < sizeof(head) - 200 ? extra : "");
-  if (n < 0 || (size_t)n >= sizeof(head)) n = (int)strlen(head);
+  if (n < 0 || (size_t)n >= sizeof(head))
+    n = (int)strlen(head);
   gbx_buf_t b;
   gbx_buf_init(&b);
   if (gbx_buf_append(&b, head, (size_t)n) != 0 || gbx_buf_append(&b, body, len) != 0) {
@@ -331,15 +384,18 @@ static void refuse(hconn_t *c, int status, const char *msg) {
   mark_dirty(c);
 }
 
-void http_respond(http_req_t *r, int status, const char *ctype, const char *extra,
-                  const void *body, size_t len, uint64_t gate) {
+void http_respond(http_req_t *r, int status, const char *ctype, const char *extra, const void *body,
+                  size_t len, uint64_t gate) {
   hconn_t *c = r->c;
-  if (!c->busy) return; /* aborted: never answered (see http.h) */
+  if (!c->busy)
+    return; /* aborted: never answered (see http.h) */
   c->busy = 0;
-  if (!c->keep_alive) c->close_after = 1;
+  if (!c->keep_alive)
+    c->close_after = 1;
   respond_raw(c, status, ctype, extra, body, len, gate);
   gbx_buf_free(&r->body); /* a large body is not kept for the next request */
-  if (c->closing) return;
+  if (c->closing)
+    return;
   mark_dirty(c);
   if (!c->reading) {
     c->reading = 1;
@@ -361,7 +417,9 @@ void http_respond(http_req_t *r, int status, const char *ctype, const char *extr
 
 /* ---- request accessors ---- */
 
-const char *http_req_method(const http_req_t *r) { return r->method; }
+const char *http_req_method(const http_req_t *r) {
+  return r->method;
+}
 
 const char *http_req_path(const http_req_t *r, size_t *len) {
   const char *t = (const char *)r->target.data;
@@ -398,9 +456,15 @@ const uint8_t *http_req_body(const http_req_t *r, size_t *len) {
   return r->body.data ? r->body.data : (const uint8_t *)"";
 }
 
-const char *http_req_peer(const http_req_t *r) { return r->c->peer; }
-void *http_req_data(const http_req_t *r) { return r->ud; }
-void http_req_set_data(http_req_t *r, void *ud) { r->ud = ud; }
+const char *http_req_peer(const http_req_t *r) {
+  return r->c->peer;
+}
+void *http_req_data(const http_req_t *r) {
+  return r->ud;
+}
+void http_req_set_data(http_req_t *r, void *ud) {
+  r->ud = ud;
+}
 
 /* ---- parser callbacks ---- */
 
@@ -444,7 +508,8 @@ static int cb_field(http_parser *p, const char *at, size_t len) {
 static int cb_value(http_parser *p, const char *at, size_t len) {
   hconn_t *c = p->data;
   http_req_t *r = &c->req;
-  if (!r->nhdrs) return -1;
+  if (!r->nhdrs)
+    return -1;
   if (!r->in_value) {
     r->in_value = 1;
     r->hdrs[r->nhdrs - 1].val_off = (uint32_t)r->hbuf.len;
@@ -462,10 +527,10 @@ static int cb_headers_complete(http_parser *p) {
     c->fail_status = 413;
     return -1;
   }
-  if (p->content_length != ULLONG_MAX && p->content_length > 0 &&
-      p->content_length > r->body.cap) {
+  if (p->content_length != ULLONG_MAX && p->content_length > 0 && p->content_length > r->body.cap) {
     uint8_t *d = realloc(r->body.data, (size_t)p->content_length);
-    if (!d) return -1;
+    if (!d)
+      return -1;
     r->body.data = d;
     r->body.cap = (size_t)p->content_length;
   }
@@ -588,7 +653,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     return;
   }
   c->rlen += (size_t)nread;
-  if (!c->busy) process(c);
+  if (!c->busy)
+    process(c);
   else if (c->rlen >= READ_HOLD_CAP && c->reading) {
     uv_read_stop((uv_stream_t *)&c->tcp);
     c->reading = 0;
@@ -602,7 +668,8 @@ static void on_conn(uv_stream_t *server, int status) {
     return;
   }
   hconn_t *c = calloc(1, sizeof(*c));
-  if (!c) return;
+  if (!c)
+    return;
   uv_tcp_init(h->loop, &c->tcp);
   c->tcp.data = c;
   c->h = h;
@@ -637,7 +704,8 @@ static void on_conn(uv_stream_t *server, int status) {
   c->parser.data = c;
   uv_tcp_nodelay(&c->tcp, 1);
   c->next = h->conns;
-  if (h->conns) h->conns->prev = c;
+  if (h->conns)
+    h->conns->prev = c;
   h->conns = c;
   h->nconns++;
   c->reading = 1;
@@ -646,11 +714,14 @@ static void on_conn(uv_stream_t *server, int status) {
 
 /* ---- the listener ---- */
 
-static void on_idle(uv_idle_t *i) { (void)i; }
+static void on_idle(uv_idle_t *i) {
+  (void)i;
+}
 
 http_t *http_new(uv_loop_t *loop, const http_cfg_t *cfg, const http_cbs_t *cbs) {
   http_t *h = calloc(1, sizeof(*h));
-  if (!h) return NULL;
+  if (!h)
+    return NULL;
   h->loop = loop;
   h->cfg = *cfg;
   h->cbs = *cbs;
@@ -667,8 +738,12 @@ http_t *http_new(uv_loop_t *loop, const http_cfg_t *cfg, const http_cbs_t *cbs) 
   return h;
 }
 
-void *http_ctx(const http_t *h) { return h->cbs.ctx; }
-uint32_t http_conn_count(const http_t *h) { return h->nconns; }
+void *http_ctx(const http_t *h) {
+  return h->cbs.ctx;
+}
+uint32_t http_conn_count(const http_t *h) {
+  return h->nconns;
+}
 
 int http_listen(http_t *h, const char *host, int port, int *bound, char *err, size_t errlen) {
   struct sockaddr_storage ss;
@@ -702,9 +777,13 @@ void http_stop_listening(http_t *h) {
 }
 
 void http_close_all(http_t *h) {
-  while (h->conns) conn_close(h->conns, NULL);
+  while (h->conns)
+    conn_close(h->conns, NULL);
   http_flush(h);
-  if (!uv_is_closing((uv_handle_t *)&h->idle)) uv_close((uv_handle_t *)&h->idle, NULL);
+  if (!uv_is_closing((uv_handle_t *)&h->idle))
+    uv_close((uv_handle_t *)&h->idle, NULL);
 }
 
-void http_free(http_t *h) { free(h); }
+void http_free(http_t *h) {
+  free(h);
+}

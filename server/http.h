@@ -30,7 +30,7 @@ typedef struct http_req http_req_t;
 #define HTTP_MAX_BODY (4u * 1024u * 1024u)
 
 typedef struct http_cfg {
-  uint64_t max_body;   /* bytes; see HTTP_MAX_BODY */
+  uint64_t max_body; /* bytes; see HTTP_MAX_BODY */
   uint32_t max_conns;
   uint64_t max_outbuf; /* unread response bytes per connection before it is cut off */
 } http_cfg_t;
@@ -44,6 +44,9 @@ typedef struct http_cbs {
   /* The connection of an unanswered request closed: drop whatever refers
    * to r; it must not be answered. */
   void (*aborted)(void *ctx, http_req_t *r);
+  /* Optional: batches up to `durable` are durable (called by http_release
+   * before it releases responses), for work that must wait for a write. */
+  void (*durable)(void *ctx, uint64_t durable);
 } http_cbs_t;
 
 http_t *http_new(uv_loop_t *loop, const http_cfg_t *cfg, const http_cbs_t *cbs);
@@ -83,7 +86,7 @@ void http_req_set_data(http_req_t *r, void *ud);
 /* Answers r with status, Content-Type ctype, extra header lines (each ending
  * in "\r\n", or NULL) and body (copied), held until batch `gate` is durable.
  * Must be called exactly once per request, never after it was aborted. */
-void http_respond(http_req_t *r, int status, const char *ctype, const char *extra,
-                  const void *body, size_t len, uint64_t gate);
+void http_respond(http_req_t *r, int status, const char *ctype, const char *extra, const void *body,
+                  size_t len, uint64_t gate);
 
 #endif

@@ -154,6 +154,27 @@ static void check_disk(server_t *s) {
   s->disk_low = low;
 }
 
+void server_fetch_after_gate(server_t *s, fetch_job_t *j) {
+  j->gate = server_gate(s);
+  j->next = NULL;
+  s->fetches_in_flight++;
+  if (j->gate <= commit_durable_no(s->commit)) {
+    if (fetch_submit(s->loop, j) != 0) abort();
+    return;
+  }
+  if (!s->deferred) s->deferred_tail = &s->deferred;
+  *s->deferred_tail = j;
+  s->deferred_tail = &j->next;
+}
+
+static void submit_deferred(server_t *s, uint64_t durable) {
+  while (s->deferred && s->deferred->gate <= durable) {
+    fetch_job_t *j = s->deferred;
+    s->deferred = j->next;
+    if (fetch_submit(s->loop, j) != 0) abort();
+  }
+}
+
 void server_note_writer(server_t *s, const void *c) {
   uint32_t n = s->nwriters[0];
   for (uint32_t i = 0; i < n; i++)
@@ -244,6 +265,7 @@ static void on_durable(void *ctx, uint64_t durable, int status, const char *err)
     _exit(3);
   }
   net_release(s->net, durable);
+  submit_deferred(s, durable);
   if (s->http) http_release(s->http, durable);
 }
 

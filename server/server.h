@@ -65,6 +65,7 @@ typedef struct server {
   uv_signal_t sigint, sigterm;
   uint64_t timer_due;
   fetch_job_t *prefetch; /* prefetch requests gathered this iteration */
+  fetch_job_t *deferred, **deferred_tail; /* reads waiting for their batch */
   uint32_t fetches_in_flight;
   gbx_buf_t out;         /* scratch reply buffer */
   gbx_buf_t scratch;     /* scratch for attribute packing */
@@ -80,7 +81,7 @@ typedef struct server {
   uint64_t disk_checked; /* when free space was last read (mono ms) */
   uint64_t started_ms;
   int bound_port;
-  http_t *http;          /* the AWS-compatible face, NULL when off (aws_sqs.c) */
+  http_t *http;          /* the AWS-compatible face, NULL when off (aws.c) */
   int http_bound_port;
 } server_t;
 
@@ -93,6 +94,10 @@ int server_run(server_t *s);
 /* The batch a reply must wait for: the last batch holding any mutation made
  * so far (the reply may have observed it). */
 uint64_t server_gate(const server_t *s);
+/* Reads job j's bodies off the loop thread once everything up to the
+ * current gate is durable (a body sent in a batch not yet written is not in
+ * RocksDB yet). Takes j. */
+void server_fetch_after_gate(server_t *s, fetch_job_t *j);
 /* Records that connection c put a mutation into the open batch. */
 void server_note_writer(server_t *s, const void *c);
 
