@@ -93,4 +93,4 @@ format-check:
 	$(if $(FORMAT_FILES),clang-format --dry-run -Werror $(FORMAT_FILES),@echo "format-check: no C sources found")
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD) build-broken

@@ -106,6 +106,91 @@ uint8_t *cli_read_stdin(size_t limit, size_t *n, int *too_long) {
   return NULL;
 }
 
+int cli_parse_tags(const cli_cmd_t *cmd, const char *const *args, size_t nargs, cli_tags_t *ts) {
+  ts->n = 0;
+  if (nargs > GBX_MAX_TAGS)
+    return cli_usage(cmd, "at most %u tags", GBX_MAX_TAGS);
+  for (size_t i = 0; i < nargs; i++) {
+    const char *v;
+    if (cli_parse_kv(args[i], ts->keys[i], sizeof ts->keys[i], &v))
+      return cli_usage(cmd, "tag '%s' is not KEY=VALUE (key 1-%u characters)", args[i],
+                       GBX_MAX_TAG_KEY);
+    ts->tags[i] = (gbx_tag_t){ts->keys[i], v};
+  }
+  ts->n = nargs;
+  return CLI_OK;
+}
+
+int cli_parse_tag_opts(const cli_cmd_t *cmd, const cli_args_t *a, cli_tags_t *ts) {
+  const char *args[GBX_MAX_TAGS + 1];
+  size_t n = cli_args_all(a, "tag", args, GBX_MAX_TAGS + 1);
+  /* More than args holds: one past the limit is enough for the refusal. */
+  if (n > GBX_MAX_TAGS + 1)
+    n = GBX_MAX_TAGS + 1;
+  return cli_parse_tags(cmd, args, n, ts);
+}
+
+int cli_msg_parse(const cli_cmd_t *cmd, const cli_args_t *a, size_t limit, cli_msg_t *m) {
+  const char *specs[GBX_MAX_ATTRS + 1];
+  int rc, too_long;
+
+  memset(m, 0, sizeof *m);
+  size_t given = cli_args_all(a, "attr", specs, GBX_MAX_ATTRS + 1);
+  if (given > GBX_MAX_ATTRS)
+    return cli_usage(cmd, "at most %u attributes (--attr) per message", GBX_MAX_ATTRS);
+  for (; m->nattrs < given; m->nattrs++) {
+    cli_attr_t *p = &m->parsed_[m->nattrs];
+    if (cli_parse_attr(specs[m->nattrs], p)) {
+      rc = cli_usage(cmd, "--attr '%s' is not NAME=TYPE:VALUE (Binary values in base64)",
+                     specs[m->nattrs]);
+      goto fail;
+    }
+    m->attrs[m->nattrs] = (gbx_msg_attr_t){p->name, p->type, p->value, p->value_len};
+  }
+  if (a->npos == 2 && strcmp(a->pos[1], "-") != 0) {
+    m->body = (const uint8_t *)a->pos[1];
+    m->len = strlen(a->pos[1]);
+    return CLI_OK;
+  }
+  m->owned_ = cli_read_stdin(limit, &m->len, &too_long);
+  if (!m->owned_) {
+    gbx_error_t e = {GBX_E_IO, "cannot read the body from stdin"};
+    if (too_long) {
+      e.code = GBX_E_MESSAGE_TOO_LONG;
+      snprintf(e.message, sizeof e.message, "the body on stdin exceeds %zu bytes", limit);
+    }
+    rc = cli_fail(&e);
+    goto fail;
+  }
+  m->body = m->owned_;
+  return CLI_OK;
+
+fail:
+  cli_msg_free(m);
+  return rc;
+}
+
+void cli_msg_free(cli_msg_t *m) {
+  for (size_t i = 0; i < m->nattrs; i++)
+    cli_attr_free(&m->parsed_[i]);
+  m->nattrs = 0;
+  free(m->owned_);
+  m->owned_ = NULL;
+}
+
+int cli_run_delete(cli_t *cli, const cli_cmd_t *cmd, const cli_args_t *a, const char *kind,
+                   int (*del)(gbx_client_t *c, const char *name, gbx_error_t *err)) {
+  gbx_error_t err;
+  char line[160];
+  int rc;
+  if ((rc = cli_npos(cmd, a, 1, 1)) || (rc = cli_connect(cli)))
+    return rc;
+  if (del(cli->c, a->pos[0], &err))
+    return cli_fail(&err);
+  snprintf(line, sizeof line, "deleted %s %s", kind, a->pos[0]);
+  return cli_print_done(cli, kind, a->pos[0], "deleted", line);
+}
+
 int cli_connect(cli_t *cli) {
   gbx_error_t err;
   if (cli->c)

@@ -1,62 +1,16 @@
 /* cli_msg.c - the message commands of the gearbox CLI: send, receive,
  * delete, visibility. */
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
 
 #include "cli.h"
-
-/* Reads all of stdin, up to limit bytes. Returns the bytes (caller frees)
- * with *n set, or NULL with *too_long set when there was more, or NULL on a
- * read error or out of memory (errno set). */
-static uint8_t *read_stdin(size_t limit, size_t *n, int *too_long) {
-  size_t cap = 64 * 1024, len = 0;
-  uint8_t *buf = malloc(cap);
-  *too_long = 0;
-  while (buf) {
-    if (len == cap) {
-      /* Read one byte past the limit to tell "exactly limit" from "more". */
-      size_t ncap = cap * 2 > limit + 1 ? limit + 1 : cap * 2;
-      if (ncap <= cap) {
-        *too_long = 1;
-        break;
-      }
-      uint8_t *p = realloc(buf, ncap);
-      if (!p)
-        break;
-      buf = p;
-      cap = ncap;
-    }
-    ssize_t k = read(STDIN_FILENO, buf + len, cap - len);
-    if (k < 0)
-      break;
-    if (k == 0) {
-      *n = len;
-      return buf;
-    }
-    len += (size_t)k;
-    if (len > limit) {
-      *too_long = 1;
-      break;
-    }
-  }
-  free(buf);
-  return NULL;
-}
 
 /* ---- send ------------------------------------------------------------------ */
 
 static const cli_optspec_t SEND_OPTS[] = {{"attr", 1, 1}, {"delay", 1, 0}, {NULL, 0, 0}};
 
 static int cmd_send(cli_t *cli, const cli_cmd_t *cmd, const cli_args_t *a) {
-  const char *specs[GBX_MAX_ATTRS + 1];
-  cli_attr_t parsed[GBX_MAX_ATTRS + 1];
-  gbx_msg_attr_t attrs[GBX_MAX_ATTRS + 1];
-  size_t nattrs = 0, len = 0;
   const char *dv = cli_args_get(a, "delay");
   uint32_t delay = 0;
-  uint8_t *owned = NULL;
-  const uint8_t *body;
+  cli_msg_t m;
   char mid[GBX_MID_BUFSZ];
   gbx_error_t err;
   int rc;
@@ -65,39 +19,11 @@ static int cmd_send(cli_t *cli, const cli_cmd_t *cmd, const cli_args_t *a) {
     return rc;
   if (dv && cli_parse_u32(dv, 0, UINT32_MAX, &delay))
     return cli_usage(cmd, "--delay needs a whole number of seconds, not '%s'", dv);
-  size_t given = cli_args_all(a, "attr", specs, GBX_MAX_ATTRS + 1);
-  if (given > GBX_MAX_ATTRS)
-    return cli_usage(cmd, "at most %u attributes (--attr) per message", GBX_MAX_ATTRS);
-  for (; nattrs < given; nattrs++) {
-    if (cli_parse_attr(specs[nattrs], &parsed[nattrs])) {
-      rc = cli_usage(cmd, "--attr '%s' is not NAME=TYPE:VALUE (Binary values in base64)",
-                     specs[nattrs]);
-      goto done;
-    }
-    attrs[nattrs] = (gbx_msg_attr_t){parsed[nattrs].name, parsed[nattrs].type, parsed[nattrs].value,
-                                     parsed[nattrs].value_len};
-  }
-  if (a->npos == 2 && strcmp(a->pos[1], "-") != 0) {
-    body = (const uint8_t *)a->pos[1];
-    len = strlen(a->pos[1]);
-  } else {
-    int too_long;
-    owned = read_stdin(GBX_MAX_MESSAGE_SIZE, &len, &too_long);
-    if (!owned) {
-      gbx_error_t e = {GBX_E_IO, "cannot read the body from stdin"};
-      if (too_long) {
-        e.code = GBX_E_MESSAGE_TOO_LONG;
-        snprintf(e.message, sizeof e.message, "the body on stdin exceeds %u bytes",
-                 GBX_MAX_MESSAGE_SIZE);
-      }
-      rc = cli_fail(&e);
-      goto done;
-    }
-    body = owned;
-  }
+  if ((rc = cli_msg_parse(cmd, a, GBX_MAX_MESSAGE_SIZE, &m)))
+    return rc;
   if ((rc = cli_connect(cli)))
     goto done;
-  if (gbx_queue_send(cli->c, a->pos[0], body, len, attrs, nattrs, dv ? (int)delay : -1, mid,
+  if (gbx_queue_send(cli->c, a->pos[0], m.body, m.len, m.attrs, m.nattrs, dv ? (int)delay : -1, mid,
                      &err)) {
     rc = cli_fail(&err);
     goto done;
@@ -115,9 +41,7 @@ static int cmd_send(cli_t *cli, const cli_cmd_t *cmd, const cli_args_t *a) {
   }
 
 done:
-  for (size_t i = 0; i < nattrs; i++)
-    cli_attr_free(&parsed[i]);
-  free(owned);
+  cli_msg_free(&m);
   return rc;
 }
 

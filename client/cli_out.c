@@ -1,5 +1,7 @@
-/* cli_out.c - output of the gearbox CLI: JSON documents (cJSON) and the
- * human-readable rendering of received messages.
+/* cli_out.c - output of the gearbox CLI: JSON documents (cJSON), the
+ * outcome lines and documents the queue and topic commands share (done,
+ * created, stats, paged listings), and the human-readable rendering of
+ * received messages.
  *
  * Bytes that are UTF-8 text without NUL bytes are printed as they are (in
  * JSON as a string, escaped by cJSON); anything else is printed as base64,
@@ -21,6 +23,152 @@ int cli_json_print(cJSON *j) {
   puts(s);
   cJSON_free(s);
   return CLI_OK;
+}
+
+int cli_print_done(cli_t *cli, const char *field, const char *name, const char *key,
+                   const char *human) {
+  if (!cli->json) {
+    puts(human);
+    return CLI_OK;
+  }
+  cJSON *j = cJSON_CreateObject();
+  if (j && (!cJSON_AddStringToObject(j, field, name) || !cJSON_AddTrueToObject(j, key))) {
+    cJSON_Delete(j);
+    j = NULL;
+  }
+  return cli_json_print(j);
+}
+
+int cli_print_created(cli_t *cli, const char *kind, const char *name, int created) {
+  char line[160];
+  if (cli->json) {
+    cJSON *j = cJSON_CreateObject();
+    if (j && (!cJSON_AddStringToObject(j, kind, name) ||
+              !cJSON_AddBoolToObject(j, "created", created))) {
+      cJSON_Delete(j);
+      j = NULL;
+    }
+    return cli_json_print(j);
+  }
+  if (created)
+    snprintf(line, sizeof line, "created %s %s", kind, name);
+  else
+    snprintf(line, sizeof line, "%s %s already exists with these attributes", kind, name);
+  puts(line);
+  return CLI_OK;
+}
+
+static int attrs_json(const char *kind, const char *name, const gbx_queue_attr_t *all, size_t nall,
+                      const gbx_tag_t *tags, size_t ntags) {
+  cJSON *j = cJSON_CreateObject(), *jattrs = NULL, *jtags = NULL;
+  if (!j || !cJSON_AddStringToObject(j, kind, name) ||
+      !(jattrs = cJSON_AddObjectToObject(j, "attributes")) ||
+      !(jtags = cJSON_AddObjectToObject(j, "tags")))
+    goto fail;
+  for (size_t i = 0; i < nall; i++) {
+    const gbx_queue_attr_t *a = &all[i];
+    if (a->str ? !cJSON_AddStringToObject(jattrs, a->name, a->str)
+               : !cJSON_AddNumberToObject(jattrs, a->name, (double)a->num))
+      goto fail;
+  }
+  for (size_t i = 0; i < ntags; i++)
+    if (!cJSON_AddStringToObject(jtags, tags[i].key, tags[i].value))
+      goto fail;
+  return cli_json_print(j);
+
+fail:
+  cJSON_Delete(j);
+  return cli_json_print(NULL);
+}
+
+int cli_print_attrs(cli_t *cli, const char *kind, const char *name, const gbx_queue_attr_t *all,
+                    size_t nall, const gbx_tag_t *tags, size_t ntags, int width) {
+  if (cli->json)
+    return attrs_json(kind, name, all, nall, tags, ntags);
+  printf("%s %s\n", kind, name);
+  for (size_t i = 0; i < nall; i++) {
+    const gbx_queue_attr_t *a = &all[i];
+    size_t len = strlen(a->name);
+    if (a->str) {
+      printf("  %-*s %s\n", width, a->name, a->str[0] ? a->str : "\"\"");
+    } else if (len > 9 && strcmp(a->name + len - 9, "Timestamp") == 0) {
+      char when[48];
+      cli_format_ms(a->num * 1000, when, sizeof when);
+      printf("  %-*s %llu (%s)\n", width, a->name, (unsigned long long)a->num, when);
+    } else {
+      printf("  %-*s %llu\n", width, a->name, (unsigned long long)a->num);
+    }
+  }
+  if (ntags)
+    puts("tags");
+  for (size_t i = 0; i < ntags; i++)
+    printf("  %s = %s\n", tags[i].key, tags[i].value);
+  return CLI_OK;
+}
+
+int cli_print_pages(cli_t *cli, const char *key, cli_page_fn page, void *ctx) {
+  cJSON *j = NULL, *arr = NULL;
+  char *token = NULL, *next = NULL;
+  gbx_error_t err;
+  int rc;
+  if (cli->json && (!(j = cJSON_CreateObject()) || !(arr = cJSON_AddArrayToObject(j, key))))
+    goto nomem;
+  /* Page through: each reply's token continues after its last entry. */
+  do {
+    rc = page(cli, ctx, token, arr, &next, &err);
+    free(token);
+    token = next;
+    if (rc == CLI_ERR) {
+      free(token);
+      cJSON_Delete(j);
+      return cli_fail(&err);
+    }
+    if (rc != CLI_OK) {
+      free(token);
+      goto nomem;
+    }
+  } while (token);
+  return cli->json ? cli_json_print(j) : CLI_OK;
+
+nomem:
+  cJSON_Delete(j);
+  return cli_json_print(NULL);
+}
+
+int cli_add_names(cli_t *cli, cJSON *arr, const gbx_queue_list_t *l) {
+  for (size_t i = 0; i < l->count; i++) {
+    if (!cli->json)
+      puts(l->names[i]);
+    else if (!cJSON_AddItemToArray(arr, cJSON_CreateString(l->names[i])))
+      return -1;
+  }
+  return 0;
+}
+
+/* What cli_print_names pages through. */
+typedef struct names_ctx {
+  const char *prefix;
+  cli_list_fn list;
+} names_ctx_t;
+
+/* A cli_page_fn for lists of names. */
+static int names_page(cli_t *cli, void *ctx, const char *token, cJSON *arr, char **next,
+                      gbx_error_t *err) {
+  const names_ctx_t *nc = ctx;
+  gbx_queue_list_t l;
+  *next = NULL;
+  if (nc->list(cli->c, nc->prefix, 0, token, &l, err))
+    return CLI_ERR;
+  int rc = cli_add_names(cli, arr, &l);
+  if (rc == 0 && l.next && !(*next = strdup(l.next)))
+    rc = -1;
+  gbx_queue_list_free(&l);
+  return rc;
+}
+
+int cli_print_names(cli_t *cli, const char *key, const char *prefix, cli_list_fn list) {
+  names_ctx_t nc = {prefix, list};
+  return cli_print_pages(cli, key, names_page, &nc);
 }
 
 /* base64 of p[0..n) in a new string (NULL out of memory). */

@@ -9,21 +9,9 @@
  * server enforces on body plus attributes; reading more would only be
  * refused. */
 #define PUBLISH_STDIN_MAX (256u * 1024u)
-
-/* Prints {"topic": name, key: true} or the human line, for simple commands. */
-static int done_json(cli_t *cli, const char *field, const char *name, const char *key,
-                     const char *human) {
-  if (!cli->json) {
-    puts(human);
-    return CLI_OK;
-  }
-  cJSON *j = cJSON_CreateObject();
-  if (j && (!cJSON_AddStringToObject(j, field, name) || !cJSON_AddTrueToObject(j, key))) {
-    cJSON_Delete(j);
-    j = NULL;
-  }
-  return cli_json_print(j);
-}
+/* Width of the name column of "topic stats": the longest attribute name,
+ * SubscriptionsConfirmed, and room to spare. */
+#define NAME_COLUMN 24
 
 /* ---- topic create / delete ------------------------------------------------------- */
 
@@ -31,13 +19,10 @@ static const cli_optspec_t CREATE_OPTS[] = {
     {"display-name", 1, 0}, {"policy", 1, 0}, {"tag", 1, 1}, {NULL, 0, 0}};
 
 static int cmd_create(cli_t *cli, const cli_cmd_t *cmd, const cli_args_t *a) {
-  static gbx_tag_t tags[GBX_MAX_TAGS];
-  static char keys[GBX_MAX_TAGS][GBX_MAX_TAG_KEY + 1];
-  const char *tagargs[GBX_MAX_TAGS + 1];
+  static cli_tags_t ts;
   gbx_topic_attrs_t ta = {0};
   gbx_error_t err;
   int created = 0, rc;
-  char line[160];
 
   if ((rc = cli_npos(cmd, a, 1, 1)))
     return rc;
@@ -45,112 +30,27 @@ static int cmd_create(cli_t *cli, const cli_cmd_t *cmd, const cli_args_t *a) {
     ta.set |= GBX_TA_DISPLAY_NAME;
   if ((ta.policy = cli_args_get(a, "policy")))
     ta.set |= GBX_TA_POLICY;
-  size_t ntags = cli_args_all(a, "tag", tagargs, GBX_MAX_TAGS + 1);
-  if (ntags > GBX_MAX_TAGS)
-    return cli_usage(cmd, "at most %u tags", GBX_MAX_TAGS);
-  for (size_t i = 0; i < ntags; i++) {
-    const char *v;
-    if (cli_parse_kv(tagargs[i], keys[i], sizeof keys[i], &v))
-      return cli_usage(cmd, "tag '%s' is not KEY=VALUE (key 1-%u characters)", tagargs[i],
-                       GBX_MAX_TAG_KEY);
-    tags[i] = (gbx_tag_t){keys[i], v};
-  }
-  if ((rc = cli_connect(cli)))
+  if ((rc = cli_parse_tag_opts(cmd, a, &ts)) || (rc = cli_connect(cli)))
     return rc;
-  if (gbx_topic_create(cli->c, a->pos[0], &ta, tags, ntags, &created, &err))
+  if (gbx_topic_create(cli->c, a->pos[0], &ta, ts.tags, ts.n, &created, &err))
     return cli_fail(&err);
-  if (cli->json) {
-    cJSON *j = cJSON_CreateObject();
-    if (j && (!cJSON_AddStringToObject(j, "topic", a->pos[0]) ||
-              !cJSON_AddBoolToObject(j, "created", created))) {
-      cJSON_Delete(j);
-      j = NULL;
-    }
-    return cli_json_print(j);
-  }
-  snprintf(line, sizeof line,
-           created ? "created topic %s" : "topic %s already exists with these attributes",
-           a->pos[0]);
-  puts(line);
-  return CLI_OK;
+  return cli_print_created(cli, "topic", a->pos[0], created);
 }
 
 static int cmd_delete(cli_t *cli, const cli_cmd_t *cmd, const cli_args_t *a) {
-  gbx_error_t err;
-  char line[160];
-  int rc;
-  if ((rc = cli_npos(cmd, a, 1, 1)) || (rc = cli_connect(cli)))
-    return rc;
-  if (gbx_topic_delete(cli->c, a->pos[0], &err))
-    return cli_fail(&err);
-  snprintf(line, sizeof line, "deleted topic %s", a->pos[0]);
-  return done_json(cli, "topic", a->pos[0], "deleted", line);
+  return cli_run_delete(cli, cmd, a, "topic", gbx_topic_delete);
 }
 
 /* ---- topic list ------------------------------------------------------------------ */
 
 static int cmd_list(cli_t *cli, const cli_cmd_t *cmd, const cli_args_t *a) {
-  gbx_error_t err;
-  gbx_topic_list_t l;
-  char *next = NULL;
-  cJSON *j = NULL, *arr = NULL;
-  int rc = CLI_OK;
+  int rc;
   if ((rc = cli_npos(cmd, a, 0, 1)) || (rc = cli_connect(cli)))
     return rc;
-  if (cli->json && (!(j = cJSON_CreateObject()) || !(arr = cJSON_AddArrayToObject(j, "topics"))))
-    goto nomem;
-  /* Page through: each reply's token continues after its last name. */
-  do {
-    if (gbx_topic_list(cli->c, a->npos ? a->pos[0] : NULL, 0, next, &l, &err)) {
-      free(next);
-      cJSON_Delete(j);
-      return cli_fail(&err);
-    }
-    free(next);
-    next = l.next ? strdup(l.next) : NULL;
-    for (size_t i = 0; i < l.count && rc == CLI_OK; i++) {
-      if (!cli->json)
-        puts(l.names[i]);
-      else if (!cJSON_AddItemToArray(arr, cJSON_CreateString(l.names[i])))
-        rc = CLI_ERR;
-    }
-    int lost = l.next && !next;
-    gbx_queue_list_free(&l);
-    if (rc != CLI_OK || lost) {
-      free(next);
-      goto nomem;
-    }
-  } while (next);
-  return cli->json ? cli_json_print(j) : CLI_OK;
-
-nomem:
-  cJSON_Delete(j);
-  return cli_json_print(NULL);
+  return cli_print_names(cli, "topics", a->npos ? a->pos[0] : NULL, gbx_topic_list);
 }
 
 /* ---- topic stats ------------------------------------------------------------------ */
-
-static int stats_json(const char *name, const gbx_topic_info_t *info) {
-  cJSON *j = cJSON_CreateObject(), *attrs = NULL, *tags = NULL;
-  if (!j || !cJSON_AddStringToObject(j, "topic", name) ||
-      !(attrs = cJSON_AddObjectToObject(j, "attributes")) ||
-      !(tags = cJSON_AddObjectToObject(j, "tags")))
-    goto fail;
-  for (size_t i = 0; i < info->nall; i++) {
-    const gbx_queue_attr_t *ta = &info->all[i];
-    if (ta->str ? !cJSON_AddStringToObject(attrs, ta->name, ta->str)
-                : !cJSON_AddNumberToObject(attrs, ta->name, (double)ta->num))
-      goto fail;
-  }
-  for (size_t i = 0; i < info->ntags; i++)
-    if (!cJSON_AddStringToObject(tags, info->tags[i].key, info->tags[i].value))
-      goto fail;
-  return cli_json_print(j);
-
-fail:
-  cJSON_Delete(j);
-  return cli_json_print(NULL);
-}
 
 static int cmd_stats(cli_t *cli, const cli_cmd_t *cmd, const cli_args_t *a) {
   gbx_error_t err;
@@ -160,30 +60,10 @@ static int cmd_stats(cli_t *cli, const cli_cmd_t *cmd, const cli_args_t *a) {
     return rc;
   if (gbx_topic_get_attrs(cli->c, a->pos[0], &info, &err))
     return cli_fail(&err);
-  if (cli->json) {
-    rc = stats_json(a->pos[0], &info);
-    gbx_topic_info_free(&info);
-    return rc;
-  }
-  printf("topic %s\n", a->pos[0]);
-  for (size_t i = 0; i < info.nall; i++) {
-    const gbx_queue_attr_t *ta = &info.all[i];
-    if (ta->str) {
-      printf("  %-24s %s\n", ta->name, ta->str[0] ? ta->str : "\"\"");
-    } else if (strcmp(ta->name, "CreatedTimestamp") == 0) {
-      char when[48];
-      cli_format_ms(ta->num * 1000, when, sizeof when);
-      printf("  %-24s %llu (%s)\n", ta->name, (unsigned long long)ta->num, when);
-    } else {
-      printf("  %-24s %llu\n", ta->name, (unsigned long long)ta->num);
-    }
-  }
-  if (info.ntags)
-    puts("tags");
-  for (size_t i = 0; i < info.ntags; i++)
-    printf("  %s = %s\n", info.tags[i].key, info.tags[i].value);
+  rc = cli_print_attrs(cli, "topic", a->pos[0], info.all, info.nall, info.tags, info.ntags,
+                       NAME_COLUMN);
   gbx_topic_info_free(&info);
-  return CLI_OK;
+  return rc;
 }
 
 /* ---- subscribe / unsubscribe / subscriptions ---------------------------------------- */
@@ -244,7 +124,7 @@ static int cmd_unsubscribe(cli_t *cli, const cli_cmd_t *cmd, const cli_args_t *a
   if (gbx_unsubscribe(cli->c, a->pos[0], &err))
     return cli_fail(&err);
   snprintf(line, sizeof line, "unsubscribed %s", a->pos[0]);
-  return done_json(cli, "subscription", a->pos[0], "unsubscribed", line);
+  return cli_print_done(cli, "subscription", a->pos[0], "unsubscribed", line);
 }
 
 static const cli_optspec_t SUBS_OPTS[] = {{"topic", 1, 0}, {"queue", 1, 0}, {NULL, 0, 0}};
@@ -265,40 +145,35 @@ static int print_sub(cli_t *cli, cJSON *arr, const gbx_sub_t *s) {
   return 0;
 }
 
-static int cmd_subscriptions(cli_t *cli, const cli_cmd_t *cmd, const cli_args_t *a) {
-  gbx_error_t err;
+/* What subs_page lists: the --topic and --queue filters. */
+typedef struct subs_ctx {
+  const char *topic, *queue;
+} subs_ctx_t;
+
+/* A cli_page_fn for subscriptions. */
+static int subs_page(cli_t *cli, void *ctx, const char *token, cJSON *arr, char **next,
+                     gbx_error_t *err) {
+  const subs_ctx_t *sc = ctx;
   gbx_sub_list_t l;
-  char *next = NULL;
-  cJSON *j = NULL, *arr = NULL;
   int rc = CLI_OK;
+  *next = NULL;
+  if (gbx_sub_list(cli->c, sc->topic, sc->queue, token, &l, err))
+    return CLI_ERR;
+  for (size_t i = 0; i < l.count && rc == CLI_OK; i++)
+    if (print_sub(cli, arr, &l.subs[i]))
+      rc = -1;
+  if (rc == CLI_OK && l.next && !(*next = strdup(l.next)))
+    rc = -1;
+  gbx_sub_list_free(&l);
+  return rc;
+}
+
+static int cmd_subscriptions(cli_t *cli, const cli_cmd_t *cmd, const cli_args_t *a) {
+  subs_ctx_t sc = {cli_args_get(a, "topic"), cli_args_get(a, "queue")};
+  int rc;
   if ((rc = cli_npos(cmd, a, 0, 0)) || (rc = cli_connect(cli)))
     return rc;
-  if (cli->json &&
-      (!(j = cJSON_CreateObject()) || !(arr = cJSON_AddArrayToObject(j, "subscriptions"))))
-    goto nomem;
-  do {
-    if (gbx_sub_list(cli->c, cli_args_get(a, "topic"), cli_args_get(a, "queue"), next, &l, &err)) {
-      free(next);
-      cJSON_Delete(j);
-      return cli_fail(&err);
-    }
-    free(next);
-    next = l.next ? strdup(l.next) : NULL;
-    for (size_t i = 0; i < l.count && rc == CLI_OK; i++)
-      if (print_sub(cli, arr, &l.subs[i]))
-        rc = CLI_ERR;
-    int lost = l.next && !next;
-    gbx_sub_list_free(&l);
-    if (rc != CLI_OK || lost) {
-      free(next);
-      goto nomem;
-    }
-  } while (next);
-  return cli->json ? cli_json_print(j) : CLI_OK;
-
-nomem:
-  cJSON_Delete(j);
-  return cli_json_print(NULL);
+  return cli_print_pages(cli, "subscriptions", subs_page, &sc);
 }
 
 /* ---- publish ------------------------------------------------------------------------ */
@@ -306,53 +181,18 @@ nomem:
 static const cli_optspec_t PUBLISH_OPTS[] = {{"attr", 1, 1}, {"subject", 1, 0}, {NULL, 0, 0}};
 
 static int cmd_publish(cli_t *cli, const cli_cmd_t *cmd, const cli_args_t *a) {
-  const char *specs[GBX_MAX_ATTRS + 1];
-  cli_attr_t parsed[GBX_MAX_ATTRS + 1];
-  gbx_msg_attr_t attrs[GBX_MAX_ATTRS + 1];
-  size_t nattrs = 0, len = 0;
-  uint8_t *owned = NULL;
-  const uint8_t *body;
+  cli_msg_t m;
   char mid[GBX_MID_BUFSZ];
   uint32_t delivered = 0;
   gbx_error_t err;
   int rc;
 
-  if ((rc = cli_npos(cmd, a, 1, 2)))
+  if ((rc = cli_npos(cmd, a, 1, 2)) || (rc = cli_msg_parse(cmd, a, PUBLISH_STDIN_MAX, &m)))
     return rc;
-  size_t given = cli_args_all(a, "attr", specs, GBX_MAX_ATTRS + 1);
-  if (given > GBX_MAX_ATTRS)
-    return cli_usage(cmd, "at most %u attributes (--attr) per message", GBX_MAX_ATTRS);
-  for (; nattrs < given; nattrs++) {
-    if (cli_parse_attr(specs[nattrs], &parsed[nattrs])) {
-      rc = cli_usage(cmd, "--attr '%s' is not NAME=TYPE:VALUE (Binary values in base64)",
-                     specs[nattrs]);
-      goto done;
-    }
-    attrs[nattrs] = (gbx_msg_attr_t){parsed[nattrs].name, parsed[nattrs].type, parsed[nattrs].value,
-                                     parsed[nattrs].value_len};
-  }
-  if (a->npos == 2 && strcmp(a->pos[1], "-") != 0) {
-    body = (const uint8_t *)a->pos[1];
-    len = strlen(a->pos[1]);
-  } else {
-    int too_long;
-    owned = cli_read_stdin(PUBLISH_STDIN_MAX, &len, &too_long);
-    if (!owned) {
-      gbx_error_t e = {GBX_E_IO, "cannot read the body from stdin"};
-      if (too_long) {
-        e.code = GBX_E_MESSAGE_TOO_LONG;
-        snprintf(e.message, sizeof e.message, "the body on stdin exceeds %u bytes",
-                 PUBLISH_STDIN_MAX);
-      }
-      rc = cli_fail(&e);
-      goto done;
-    }
-    body = owned;
-  }
   if ((rc = cli_connect(cli)))
     goto done;
-  if (gbx_publish(cli->c, a->pos[0], body, len, attrs, nattrs, cli_args_get(a, "subject"), mid,
-                  &delivered, &err)) {
+  if (gbx_publish(cli->c, a->pos[0], m.body, m.len, m.attrs, m.nattrs, cli_args_get(a, "subject"),
+                  mid, &delivered, &err)) {
     rc = cli_fail(&err);
     goto done;
   }
@@ -372,9 +212,7 @@ static int cmd_publish(cli_t *cli, const cli_cmd_t *cmd, const cli_args_t *a) {
   }
 
 done:
-  for (size_t i = 0; i < nattrs; i++)
-    cli_attr_free(&parsed[i]);
-  free(owned);
+  cli_msg_free(&m);
   return rc;
 }
 

@@ -111,12 +111,11 @@ static int check_message(const void *body, size_t len, const gbx_msg_attr_t *att
   return GBX_E_OK;
 }
 
-static int check_batch(const void *entries, size_t n, gbx_error_t *err) {
+static int check_batch(const void *entries, size_t n, unsigned max, gbx_error_t *err) {
   if (!entries || n == 0)
     return conn_seterr(err, GBX_E_EMPTY_BATCH, "the batch has no entries");
-  if (n > GBX_MAX_BATCH)
-    return conn_seterr(err, GBX_E_TOO_MANY_ENTRIES, "%zu entries, at most %u are allowed", n,
-                       GBX_MAX_BATCH);
+  if (n > max)
+    return conn_seterr(err, GBX_E_TOO_MANY_ENTRIES, "%zu entries, at most %u are allowed", n, max);
   return GBX_E_OK;
 }
 
@@ -147,13 +146,18 @@ uint64_t request_ping(gbx_client_t *c, gbx_error_t *err) {
   return end(&rq, 0, err);
 }
 
-uint64_t request_queue_only(gbx_client_t *c, int op, const char *q, gbx_error_t *err) {
+uint64_t request_one(gbx_client_t *c, int op, const char *key, const char *value,
+                     gbx_error_t *err) {
   req_t rq;
   if (!usable(c, err))
     return 0;
   msgpack_packer *pk = begin(&rq, c, op, 1);
-  gbx_pack_kv_cstr(pk, "q", nz(q));
+  gbx_pack_kv_cstr(pk, key, nz(value));
   return end(&rq, 0, err);
+}
+
+uint64_t request_queue_only(gbx_client_t *c, int op, const char *q, gbx_error_t *err) {
+  return request_one(c, op, "q", q, err);
 }
 
 static void pack_tags(msgpack_packer *pk, const gbx_tag_t *tags, size_t ntags) {
@@ -162,19 +166,19 @@ static void pack_tags(msgpack_packer *pk, const gbx_tag_t *tags, size_t ntags) {
     gbx_pack_kv_cstr(pk, nz(tags[i].key), nz(tags[i].value));
 }
 
-uint64_t request_queue_create(gbx_client_t *c, const char *q, const gbx_queue_attrs_t *attrs,
-                              const gbx_tag_t *tags, size_t ntags, gbx_error_t *err) {
+uint64_t request_create(gbx_client_t *c, int op, const char *key, const char *name,
+                        request_attrs_fn pack_attrs, const void *attrs, const gbx_tag_t *tags,
+                        size_t ntags, gbx_error_t *err) {
   req_t rq;
   if (!usable(c, err))
     return 0;
   if (!tags)
     ntags = 0;
-  int with_attrs = qattrs_count(attrs) > 0;
-  msgpack_packer *pk = begin(&rq, c, GBX_OP_QUEUE_CREATE, 1 + with_attrs + (ntags > 0));
-  gbx_pack_kv_cstr(pk, "q", nz(q));
-  if (with_attrs) {
+  msgpack_packer *pk = begin(&rq, c, op, 1 + (pack_attrs != NULL) + (ntags > 0));
+  gbx_pack_kv_cstr(pk, key, nz(name));
+  if (pack_attrs) {
     gbx_pack_cstr(pk, "attrs");
-    qattrs_pack(pk, attrs);
+    pack_attrs(pk, attrs);
   }
   if (ntags) {
     gbx_pack_cstr(pk, "tags");
@@ -183,12 +187,23 @@ uint64_t request_queue_create(gbx_client_t *c, const char *q, const gbx_queue_at
   return end(&rq, 0, err);
 }
 
-uint64_t request_queue_list(gbx_client_t *c, const char *prefix, uint32_t max, const char *next,
-                            gbx_error_t *err) {
+/* qattrs_pack as a request_attrs_fn. */
+static void pack_qattrs(msgpack_packer *pk, const void *attrs) {
+  qattrs_pack(pk, attrs);
+}
+
+uint64_t request_queue_create(gbx_client_t *c, const char *q, const gbx_queue_attrs_t *attrs,
+                              const gbx_tag_t *tags, size_t ntags, gbx_error_t *err) {
+  return request_create(c, GBX_OP_QUEUE_CREATE, "q", q,
+                        qattrs_count(attrs) > 0 ? pack_qattrs : NULL, attrs, tags, ntags, err);
+}
+
+uint64_t request_list(gbx_client_t *c, int op, const char *prefix, uint32_t max, const char *next,
+                      gbx_error_t *err) {
   req_t rq;
   if (!usable(c, err))
     return 0;
-  msgpack_packer *pk = begin(&rq, c, GBX_OP_QUEUE_LIST, !!prefix + !!max + !!next);
+  msgpack_packer *pk = begin(&rq, c, op, !!prefix + !!max + !!next);
   if (prefix)
     gbx_pack_kv_cstr(pk, "prefix", prefix);
   if (max)
@@ -196,6 +211,11 @@ uint64_t request_queue_list(gbx_client_t *c, const char *prefix, uint32_t max, c
   if (next)
     gbx_pack_kv_cstr(pk, "next", next);
   return end(&rq, 0, err);
+}
+
+uint64_t request_queue_list(gbx_client_t *c, const char *prefix, uint32_t max, const char *next,
+                            gbx_error_t *err) {
+  return request_list(c, GBX_OP_QUEUE_LIST, prefix, max, next, err);
 }
 
 uint64_t request_queue_set_attrs(gbx_client_t *c, const char *q, const gbx_queue_attrs_t *attrs,
@@ -261,41 +281,56 @@ uint64_t request_send(gbx_client_t *c, const char *q, const void *body, size_t l
   return end(&rq, 0, err);
 }
 
-uint64_t request_send_batch(gbx_client_t *c, const char *q, const gbx_send_entry_t *entries,
-                            size_t n, gbx_error_t *err) {
+uint64_t request_batch(gbx_client_t *c, int op, const char *key, const char *name,
+                       const void *entries, size_t n, unsigned max, request_entry_fn view,
+                       gbx_error_t *err) {
   req_t rq;
+  request_entry_t e;
   gbx_attr_t tmp[GBX_MAX_ATTRS];
   uint64_t total = 0;
   if (!usable(c, err))
     return 0;
-  if (check_batch(entries, n, err))
+  if (check_batch(entries, n, max, err))
     return 0;
   for (size_t i = 0; i < n; i++) {
-    const gbx_send_entry_t *e = &entries[i];
-    if (check_message(e->body, e->body_len, e->attrs, e->nattrs, tmp, &total, err))
+    view(entries, i, &e);
+    if (check_message(e.body, e.len, e.attrs, e.nattrs, tmp, &total, err))
       return 0;
   }
-  msgpack_packer *pk = begin(&rq, c, GBX_OP_SEND_BATCH, 2);
-  gbx_pack_kv_cstr(pk, "q", nz(q));
+  msgpack_packer *pk = begin(&rq, c, op, 2);
+  gbx_pack_kv_cstr(pk, key, nz(name));
   gbx_pack_cstr(pk, "entries");
   msgpack_pack_array(pk, n);
   for (size_t i = 0; i < n; i++) {
-    const gbx_send_entry_t *e = &entries[i];
     uint64_t unused = 0;
+    view(entries, i, &e);
     /* Already checked above; this only refills tmp for this entry. */
-    check_message(e->body, e->body_len, e->attrs, e->nattrs, tmp, &unused, NULL);
-    msgpack_pack_map(pk, 1 + !!e->eid + (e->nattrs > 0) + (e->delay >= 0));
-    if (e->eid)
-      gbx_pack_kv_cstr(pk, "eid", e->eid);
-    gbx_pack_kv_bin(pk, "body", e->body, e->body_len);
-    if (e->nattrs) {
+    check_message(e.body, e.len, e.attrs, e.nattrs, tmp, &unused, NULL);
+    msgpack_pack_map(pk, 1 + !!e.eid + (e.nattrs > 0) + (e.delay >= 0) + !!e.subject);
+    if (e.eid)
+      gbx_pack_kv_cstr(pk, "eid", e.eid);
+    gbx_pack_kv_bin(pk, "body", e.body, e.len);
+    if (e.nattrs) {
       gbx_pack_cstr(pk, "attrs");
-      gbx_attrs_pack(pk, tmp, (uint32_t)e->nattrs);
+      gbx_attrs_pack(pk, tmp, (uint32_t)e.nattrs);
     }
-    if (e->delay >= 0)
-      gbx_pack_kv_u64(pk, "delay", (uint64_t)e->delay);
+    if (e.delay >= 0)
+      gbx_pack_kv_u64(pk, "delay", (uint64_t)e.delay);
+    if (e.subject)
+      gbx_pack_kv_cstr(pk, "subject", e.subject);
   }
   return end(&rq, 0, err);
+}
+
+/* Entry i of a gbx_send_entry_t array, for request_batch. */
+static void send_entry(const void *entries, size_t i, request_entry_t *out) {
+  const gbx_send_entry_t *e = (const gbx_send_entry_t *)entries + i;
+  *out = (request_entry_t){e->eid, e->body, e->body_len, e->attrs, e->nattrs, e->delay, NULL};
+}
+
+uint64_t request_send_batch(gbx_client_t *c, const char *q, const gbx_send_entry_t *entries,
+                            size_t n, gbx_error_t *err) {
+  return request_batch(c, GBX_OP_SEND_BATCH, "q", q, entries, n, GBX_MAX_BATCH, send_entry, err);
 }
 
 uint64_t request_receive(gbx_client_t *c, const char *q, uint32_t max, int vis, int wait,
@@ -342,7 +377,7 @@ uint64_t request_receipt_batch(gbx_client_t *c, int op, const char *q,
   int with_vis = op == GBX_OP_CHANGE_VIS_BATCH;
   if (!usable(c, err))
     return 0;
-  if (check_batch(entries, n, err))
+  if (check_batch(entries, n, GBX_MAX_BATCH, err))
     return 0;
   msgpack_packer *pk = begin(&rq, c, op, 2);
   gbx_pack_kv_cstr(pk, "q", nz(q));
@@ -406,8 +441,4 @@ uint64_t request_end(req_t *rq, int longpoll, gbx_error_t *err) {
 int request_check_message(const void *body, size_t len, const gbx_msg_attr_t *attrs, size_t nattrs,
                           gbx_attr_t *tmp, uint64_t *total, gbx_error_t *err) {
   return check_message(body, len, attrs, nattrs, tmp, total, err);
-}
-
-void request_pack_tags(msgpack_packer *pk, const gbx_tag_t *tags, size_t ntags) {
-  pack_tags(pk, tags, ntags);
 }

@@ -11,11 +11,26 @@
 #include "conn.h"
 
 uint64_t request_ping(gbx_client_t *c, gbx_error_t *err);
-/* A request whose only field is `q` (queue_delete, queue_get_attrs,
- * queue_purge, queue_dlq_sources, redrive_status, redrive_cancel). */
+/* A request whose only field is key: value, NULL sent as "" (topic_delete
+ * and topic_get_attrs with "t", unsubscribe and sub_get_attrs with "sub"). */
+uint64_t request_one(gbx_client_t *c, int op, const char *key, const char *value, gbx_error_t *err);
+/* request_one with key "q" (queue_delete, queue_get_attrs, queue_purge,
+ * queue_dlq_sources, redrive_status, redrive_cancel). */
 uint64_t request_queue_only(gbx_client_t *c, int op, const char *q, gbx_error_t *err);
+/* Packs a create request's non-empty attribute map. */
+typedef void (*request_attrs_fn)(msgpack_packer *pk, const void *attrs);
+/* A create request (queue_create, topic_create): key: name, then "attrs"
+ * packed by pack_attrs (NULL: none to send) and ntags "tags" (none when
+ * tags is NULL). */
+uint64_t request_create(gbx_client_t *c, int op, const char *key, const char *name,
+                        request_attrs_fn pack_attrs, const void *attrs, const gbx_tag_t *tags,
+                        size_t ntags, gbx_error_t *err);
 uint64_t request_queue_create(gbx_client_t *c, const char *q, const gbx_queue_attrs_t *attrs,
                               const gbx_tag_t *tags, size_t ntags, gbx_error_t *err);
+/* A page of names (queue_list, topic_list): the optional prefix, max (0:
+ * the server's default) and paging token next. */
+uint64_t request_list(gbx_client_t *c, int op, const char *prefix, uint32_t max, const char *next,
+                      gbx_error_t *err);
 uint64_t request_queue_list(gbx_client_t *c, const char *prefix, uint32_t max, const char *next,
                             gbx_error_t *err);
 uint64_t request_queue_set_attrs(gbx_client_t *c, const char *q, const gbx_queue_attrs_t *attrs,
@@ -26,6 +41,24 @@ uint64_t request_queue_untag(gbx_client_t *c, const char *q, const char *const *
                              gbx_error_t *err);
 uint64_t request_send(gbx_client_t *c, const char *q, const void *body, size_t len,
                       const gbx_msg_attr_t *attrs, size_t nattrs, int delay, gbx_error_t *err);
+/* One entry of a send or publish batch, as request_batch packs it. */
+typedef struct request_entry {
+  const char *eid; /* NULL: none */
+  const void *body;
+  size_t len;
+  const gbx_msg_attr_t *attrs;
+  size_t nattrs;
+  int delay;           /* send_batch: -1 for the queue's */
+  const char *subject; /* publish_batch: NULL for none */
+} request_entry_t;
+/* Fills *out with entry i of an array of a caller's entry type. */
+typedef void (*request_entry_fn)(const void *entries, size_t i, request_entry_t *out);
+/* A batch request (send_batch, publish_batch): key: name and the n entries
+ * read through view. Refused locally unless 1 <= n <= max and every body
+ * and its attributes pass request_check_message. */
+uint64_t request_batch(gbx_client_t *c, int op, const char *key, const char *name,
+                       const void *entries, size_t n, unsigned max, request_entry_fn view,
+                       gbx_error_t *err);
 uint64_t request_send_batch(gbx_client_t *c, const char *q, const gbx_send_entry_t *entries,
                             size_t n, gbx_error_t *err);
 uint64_t request_receive(gbx_client_t *c, const char *q, uint32_t max, int vis, int wait,
@@ -66,8 +99,6 @@ uint64_t request_end(req_t *rq, int longpoll, gbx_error_t *err);
  * bytes to *total. Returns GBX_E_OK or an error in err (which may be NULL). */
 int request_check_message(const void *body, size_t len, const gbx_msg_attr_t *attrs, size_t nattrs,
                           gbx_attr_t *tmp, uint64_t *total, gbx_error_t *err);
-/* Packs ntags tags as a {key: value} map (NULL strings as ""). */
-void request_pack_tags(msgpack_packer *pk, const gbx_tag_t *tags, size_t ntags);
 
 /* The protocol name of an operation code ("send"), "unknown" if none. */
 const char *request_op_name(int op);

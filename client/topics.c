@@ -43,25 +43,15 @@ static const char *nz(const char *s) {
 
 /* ---- request frames ------------------------------------------------------------ */
 
-/* A request whose only field is key: value (topic_delete and
- * topic_get_attrs with "t", unsubscribe and sub_get_attrs with "sub"). */
-static uint64_t request_one(gbx_client_t *c, int op, const char *key, const char *value,
-                            gbx_error_t *err) {
-  req_t rq;
-  if (conn_check_open(c, err))
-    return 0;
-  msgpack_packer *pk = request_begin(&rq, c, op, 1);
-  gbx_pack_kv_cstr(pk, key, nz(value));
-  return request_end(&rq, 0, err);
-}
-
 static unsigned topic_attrs_count(const gbx_topic_attrs_t *a) {
   if (!a)
     return 0;
   return !!(a->set & GBX_TA_DISPLAY_NAME) + !!(a->set & GBX_TA_POLICY);
 }
 
-static void topic_attrs_pack(msgpack_packer *pk, const gbx_topic_attrs_t *a) {
+/* Packs a's flagged attributes as a map (a request_attrs_fn). */
+static void topic_attrs_pack(msgpack_packer *pk, const void *attrs) {
+  const gbx_topic_attrs_t *a = attrs;
   msgpack_pack_map(pk, topic_attrs_count(a));
   if (a && (a->set & GBX_TA_DISPLAY_NAME))
     gbx_pack_kv_cstr(pk, "DisplayName", nz(a->display_name));
@@ -72,38 +62,9 @@ static void topic_attrs_pack(msgpack_packer *pk, const gbx_topic_attrs_t *a) {
 static uint64_t request_topic_create(gbx_client_t *c, const char *name,
                                      const gbx_topic_attrs_t *attrs, const gbx_tag_t *tags,
                                      size_t ntags, gbx_error_t *err) {
-  req_t rq;
-  if (conn_check_open(c, err))
-    return 0;
-  if (!tags)
-    ntags = 0;
-  int with_attrs = topic_attrs_count(attrs) > 0;
-  msgpack_packer *pk = request_begin(&rq, c, GBX_OP_TOPIC_CREATE, 1 + with_attrs + (ntags > 0));
-  gbx_pack_kv_cstr(pk, "t", nz(name));
-  if (with_attrs) {
-    gbx_pack_cstr(pk, "attrs");
-    topic_attrs_pack(pk, attrs);
-  }
-  if (ntags) {
-    gbx_pack_cstr(pk, "tags");
-    request_pack_tags(pk, tags, ntags);
-  }
-  return request_end(&rq, 0, err);
-}
-
-static uint64_t request_topic_list(gbx_client_t *c, const char *prefix, uint32_t max,
-                                   const char *next, gbx_error_t *err) {
-  req_t rq;
-  if (conn_check_open(c, err))
-    return 0;
-  msgpack_packer *pk = request_begin(&rq, c, GBX_OP_TOPIC_LIST, !!prefix + !!max + !!next);
-  if (prefix)
-    gbx_pack_kv_cstr(pk, "prefix", prefix);
-  if (max)
-    gbx_pack_kv_u64(pk, "max", max);
-  if (next)
-    gbx_pack_kv_cstr(pk, "next", next);
-  return request_end(&rq, 0, err);
+  return request_create(c, GBX_OP_TOPIC_CREATE, "t", name,
+                        topic_attrs_count(attrs) > 0 ? topic_attrs_pack : NULL, attrs, tags, ntags,
+                        err);
 }
 
 static uint64_t request_topic_set_attrs(gbx_client_t *c, const char *name,
@@ -212,49 +173,17 @@ static uint64_t request_publish(gbx_client_t *c, const char *topic, const void *
   return request_end(&rq, 0, err);
 }
 
+/* Entry i of a gbx_publish_entry_t array, for request_batch. */
+static void publish_entry(const void *entries, size_t i, request_entry_t *out) {
+  const gbx_publish_entry_t *e = (const gbx_publish_entry_t *)entries + i;
+  *out = (request_entry_t){e->eid, e->body, e->body_len, e->attrs, e->nattrs, -1, e->subject};
+}
+
 static uint64_t request_publish_batch(gbx_client_t *c, const char *topic,
                                       const gbx_publish_entry_t *entries, size_t n,
                                       gbx_error_t *err) {
-  req_t rq;
-  gbx_attr_t tmp[GBX_MAX_ATTRS];
-  uint64_t total = 0;
-  if (conn_check_open(c, err))
-    return 0;
-  if (!entries || n == 0) {
-    conn_seterr(err, GBX_E_EMPTY_BATCH, "the batch has no entries");
-    return 0;
-  }
-  if (n > GBX_MAX_PUBLISH_BATCH) {
-    conn_seterr(err, GBX_E_TOO_MANY_ENTRIES, "%zu entries, at most %u are allowed", n,
-                GBX_MAX_PUBLISH_BATCH);
-    return 0;
-  }
-  for (size_t i = 0; i < n; i++) {
-    const gbx_publish_entry_t *e = &entries[i];
-    if (request_check_message(e->body, e->body_len, e->attrs, e->nattrs, tmp, &total, err))
-      return 0;
-  }
-  msgpack_packer *pk = request_begin(&rq, c, GBX_OP_PUBLISH_BATCH, 2);
-  gbx_pack_kv_cstr(pk, "t", nz(topic));
-  gbx_pack_cstr(pk, "entries");
-  msgpack_pack_array(pk, n);
-  for (size_t i = 0; i < n; i++) {
-    const gbx_publish_entry_t *e = &entries[i];
-    uint64_t unused = 0;
-    /* Already checked above; this only refills tmp for this entry. */
-    request_check_message(e->body, e->body_len, e->attrs, e->nattrs, tmp, &unused, NULL);
-    msgpack_pack_map(pk, 1 + !!e->eid + (e->nattrs > 0) + !!e->subject);
-    if (e->eid)
-      gbx_pack_kv_cstr(pk, "eid", e->eid);
-    gbx_pack_kv_bin(pk, "body", e->body, e->body_len);
-    if (e->nattrs) {
-      gbx_pack_cstr(pk, "attrs");
-      gbx_attrs_pack(pk, tmp, (uint32_t)e->nattrs);
-    }
-    if (e->subject)
-      gbx_pack_kv_cstr(pk, "subject", e->subject);
-  }
-  return request_end(&rq, 0, err);
+  return request_batch(c, GBX_OP_PUBLISH_BATCH, "t", topic, entries, n, GBX_MAX_PUBLISH_BATCH,
+                       publish_entry, err);
 }
 
 /* ---- reply decoding ---------------------------------------------------------------- */
@@ -518,7 +447,7 @@ int gbx_topic_list(gbx_client_t *c, const char *prefix, uint32_t max, const char
   gbx_reply_t *r;
   gbx_errbuf_t eb;
   memset(out, 0, sizeof *out);
-  int rc = call(c, request_topic_list(c, prefix, max, next, err), &r, err);
+  int rc = call(c, request_list(c, GBX_OP_TOPIC_LIST, prefix, max, next, err), &r, err);
   if (rc)
     return rc;
   return done(r, reply_decode_names(r, "topics", 1, out, &eb), &eb, err);

@@ -189,6 +189,9 @@ int main(int argc, char **argv) {
   }
   uv_loop_t *loop = uv_default_loop();
   server_t s;
-  if (server_start(&s, &cfg, loop) != 0) return 1;
+  if (server_start(&s, &cfg, loop) != 0) {
+    server_abort_start(&s);
+    return 1;
+  }
   return server_run(&s);
 }

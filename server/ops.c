@@ -664,6 +664,18 @@ static void receive_done(fetch_job_t *j) {
     j->items[k++].blob = NULL;
   }
   s->fetches_in_flight--;
+  /* a body absent from the store while the broker still holds its message
+   * is damage, not a race (reads wait for the batch that wrote the body, and
+   * a purge or delete removes the message first): say so, never hide it */
+  for (uint32_t i = 0; i < rf->n && !j->failed; i++) {
+    if (rf->d[i].blob) continue;
+    queue_t *qu = broker_queue_by_id(s->broker, rf->d[i].qid);
+    if (qu && queue_find(qu, rf->d[i].seq)) {
+      LOG(LOG_ERROR, "the body of message %llu on queue '%s' is missing from the store",
+          (unsigned long long)rf->d[i].idn, qu->name);
+      j->failed++;
+    }
+  }
   if (j->failed) {
     /* a read error on the store: say so rather than drop the messages
      * silently (they stay in flight and reappear after their timeout) */

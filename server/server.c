@@ -13,6 +13,7 @@
 #include "server.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -432,40 +433,71 @@ static int load_keys(server_t *s, uint8_t key[IDS_KEY_BYTES]) {
   return 0;
 }
 
-/* A clean stop records RocksDB's sequence number in a synced marker. A WAL
- * cut cleanly at a record boundary looks like a healthy shorter log to
- * RocksDB; recovering less than the marker says is how we see it. */
-static int check_stop_marker(server_t *s) {
-  char *v = NULL;
-  size_t vl = 0;
-  int g = meta_get(s, "S", &v, &vl);
-  if (g < 0) return -1;
-  if (g == 0) return 0;
-  uint64_t want = vl == 8 ? be64_get((uint8_t *)v) : UINT64_MAX;
-  free(v);
+/* The clean-stop marker: a small file beside the store, written and synced
+ * (with its directory) after the store is closed. It holds RocksDB's last
+ * sequence number and the queue and message counts. It lives outside
+ * RocksDB on purpose: a marker inside the WAL would be cut away with the
+ * records it guards. A WAL cut at a record boundary, or a MANIFEST whose last
+ * edit is dropped, opens as a healthy smaller store; recovering less than the
+ * marker says is how we see it. The marker is removed (durably) before the
+ * store serves again, so it only ever describes a clean stop. */
+#define STOP_MARKER "CLEAN_STOP"
+
+static int sync_dir(const char *dir) {
+  int fd = open(dir, O_RDONLY | O_DIRECTORY);
+  if (fd < 0) return -1;
+  int r = fsync(fd);
+  close(fd);
+  return r;
+}
+
+static void write_stop_marker(server_t *s, uint64_t seq, uint64_t msgs, uint64_t queues) {
+  char path[PATH_MAX + 16], text[128];
+  snprintf(path, sizeof(path), "%s/" STOP_MARKER, s->cfg.data_dir);
+  int n = snprintf(text, sizeof(text), "gearbox-clean-stop 1 seq=%llu messages=%llu queues=%llu\n",
+                   (unsigned long long)seq, (unsigned long long)msgs, (unsigned long long)queues);
+  int fd = open(path, O_CREAT | O_TRUNC | O_WRONLY, 0600);
+  if (fd < 0 || write(fd, text, (size_t)n) != n || fsync(fd) != 0 || sync_dir(s->cfg.data_dir) != 0)
+    LOG(LOG_WARN, "could not write the clean-stop marker %s: %s", path, strerror(errno));
+  if (fd >= 0) close(fd);
+}
+
+/* Checks the recovered store against the marker of the last clean stop, if
+ * any, and removes the marker. Returns 0, or -1 (logged) to refuse. */
+static int check_stop_marker(server_t *s, uint64_t msgs, uint64_t queues) {
+  char path[PATH_MAX + 16], text[160];
+  unsigned long long seq, m, q;
+  snprintf(path, sizeof(path), "%s/" STOP_MARKER, s->cfg.data_dir);
+  int fd = open(path, O_RDONLY);
+  if (fd < 0) {
+    if (errno == ENOENT) return 0; /* no clean stop to compare with (first start, or a crash) */
+    LOG(LOG_ERROR, "refusing to start: cannot read %s: %s", path, strerror(errno));
+    return -1;
+  }
+  ssize_t n = read(fd, text, sizeof(text) - 1);
+  close(fd);
+  text[n > 0 ? n : 0] = 0;
+  if (n <= 0 || sscanf(text, "gearbox-clean-stop 1 seq=%llu messages=%llu queues=%llu", &seq, &m,
+                       &q) != 3) {
+    LOG(LOG_ERROR, "refusing to start: %s is damaged; remove it to start anyway", path);
+    return -1;
+  }
   uint64_t have = store_latest_seq(s->store);
-  if (have < want) {
+  if (have < seq || msgs != m || queues != q) {
     LOG(LOG_ERROR,
-        "refusing to start: the store recovered to sequence %llu but was cleanly stopped at %llu: "
-        "acknowledged writes are missing (truncated or damaged WAL)",
-        (unsigned long long)have, (unsigned long long)want);
+        "refusing to start: the store recovered sequence %llu with %llu messages in %llu queues, "
+        "but was cleanly stopped at sequence %llu with %llu messages in %llu queues: acknowledged "
+        "data is missing (truncated or damaged WAL or MANIFEST?). Restore a backup, or remove %s "
+        "to start with what is left",
+        (unsigned long long)have, (unsigned long long)msgs, (unsigned long long)queues, seq, m, q,
+        path);
+    return -1;
+  }
+  if (unlink(path) != 0 || sync_dir(s->cfg.data_dir) != 0) {
+    LOG(LOG_ERROR, "refusing to start: cannot remove %s: %s", path, strerror(errno));
     return -1;
   }
   return 0;
-}
-
-static void write_stop_marker(server_t *s) {
-  uint8_t v[8];
-  char *err = NULL;
-  /* the marker's own write takes the next sequence number */
-  be64_put(v, store_latest_seq(s->store) + 1);
-  store_batch_t *b = store_batch_new(s->store);
-  store_batch_put(b, STORE_CF_META, "S", 1, v, 8);
-  if (store_write(s->store, b, 1, &err) != 0) {
-    LOG(LOG_WARN, "could not write the clean-stop marker: %s", err);
-    free(err);
-  }
-  store_batch_free(b);
 }
 
 static int recover(server_t *s, uint64_t now) {
@@ -475,7 +507,6 @@ static int recover(server_t *s, uint64_t now) {
   uint64_t next = 1;
   uint32_t next_qid = 1;
   int g;
-  if (check_stop_marker(s) != 0) return -1;
   if ((g = meta_get(s, "C", &v, &vl)) < 0) return -1;
   if (g == 1) {
     if (vl == 8) next = be64_get((uint8_t *)v);
@@ -503,6 +534,7 @@ static int recover(server_t *s, uint64_t now) {
     free(err);
     return -1;
   }
+  if (check_stop_marker(s, r.msgs, r.queues) != 0) return -1;
   broker_restore_done(s->broker, now);
   LOG(LOG_INFO, "recovered %llu queues and %llu messages", (unsigned long long)r.queues,
       (unsigned long long)r.msgs);
@@ -625,24 +657,54 @@ int server_start(server_t *s, const server_cfg_t *cfg, uv_loop_t *loop) {
   return 0;
 }
 
-int server_run(server_t *s) {
-  uv_run(s->loop, UV_RUN_DEFAULT);
+static void close_handle(uv_handle_t *h, void *arg) {
+  if (!uv_is_closing(h)) uv_close(h, NULL);
+}
+
+/* Frees everything server_start made, whatever it got to; stops the commit
+ * thread and closes every handle. Returns -1 if the final commit failed. */
+static int teardown(server_t *s) {
   int rc = 0;
-  if (commit_stop(s->commit) != 0) {
+  if (s->commit && commit_stop(s->commit) != 0) {
     LOG(LOG_ERROR, "the final commit failed");
-    rc = 1;
+    rc = -1;
   }
-  uv_run(s->loop, UV_RUN_DEFAULT); /* close callbacks of the commit handles */
-  if (rc == 0) write_stop_marker(s);
+  s->commit = NULL;
+  uv_walk(s->loop, close_handle, NULL);
+  uv_run(s->loop, UV_RUN_DEFAULT); /* close callbacks */
   topics_free(s->topics);
   broker_free(s->broker);
   gbx_buf_free(&s->envbuf);
-  store_close(s->store);
+  if (s->store) store_close(s->store);
   ids_free(s->ids);
   net_free(s->net);
   aws_free(s->http);
   gbx_buf_free(&s->out);
   gbx_buf_free(&s->scratch);
+  memset(s, 0, sizeof(*s));
+  return rc;
+}
+
+void server_abort_start(server_t *s) { teardown(s); }
+
+int server_run(server_t *s) {
+  uv_run(s->loop, UV_RUN_DEFAULT);
+  char dir[PATH_MAX];
+  snprintf(dir, sizeof(dir), "%s", s->cfg.data_dir);
+  broker_stats_t st;
+  broker_get_stats(s->broker, &st);
+  uint64_t msgs = st.messages, queues = st.queues;
+  /* the sequence number after the final commit, before the store closes */
+  int rc = s->commit && commit_stop(s->commit) != 0 ? 1 : 0;
+  if (rc) LOG(LOG_ERROR, "the final commit failed");
+  s->commit = NULL;
+  uint64_t seq = store_latest_seq(s->store);
+  teardown(s);
+  if (rc == 0) {
+    server_t m = {0};
+    snprintf(m.cfg.data_dir, sizeof(m.cfg.data_dir), "%s", dir);
+    write_stop_marker(&m, seq, msgs, queues);
+  }
   LOG(LOG_INFO, "stopped");
   return rc;
 }

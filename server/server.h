@@ -88,6 +88,8 @@ typedef struct server {
 /* Opens the store, recovers, listens and prints the ready line. Returns 0,
  * or -1 after logging a clear error. */
 int server_start(server_t *s, const server_cfg_t *cfg, uv_loop_t *loop);
+/* After a failed server_start: frees whatever it made. */
+void server_abort_start(server_t *s);
 /* Runs until SIGINT/SIGTERM, then drains and closes. Returns the exit code. */
 int server_run(server_t *s);
 

@@ -23,17 +23,12 @@
 #include <cmocka.h>
 
 #include "gbx_codec.h"
-#include "testserver.h"
+#include "testutil.h"
 
-/* Replies to the requests here are small (no message bodies except in the
- * slow-consumer test, which only counts bytes). */
-#define REPLY_MAX (64 * 1024)
 /* How long a reply or a close may take: far above a local round trip. */
 #define WAIT_MS 10000
 /* How long a connection that should stay open is watched for a close. */
 #define STAYS_OPEN_MS 200
-/* Every libgearbox call gives up after this long, so a hang fails. */
-#define CLIENT_TIMEOUT_MS 20000
 /* The smallest --max-outbuf gearboxd accepts (two maximal frames). */
 #define MIN_OUTBUF (2u * GBX_HARD_MAX_FRAME)
 /* Slow consumer: messages of this size, two per receive reply (the 2 MiB
@@ -43,69 +38,19 @@
 #define SLOW_RECEIVES 20
 #define SLOW_MESSAGES (2 * SLOW_RECEIVES)
 
-typedef struct fx {
-  gbx_testserver_t *ts;
-} fx_t;
-
 static gbx_error_t e;
 
-#define CHECK_OK(call)                                                                             \
-  do {                                                                                             \
-    int rc_ = (call);                                                                              \
-    if (rc_ != GBX_E_OK)                                                                           \
-      fail_msg("%s: %s (%s)", #call, gbx_errname(rc_), e.message);                                 \
-  } while (0)
-
-static int setup(void **state) {
-  fx_t *f = calloc(1, sizeof *f);
-  assert_non_null(f);
-  f->ts = ts_start(NULL);
-  *state = f;
-  return 0;
-}
-
-static int teardown(void **state) {
-  fx_t *f = *state;
-  ts_free(f->ts);
-  free(f);
-  return 0;
-}
-
-/* A fresh libgearbox client can still ping: the server survived. */
-static void assert_alive(gbx_testserver_t *ts) {
-  gbx_client_t *c = ts_connect(ts);
-  gbx_set_timeout(c, CLIENT_TIMEOUT_MS);
-  CHECK_OK(gbx_ping(c, &e));
-  gbx_close(c);
-}
-
+/* Creates queue q through a connection of its own. */
 static void create_queue(gbx_testserver_t *ts, const char *q) {
   gbx_client_t *c = ts_connect(ts);
-  CHECK_OK(gbx_queue_create(c, q, NULL, NULL, 0, NULL, &e));
+  tu_create_queue(c, q, NULL);
   gbx_close(c);
-}
-
-static void sleep_ms(unsigned ms) {
-  struct timespec t = {ms / 1000, (long)(ms % 1000) * 1000000L};
-  while (nanosleep(&t, &t) != 0) {
-  }
 }
 
 /* ---- building frames ------------------------------------------------------------ */
 
-typedef struct pk {
-  gbx_buf_t b;
-  msgpack_packer p;
-} pk_t;
-
-static msgpack_packer *pk_begin(pk_t *k) {
-  gbx_buf_init(&k->b);
-  msgpack_packer_init(&k->p, &k->b, gbx_buf_write_cb);
-  return &k->p;
-}
-
 /* Appends raw bytes to a payload being built. */
-static void pk_raw(pk_t *k, const void *p, size_t n) {
+static void pk_raw(tu_raw_t *k, const void *p, size_t n) {
   assert_int_equal(gbx_buf_append(&k->b, p, n), 0);
 }
 
@@ -118,50 +63,22 @@ static void frame_append(gbx_buf_t *out, const void *payload, size_t n) {
 }
 
 /* A ping request {"op": 1, "id": id}. */
-static void ping_payload(pk_t *k, uint64_t id) {
-  msgpack_packer *p = pk_begin(k);
-  msgpack_pack_map(p, 2);
-  gbx_pack_kv_u64(p, "op", GBX_OP_PING);
-  gbx_pack_kv_u64(p, "id", id);
+static void ping_payload(tu_raw_t *k, uint64_t id) {
+  tu_raw_request(k, GBX_OP_PING, id, 0);
 }
 
 /* ---- reading replies ------------------------------------------------------------- */
 
-typedef struct reply {
-  uint64_t id;
-  int err;
-  char msg[256];
-} reply_t;
-
 /* Reads one reply frame from fd (fails the test on EOF or timeout). */
-static reply_t read_reply(int fd) {
-  static uint8_t buf[REPLY_MAX];
-  reply_t r = {0};
-  long n = ts_raw_read_frame(fd, buf, sizeof buf, WAIT_MS);
-  if (n <= 0)
-    fail_msg("no reply: the server closed the connection or stayed silent");
-  gbx_doc_t d;
-  gbx_errbuf_t eb;
-  if (gbx_doc_parse(&d, buf, (size_t)n, &eb))
-    fail_msg("unparsable reply: %s", eb.msg);
-  uint64_t err = 0;
-  assert_int_equal(gbx_get_u64(&d.root, "id", 1, 0, UINT64_MAX, &r.id, NULL, &eb), GBX_E_OK);
-  assert_int_equal(gbx_get_u64(&d.root, "err", 1, 0, UINT64_MAX, &err, NULL, &eb), GBX_E_OK);
-  r.err = (int)err;
-  const char *m;
-  uint32_t ml;
-  int has = 0;
-  gbx_get_str(&d.root, "msg", 0, 0, UINT32_MAX, &m, &ml, &has, &eb);
-  if (has)
-    snprintf(r.msg, sizeof r.msg, "%.*s", (int)ml, m);
-  if (r.err && !has)
+static tu_reply_t read_reply(int fd) {
+  tu_reply_t r = tu_raw_read_reply(fd);
+  if (r.err && !r.has_msg)
     fail_msg("error reply %s without a message", gbx_errname(r.err));
-  gbx_doc_free(&d);
   return r;
 }
 
 static void expect_reply(int fd, uint64_t id, int err, const char *what) {
-  reply_t r = read_reply(fd);
+  tu_reply_t r = read_reply(fd);
   if (r.id != id || r.err != err)
     fail_msg("%s: reply id %llu err %s (%s), want id %llu err %s", what, (unsigned long long)r.id,
              gbx_errname(r.err), r.msg, (unsigned long long)id, gbx_errname(err));
@@ -169,7 +86,7 @@ static void expect_reply(int fd, uint64_t id, int err, const char *what) {
 
 /* The connection is open and in sync: a ping on it is answered. */
 static void expect_usable(int fd, uint64_t id) {
-  pk_t k;
+  tu_raw_t k;
   ping_payload(&k, id);
   assert_int_equal(ts_raw_send_frame(fd, k.b.data, (uint32_t)k.b.len), 0);
   gbx_buf_free(&k.b);
@@ -189,7 +106,7 @@ static void bad_payload(gbx_testserver_t *ts, const void *payload, size_t n, int
 
 /* Sends the request in k (freed here) on a new connection; expects a reply
  * with id and err, and a connection that stays usable. */
-static void bad_request(gbx_testserver_t *ts, pk_t *k, uint64_t id, int err, const char *what) {
+static void bad_request(gbx_testserver_t *ts, tu_raw_t *k, uint64_t id, int err, const char *what) {
   int fd = ts_raw_connect(ts);
   assert_int_equal(ts_raw_send_frame(fd, k->b.data, (uint32_t)k->b.len), 0);
   gbx_buf_free(&k->b);
@@ -201,23 +118,23 @@ static void bad_request(gbx_testserver_t *ts, pk_t *k, uint64_t id, int err, con
 /* ---- broken framing: the connection is closed --------------------------------------- */
 
 static void test_zero_length(void **state) {
-  fx_t *f = *state;
+  tu_fx_t *f = *state;
   int bystander = ts_raw_connect(f->ts);
   int fd = ts_raw_connect(f->ts);
   static const uint8_t zero[4] = {0, 0, 0, 0};
   assert_int_equal(ts_raw_send(fd, zero, sizeof zero), 0);
-  reply_t r = read_reply(fd);
+  tu_reply_t r = read_reply(fd);
   assert_int_equal(r.id, 0);
   assert_true(r.err == GBX_E_BAD_FRAME || r.err == GBX_E_FRAME_TOO_LARGE);
   assert_int_equal(ts_raw_wait_eof(fd, WAIT_MS), 1);
   close(fd);
   expect_usable(bystander, 1);
   close(bystander);
-  assert_alive(f->ts);
+  tu_assert_alive(f->ts);
 }
 
 static void test_frame_over_limit(void **state) {
-  fx_t *f = *state;
+  tu_fx_t *f = *state;
   int bystander = ts_raw_connect(f->ts);
   static const uint32_t lens[] = {GBX_DEFAULT_MAX_FRAME + 1, GBX_HARD_MAX_FRAME + 1, 0xffffffffu};
   for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
@@ -232,19 +149,16 @@ static void test_frame_over_limit(void **state) {
     expect_usable(bystander, 10 + i);
   }
   close(bystander);
-  assert_alive(f->ts);
+  tu_assert_alive(f->ts);
 }
 
 static void test_frame_at_limit(void **state) {
-  fx_t *f = *state;
+  tu_fx_t *f = *state;
   create_queue(f->ts, "q");
   /* a send whose payload is exactly --max-frame (2 MiB) bytes: the frame is
    * accepted and the request answered (its body is over the message limit) */
-  pk_t k;
-  msgpack_packer *p = pk_begin(&k);
-  msgpack_pack_map(p, 4);
-  gbx_pack_kv_u64(p, "op", GBX_OP_SEND);
-  gbx_pack_kv_u64(p, "id", 5);
+  tu_raw_t k;
+  msgpack_packer *p = tu_raw_request(&k, GBX_OP_SEND, 5, 2);
   gbx_pack_kv_cstr(p, "q", "q");
   gbx_pack_cstr(p, "body");
   size_t body = GBX_DEFAULT_MAX_FRAME - k.b.len - 5; /* 5: bin32 header */
@@ -257,28 +171,28 @@ static void test_frame_at_limit(void **state) {
   int fd = ts_raw_connect(f->ts);
   assert_int_equal(ts_raw_send_frame(fd, k.b.data, (uint32_t)k.b.len), 0);
   gbx_buf_free(&k.b);
-  reply_t r = read_reply(fd);
+  tu_reply_t r = read_reply(fd);
   assert_int_equal(r.id, 5);
   assert_int_not_equal(r.err, GBX_E_OK);
   assert_int_not_equal(r.err, GBX_E_FRAME_TOO_LARGE);
   expect_usable(fd, 6);
   close(fd);
-  assert_alive(f->ts);
+  tu_assert_alive(f->ts);
 }
 
 /* ---- bad msgpack: an id-0 error, the connection stays usable ------------------------- */
 
 static void test_not_msgpack(void **state) {
-  fx_t *f = *state;
+  tu_fx_t *f = *state;
   static const char text[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
   bad_payload(f->ts, text, sizeof text - 1, GBX_E_BAD_FRAME, "HTTP text");
   static const uint8_t junk[] = {0xff, 0xfe, 0xfd, 0x00, 0x01};
   bad_payload(f->ts, junk, sizeof junk, GBX_E_BAD_FRAME, "junk bytes");
-  assert_alive(f->ts);
+  tu_assert_alive(f->ts);
 }
 
 static void test_truncated_msgpack(void **state) {
-  fx_t *f = *state;
+  tu_fx_t *f = *state;
   /* a map of 2 pairs holding 1 */
   static const uint8_t short_map[] = {0x82, 0xa2, 'o', 'p', 0x01};
   bad_payload(f->ts, short_map, sizeof short_map, GBX_E_BAD_FRAME, "map missing a pair");
@@ -291,11 +205,11 @@ static void test_truncated_msgpack(void **state) {
   /* a key with no value */
   static const uint8_t no_value[] = {0x81, 0xa2, 'o', 'p'};
   bad_payload(f->ts, no_value, sizeof no_value, GBX_E_BAD_FRAME, "key without value");
-  assert_alive(f->ts);
+  tu_assert_alive(f->ts);
 }
 
 static void test_huge_declared_sizes(void **state) {
-  fx_t *f = *state;
+  tu_fx_t *f = *state;
   static const uint8_t heads[][5] = {
       {0xdd, 0xff, 0xff, 0xff, 0xff}, /* array32 */
       {0xdf, 0xff, 0xff, 0xff, 0xff}, /* map32 */
@@ -308,11 +222,8 @@ static void test_huge_declared_sizes(void **state) {
     /* at the root */
     bad_payload(f->ts, heads[i], sizeof heads[i], GBX_E_BAD_FRAME, "huge size at the root");
     /* as a field value after a valid op and id */
-    pk_t k;
-    msgpack_packer *p = pk_begin(&k);
-    msgpack_pack_map(p, 3);
-    gbx_pack_kv_u64(p, "op", GBX_OP_PING);
-    gbx_pack_kv_u64(p, "id", 9);
+    tu_raw_t k;
+    msgpack_packer *p = tu_raw_request(&k, GBX_OP_PING, 9, 1);
     gbx_pack_cstr(p, "x");
     pk_raw(&k, heads[i], sizeof heads[i]);
     bad_payload(f->ts, k.b.data, k.b.len, GBX_E_BAD_FRAME, "huge size in a field");
@@ -321,14 +232,11 @@ static void test_huge_declared_sizes(void **state) {
   /* map16 of 0xffff pairs at the root with a handful of bytes */
   static const uint8_t map16[] = {0xde, 0xff, 0xff, 0xa1, 'a', 0x01};
   bad_payload(f->ts, map16, sizeof map16, GBX_E_BAD_FRAME, "map16 of 65535 pairs");
-  assert_alive(f->ts);
+  tu_assert_alive(f->ts);
 }
 
-static void nested(pk_t *k, int depth) {
-  msgpack_packer *p = pk_begin(k);
-  msgpack_pack_map(p, 3);
-  gbx_pack_kv_u64(p, "op", GBX_OP_PING);
-  gbx_pack_kv_u64(p, "id", 3);
+static void nested(tu_raw_t *k, int depth) {
+  msgpack_packer *p = tu_raw_request(k, GBX_OP_PING, 3, 1);
   gbx_pack_cstr(p, "deep");
   for (int i = 0; i < depth; i++)
     msgpack_pack_array(p, 1);
@@ -336,17 +244,17 @@ static void nested(pk_t *k, int depth) {
 }
 
 static void test_deep_nesting(void **state) {
-  fx_t *f = *state;
+  tu_fx_t *f = *state;
   static const int depths[] = {10, 100, 100000};
   for (size_t i = 0; i < sizeof depths / sizeof depths[0]; i++) {
-    pk_t k;
+    tu_raw_t k;
     nested(&k, depths[i]);
     bad_payload(f->ts, k.b.data, k.b.len, GBX_E_BAD_FRAME, "deep nesting");
     gbx_buf_free(&k.b);
   }
   /* maps nest too */
-  pk_t k;
-  msgpack_packer *p = pk_begin(&k);
+  tu_raw_t k;
+  msgpack_packer *p = tu_raw_begin(&k);
   for (int i = 0; i < 50; i++) {
     msgpack_pack_map(p, 1);
     gbx_pack_cstr(p, "k");
@@ -361,12 +269,12 @@ static void test_deep_nesting(void **state) {
   gbx_buf_free(&k.b);
   expect_reply(fd, 3, GBX_E_OK, "ping with a nested unknown field");
   close(fd);
-  assert_alive(f->ts);
+  tu_assert_alive(f->ts);
 }
 
 static void test_trailing_bytes(void **state) {
-  fx_t *f = *state;
-  pk_t k;
+  tu_fx_t *f = *state;
+  tu_raw_t k;
   ping_payload(&k, 8);
   static const uint8_t extra[] = {0x00};
   pk_raw(&k, extra, 1);
@@ -374,18 +282,18 @@ static void test_trailing_bytes(void **state) {
   bad_payload(f->ts, k.b.data, k.b.len, GBX_E_BAD_FRAME, "ping plus one byte");
   gbx_buf_free(&k.b);
   /* two whole maps in one frame */
-  pk_t a, b;
+  tu_raw_t a, b;
   ping_payload(&a, 1);
   ping_payload(&b, 2);
   pk_raw(&a, b.b.data, b.b.len);
   bad_payload(f->ts, a.b.data, a.b.len, GBX_E_BAD_FRAME, "two maps in one frame");
   gbx_buf_free(&a.b);
   gbx_buf_free(&b.b);
-  assert_alive(f->ts);
+  tu_assert_alive(f->ts);
 }
 
 static void test_reserved_byte(void **state) {
-  fx_t *f = *state;
+  tu_fx_t *f = *state;
   static const uint8_t root[] = {0xc1};
   bad_payload(f->ts, root, sizeof root, GBX_E_BAD_FRAME, "0xc1 at the root");
   static const uint8_t value[] = {0x83, 0xa2, 'o',  'p',  0x01, 0xa2,
@@ -393,11 +301,11 @@ static void test_reserved_byte(void **state) {
   bad_payload(f->ts, value, sizeof value, GBX_E_BAD_FRAME, "0xc1 as a value");
   static const uint8_t key[] = {0x81, 0xc1, 0x01};
   bad_payload(f->ts, key, sizeof key, GBX_E_BAD_FRAME, "0xc1 as a key");
-  assert_alive(f->ts);
+  tu_assert_alive(f->ts);
 }
 
 static void test_root_not_a_map(void **state) {
-  fx_t *f = *state;
+  tu_fx_t *f = *state;
   static const uint8_t arr[] = {0x92, 0x01, 0x02};
   static const uint8_t str[] = {0xa4, 'p', 'i', 'n', 'g'};
   static const uint8_t num[] = {0x05};
@@ -411,20 +319,17 @@ static void test_root_not_a_map(void **state) {
   /* a map whose key is not a string */
   static const uint8_t intkey[] = {0x82, 0x01, 0x01, 0xa2, 'i', 'd', 0x01};
   bad_payload(f->ts, intkey, sizeof intkey, GBX_E_BAD_FRAME, "integer key");
-  assert_alive(f->ts);
+  tu_assert_alive(f->ts);
 }
 
 static void test_duplicate_keys(void **state) {
-  fx_t *f = *state;
-  pk_t k;
-  msgpack_packer *p = pk_begin(&k);
-  msgpack_pack_map(p, 3);
-  gbx_pack_kv_u64(p, "op", GBX_OP_PING);
-  gbx_pack_kv_u64(p, "id", 5);
+  tu_fx_t *f = *state;
+  tu_raw_t k;
+  msgpack_packer *p = tu_raw_request(&k, GBX_OP_PING, 5, 1);
   gbx_pack_kv_u64(p, "id", 6);
   bad_payload(f->ts, k.b.data, k.b.len, GBX_E_DUPLICATE_FIELD, "id twice");
   gbx_buf_free(&k.b);
-  p = pk_begin(&k);
+  p = tu_raw_begin(&k);
   msgpack_pack_map(p, 3);
   gbx_pack_kv_u64(p, "op", GBX_OP_PING);
   gbx_pack_kv_u64(p, "op", GBX_OP_QUEUE_PURGE);
@@ -433,157 +338,115 @@ static void test_duplicate_keys(void **state) {
   gbx_buf_free(&k.b);
   /* a repeated request field below the root */
   create_queue(f->ts, "q");
-  p = pk_begin(&k);
-  msgpack_pack_map(p, 4);
-  gbx_pack_kv_u64(p, "op", GBX_OP_QUEUE_CREATE);
-  gbx_pack_kv_u64(p, "id", 7);
+  p = tu_raw_request(&k, GBX_OP_QUEUE_CREATE, 7, 2);
   gbx_pack_kv_cstr(p, "q", "dupattrs");
   gbx_pack_cstr(p, "attrs");
   msgpack_pack_map(p, 2);
   gbx_pack_kv_u64(p, "DelaySeconds", 1);
   gbx_pack_kv_u64(p, "DelaySeconds", 2);
   bad_request(f->ts, &k, 7, GBX_E_DUPLICATE_FIELD, "attribute twice");
-  assert_alive(f->ts);
+  tu_assert_alive(f->ts);
 }
 
 /* ---- bad requests: an error echoing the id ------------------------------------------ */
 
 static void test_missing_id_or_op(void **state) {
-  fx_t *f = *state;
+  tu_fx_t *f = *state;
   create_queue(f->ts, "q");
-  pk_t k;
-  msgpack_packer *p = pk_begin(&k);
+  tu_raw_t k;
+  msgpack_packer *p = tu_raw_begin(&k);
   msgpack_pack_map(p, 1);
   gbx_pack_kv_u64(p, "op", GBX_OP_PING);
   bad_request(f->ts, &k, 0, GBX_E_MISSING_FIELD, "no id");
-  p = pk_begin(&k);
+  p = tu_raw_begin(&k);
   msgpack_pack_map(p, 1);
   gbx_pack_kv_u64(p, "id", 7);
   bad_request(f->ts, &k, 7, GBX_E_MISSING_FIELD, "no op");
-  p = pk_begin(&k);
+  p = tu_raw_begin(&k);
   msgpack_pack_map(p, 0);
   bad_request(f->ts, &k, 0, GBX_E_MISSING_FIELD, "empty map");
   /* a required request field */
-  p = pk_begin(&k);
-  msgpack_pack_map(p, 3);
-  gbx_pack_kv_u64(p, "op", GBX_OP_SEND);
-  gbx_pack_kv_u64(p, "id", 8);
+  p = tu_raw_request(&k, GBX_OP_SEND, 8, 1);
   gbx_pack_kv_cstr(p, "q", "q");
   bad_request(f->ts, &k, 8, GBX_E_MISSING_FIELD, "send without body");
-  p = pk_begin(&k);
-  msgpack_pack_map(p, 2);
-  gbx_pack_kv_u64(p, "op", GBX_OP_QUEUE_CREATE);
-  gbx_pack_kv_u64(p, "id", 9);
+  p = tu_raw_request(&k, GBX_OP_QUEUE_CREATE, 9, 0);
   bad_request(f->ts, &k, 9, GBX_E_MISSING_FIELD, "create without q");
-  assert_alive(f->ts);
+  tu_assert_alive(f->ts);
 }
 
 static void test_unknown_op(void **state) {
-  fx_t *f = *state;
+  tu_fx_t *f = *state;
   static const uint64_t ops[] = {0, 2, 19, 99, 65535, UINT64_MAX};
   for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) {
-    pk_t k;
-    msgpack_packer *p = pk_begin(&k);
-    msgpack_pack_map(p, 2);
-    gbx_pack_kv_u64(p, "op", ops[i]);
-    gbx_pack_kv_u64(p, "id", 42 + i);
+    tu_raw_t k;
+    tu_raw_request(&k, ops[i], 42 + i, 0);
     bad_request(f->ts, &k, 42 + i, GBX_E_UNKNOWN_OP, "unknown op");
   }
   /* a large request id is echoed exactly */
-  pk_t k;
-  msgpack_packer *p = pk_begin(&k);
-  msgpack_pack_map(p, 2);
-  gbx_pack_kv_u64(p, "op", 200);
-  gbx_pack_kv_u64(p, "id", UINT64_MAX);
+  tu_raw_t k;
+  tu_raw_request(&k, 200, UINT64_MAX, 0);
   bad_request(f->ts, &k, UINT64_MAX, GBX_E_UNKNOWN_OP, "unknown op, id 2^64-1");
-  assert_alive(f->ts);
+  tu_assert_alive(f->ts);
 }
 
 static void test_wrong_field_types(void **state) {
-  fx_t *f = *state;
+  tu_fx_t *f = *state;
   create_queue(f->ts, "q");
-  pk_t k;
+  tu_raw_t k;
   msgpack_packer *p;
 
-  p = pk_begin(&k); /* op as a string */
+  p = tu_raw_begin(&k); /* op as a string */
   msgpack_pack_map(p, 2);
   gbx_pack_kv_cstr(p, "op", "ping");
   gbx_pack_kv_u64(p, "id", 11);
   bad_request(f->ts, &k, 11, GBX_E_BAD_TYPE, "op as str");
-  p = pk_begin(&k); /* id as a string: it cannot be echoed */
+  p = tu_raw_begin(&k); /* id as a string: it cannot be echoed */
   msgpack_pack_map(p, 2);
   gbx_pack_kv_u64(p, "op", GBX_OP_PING);
   gbx_pack_kv_cstr(p, "id", "12");
   bad_request(f->ts, &k, 0, GBX_E_BAD_TYPE, "id as str");
-  p = pk_begin(&k); /* id as a float */
+  p = tu_raw_begin(&k); /* id as a float */
   msgpack_pack_map(p, 2);
   gbx_pack_kv_u64(p, "op", GBX_OP_PING);
   gbx_pack_cstr(p, "id");
   msgpack_pack_double(p, 12.0);
   bad_request(f->ts, &k, 0, GBX_E_BAD_TYPE, "id as float");
-  p = pk_begin(&k); /* queue name as an integer */
-  msgpack_pack_map(p, 4);
-  gbx_pack_kv_u64(p, "op", GBX_OP_SEND);
-  gbx_pack_kv_u64(p, "id", 13);
+  p = tu_raw_request(&k, GBX_OP_SEND, 13, 2); /* queue name as an integer */
   gbx_pack_kv_u64(p, "q", 5);
   gbx_pack_kv_bin(p, "body", "x", 1);
   bad_request(f->ts, &k, 13, GBX_E_BAD_TYPE, "q as int");
-  p = pk_begin(&k); /* queue name as bin */
-  msgpack_pack_map(p, 4);
-  gbx_pack_kv_u64(p, "op", GBX_OP_SEND);
-  gbx_pack_kv_u64(p, "id", 14);
+  p = tu_raw_request(&k, GBX_OP_SEND, 14, 2); /* queue name as bin */
   gbx_pack_kv_bin(p, "q", "q", 1);
   gbx_pack_kv_bin(p, "body", "x", 1);
   bad_request(f->ts, &k, 14, GBX_E_BAD_TYPE, "q as bin");
-  p = pk_begin(&k); /* body as an integer */
-  msgpack_pack_map(p, 4);
-  gbx_pack_kv_u64(p, "op", GBX_OP_SEND);
-  gbx_pack_kv_u64(p, "id", 15);
+  p = tu_raw_request(&k, GBX_OP_SEND, 15, 2); /* body as an integer */
   gbx_pack_kv_cstr(p, "q", "q");
   gbx_pack_kv_u64(p, "body", 5);
   bad_request(f->ts, &k, 15, GBX_E_BAD_TYPE, "body as int");
-  p = pk_begin(&k); /* max as a string, a bool, a float */
-  msgpack_pack_map(p, 4);
-  gbx_pack_kv_u64(p, "op", GBX_OP_RECEIVE);
-  gbx_pack_kv_u64(p, "id", 16);
+  p = tu_raw_request(&k, GBX_OP_RECEIVE, 16, 2); /* max as a string, a bool, a float */
   gbx_pack_kv_cstr(p, "q", "q");
   gbx_pack_kv_cstr(p, "max", "10");
   bad_request(f->ts, &k, 16, GBX_E_BAD_TYPE, "max as str");
-  p = pk_begin(&k);
-  msgpack_pack_map(p, 4);
-  gbx_pack_kv_u64(p, "op", GBX_OP_RECEIVE);
-  gbx_pack_kv_u64(p, "id", 17);
+  p = tu_raw_request(&k, GBX_OP_RECEIVE, 17, 2);
   gbx_pack_kv_cstr(p, "q", "q");
   gbx_pack_kv_bool(p, "max", 1);
   bad_request(f->ts, &k, 17, GBX_E_BAD_TYPE, "max as bool");
-  p = pk_begin(&k);
-  msgpack_pack_map(p, 4);
-  gbx_pack_kv_u64(p, "op", GBX_OP_RECEIVE);
-  gbx_pack_kv_u64(p, "id", 18);
+  p = tu_raw_request(&k, GBX_OP_RECEIVE, 18, 2);
   gbx_pack_kv_cstr(p, "q", "q");
   gbx_pack_cstr(p, "max");
   msgpack_pack_double(p, 1.5);
   bad_request(f->ts, &k, 18, GBX_E_BAD_TYPE, "max as float");
-  p = pk_begin(&k); /* entries as a map */
-  msgpack_pack_map(p, 4);
-  gbx_pack_kv_u64(p, "op", GBX_OP_SEND_BATCH);
-  gbx_pack_kv_u64(p, "id", 19);
+  p = tu_raw_request(&k, GBX_OP_SEND_BATCH, 19, 2); /* entries as a map */
   gbx_pack_kv_cstr(p, "q", "q");
   gbx_pack_cstr(p, "entries");
   msgpack_pack_map(p, 0);
   bad_request(f->ts, &k, 19, GBX_E_BAD_TYPE, "entries as map");
-  p = pk_begin(&k); /* attrs as an array */
-  msgpack_pack_map(p, 4);
-  gbx_pack_kv_u64(p, "op", GBX_OP_QUEUE_CREATE);
-  gbx_pack_kv_u64(p, "id", 20);
+  p = tu_raw_request(&k, GBX_OP_QUEUE_CREATE, 20, 2); /* attrs as an array */
   gbx_pack_kv_cstr(p, "q", "typed");
   gbx_pack_cstr(p, "attrs");
   msgpack_pack_array(p, 0);
   bad_request(f->ts, &k, 20, GBX_E_BAD_TYPE, "attrs as array");
-  p = pk_begin(&k); /* receipt handle as an integer */
-  msgpack_pack_map(p, 4);
-  gbx_pack_kv_u64(p, "op", GBX_OP_DELETE);
-  gbx_pack_kv_u64(p, "id", 21);
+  p = tu_raw_request(&k, GBX_OP_DELETE, 21, 2); /* receipt handle as an integer */
   gbx_pack_kv_cstr(p, "q", "q");
   gbx_pack_kv_u64(p, "rh", 1);
   bad_request(f->ts, &k, 21, GBX_E_BAD_TYPE, "rh as int");
@@ -598,19 +461,16 @@ static void test_wrong_field_types(void **state) {
   assert_int_equal(info.visible, 0);
   gbx_queue_info_free(&info);
   gbx_close(c);
-  assert_alive(f->ts);
+  tu_assert_alive(f->ts);
 }
 
 /* A request {op, id 30, q: "q", key: v} with an integer v (signed when neg). */
 static void int_field(gbx_testserver_t *ts, uint64_t op, const char *key, uint64_t v, int neg,
                       int err, const char *what) {
-  pk_t k;
-  msgpack_packer *p = pk_begin(&k);
+  tu_raw_t k;
   int with_rh = op == GBX_OP_CHANGE_VIS;
   int with_body = op == GBX_OP_SEND;
-  msgpack_pack_map(p, 4 + with_rh + with_body);
-  gbx_pack_kv_u64(p, "op", op);
-  gbx_pack_kv_u64(p, "id", 30);
+  msgpack_packer *p = tu_raw_request(&k, op, 30, 2 + with_rh + with_body);
   gbx_pack_kv_cstr(p, "q", "q");
   if (with_rh)
     gbx_pack_kv_cstr(p, "rh", "whatever");
@@ -624,7 +484,7 @@ static void int_field(gbx_testserver_t *ts, uint64_t op, const char *key, uint64
 }
 
 static void test_negative_and_overflowing_numbers(void **state) {
-  fx_t *f = *state;
+  tu_fx_t *f = *state;
   create_queue(f->ts, "q");
   /* negative counts and durations */
   int_field(f->ts, GBX_OP_RECEIVE, "max", 1, 1, GBX_E_OUT_OF_RANGE, "max -1");
@@ -641,15 +501,15 @@ static void test_negative_and_overflowing_numbers(void **state) {
             "change_vis 2^32");
   int_field(f->ts, GBX_OP_RECEIVE, "max", UINT64_MAX, 0, GBX_E_OUT_OF_RANGE, "max 2^64-1");
   /* a negative request id cannot be echoed */
-  pk_t k;
-  msgpack_packer *p = pk_begin(&k);
+  tu_raw_t k;
+  msgpack_packer *p = tu_raw_begin(&k);
   msgpack_pack_map(p, 2);
   gbx_pack_kv_u64(p, "op", GBX_OP_PING);
   gbx_pack_kv_i64(p, "id", -1);
   int fd = ts_raw_connect(f->ts);
   assert_int_equal(ts_raw_send_frame(fd, k.b.data, (uint32_t)k.b.len), 0);
   gbx_buf_free(&k.b);
-  reply_t r = read_reply(fd);
+  tu_reply_t r = read_reply(fd);
   assert_int_equal(r.id, 0);
   assert_true(r.err == GBX_E_OUT_OF_RANGE || r.err == GBX_E_BAD_TYPE);
   expect_usable(fd, 31);
@@ -661,22 +521,19 @@ static void test_negative_and_overflowing_numbers(void **state) {
   assert_int_equal(info.visible + info.delayed + info.not_visible, 0);
   gbx_queue_info_free(&info);
   gbx_close(c);
-  assert_alive(f->ts);
+  tu_assert_alive(f->ts);
 }
 
 static void name_request(gbx_testserver_t *ts, uint64_t op, const char *name, size_t len,
                          const char *what) {
-  pk_t k;
-  msgpack_packer *p = pk_begin(&k);
-  msgpack_pack_map(p, 3);
-  gbx_pack_kv_u64(p, "op", op);
-  gbx_pack_kv_u64(p, "id", 50);
+  tu_raw_t k;
+  msgpack_packer *p = tu_raw_request(&k, op, 50, 1);
   gbx_pack_kv_str(p, "q", name, len);
   bad_request(ts, &k, 50, GBX_E_BAD_NAME, what);
 }
 
 static void test_bad_utf8_and_nul_names(void **state) {
-  fx_t *f = *state;
+  tu_fx_t *f = *state;
   create_queue(f->ts, "ab");
   static const struct {
     const char *s;
@@ -701,24 +558,21 @@ static void test_bad_utf8_and_nul_names(void **state) {
   assert_string_equal(l.names[0], "ab");
   gbx_queue_list_free(&l);
   gbx_close(c);
-  assert_alive(f->ts);
+  tu_assert_alive(f->ts);
 }
 
 /* ---- odd but legal writes ------------------------------------------------------------- */
 
 static void test_byte_by_byte(void **state) {
-  fx_t *f = *state;
+  tu_fx_t *f = *state;
   create_queue(f->ts, "q");
   gbx_buf_t out;
   gbx_buf_init(&out);
-  pk_t k;
+  tu_raw_t k;
   ping_payload(&k, 61);
   frame_append(&out, k.b.data, k.b.len);
   gbx_buf_free(&k.b);
-  msgpack_packer *p = pk_begin(&k);
-  msgpack_pack_map(p, 4);
-  gbx_pack_kv_u64(p, "op", GBX_OP_SEND);
-  gbx_pack_kv_u64(p, "id", 62);
+  msgpack_packer *p = tu_raw_request(&k, GBX_OP_SEND, 62, 2);
   gbx_pack_kv_cstr(p, "q", "q");
   gbx_pack_kv_bin(p, "body", "split", 5);
   frame_append(&out, k.b.data, k.b.len);
@@ -729,7 +583,7 @@ static void test_byte_by_byte(void **state) {
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   for (size_t i = 0; i < out.len; i++) {
     assert_int_equal(ts_raw_send(fd, out.data + i, 1), 0);
-    sleep_ms(1);
+    tu_sleep_ms(1);
   }
   gbx_buf_free(&out);
   expect_reply(fd, 61, GBX_E_OK, "ping sent byte by byte");
@@ -743,24 +597,21 @@ static void test_byte_by_byte(void **state) {
   assert_memory_equal(m[0].body, "split", 5);
   gbx_messages_free(m);
   gbx_close(c);
-  assert_alive(f->ts);
+  tu_assert_alive(f->ts);
 }
 
 static void test_many_requests_one_write(void **state) {
-  fx_t *f = *state;
+  tu_fx_t *f = *state;
   create_queue(f->ts, "q");
   enum { N = 1000 };
   gbx_buf_t out;
   gbx_buf_init(&out);
   for (uint64_t id = 1; id <= N; id++) {
-    pk_t k;
+    tu_raw_t k;
     if (id % 2) {
       ping_payload(&k, id);
     } else {
-      msgpack_packer *p = pk_begin(&k);
-      msgpack_pack_map(p, 4);
-      gbx_pack_kv_u64(p, "op", GBX_OP_SEND);
-      gbx_pack_kv_u64(p, "id", id);
+      msgpack_packer *p = tu_raw_request(&k, GBX_OP_SEND, id, 2);
       gbx_pack_kv_cstr(p, "q", "q");
       gbx_pack_kv_bin(p, "body", &id, sizeof id);
     }
@@ -770,7 +621,7 @@ static void test_many_requests_one_write(void **state) {
   /* a bad frame in the middle does not disturb its neighbours */
   static const uint8_t bad[] = {0xc1};
   frame_append(&out, bad, sizeof bad);
-  pk_t last;
+  tu_raw_t last;
   ping_payload(&last, N + 1);
   frame_append(&out, last.b.data, last.b.len);
   gbx_buf_free(&last.b);
@@ -782,7 +633,7 @@ static void test_many_requests_one_write(void **state) {
   memset(seen, 0, sizeof seen);
   int bad_replies = 0;
   for (int i = 0; i < N + 2; i++) {
-    reply_t r = read_reply(fd);
+    tu_reply_t r = read_reply(fd);
     if (r.id == 0) {
       assert_int_equal(r.err, GBX_E_BAD_FRAME);
       bad_replies++;
@@ -804,7 +655,7 @@ static void test_many_requests_one_write(void **state) {
   assert_int_equal(info.visible, N / 2);
   gbx_queue_info_free(&info);
   gbx_close(c);
-  assert_alive(f->ts);
+  tu_assert_alive(f->ts);
 }
 
 /* ---- a client that never reads ----------------------------------------------------- */
@@ -814,8 +665,7 @@ static void test_slow_consumer_cut_off(void **state) {
   char args[64];
   snprintf(args, sizeof args, "--max-outbuf %u", MIN_OUTBUF);
   gbx_testserver_t *ts = ts_start(args);
-  gbx_client_t *c = ts_connect(ts);
-  gbx_set_timeout(c, CLIENT_TIMEOUT_MS);
+  gbx_client_t *c = tu_connect(ts);
   CHECK_OK(gbx_queue_create(c, "big", NULL, NULL, 0, NULL, &e));
   uint8_t *body = malloc(SLOW_BODY);
   assert_non_null(body);
@@ -837,11 +687,8 @@ static void test_slow_consumer_cut_off(void **state) {
   gbx_buf_t out;
   gbx_buf_init(&out);
   for (int i = 0; i < SLOW_RECEIVES; i++) {
-    pk_t k;
-    msgpack_packer *p = pk_begin(&k);
-    msgpack_pack_map(p, 5);
-    gbx_pack_kv_u64(p, "op", GBX_OP_RECEIVE);
-    gbx_pack_kv_u64(p, "id", (uint64_t)i + 1);
+    tu_raw_t k;
+    msgpack_packer *p = tu_raw_request(&k, GBX_OP_RECEIVE, (uint64_t)i + 1, 3);
     gbx_pack_kv_cstr(p, "q", "big");
     gbx_pack_kv_u64(p, "max", 10);
     gbx_pack_kv_u64(p, "vis", 600);
@@ -855,7 +702,7 @@ static void test_slow_consumer_cut_off(void **state) {
   for (int i = 0; i < 5; i++) {
     CHECK_OK(gbx_ping(c, &e));
     CHECK_OK(gbx_queue_send(c, "big", "small", 5, NULL, 0, 10, NULL, &e));
-    sleep_ms(50);
+    tu_sleep_ms(50);
   }
   gbx_client_t *fresh = ts_connect(ts);
   CHECK_OK(gbx_ping(fresh, &e));
@@ -874,7 +721,7 @@ static void test_slow_consumer_cut_off(void **state) {
   ts_free(ts);
 }
 
-#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+#define T(fn) cmocka_unit_test_setup_teardown(fn, tu_setup_server, tu_teardown)
 
 int main(void) {
   const struct CMUnitTest tests[] = {

@@ -19,7 +19,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include "testserver.h"
+#include "testutil.h"
 
 #ifndef GBX_CLI_PATH
 #define GBX_CLI_PATH ""
@@ -27,43 +27,11 @@
 
 /* CLI output in these tests is a few KiB at most. */
 #define OUT_MAX (64 * 1024)
-/* Every libgearbox call gives up after this long, so a hang fails. */
-#define CLIENT_TIMEOUT_MS 20000
 /* Words of a CLI command line run with stdin (run_stdin). */
 #define MAX_WORDS 16
 
-typedef struct fx {
-  gbx_testserver_t *ts;
-  gbx_client_t *c;
-} fx_t;
-
 static gbx_error_t e;
 static char out[OUT_MAX];
-
-#define CHECK_OK(call)                                                                             \
-  do {                                                                                             \
-    int rc_ = (call);                                                                              \
-    if (rc_ != GBX_E_OK)                                                                           \
-      fail_msg("%s: %s (%s)", #call, gbx_errname(rc_), e.message);                                 \
-  } while (0)
-
-static int setup(void **state) {
-  fx_t *f = calloc(1, sizeof *f);
-  assert_non_null(f);
-  f->ts = ts_start(NULL);
-  f->c = ts_connect(f->ts);
-  gbx_set_timeout(f->c, CLIENT_TIMEOUT_MS);
-  *state = f;
-  return 0;
-}
-
-static int teardown(void **state) {
-  fx_t *f = *state;
-  gbx_close(f->c);
-  ts_free(f->ts);
-  free(f);
-  return 0;
-}
 
 /* Runs the CLI and fails unless it exits with want; stdout lands in out. */
 static void cli_expect(gbx_testserver_t *ts, int want, const char *args) {
@@ -141,17 +109,6 @@ static char *trim(char *s) {
   while (n && isspace((unsigned char)s[n - 1]))
     s[--n] = 0;
   return s;
-}
-
-static int is_uuid(const char *s) {
-  if (strlen(s) != 36)
-    return 0;
-  for (int i = 0; i < 36; i++) {
-    int dash = i == 8 || i == 13 || i == 18 || i == 23;
-    if (dash ? s[i] != '-' : !isxdigit((unsigned char)s[i]))
-      return 0;
-  }
-  return 1;
 }
 
 static void expect_in(const char *hay, const char *needle) {
@@ -301,7 +258,7 @@ static void expect_json_has(const char *json, const char *compact_needle) {
 /* ---- tests ------------------------------------------------------------------------- */
 
 static void test_cli_queue_create(void **state) {
-  fx_t *f = *state;
+  tu_fx_t *f = *state;
   cli_expect(f->ts, 0, "queue create jobs --visibility 45 --max-receives 3 --tag env=prod");
   expect_in(out, "created");
   gbx_queue_info_t info;
@@ -336,14 +293,14 @@ static void test_cli_queue_create(void **state) {
 }
 
 static void test_cli_send_argument(void **state) {
-  fx_t *f = *state;
+  tu_fx_t *f = *state;
   CHECK_OK(gbx_queue_create(f->c, "jobs", NULL, NULL, 0, NULL, &e));
   cli_expect(f->ts, 0,
              "send jobs 'hello world' --attr color=String:red --attr ratio=Number.float:1.5 "
              "--attr raw=Binary:AAEC");
   char mid[64];
   snprintf(mid, sizeof mid, "%s", trim(out));
-  if (!is_uuid(mid))
+  if (!tu_is_uuid(mid))
     fail_msg("send printed '%s', not a message id", out);
   gbx_message_t *m;
   size_t n;
@@ -391,14 +348,14 @@ static void test_cli_send_argument(void **state) {
 }
 
 static void test_cli_send_stdin(void **state) {
-  fx_t *f = *state;
+  tu_fx_t *f = *state;
   CHECK_OK(gbx_queue_create(f->c, "in", NULL, NULL, 0, NULL, &e));
   static const uint8_t body[] = "line one\nline two\0\x01\xff tail";
   const char *w1[] = {"send", "in", NULL};
   assert_int_equal(run_stdin(f->ts, w1, body, sizeof body - 1), 0);
   char mid1[64];
   snprintf(mid1, sizeof mid1, "%s", trim(out));
-  assert_true(is_uuid(mid1));
+  assert_true(tu_is_uuid(mid1));
   const char *w2[] = {"send", "in", "-", "--json", NULL};
   assert_int_equal(run_stdin(f->ts, w2, "dash", 4), 0);
   assert_json(out);
@@ -438,7 +395,7 @@ static void test_cli_send_stdin(void **state) {
 }
 
 static void test_cli_receive_delete(void **state) {
-  fx_t *f = *state;
+  tu_fx_t *f = *state;
   CHECK_OK(gbx_queue_create(f->c, "r", NULL, NULL, 0, NULL, &e));
   char mid[GBX_MID_BUFSZ];
   CHECK_OK(gbx_queue_send(f->c, "r", "first message", 13, NULL, 0, -1, mid, &e));
@@ -480,7 +437,7 @@ static void test_cli_receive_delete(void **state) {
 }
 
 static void test_cli_queue_stats(void **state) {
-  fx_t *f = *state;
+  tu_fx_t *f = *state;
   gbx_queue_attrs_t at = {.set = GBX_QA_VISIBILITY, .visibility_timeout = 45};
   gbx_tag_t tag = {"env", "prod"};
   CHECK_OK(gbx_queue_create(f->c, "s", &at, &tag, 1, NULL, &e));
@@ -511,7 +468,7 @@ static void test_cli_queue_stats(void **state) {
 }
 
 static void test_cli_exit_codes(void **state) {
-  fx_t *f = *state;
+  tu_fx_t *f = *state;
   CHECK_OK(gbx_queue_create(f->c, "q", NULL, NULL, 0, NULL, &e));
   cli_expect(f->ts, 0, "ping");
   /* server errors: 1, and nothing on stdout */
@@ -546,7 +503,7 @@ static void test_cli_exit_codes(void **state) {
   cli_expect(f->ts, 1, "--timeout 5000 ping");
 }
 
-#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+#define T(fn) cmocka_unit_test_setup_teardown(fn, tu_setup, tu_teardown)
 
 int main(void) {
   const struct CMUnitTest tests[] = {

@@ -16,37 +16,19 @@
 #include <unistd.h>
 
 #include "gbx_codec.h"
-#include "testserver.h"
+#include "testutil.h"
 
 /* How long a raw read waits for a reply: the server answers a ping at once,
  * so this only bounds a broken run. */
 #define REPLY_WAIT_MS 10000
 
-static void ping_ok(gbx_testserver_t *ts) {
-  gbx_client_t *c = ts_connect(ts);
-  gbx_error_t err;
-  int rc = gbx_ping(c, &err);
-  if (rc != GBX_E_OK)
-    fail_msg("ping: %s (%s)", err.message, gbx_errname(rc));
-  gbx_close(c);
-}
-
 /* Sends a hand-built ping {op: 1, id: 42} and checks the reply's id and err. */
 static void raw_ping_ok(int fd) {
   static const uint8_t ping[] = {0x82, 0xa2, 'o', 'p', 0x01, 0xa2, 'i', 'd', 0x2a};
   assert_int_equal(ts_raw_send_frame(fd, ping, sizeof ping), 0);
-  uint8_t buf[256];
-  long n = ts_raw_read_frame(fd, buf, sizeof buf, REPLY_WAIT_MS);
-  assert_true(n > 0);
-  gbx_doc_t doc;
-  gbx_errbuf_t eb;
-  assert_int_equal(gbx_doc_parse(&doc, buf, (size_t)n, &eb), GBX_E_OK);
-  uint64_t id = 0, code = 99;
-  assert_int_equal(gbx_get_u64(&doc.root, "id", 1, 0, UINT64_MAX, &id, NULL, &eb), GBX_E_OK);
-  assert_int_equal(gbx_get_u64(&doc.root, "err", 1, 0, UINT64_MAX, &code, NULL, &eb), GBX_E_OK);
-  gbx_doc_free(&doc);
-  assert_int_equal(id, 42);
-  assert_int_equal(code, GBX_E_OK);
+  tu_reply_t r = tu_raw_read_reply(fd);
+  assert_int_equal(r.id, 42);
+  assert_int_equal(r.err, GBX_E_OK);
 }
 
 static void test_start_restart_kill_stop(void **state) {
@@ -57,15 +39,15 @@ static void test_start_restart_kill_stop(void **state) {
   struct stat st;
   assert_int_equal(stat(ts_data_dir(ts), &st), 0);
   assert_true(S_ISDIR(st.st_mode));
-  ping_ok(ts);
+  tu_assert_alive(ts);
 
   ts_restart(ts);
-  ping_ok(ts);
+  tu_assert_alive(ts);
 
   ts_kill9(ts);
   assert_int_equal(ts_pid(ts), -1);
   ts_start_again(ts);
-  ping_ok(ts);
+  tu_assert_alive(ts);
 
   assert_int_equal(ts_stop(ts), 0);
   ts_assert_clean_exit(ts);
@@ -125,11 +107,11 @@ static void test_raw_frames(void **state) {
 static void test_sigint_stops_cleanly(void **state) {
   (void)state;
   gbx_testserver_t *ts = ts_start("--sync interval:5 --log-level warn");
-  ping_ok(ts);
+  tu_assert_alive(ts);
   assert_int_equal(ts_stop_with(ts, SIGINT), 0);
   ts_assert_clean_exit(ts);
   ts_start_again_args(ts, "--sync none");
-  ping_ok(ts);
+  tu_assert_alive(ts);
   ts_free(ts);
 }
 

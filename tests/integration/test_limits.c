@@ -17,23 +17,18 @@
 
 #include <cmocka.h>
 
-#include "testserver.h"
+#include "testutil.h"
 
 static gbx_error_t e;
-
-#define CHECK_OK(call)                                                              \
-  do {                                                                              \
-    if ((call) != GBX_E_OK) fail_msg("%s: %s (%s)", #call, gbx_errname(e.code), e.message); \
-  } while (0)
-
-static void sleep_ms(unsigned ms) { usleep(ms * 1000u); }
 
 static int file_has(const char *path, const char *needle) {
   FILE *f = fopen(path, "r");
   char line[2048];
   int found = 0;
-  while (f && !found && fgets(line, sizeof(line), f)) found = strstr(line, needle) != NULL;
-  if (f) fclose(f);
+  while (f && !found && fgets(line, sizeof(line), f))
+    found = strstr(line, needle) != NULL;
+  if (f)
+    fclose(f);
   return found;
 }
 
@@ -61,7 +56,8 @@ static void test_disk_full_watermark(void **state) {
   assert_non_null(f);
   static char chunk[1 << 20];
   memset(chunk, 'f', sizeof(chunk));
-  for (int i = 0; i < 300; i++) assert_int_equal(fwrite(chunk, 1, sizeof(chunk), f), sizeof(chunk));
+  for (int i = 0; i < 300; i++)
+    assert_int_equal(fwrite(chunk, 1, sizeof(chunk), f), sizeof(chunk));
   fclose(f);
   snprintf(args, sizeof(args), "--data %s/data --min-free %u", mnt, 96u << 20);
   gbx_testserver_t *ts = ts_start(args);
@@ -72,10 +68,13 @@ static void test_disk_full_watermark(void **state) {
   int acked = 0, refused = 0;
   for (int i = 0; i < 400 && !refused; i++) {
     int r = gbx_queue_send(c, "big", body, sizeof(body), NULL, 0, -1, NULL, &e);
-    if (r == GBX_E_OK) acked++;
-    else if (r == GBX_E_DISK_FULL) refused = 1;
-    else fail_msg("send %d: %s (%s)", i, gbx_errname(r), e.message);
-    sleep_ms(5); /* let the 250 ms free-space check see the disk fill */
+    if (r == GBX_E_OK)
+      acked++;
+    else if (r == GBX_E_DISK_FULL)
+      refused = 1;
+    else
+      fail_msg("send %d: %s (%s)", i, gbx_errname(r), e.message);
+    tu_sleep_ms(5); /* let the 250 ms free-space check see the disk fill */
   }
   assert_true(refused);
   assert_true(acked > 10);
@@ -85,13 +84,14 @@ static void test_disk_full_watermark(void **state) {
   size_t n;
   CHECK_OK(gbx_queue_receive(c, "big", 10, 30, 0, &m, &n, &e));
   assert_int_equal(n, 4); /* 2 MiB reply budget: four 512 KiB messages */
-  for (size_t i = 0; i < n; i++) CHECK_OK(gbx_message_delete(c, "big", m[i].receipt, &e));
+  for (size_t i = 0; i < n; i++)
+    CHECK_OK(gbx_message_delete(c, "big", m[i].receipt, &e));
   gbx_messages_free(m);
   /* freeing space lets sends resume without a restart */
   assert_int_equal(unlink(filler), 0);
   int resumed = 0;
   for (int i = 0; i < 100 && !resumed; i++) {
-    sleep_ms(50);
+    tu_sleep_ms(50);
     resumed = gbx_queue_send(c, "big", "ok", 2, NULL, 0, -1, NULL, &e) == GBX_E_OK;
   }
   assert_true(resumed);
@@ -130,21 +130,70 @@ static void test_slow_sender_cut_off(void **state) {
 static void test_idle_connections_and_cap(void **state) {
   gbx_testserver_t *ts = ts_start("--max-conns 300");
   int fds[300];
-  for (int i = 0; i < 299; i++) fds[i] = ts_raw_connect(ts);
+  for (int i = 0; i < 299; i++)
+    fds[i] = ts_raw_connect(ts);
   gbx_client_t *c = ts_connect(ts); /* the 300th */
   CHECK_OK(gbx_ping(c, &e));
   int extra = ts_raw_connect(ts); /* the 301st: accepted, then closed */
   assert_int_equal(ts_raw_wait_eof(extra, 5000), 1);
   close(extra);
   assert_true(file_has(ts_log_path(ts), "--max-conns"));
-  for (int i = 0; i < 299; i++) close(fds[i]);
+  for (int i = 0; i < 299; i++)
+    close(fds[i]);
   CHECK_OK(gbx_ping(c, &e));
   /* slots come back once the idle ones are gone */
-  sleep_ms(200);
+  tu_sleep_ms(200);
   gbx_client_t *c2 = ts_connect(ts);
   CHECK_OK(gbx_ping(c2, &e));
   gbx_close(c2);
   gbx_close(c);
+  ts_free(ts);
+}
+
+/* With no body cache every body is read from the store, off the loop
+ * thread. A long poll answered by a send must still get the body, although
+ * the send's batch may not be written yet when the waiter is served. */
+static void test_no_body_cache_long_poll(void **state) {
+  gbx_testserver_t *ts = ts_start("--body-cache 0");
+  gbx_client_t *a = ts_connect(ts), *b = ts_connect(ts);
+  CHECK_OK(gbx_queue_create(a, "cold", NULL, NULL, 0, NULL, &e));
+  for (int round = 0; round < 20; round++) {
+    uint64_t id = gbx_submit_receive(a, "cold", 1, 30, 5, &e);
+    assert_true(id > 0);
+    CHECK_OK(gbx_flush(a, &e));
+    tu_sleep_ms(20); /* let the receive start waiting */
+    char body[32];
+    int bl = snprintf(body, sizeof(body), "cold body %d", round);
+    CHECK_OK(gbx_queue_send(b, "cold", body, (size_t)bl, NULL, 0, -1, NULL, &e));
+    gbx_reply_t *r;
+    gbx_message_t *m;
+    size_t n;
+    CHECK_OK(gbx_collect(a, &r, &e));
+    CHECK_OK(gbx_reply_messages(r, &m, &n, &e));
+    assert_int_equal(n, 1);
+    assert_int_equal(m[0].body_len, (size_t)bl);
+    assert_memory_equal(m[0].body, body, (size_t)bl);
+    CHECK_OK(gbx_message_delete(a, "cold", m[0].receipt, &e));
+    gbx_messages_free(m);
+    gbx_reply_free(r);
+  }
+  /* and a backlog read cold from the store after a restart */
+  for (int i = 0; i < 50; i++) CHECK_OK(gbx_queue_send(b, "cold", "backlog", 7, NULL, 0, -1, NULL, &e));
+  gbx_close(a);
+  gbx_close(b);
+  ts_restart(ts);
+  a = ts_connect(ts);
+  size_t got = 0;
+  while (got < 50) {
+    gbx_message_t *m;
+    size_t n;
+    CHECK_OK(gbx_queue_receive(a, "cold", 10, 30, 1, &m, &n, &e));
+    assert_true(n > 0);
+    for (size_t i = 0; i < n; i++) assert_memory_equal(m[i].body, "backlog", 7);
+    got += n;
+    gbx_messages_free(m);
+  }
+  gbx_close(a);
   ts_free(ts);
 }
 
@@ -153,6 +202,7 @@ int main(void) {
       cmocka_unit_test(test_disk_full_watermark),
       cmocka_unit_test(test_slow_sender_cut_off),
       cmocka_unit_test(test_idle_connections_and_cap),
+      cmocka_unit_test(test_no_body_cache_long_poll),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -21,10 +21,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include "testserver.h"
+#include "testutil.h"
 
-/* Every libgearbox call gives up this long after its wait, so a hang fails. */
-#define CLIENT_TIMEOUT_MS 20000
 /* The long-poll wait of the wake-up tests: long enough that a waiter that
  * was not woken is told apart from one that was by whole seconds. */
 #define LONG_WAIT_S 5
@@ -38,65 +36,7 @@
 /* Default --max-waiters. */
 #define MAX_WAITERS 64
 
-typedef struct fx {
-  gbx_testserver_t *ts;
-  gbx_client_t *c;
-} fx_t;
-
 static gbx_error_t e;
-
-#define CHECK_OK(call)                                                                             \
-  do {                                                                                             \
-    int rc_ = (call);                                                                              \
-    if (rc_ != GBX_E_OK)                                                                           \
-      fail_msg("%s: %s (%s)", #call, gbx_errname(rc_), e.message);                                 \
-  } while (0)
-
-static int setup(void **state) {
-  fx_t *f = calloc(1, sizeof *f);
-  assert_non_null(f);
-  f->ts = ts_start(NULL);
-  f->c = ts_connect(f->ts);
-  gbx_set_timeout(f->c, CLIENT_TIMEOUT_MS);
-  *state = f;
-  return 0;
-}
-
-static int teardown(void **state) {
-  fx_t *f = *state;
-  gbx_close(f->c);
-  ts_free(f->ts);
-  free(f);
-  return 0;
-}
-
-static void assert_alive(gbx_testserver_t *ts) {
-  gbx_client_t *c = ts_connect(ts);
-  CHECK_OK(gbx_ping(c, &e));
-  gbx_close(c);
-}
-
-static int64_t mono_ms(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
-static void sleep_ms(unsigned ms) {
-  struct timespec t = {ms / 1000, (long)(ms % 1000) * 1000000L};
-  while (nanosleep(&t, &t) != 0) {
-  }
-}
-
-static gbx_client_t *conn(gbx_testserver_t *ts) {
-  gbx_client_t *c = ts_connect(ts);
-  gbx_set_timeout(c, CLIENT_TIMEOUT_MS);
-  return c;
-}
-
-static void create(gbx_client_t *c, const char *q, const gbx_queue_attrs_t *a) {
-  CHECK_OK(gbx_queue_create(c, q, a, NULL, 0, NULL, &e));
-}
 
 /* Puts a receive of one message waiting up to wait_s on the wire. */
 static uint64_t start_wait(gbx_client_t *c, const char *q, int vis, int wait_s) {
@@ -124,17 +64,17 @@ static gbx_message_t *finish_wait(gbx_client_t *c, uint64_t id, size_t *n) {
 /* ---- wake-ups ---------------------------------------------------------------- */
 
 static void test_send_wakes_waiter(void **state) {
-  fx_t *f = *state;
-  create(f->c, "lp", NULL);
-  gbx_client_t *w = conn(f->ts);
-  int64_t t0 = mono_ms();
+  tu_fx_t *f = *state;
+  tu_create_queue(f->c, "lp", NULL);
+  gbx_client_t *w = tu_connect(f->ts);
+  int64_t t0 = tu_mono_ms();
   uint64_t id = start_wait(w, "lp", 60, LONG_WAIT_S);
-  sleep_ms(SETTLE_MS);
+  tu_sleep_ms(SETTLE_MS);
   char mid[GBX_MID_BUFSZ];
   CHECK_OK(gbx_queue_send(f->c, "lp", "wake up", 7, NULL, 0, -1, mid, &e));
   size_t n;
   gbx_message_t *m = finish_wait(w, id, &n);
-  int64_t took = mono_ms() - t0;
+  int64_t took = tu_mono_ms() - t0;
   assert_int_equal(n, 1);
   assert_string_equal(m[0].mid, mid);
   assert_memory_equal(m[0].body, "wake up", 7);
@@ -150,20 +90,20 @@ static void test_send_wakes_waiter(void **state) {
   CHECK_OK(gbx_message_delete(w, "lp", m[0].receipt, &e));
   gbx_messages_free(m);
   gbx_close(w);
-  assert_alive(f->ts);
+  tu_assert_alive(f->ts);
 }
 
 static void test_waiters_first_come_first_served(void **state) {
-  fx_t *f = *state;
-  create(f->c, "fifo", NULL);
+  tu_fx_t *f = *state;
+  tu_create_queue(f->c, "fifo", NULL);
   gbx_client_t *w[3];
   uint64_t id[3];
   for (int i = 0; i < 3; i++) {
-    w[i] = conn(f->ts);
+    w[i] = tu_connect(f->ts);
     id[i] = start_wait(w[i], "fifo", 60, LONG_WAIT_S);
-    sleep_ms(SETTLE_MS); /* so the server sees them in this order */
+    tu_sleep_ms(SETTLE_MS); /* so the server sees them in this order */
   }
-  int64_t t0 = mono_ms();
+  int64_t t0 = tu_mono_ms();
   /* one message per step: it goes to the longest-waiting receive, and only
    * that one (the others keep waiting, else the later steps would find them
    * answered already) */
@@ -178,22 +118,22 @@ static void test_waiters_first_come_first_served(void **state) {
     assert_string_equal(m[0].mid, mid);
     gbx_messages_free(m);
   }
-  if (mono_ms() - t0 >= WOKEN_BEFORE_MS)
+  if (tu_mono_ms() - t0 >= WOKEN_BEFORE_MS)
     fail_msg("waiters were not woken by the sends");
   for (int i = 0; i < 3; i++)
     gbx_close(w[i]);
-  assert_alive(f->ts);
+  tu_assert_alive(f->ts);
 }
 
 static void test_batch_wakes_one_waiter_per_message(void **state) {
-  fx_t *f = *state;
-  create(f->c, "many", NULL);
+  tu_fx_t *f = *state;
+  tu_create_queue(f->c, "many", NULL);
   gbx_client_t *w[3];
   uint64_t id[3];
   for (int i = 0; i < 3; i++) {
-    w[i] = conn(f->ts);
+    w[i] = tu_connect(f->ts);
     id[i] = start_wait(w[i], "many", 60, 2);
-    sleep_ms(SETTLE_MS);
+    tu_sleep_ms(SETTLE_MS);
   }
   gbx_send_entry_t en[] = {{"a", "first", 5, NULL, 0, -1}, {"b", "second", 6, NULL, 0, -1}};
   gbx_batch_result_t res[2];
@@ -211,20 +151,20 @@ static void test_batch_wakes_one_waiter_per_message(void **state) {
   gbx_messages_free(m2);
   for (int i = 0; i < 3; i++)
     gbx_close(w[i]);
-  assert_alive(f->ts);
+  tu_assert_alive(f->ts);
 }
 
 static void test_delay_end_wakes_waiter(void **state) {
-  fx_t *f = *state;
-  create(f->c, "later", NULL);
-  gbx_client_t *w = conn(f->ts);
+  tu_fx_t *f = *state;
+  tu_create_queue(f->c, "later", NULL);
+  gbx_client_t *w = tu_connect(f->ts);
   uint64_t id = start_wait(w, "later", 60, LONG_WAIT_S);
-  sleep_ms(SETTLE_MS);
-  int64_t t0 = mono_ms();
+  tu_sleep_ms(SETTLE_MS);
+  int64_t t0 = tu_mono_ms();
   CHECK_OK(gbx_queue_send(f->c, "later", "delayed", 7, NULL, 0, 1, NULL, &e));
   size_t n;
   gbx_message_t *m = finish_wait(w, id, &n);
-  int64_t took = mono_ms() - t0;
+  int64_t took = tu_mono_ms() - t0;
   assert_int_equal(n, 1);
   assert_memory_equal(m[0].body, "delayed", 7);
   /* not before its delay, and long before the wait would have ended */
@@ -234,22 +174,22 @@ static void test_delay_end_wakes_waiter(void **state) {
     fail_msg("the delay's end did not wake the waiter (%lld ms)", (long long)took);
   gbx_messages_free(m);
   gbx_close(w);
-  assert_alive(f->ts);
+  tu_assert_alive(f->ts);
 }
 
 static void test_visibility_expiry_wakes_waiter(void **state) {
-  fx_t *f = *state;
-  create(f->c, "vis", NULL);
+  tu_fx_t *f = *state;
+  tu_create_queue(f->c, "vis", NULL);
   CHECK_OK(gbx_queue_send(f->c, "vis", "again", 5, NULL, 0, -1, NULL, &e));
   gbx_message_t *first;
   size_t n;
   CHECK_OK(gbx_queue_receive(f->c, "vis", 1, 1, 0, &first, &n, &e)); /* invisible for 1 s */
   assert_int_equal(n, 1);
-  int64_t t0 = mono_ms();
-  gbx_client_t *w = conn(f->ts);
+  int64_t t0 = tu_mono_ms();
+  gbx_client_t *w = tu_connect(f->ts);
   uint64_t id = start_wait(w, "vis", 60, LONG_WAIT_S);
   gbx_message_t *m = finish_wait(w, id, &n);
-  int64_t took = mono_ms() - t0;
+  int64_t took = tu_mono_ms() - t0;
   assert_int_equal(n, 1);
   assert_string_equal(m[0].mid, first[0].mid);
   assert_int_equal(m[0].receive_count, 2);
@@ -261,42 +201,42 @@ static void test_visibility_expiry_wakes_waiter(void **state) {
   gbx_messages_free(first);
   gbx_messages_free(m);
   gbx_close(w);
-  assert_alive(f->ts);
+  tu_assert_alive(f->ts);
 }
 
 static void test_other_queue_does_not_wake(void **state) {
-  fx_t *f = *state;
-  create(f->c, "quiet", NULL);
-  create(f->c, "busy", NULL);
-  gbx_client_t *w = conn(f->ts);
-  int64_t t0 = mono_ms();
+  tu_fx_t *f = *state;
+  tu_create_queue(f->c, "quiet", NULL);
+  tu_create_queue(f->c, "busy", NULL);
+  gbx_client_t *w = tu_connect(f->ts);
+  int64_t t0 = tu_mono_ms();
   uint64_t id = start_wait(w, "quiet", 60, 1);
-  sleep_ms(SETTLE_MS);
+  tu_sleep_ms(SETTLE_MS);
   CHECK_OK(gbx_queue_send(f->c, "busy", "not for you", 11, NULL, 0, -1, NULL, &e));
   size_t n;
   gbx_message_t *m = finish_wait(w, id, &n);
   assert_int_equal(n, 0);
   assert_null(m);
-  assert_true(mono_ms() - t0 >= 900);
+  assert_true(tu_mono_ms() - t0 >= 900);
   gbx_queue_info_t info;
   CHECK_OK(gbx_queue_get_attrs(f->c, "busy", &info, &e));
   assert_int_equal(info.visible, 1);
   gbx_queue_info_free(&info);
   gbx_close(w);
-  assert_alive(f->ts);
+  tu_assert_alive(f->ts);
 }
 
 /* ---- closed connections, limits, timeouts ------------------------------------------ */
 
 static void test_closed_waiter_does_not_swallow(void **state) {
-  fx_t *f = *state;
-  create(f->c, "gone", NULL);
+  tu_fx_t *f = *state;
+  tu_create_queue(f->c, "gone", NULL);
   /* a waiter whose connection closes, with nobody else waiting */
-  gbx_client_t *x = conn(f->ts);
+  gbx_client_t *x = tu_connect(f->ts);
   start_wait(x, "gone", 60, LONG_WAIT_S);
-  sleep_ms(SETTLE_MS);
+  tu_sleep_ms(SETTLE_MS);
   gbx_close(x);
-  sleep_ms(SETTLE_MS);
+  tu_sleep_ms(SETTLE_MS);
   CHECK_OK(gbx_queue_send(f->c, "gone", "one", 3, NULL, 0, -1, NULL, &e));
   gbx_queue_info_t info;
   CHECK_OK(gbx_queue_get_attrs(f->c, "gone", &info, &e));
@@ -311,29 +251,29 @@ static void test_closed_waiter_does_not_swallow(void **state) {
   gbx_messages_free(m);
 
   /* a closed waiter ahead of a live one: the live one gets the message */
-  x = conn(f->ts);
+  x = tu_connect(f->ts);
   start_wait(x, "gone", 60, LONG_WAIT_S);
-  sleep_ms(SETTLE_MS);
-  gbx_client_t *y = conn(f->ts);
+  tu_sleep_ms(SETTLE_MS);
+  gbx_client_t *y = tu_connect(f->ts);
   uint64_t id = start_wait(y, "gone", 60, LONG_WAIT_S);
-  sleep_ms(SETTLE_MS);
+  tu_sleep_ms(SETTLE_MS);
   gbx_close(x);
-  sleep_ms(SETTLE_MS);
-  int64_t t0 = mono_ms();
+  tu_sleep_ms(SETTLE_MS);
+  int64_t t0 = tu_mono_ms();
   CHECK_OK(gbx_queue_send(f->c, "gone", "two", 3, NULL, 0, -1, NULL, &e));
   m = finish_wait(y, id, &n);
   assert_int_equal(n, 1);
   assert_memory_equal(m[0].body, "two", 3);
-  assert_true(mono_ms() - t0 < WOKEN_BEFORE_MS);
+  assert_true(tu_mono_ms() - t0 < WOKEN_BEFORE_MS);
   gbx_messages_free(m);
   gbx_close(y);
-  assert_alive(f->ts);
+  tu_assert_alive(f->ts);
 }
 
 static void test_too_many_waiters(void **state) {
-  fx_t *f = *state;
-  create(f->c, "crowd", NULL);
-  gbx_client_t *w = conn(f->ts);
+  tu_fx_t *f = *state;
+  tu_create_queue(f->c, "crowd", NULL);
+  gbx_client_t *w = tu_connect(f->ts);
   uint64_t ids[MAX_WAITERS + 1];
   for (int i = 0; i <= MAX_WAITERS; i++) {
     ids[i] = gbx_submit_receive(w, "crowd", 1, 60, 1, &e);
@@ -341,7 +281,7 @@ static void test_too_many_waiters(void **state) {
   }
   CHECK_OK(gbx_flush(w, &e));
   /* the limit is per connection: another one can still wait */
-  gbx_client_t *other = conn(f->ts);
+  gbx_client_t *other = tu_connect(f->ts);
   uint64_t oid = start_wait(other, "crowd", 60, 1);
 
   int refused = 0, empty = 0;
@@ -377,17 +317,17 @@ static void test_too_many_waiters(void **state) {
   gbx_messages_free(m);
   gbx_close(other);
   gbx_close(w);
-  assert_alive(f->ts);
+  tu_assert_alive(f->ts);
 }
 
 static void test_wait_timeout(void **state) {
-  fx_t *f = *state;
-  create(f->c, "empty", NULL);
+  tu_fx_t *f = *state;
+  tu_create_queue(f->c, "empty", NULL);
   gbx_message_t *m = NULL;
   size_t n = 99;
-  int64_t t0 = mono_ms();
+  int64_t t0 = tu_mono_ms();
   CHECK_OK(gbx_queue_receive(f->c, "empty", 10, 30, 1, &m, &n, &e));
-  int64_t took = mono_ms() - t0;
+  int64_t took = tu_mono_ms() - t0;
   assert_int_equal(n, 0);
   assert_null(m);
   if (took < 900 || took > 5000)
@@ -395,10 +335,10 @@ static void test_wait_timeout(void **state) {
 
   /* the queue's ReceiveMessageWaitTimeSeconds is the default wait */
   gbx_queue_attrs_t a = {.set = GBX_QA_WAIT, .receive_wait = 1};
-  create(f->c, "patient", &a);
-  t0 = mono_ms();
+  tu_create_queue(f->c, "patient", &a);
+  t0 = tu_mono_ms();
   CHECK_OK(gbx_queue_receive(f->c, "patient", 1, 30, -1, &m, &n, &e));
-  took = mono_ms() - t0;
+  took = tu_mono_ms() - t0;
   assert_int_equal(n, 0);
   if (took < 900 || took > 5000)
     fail_msg("a queue-default 1 s wait took %lld ms", (long long)took);
@@ -407,20 +347,20 @@ static void test_wait_timeout(void **state) {
   assert_int_equal(n, 0);
   /* a message already there is returned at once, whatever the wait */
   CHECK_OK(gbx_queue_send(f->c, "patient", "here", 4, NULL, 0, -1, NULL, &e));
-  t0 = mono_ms();
+  t0 = tu_mono_ms();
   CHECK_OK(gbx_queue_receive(f->c, "patient", 1, 30, 20, &m, &n, &e));
   assert_int_equal(n, 1);
-  assert_true(mono_ms() - t0 < WOKEN_BEFORE_MS);
+  assert_true(tu_mono_ms() - t0 < WOKEN_BEFORE_MS);
   gbx_messages_free(m);
-  assert_alive(f->ts);
+  tu_assert_alive(f->ts);
 }
 
 static void test_queue_deleted_while_waiting(void **state) {
-  fx_t *f = *state;
-  create(f->c, "vanish", NULL);
-  gbx_client_t *w = conn(f->ts);
+  tu_fx_t *f = *state;
+  tu_create_queue(f->c, "vanish", NULL);
+  gbx_client_t *w = tu_connect(f->ts);
   uint64_t id = start_wait(w, "vanish", 60, 2);
-  sleep_ms(SETTLE_MS);
+  tu_sleep_ms(SETTLE_MS);
   CHECK_OK(gbx_queue_delete(f->c, "vanish", &e));
   /* the waiter gets an answer (empty or queue_not_found), never a message
    * of a later queue of the same name, and the server stays up */
@@ -438,10 +378,10 @@ static void test_queue_deleted_while_waiting(void **state) {
   }
   gbx_reply_free(r);
   gbx_close(w);
-  assert_alive(f->ts);
+  tu_assert_alive(f->ts);
 }
 
-#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+#define T(fn) cmocka_unit_test_setup_teardown(fn, tu_setup, tu_teardown)
 
 int main(void) {
   const struct CMUnitTest tests[] = {

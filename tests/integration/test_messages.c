@@ -19,14 +19,8 @@
 #include <cmocka.h>
 
 #include "gbx_codec.h"
-#include "testserver.h"
+#include "testutil.h"
 
-/* Replies to hand-built requests are small; anything larger is a bug. */
-#define RAW_REPLY_MAX (64 * 1024)
-/* How long a raw reply may take: far above a local round trip. */
-#define RAW_TIMEOUT_MS 10000
-/* Every libgearbox call gives up after this long, so a hang fails. */
-#define CLIENT_TIMEOUT_MS 20000
 /* Slack allowed between the test's wall clock and the server's stamps:
  * the same machine, but milliseconds are rounded on either side. */
 #define CLOCK_SLACK_MS 1000
@@ -40,80 +34,13 @@
 /* Message ids checked for uniqueness: enough to catch a counter that
  * repeats or a permutation that collides, quick to send in batches. */
 #define UNIQUE_IDS 10000
-
-typedef struct fx {
-  gbx_testserver_t *ts;
-  gbx_client_t *c;
-} fx_t;
+/* The id of every hand-built request here, checked in its reply. */
+#define RAW_ID 77
 
 static gbx_error_t e; /* the last call's error, for failure messages */
 
-#define CHECK_OK(call)                                                                             \
-  do {                                                                                             \
-    int rc_ = (call);                                                                              \
-    if (rc_ != GBX_E_OK)                                                                           \
-      fail_msg("%s: %s (%s)", #call, gbx_errname(rc_), e.message);                                 \
-  } while (0)
-
-#define CHECK_ERR(want, call)                                                                      \
-  do {                                                                                             \
-    int rc_ = (call);                                                                              \
-    if (rc_ != (want))                                                                             \
-      fail_msg("%s: got %s (%s), want %s", #call, gbx_errname(rc_), e.message, gbx_errname(want)); \
-  } while (0)
-
-static int setup(void **state) {
-  fx_t *f = calloc(1, sizeof *f);
-  assert_non_null(f);
-  f->ts = ts_start(NULL);
-  f->c = ts_connect(f->ts);
-  gbx_set_timeout(f->c, CLIENT_TIMEOUT_MS);
-  *state = f;
-  return 0;
-}
-
-static int teardown(void **state) {
-  fx_t *f = *state;
-  gbx_close(f->c);
-  ts_free(f->ts);
-  free(f);
-  return 0;
-}
-
-static void assert_alive(gbx_testserver_t *ts) {
-  gbx_client_t *c = ts_connect(ts);
-  CHECK_OK(gbx_ping(c, &e));
-  gbx_close(c);
-}
-
-static uint64_t wall_ms(void) {
-  struct timeval tv;
-  gettimeofday(&tv, NULL);
-  return (uint64_t)tv.tv_sec * 1000u + (uint64_t)tv.tv_usec / 1000u;
-}
-
-static void sleep_ms(unsigned ms) {
-  struct timespec t = {ms / 1000, (long)(ms % 1000) * 1000000L};
-  while (nanosleep(&t, &t) != 0) {
-  }
-}
-
-static void create(gbx_client_t *c, const char *q, const gbx_queue_attrs_t *a) {
-  CHECK_OK(gbx_queue_create(c, q, a, NULL, 0, NULL, &e));
-}
-
 static void send_str(gbx_client_t *c, const char *q, const char *body, char *mid) {
   CHECK_OK(gbx_queue_send(c, q, body, strlen(body), NULL, 0, -1, mid, &e));
-}
-
-/* Receives and returns exactly `want` messages (fails otherwise). */
-static gbx_message_t *recv_n(gbx_client_t *c, const char *q, uint32_t max, int vis, size_t want) {
-  gbx_message_t *m = NULL;
-  size_t n = 0;
-  CHECK_OK(gbx_queue_receive(c, q, max, vis, 0, &m, &n, &e));
-  if (n != want)
-    fail_msg("receive on %s returned %zu messages, want %zu", q, n, want);
-  return m;
 }
 
 static void counters(gbx_client_t *c, const char *q, uint64_t vis, uint64_t inflight,
@@ -128,66 +55,43 @@ static void counters(gbx_client_t *c, const char *q, uint64_t vis, uint64_t infl
   gbx_queue_info_free(&info);
 }
 
-static const gbx_msg_attr_t *msg_attr(const gbx_message_t *m, const char *name) {
-  for (size_t i = 0; i < m->nattrs; i++)
-    if (strcmp(m->attrs[i].name, name) == 0)
-      return &m->attrs[i];
-  return NULL;
-}
-
-static int is_uuid(const char *s) {
-  if (strlen(s) != 36)
-    return 0;
-  for (int i = 0; i < 36; i++) {
-    int dash = i == 8 || i == 13 || i == 18 || i == 23;
-    if (dash ? s[i] != '-' : !strchr("0123456789abcdefABCDEF", s[i]))
-      return 0;
-  }
-  return 1;
-}
-
 /* ---- raw requests (what libgearbox refuses to send) ------------------------- */
-
-typedef struct raw {
-  gbx_buf_t b;
-  msgpack_packer pk;
-} raw_t;
-
-static msgpack_packer *raw_begin(raw_t *r, uint64_t op, uint32_t nfields) {
-  gbx_buf_init(&r->b);
-  msgpack_packer_init(&r->pk, &r->b, gbx_buf_write_cb);
-  msgpack_pack_map(&r->pk, 2 + nfields);
-  gbx_pack_kv_u64(&r->pk, "op", op);
-  gbx_pack_kv_u64(&r->pk, "id", 77);
-  return &r->pk;
-}
 
 /* Sends the request packed in r (freed here) on a new raw connection and
  * returns the reply's err. */
-static int raw_call(gbx_testserver_t *ts, raw_t *r) {
-  static uint8_t reply[RAW_REPLY_MAX];
-  int fd = ts_raw_connect(ts);
-  assert_int_equal(ts_raw_send_frame(fd, r->b.data, (uint32_t)r->b.len), 0);
+static int raw_call(gbx_testserver_t *ts, tu_raw_t *r) {
+  tu_reply_t rep = tu_raw_call(ts, &r->b);
   gbx_buf_free(&r->b);
-  long n = ts_raw_read_frame(fd, reply, sizeof reply, RAW_TIMEOUT_MS);
-  close(fd);
-  assert_true(n > 0);
-  gbx_doc_t d;
-  gbx_errbuf_t eb;
-  assert_int_equal(gbx_doc_parse(&d, reply, (size_t)n, &eb), GBX_E_OK);
-  uint64_t err = 0, id = 0;
-  assert_int_equal(gbx_get_u64(&d.root, "err", 1, 0, UINT64_MAX, &err, NULL, &eb), GBX_E_OK);
-  assert_int_equal(gbx_get_u64(&d.root, "id", 1, 0, UINT64_MAX, &id, NULL, &eb), GBX_E_OK);
-  assert_int_equal(id, 77);
-  gbx_doc_free(&d);
-  return (int)err;
+  assert_int_equal(rep.id, RAW_ID);
+  return rep.err;
+}
+
+/* Starts a hand-built send of body "x" to queue "attrs" whose attrs map
+ * holds n attributes, which the caller packs. */
+static msgpack_packer *raw_send_attrs(tu_raw_t *r, uint32_t n) {
+  msgpack_packer *pk = tu_raw_request(r, GBX_OP_SEND, RAW_ID, 3);
+  gbx_pack_kv_cstr(pk, "q", "attrs");
+  gbx_pack_kv_bin(pk, "body", "x", 1);
+  gbx_pack_cstr(pk, "attrs");
+  msgpack_pack_map(pk, n);
+  return pk;
+}
+
+/* Starts a hand-built batch request of op on queue "b" holding an array of
+ * n entries, which the caller packs. */
+static msgpack_packer *raw_batch(tu_raw_t *r, uint64_t op, uint32_t n) {
+  msgpack_packer *pk = tu_raw_request(r, op, RAW_ID, 2);
+  gbx_pack_kv_cstr(pk, "q", "b");
+  gbx_pack_cstr(pk, "entries");
+  msgpack_pack_array(pk, n);
+  return pk;
 }
 
 /* ---- send and receive ---------------------------------------------------------- */
 
 static void test_send_binary_body_and_attributes(void **state) {
-  fx_t *f = *state;
-  create(f->c, "bin", NULL);
+  tu_fx_t *f = *state;
+  tu_create_queue(f->c, "bin", NULL);
   uint8_t body[512];
   for (size_t i = 0; i < sizeof body; i++)
     body[i] = (uint8_t)(i * 7); /* NULs included */
@@ -200,19 +104,19 @@ static void test_send_binary_body_and_attributes(void **state) {
       {"trace.id", "String.uuid", "abc", 3},
   };
   char mid[GBX_MID_BUFSZ];
-  uint64_t t0 = wall_ms();
+  uint64_t t0 = tu_wall_ms();
   CHECK_OK(gbx_queue_send(f->c, "bin", body, sizeof body, at, 5, -1, mid, &e));
-  uint64_t t1 = wall_ms();
-  assert_true(is_uuid(mid));
+  uint64_t t1 = tu_wall_ms();
+  assert_true(tu_is_uuid(mid));
 
-  gbx_message_t *m = recv_n(f->c, "bin", 10, 30, 1);
-  uint64_t t2 = wall_ms();
+  gbx_message_t *m = tu_recv_n(f->c, "bin", 10, 30, 1);
+  uint64_t t2 = tu_wall_ms();
   assert_string_equal(m[0].mid, mid);
   assert_int_equal(m[0].body_len, sizeof body);
   assert_memory_equal(m[0].body, body, sizeof body);
   assert_int_equal(m[0].nattrs, 5);
   for (size_t i = 0; i < 5; i++) {
-    const gbx_msg_attr_t *a = msg_attr(&m[0], at[i].name);
+    const gbx_msg_attr_t *a = tu_msg_attr(&m[0], at[i].name);
     if (!a)
       fail_msg("attribute %s lost", at[i].name);
     assert_string_equal(a->type, at[i].type); /* custom labels verbatim */
@@ -229,19 +133,19 @@ static void test_send_binary_body_and_attributes(void **state) {
 
   /* an empty body is a message too */
   CHECK_OK(gbx_queue_send(f->c, "bin", "", 0, NULL, 0, -1, NULL, &e));
-  m = recv_n(f->c, "bin", 1, 30, 1);
+  m = tu_recv_n(f->c, "bin", 1, 30, 1);
   assert_int_equal(m[0].body_len, 0);
   assert_int_equal(m[0].nattrs, 0);
   gbx_messages_free(m);
 
   char buf[GBX_MID_BUFSZ];
   CHECK_ERR(GBX_E_QUEUE_NOT_FOUND, gbx_queue_send(f->c, "nope", "x", 1, NULL, 0, -1, buf, &e));
-  assert_alive(f->ts);
+  tu_assert_alive(f->ts);
 }
 
 static void test_bad_attributes(void **state) {
-  fx_t *f = *state;
-  create(f->c, "attrs", NULL);
+  tu_fx_t *f = *state;
+  tu_create_queue(f->c, "attrs", NULL);
   char longname[258];
   memset(longname, 'n', 256);
   longname[256] = 0; /* 256: the longest legal name */
@@ -274,36 +178,24 @@ static void test_bad_attributes(void **state) {
   CHECK_OK(gbx_ping(f->c, &e));
 
   /* what libgearbox itself refuses: a 257-character name, 11 attributes */
-  raw_t r;
+  tu_raw_t r;
   msgpack_packer *pk;
   longname[256] = 'n';
   longname[257] = 0;
-  pk = raw_begin(&r, GBX_OP_SEND, 3);
-  gbx_pack_kv_cstr(pk, "q", "attrs");
-  gbx_pack_kv_bin(pk, "body", "x", 1);
-  gbx_pack_cstr(pk, "attrs");
-  msgpack_pack_map(pk, 1);
+  pk = raw_send_attrs(&r, 1);
   gbx_pack_cstr(pk, longname);
   msgpack_pack_map(pk, 2);
   gbx_pack_kv_cstr(pk, "t", "String");
   gbx_pack_kv_cstr(pk, "v", "v");
   assert_int_equal(raw_call(f->ts, &r), GBX_E_BAD_ATTRIBUTE);
   /* an attribute that is not a {t, v} map */
-  pk = raw_begin(&r, GBX_OP_SEND, 3);
-  gbx_pack_kv_cstr(pk, "q", "attrs");
-  gbx_pack_kv_bin(pk, "body", "x", 1);
-  gbx_pack_cstr(pk, "attrs");
-  msgpack_pack_map(pk, 1);
+  pk = raw_send_attrs(&r, 1);
   gbx_pack_kv_cstr(pk, "k", "just a string");
   assert_int_equal(raw_call(f->ts, &r), GBX_E_BAD_ATTRIBUTE);
 
   counters(f->c, "attrs", 0, 0, 0);
   /* 11 attributes: an attribute error like the others, not a generic one */
-  pk = raw_begin(&r, GBX_OP_SEND, 3);
-  gbx_pack_kv_cstr(pk, "q", "attrs");
-  gbx_pack_kv_bin(pk, "body", "x", 1);
-  gbx_pack_cstr(pk, "attrs");
-  msgpack_pack_map(pk, 11);
+  pk = raw_send_attrs(&r, 11);
   for (int i = 0; i < 11; i++) {
     char name[8];
     snprintf(name, sizeof name, "a%d", i);
@@ -315,14 +207,14 @@ static void test_bad_attributes(void **state) {
   assert_int_equal(raw_call(f->ts, &r), GBX_E_BAD_ATTRIBUTE);
   /* none of the refused messages was stored */
   counters(f->c, "attrs", 0, 0, 0);
-  assert_alive(f->ts);
+  tu_assert_alive(f->ts);
 }
 
 static void test_message_too_long(void **state) {
-  fx_t *f = *state;
+  tu_fx_t *f = *state;
   gbx_queue_attrs_t small = {.set = GBX_QA_MAX_SIZE, .max_message_size = 1024};
-  create(f->c, "small", &small);
-  create(f->c, "big", NULL);
+  tu_create_queue(f->c, "small", &small);
+  tu_create_queue(f->c, "big", NULL);
   size_t cap = GBX_MAX_MESSAGE_SIZE + 1;
   uint8_t *body = malloc(cap);
   assert_non_null(body);
@@ -341,7 +233,7 @@ static void test_message_too_long(void **state) {
 
   /* the default limit: 1 MiB exactly */
   CHECK_OK(gbx_queue_send(f->c, "big", body, GBX_MAX_MESSAGE_SIZE, NULL, 0, -1, NULL, &e));
-  gbx_message_t *m = recv_n(f->c, "big", 1, 30, 1);
+  gbx_message_t *m = tu_recv_n(f->c, "big", 1, 30, 1);
   assert_int_equal(m[0].body_len, GBX_MAX_MESSAGE_SIZE);
   assert_memory_equal(m[0].body, body, GBX_MAX_MESSAGE_SIZE);
   gbx_messages_free(m);
@@ -350,19 +242,19 @@ static void test_message_too_long(void **state) {
   CHECK_OK(gbx_queue_set_attrs(f->c, "big", &small, &e));
   CHECK_ERR(GBX_E_MESSAGE_TOO_LONG, gbx_queue_send(f->c, "big", body, 1025, NULL, 0, -1, NULL, &e));
   /* over the 1 MiB cap of any queue: still message_too_long */
-  create(f->c, "default", NULL);
+  tu_create_queue(f->c, "default", NULL);
   CHECK_ERR(GBX_E_MESSAGE_TOO_LONG,
             gbx_queue_send(f->c, "default", body, GBX_MAX_MESSAGE_SIZE + 1, NULL, 0, -1, NULL, &e));
   gbx_msg_attr_t big_attr = {"a", "String", "xx", 2};
   CHECK_ERR(GBX_E_MESSAGE_TOO_LONG, gbx_queue_send(f->c, "default", body, GBX_MAX_MESSAGE_SIZE,
                                                    &big_attr, 1, -1, NULL, &e));
   free(body);
-  assert_alive(f->ts);
+  tu_assert_alive(f->ts);
 }
 
 static void test_receive_reply_budget(void **state) {
-  fx_t *f = *state;
-  create(f->c, "huge", NULL);
+  tu_fx_t *f = *state;
+  tu_create_queue(f->c, "huge", NULL);
   uint8_t *body = malloc(GBX_MAX_MESSAGE_SIZE);
   assert_non_null(body);
   for (int i = 0; i < 3; i++) {
@@ -371,31 +263,31 @@ static void test_receive_reply_budget(void **state) {
   }
   free(body);
   /* a reply stops once it carries 2 MiB of bodies */
-  gbx_message_t *m = recv_n(f->c, "huge", 10, 60, 2);
+  gbx_message_t *m = tu_recv_n(f->c, "huge", 10, 60, 2);
   assert_int_equal(m[0].body[0], 'A');
   assert_int_equal(m[1].body[GBX_MAX_MESSAGE_SIZE - 1], 'B');
   gbx_messages_free(m);
-  m = recv_n(f->c, "huge", 10, 60, 1);
+  m = tu_recv_n(f->c, "huge", 10, 60, 1);
   assert_int_equal(m[0].body[12345], 'C');
   gbx_messages_free(m);
-  assert_alive(f->ts);
+  tu_assert_alive(f->ts);
 }
 
 static void test_delays(void **state) {
-  fx_t *f = *state;
+  tu_fx_t *f = *state;
   gbx_queue_attrs_t d = {.set = GBX_QA_DELAY, .delay_seconds = 1};
-  create(f->c, "slow", &d);
+  tu_create_queue(f->c, "slow", &d);
   send_str(f->c, "slow", "queue-delayed", NULL);                              /* 1 s */
   CHECK_OK(gbx_queue_send(f->c, "slow", "now", 3, NULL, 0, 0, NULL, &e));     /* 0 s */
   CHECK_OK(gbx_queue_send(f->c, "slow", "later", 5, NULL, 0, 600, NULL, &e)); /* 600 s */
   CHECK_ERR(GBX_E_OUT_OF_RANGE, gbx_queue_send(f->c, "slow", "x", 1, NULL, 0, 901, NULL, &e));
   counters(f->c, "slow", 1, 0, 2);
-  gbx_message_t *m = recv_n(f->c, "slow", 10, 60, 1);
+  gbx_message_t *m = tu_recv_n(f->c, "slow", 10, 60, 1);
   assert_memory_equal(m[0].body, "now", 3);
   gbx_messages_free(m);
-  sleep_ms(1000 + EXPIRY_SLACK_MS);
+  tu_sleep_ms(1000 + EXPIRY_SLACK_MS);
   counters(f->c, "slow", 1, 1, 1);
-  m = recv_n(f->c, "slow", 10, 60, 1);
+  m = tu_recv_n(f->c, "slow", 10, 60, 1);
   assert_memory_equal(m[0].body, "queue-delayed", 13);
   gbx_messages_free(m);
   counters(f->c, "slow", 0, 2, 1);
@@ -407,15 +299,15 @@ static void test_delays(void **state) {
   assert_int_equal(res[0].code, 0);
   assert_int_equal(res[1].code, 0);
   counters(f->c, "slow", 1, 2, 2);
-  assert_alive(f->ts);
+  tu_assert_alive(f->ts);
 }
 
 /* ---- batches ------------------------------------------------------------------ */
 
 static void test_send_batch_entry_errors(void **state) {
-  fx_t *f = *state;
+  tu_fx_t *f = *state;
   gbx_queue_attrs_t small = {.set = GBX_QA_MAX_SIZE, .max_message_size = 1024};
-  create(f->c, "b", &small);
+  tu_create_queue(f->c, "b", &small);
   static uint8_t big[2000];
   memset(big, 'x', sizeof big);
   gbx_msg_attr_t bad = {"AWS.reserved", "String", "v", 1};
@@ -428,29 +320,29 @@ static void test_send_batch_entry_errors(void **state) {
   gbx_batch_result_t res[5];
   CHECK_OK(gbx_queue_send_batch(f->c, "b", en, 5, res, &e));
   assert_int_equal(res[0].code, GBX_E_OK);
-  assert_true(is_uuid(res[0].mid));
+  assert_true(tu_is_uuid(res[0].mid));
   assert_int_equal(res[1].code, GBX_E_BAD_ATTRIBUTE);
   assert_true(res[1].message[0] != 0);
   assert_int_equal(res[2].code, GBX_E_MESSAGE_TOO_LONG);
   assert_int_equal(res[3].code, GBX_E_OUT_OF_RANGE);
   assert_int_equal(res[4].code, GBX_E_OK);
-  assert_true(is_uuid(res[4].mid));
+  assert_true(tu_is_uuid(res[4].mid));
   assert_string_not_equal(res[0].mid, res[4].mid);
 
   /* exactly the good entries were stored, in order */
-  gbx_message_t *m = recv_n(f->c, "b", 10, 60, 2);
+  gbx_message_t *m = tu_recv_n(f->c, "b", 10, 60, 2);
   assert_string_equal(m[0].mid, res[0].mid);
   assert_memory_equal(m[0].body, "one", 3);
   assert_int_equal(m[0].nattrs, 1);
   assert_string_equal(m[0].attrs[0].name, "color");
   assert_string_equal(m[1].mid, res[4].mid);
   gbx_messages_free(m);
-  assert_alive(f->ts);
+  tu_assert_alive(f->ts);
 }
 
 static void test_send_batch_request_errors(void **state) {
-  fx_t *f = *state;
-  create(f->c, "b", NULL);
+  tu_fx_t *f = *state;
+  tu_create_queue(f->c, "b", NULL);
   gbx_batch_result_t res[100];
 
   /* duplicate entry ids fail the whole request */
@@ -478,16 +370,10 @@ static void test_send_batch_request_errors(void **state) {
   assert_true(rc == GBX_E_BAD_NAME || (rc == GBX_E_OK && res[0].code == GBX_E_BAD_NAME));
 
   /* what libgearbox refuses to send: an empty batch and 101 entries */
-  raw_t r;
-  msgpack_packer *pk = raw_begin(&r, GBX_OP_SEND_BATCH, 2);
-  gbx_pack_kv_cstr(pk, "q", "b");
-  gbx_pack_cstr(pk, "entries");
-  msgpack_pack_array(pk, 0);
+  tu_raw_t r;
+  raw_batch(&r, GBX_OP_SEND_BATCH, 0);
   assert_int_equal(raw_call(f->ts, &r), GBX_E_EMPTY_BATCH);
-  pk = raw_begin(&r, GBX_OP_SEND_BATCH, 2);
-  gbx_pack_kv_cstr(pk, "q", "b");
-  gbx_pack_cstr(pk, "entries");
-  msgpack_pack_array(pk, 101);
+  msgpack_packer *pk = raw_batch(&r, GBX_OP_SEND_BATCH, 101);
   for (int i = 0; i < 101; i++) {
     char eid[8];
     snprintf(eid, sizeof eid, "e%d", i);
@@ -497,15 +383,9 @@ static void test_send_batch_request_errors(void **state) {
   }
   assert_int_equal(raw_call(f->ts, &r), GBX_E_TOO_MANY_ENTRIES);
   /* the same for delete_batch and change_vis_batch */
-  pk = raw_begin(&r, GBX_OP_DELETE_BATCH, 2);
-  gbx_pack_kv_cstr(pk, "q", "b");
-  gbx_pack_cstr(pk, "entries");
-  msgpack_pack_array(pk, 0);
+  raw_batch(&r, GBX_OP_DELETE_BATCH, 0);
   assert_int_equal(raw_call(f->ts, &r), GBX_E_EMPTY_BATCH);
-  pk = raw_begin(&r, GBX_OP_CHANGE_VIS_BATCH, 2);
-  gbx_pack_kv_cstr(pk, "q", "b");
-  gbx_pack_cstr(pk, "entries");
-  msgpack_pack_array(pk, 101);
+  pk = raw_batch(&r, GBX_OP_CHANGE_VIS_BATCH, 101);
   for (int i = 0; i < 101; i++) {
     msgpack_pack_map(pk, 2);
     gbx_pack_kv_cstr(pk, "rh", "x");
@@ -524,34 +404,34 @@ static void test_send_batch_request_errors(void **state) {
   for (int i = 0; i < 100; i++)
     assert_int_equal(res[i].code, 0);
   counters(f->c, "b", 100, 0, 0);
-  assert_alive(f->ts);
+  tu_assert_alive(f->ts);
 }
 
 static void test_receive_max_vis_and_order(void **state) {
-  fx_t *f = *state;
-  create(f->c, "r", NULL);
+  tu_fx_t *f = *state;
+  tu_create_queue(f->c, "r", NULL);
   char mids[5][GBX_MID_BUFSZ];
   for (int i = 0; i < 5; i++) {
     char b[8];
     snprintf(b, sizeof b, "m%d", i);
     send_str(f->c, "r", b, mids[i]);
   }
-  gbx_message_t *m = recv_n(f->c, "r", 3, 1, 3);
+  gbx_message_t *m = tu_recv_n(f->c, "r", 3, 1, 3);
   for (int i = 0; i < 3; i++) {
     assert_string_equal(m[i].mid, mids[i]); /* oldest first */
     assert_int_equal(m[i].receive_count, 1);
   }
   gbx_messages_free(m);
-  m = recv_n(f->c, "r", 100, 1, 2);
+  m = tu_recv_n(f->c, "r", 100, 1, 2);
   assert_string_equal(m[0].mid, mids[3]);
   assert_string_equal(m[1].mid, mids[4]);
   gbx_messages_free(m);
-  m = recv_n(f->c, "r", 100, 1, 0);
+  m = tu_recv_n(f->c, "r", 100, 1, 0);
   counters(f->c, "r", 0, 5, 0);
   /* vis 1: all five are back after a second, each received twice now */
-  sleep_ms(1000 + EXPIRY_SLACK_MS);
+  tu_sleep_ms(1000 + EXPIRY_SLACK_MS);
   counters(f->c, "r", 5, 0, 0);
-  m = recv_n(f->c, "r", 0, -1, 1); /* default max 1, queue's visibility (30 s) */
+  m = tu_recv_n(f->c, "r", 0, -1, 1); /* default max 1, queue's visibility (30 s) */
   assert_string_equal(m[0].mid, mids[0]);
   assert_int_equal(m[0].receive_count, 2);
   gbx_messages_free(m);
@@ -564,31 +444,31 @@ static void test_receive_max_vis_and_order(void **state) {
   CHECK_ERR(GBX_E_OUT_OF_RANGE, gbx_queue_receive(f->c, "r", 1, 43201, 0, &x, &n, &e));
   CHECK_ERR(GBX_E_OUT_OF_RANGE, gbx_queue_receive(f->c, "r", 1, 1, 21, &x, &n, &e));
   CHECK_ERR(GBX_E_QUEUE_NOT_FOUND, gbx_queue_receive(f->c, "nope", 1, 1, 0, &x, &n, &e));
-  raw_t r;
-  msgpack_packer *pk = raw_begin(&r, GBX_OP_RECEIVE, 2);
+  tu_raw_t r;
+  msgpack_packer *pk = tu_raw_request(&r, GBX_OP_RECEIVE, RAW_ID, 2);
   gbx_pack_kv_cstr(pk, "q", "r");
   gbx_pack_kv_u64(pk, "max", 0);
   assert_int_equal(raw_call(f->ts, &r), GBX_E_OUT_OF_RANGE);
   counters(f->c, "r", 4, 1, 0);
-  assert_alive(f->ts);
+  tu_assert_alive(f->ts);
 }
 
 static void test_receive_count_and_timestamps(void **state) {
-  fx_t *f = *state;
-  create(f->c, "rc", NULL);
+  tu_fx_t *f = *state;
+  tu_create_queue(f->c, "rc", NULL);
   char mid[GBX_MID_BUFSZ];
-  uint64_t t0 = wall_ms();
+  uint64_t t0 = tu_wall_ms();
   send_str(f->c, "rc", "again and again", mid);
   uint64_t sent = 0, first = 0;
   for (uint64_t i = 1; i <= 4; i++) {
-    sleep_ms(20);
-    gbx_message_t *m = recv_n(f->c, "rc", 1, 0, 1); /* vis 0: visible again at once */
+    tu_sleep_ms(20);
+    gbx_message_t *m = tu_recv_n(f->c, "rc", 1, 0, 1); /* vis 0: visible again at once */
     assert_string_equal(m[0].mid, mid);
     assert_int_equal(m[0].receive_count, i);
     if (i == 1) {
       sent = m[0].sent_ms;
       first = m[0].first_receive_ms;
-      assert_in_range(sent, t0 - CLOCK_SLACK_MS, wall_ms() + CLOCK_SLACK_MS);
+      assert_in_range(sent, t0 - CLOCK_SLACK_MS, tu_wall_ms() + CLOCK_SLACK_MS);
       assert_true(first >= sent);
     } else {
       assert_int_equal(m[0].sent_ms, sent);           /* never changes */
@@ -596,14 +476,14 @@ static void test_receive_count_and_timestamps(void **state) {
     }
     gbx_messages_free(m);
   }
-  assert_alive(f->ts);
+  tu_assert_alive(f->ts);
 }
 
 /* vis 0 makes a received message visible again at once, also to a receive
  * that arrives in the same write as the first (pipelined). */
 static void test_receive_vis0_pipelined(void **state) {
-  fx_t *f = *state;
-  create(f->c, "z", NULL);
+  tu_fx_t *f = *state;
+  tu_create_queue(f->c, "z", NULL);
   char mid[GBX_MID_BUFSZ];
   send_str(f->c, "z", "again", mid);
   uint64_t ids[3];
@@ -631,14 +511,14 @@ static void test_receive_vis0_pipelined(void **state) {
                (unsigned long long)rid, n);
   }
   assert_int_equal(counts, (1u << 1) | (1u << 2) | (1u << 3));
-  assert_alive(f->ts);
+  tu_assert_alive(f->ts);
 }
 
 /* A receive that finds GBX_MAX_INFLIGHT messages in flight on the queue is
  * refused with over_limit until one of them is settled. */
 static void test_inflight_limit(void **state) {
-  fx_t *f = *state;
-  create(f->c, "flood", NULL);
+  tu_fx_t *f = *state;
+  tu_create_queue(f->c, "flood", NULL);
   gbx_send_entry_t en[GBX_MAX_BATCH];
   for (size_t i = 0; i < GBX_MAX_BATCH; i++)
     en[i] = (gbx_send_entry_t){NULL, "f", 1, NULL, 0, -1};
@@ -689,23 +569,23 @@ static void test_inflight_limit(void **state) {
   /* settling one in-flight message makes room for one more */
   CHECK_OK(gbx_message_delete(f->c, "flood", keep[0].receipt, &e));
   gbx_messages_free(keep);
-  x = recv_n(f->c, "flood", 10, 30, 1);
+  x = tu_recv_n(f->c, "flood", 10, 30, 1);
   assert_string_equal(x[0].mid, last);
   gbx_messages_free(x);
   uint64_t purged;
   CHECK_OK(gbx_queue_purge(f->c, "flood", &purged, &e));
   assert_int_equal(purged, GBX_MAX_INFLIGHT);
-  assert_alive(f->ts);
+  tu_assert_alive(f->ts);
 }
 
 /* ---- receipts ------------------------------------------------------------------- */
 
 static void test_delete_and_delete_batch(void **state) {
-  fx_t *f = *state;
-  create(f->c, "d", NULL);
+  tu_fx_t *f = *state;
+  tu_create_queue(f->c, "d", NULL);
   for (int i = 0; i < 5; i++)
     send_str(f->c, "d", "x", NULL);
-  gbx_message_t *m = recv_n(f->c, "d", 5, 60, 5);
+  gbx_message_t *m = tu_recv_n(f->c, "d", 5, 60, 5);
   CHECK_OK(gbx_message_delete(f->c, "d", m[0].receipt, &e));
   counters(f->c, "d", 0, 4, 0);
   /* a retried delete with the latest handle is safe */
@@ -729,16 +609,16 @@ static void test_delete_and_delete_batch(void **state) {
   counters(f->c, "d", 0, 2, 0);
   CHECK_ERR(GBX_E_QUEUE_NOT_FOUND, gbx_message_delete(f->c, "nope", m[3].receipt, &e));
   gbx_messages_free(m);
-  assert_alive(f->ts);
+  tu_assert_alive(f->ts);
 }
 
 static void test_stale_receipt(void **state) {
-  fx_t *f = *state;
-  create(f->c, "s", NULL);
+  tu_fx_t *f = *state;
+  tu_create_queue(f->c, "s", NULL);
   send_str(f->c, "s", "payload", NULL);
-  gbx_message_t *m1 = recv_n(f->c, "s", 1, 60, 1);
+  gbx_message_t *m1 = tu_recv_n(f->c, "s", 1, 60, 1);
   CHECK_OK(gbx_message_change_vis(f->c, "s", m1[0].receipt, 0, &e)); /* visible now */
-  gbx_message_t *m2 = recv_n(f->c, "s", 1, 60, 1);
+  gbx_message_t *m2 = tu_recv_n(f->c, "s", 1, 60, 1);
   assert_string_equal(m1[0].mid, m2[0].mid);
   assert_string_not_equal(m1[0].receipt, m2[0].receipt);
   assert_int_equal(m2[0].receive_count, 2);
@@ -748,7 +628,7 @@ static void test_stale_receipt(void **state) {
   counters(f->c, "s", 0, 1, 0);
   /* also after the visibility expired, until the next receive */
   CHECK_OK(gbx_message_change_vis(f->c, "s", m2[0].receipt, 1, &e));
-  sleep_ms(1000 + EXPIRY_SLACK_MS);
+  tu_sleep_ms(1000 + EXPIRY_SLACK_MS);
   counters(f->c, "s", 1, 0, 0);
   CHECK_ERR(GBX_E_RECEIPT_STALE, gbx_message_delete(f->c, "s", m1[0].receipt, &e));
   counters(f->c, "s", 1, 0, 0);
@@ -758,17 +638,17 @@ static void test_stale_receipt(void **state) {
   CHECK_OK(gbx_message_delete(f->c, "s", m2[0].receipt, &e));
   gbx_messages_free(m1);
   gbx_messages_free(m2);
-  assert_alive(f->ts);
+  tu_assert_alive(f->ts);
 }
 
 static void test_forged_and_foreign_receipts(void **state) {
-  fx_t *f = *state;
-  create(f->c, "mine", NULL);
-  create(f->c, "yours", NULL);
+  tu_fx_t *f = *state;
+  tu_create_queue(f->c, "mine", NULL);
+  tu_create_queue(f->c, "yours", NULL);
   send_str(f->c, "mine", "a", NULL);
   send_str(f->c, "yours", "b", NULL);
-  gbx_message_t *m = recv_n(f->c, "mine", 1, 60, 1);
-  gbx_message_t *y = recv_n(f->c, "yours", 1, 60, 1);
+  gbx_message_t *m = tu_recv_n(f->c, "mine", 1, 60, 1);
+  gbx_message_t *y = tu_recv_n(f->c, "yours", 1, 60, 1);
   const char *rh = m[0].receipt;
   size_t len = strlen(rh);
 
@@ -807,15 +687,15 @@ static void test_forged_and_foreign_receipts(void **state) {
   counters(f->c, "yours", 0, 0, 0);
   gbx_messages_free(m);
   gbx_messages_free(y);
-  assert_alive(f->ts);
+  tu_assert_alive(f->ts);
 }
 
 static void test_change_visibility(void **state) {
-  fx_t *f = *state;
-  create(f->c, "v", NULL);
+  tu_fx_t *f = *state;
+  tu_create_queue(f->c, "v", NULL);
   send_str(f->c, "v", "one", NULL);
   send_str(f->c, "v", "two", NULL);
-  gbx_message_t *m = recv_n(f->c, "v", 2, 600, 2);
+  gbx_message_t *m = tu_recv_n(f->c, "v", 2, 600, 2);
   /* 0: visible now */
   CHECK_OK(gbx_message_change_vis(f->c, "v", m[0].receipt, 0, &e));
   counters(f->c, "v", 1, 1, 0);
@@ -827,9 +707,9 @@ static void test_change_visibility(void **state) {
   /* a short visibility that then expires */
   CHECK_OK(gbx_message_change_vis(f->c, "v", m[1].receipt, 1, &e));
   counters(f->c, "v", 1, 1, 0);
-  sleep_ms(1000 + EXPIRY_SLACK_MS);
+  tu_sleep_ms(1000 + EXPIRY_SLACK_MS);
   counters(f->c, "v", 2, 0, 0);
-  gbx_message_t *again = recv_n(f->c, "v", 10, 600, 2);
+  gbx_message_t *again = tu_recv_n(f->c, "v", 10, 600, 2);
   assert_int_equal(again[0].receive_count, 2);
   assert_int_equal(again[1].receive_count, 2);
 
@@ -845,13 +725,13 @@ static void test_change_visibility(void **state) {
   assert_int_equal(res[2].code, GBX_E_RECEIPT_INVALID);
   assert_int_equal(res[3].code, GBX_E_RECEIPT_STALE);
   counters(f->c, "v", 1, 1, 0);
-  gbx_message_t *last = recv_n(f->c, "v", 10, 600, 1);
+  gbx_message_t *last = tu_recv_n(f->c, "v", 10, 600, 1);
   assert_string_equal(last[0].mid, again[0].mid);
   assert_int_equal(last[0].receive_count, 3);
   gbx_messages_free(last);
   gbx_messages_free(again);
   gbx_messages_free(m);
-  assert_alive(f->ts);
+  tu_assert_alive(f->ts);
 }
 
 /* ---- dead letters and redrive ---------------------------------------------------- */
@@ -859,10 +739,10 @@ static void test_change_visibility(void **state) {
 /* Makes queue "src" dead-letter into "dlq" after `maxrc` receives and moves
  * n messages there; their ids go to mids. */
 static void fill_dlq(gbx_client_t *c, int n, char mids[][GBX_MID_BUFSZ]) {
-  create(c, "dlq", NULL);
+  tu_create_queue(c, "dlq", NULL);
   gbx_queue_attrs_t a = {
       .set = GBX_QA_DLQ | GBX_QA_MAX_RECEIVES, .dead_letter_queue = "dlq", .max_receive_count = 2};
-  create(c, "src", &a);
+  tu_create_queue(c, "src", &a);
   gbx_msg_attr_t at = {"kind", "String.custom", "poison", 6};
   for (int i = 0; i < n; i++) {
     char b[16];
@@ -870,23 +750,23 @@ static void fill_dlq(gbx_client_t *c, int n, char mids[][GBX_MID_BUFSZ]) {
     CHECK_OK(gbx_queue_send(c, "src", b, strlen(b), &at, 1, -1, mids[i], &e));
   }
   for (int r = 1; r <= 2; r++) {
-    gbx_message_t *m = recv_n(c, "src", 100, 0, (size_t)n);
+    gbx_message_t *m = tu_recv_n(c, "src", 100, 0, (size_t)n);
     for (int i = 0; i < n; i++)
       assert_int_equal(m[i].receive_count, (uint64_t)r);
     gbx_messages_free(m);
   }
   /* the third receive would pass MaxReceiveCount: the messages move instead */
-  gbx_messages_free(recv_n(c, "src", 100, 0, 0));
+  gbx_messages_free(tu_recv_n(c, "src", 100, 0, 0));
   counters(c, "src", 0, 0, 0);
   counters(c, "dlq", (uint64_t)n, 0, 0);
 }
 
 static void test_dead_letter(void **state) {
-  fx_t *f = *state;
+  tu_fx_t *f = *state;
   char mids[3][GBX_MID_BUFSZ];
-  uint64_t t0 = wall_ms();
+  uint64_t t0 = tu_wall_ms();
   fill_dlq(f->c, 3, mids);
-  gbx_message_t *m = recv_n(f->c, "dlq", 10, 60, 3);
+  gbx_message_t *m = tu_recv_n(f->c, "dlq", 10, 60, 3);
   for (int i = 0; i < 3; i++) {
     char b[16];
     snprintf(b, sizeof b, "poison-%d", i);
@@ -899,28 +779,28 @@ static void test_dead_letter(void **state) {
     assert_string_equal(m[i].attrs[0].type, "String.custom");
     assert_memory_equal(m[i].attrs[0].value, "poison", 6);
     assert_int_equal(m[i].receive_count, 3); /* its two receives, plus this one */
-    assert_in_range(m[i].sent_ms, t0 - CLOCK_SLACK_MS, wall_ms() + CLOCK_SLACK_MS);
+    assert_in_range(m[i].sent_ms, t0 - CLOCK_SLACK_MS, tu_wall_ms() + CLOCK_SLACK_MS);
   }
   gbx_messages_free(m);
-  assert_alive(f->ts);
+  tu_assert_alive(f->ts);
 }
 
 static void wait_redrive(gbx_client_t *c, const char *dlq, const char *state,
                          gbx_redrive_status_t *st) {
-  uint64_t deadline = wall_ms() + REDRIVE_DEADLINE_MS;
+  uint64_t deadline = tu_wall_ms() + REDRIVE_DEADLINE_MS;
   for (;;) {
     CHECK_OK(gbx_redrive_status(c, dlq, st, &e));
     if (strcmp(st->state, state) == 0)
       return;
-    if (strcmp(st->state, "running") != 0 || wall_ms() > deadline)
+    if (strcmp(st->state, "running") != 0 || tu_wall_ms() > deadline)
       fail_msg("redrive of %s: state %s (moved %llu of %llu, %s), want %s", dlq, st->state,
                (unsigned long long)st->moved, (unsigned long long)st->total, st->message, state);
-    sleep_ms(20);
+    tu_sleep_ms(20);
   }
 }
 
 static void test_redrive(void **state) {
-  fx_t *f = *state;
+  tu_fx_t *f = *state;
   char mids[3][GBX_MID_BUFSZ];
   fill_dlq(f->c, 3, mids);
   gbx_redrive_status_t st;
@@ -940,7 +820,7 @@ static void test_redrive(void **state) {
   assert_int_equal(st.total, 3);
   counters(f->c, "dlq", 0, 0, 0);
   /* back in their source queue as new messages: same id and body, count reset */
-  gbx_message_t *m = recv_n(f->c, "src", 10, 60, 3);
+  gbx_message_t *m = tu_recv_n(f->c, "src", 10, 60, 3);
   for (int i = 0; i < 3; i++) {
     int found = 0;
     for (int j = 0; j < 3; j++)
@@ -955,7 +835,7 @@ static void test_redrive(void **state) {
   /* to an explicit destination */
   uint64_t purged;
   CHECK_OK(gbx_queue_purge(f->c, "src", &purged, &e));
-  create(f->c, "elsewhere", NULL);
+  tu_create_queue(f->c, "elsewhere", NULL);
   send_str(f->c, "dlq", "direct", NULL);
   CHECK_OK(gbx_redrive_start(f->c, "dlq", "elsewhere", 0, NULL, &e));
   wait_redrive(f->c, "dlq", "completed", &st);
@@ -964,11 +844,11 @@ static void test_redrive(void **state) {
   counters(f->c, "src", 0, 0, 0);
   CHECK_ERR(GBX_E_QUEUE_NOT_FOUND, gbx_redrive_start(f->c, "dlq", "ghost", 0, NULL, &e));
   CHECK_ERR(GBX_E_OUT_OF_RANGE, gbx_redrive_start(f->c, "dlq", NULL, 501, NULL, &e));
-  assert_alive(f->ts);
+  tu_assert_alive(f->ts);
 }
 
 static void test_redrive_cancel(void **state) {
-  fx_t *f = *state;
+  tu_fx_t *f = *state;
   char mids[6][GBX_MID_BUFSZ];
   fill_dlq(f->c, 6, mids);
   CHECK_OK(gbx_redrive_start(f->c, "dlq", NULL, 1, NULL, &e)); /* 1 message per second */
@@ -984,27 +864,27 @@ static void test_redrive_cancel(void **state) {
   assert_string_equal(st.state, "cancelled");
   assert_int_equal(st.moved, moved);
   /* nothing moves after the cancel; every message is in exactly one queue */
-  sleep_ms(1000 + EXPIRY_SLACK_MS);
+  tu_sleep_ms(1000 + EXPIRY_SLACK_MS);
   counters(f->c, "src", moved, 0, 0);
   counters(f->c, "dlq", 6 - moved, 0, 0);
   /* a new task can start once the old one ended */
   CHECK_OK(gbx_redrive_start(f->c, "dlq", NULL, 0, NULL, &e));
   wait_redrive(f->c, "dlq", "completed", &st);
   counters(f->c, "src", 6, 0, 0);
-  assert_alive(f->ts);
+  tu_assert_alive(f->ts);
 }
 
 /* ---- broker -------------------------------------------------------------------- */
 
 static void test_stats(void **state) {
-  fx_t *f = *state;
-  create(f->c, "s1", NULL);
-  create(f->c, "s2", NULL);
+  tu_fx_t *f = *state;
+  tu_create_queue(f->c, "s1", NULL);
+  tu_create_queue(f->c, "s2", NULL);
   for (int i = 0; i < 3; i++)
     send_str(f->c, "s1", "12345", NULL);
   CHECK_OK(gbx_queue_send(f->c, "s1", "later", 5, NULL, 0, 600, NULL, &e));
   send_str(f->c, "s2", "abc", NULL);
-  gbx_message_t *m = recv_n(f->c, "s1", 1, 600, 1);
+  gbx_message_t *m = tu_recv_n(f->c, "s1", 1, 600, 1);
   gbx_messages_free(m);
   gbx_client_t *other = ts_connect(f->ts);
 
@@ -1043,14 +923,14 @@ static void test_stats(void **state) {
    * was sent, no commit acknowledged two: the average is exactly 1 */
   if (per_sync < 1.0 || per_sync > 1.0)
     fail_msg("msgs_per_sync is %g after sequential requests, want 1", per_sync);
-  assert_alive(f->ts);
+  tu_assert_alive(f->ts);
 }
 
 static void test_store_full(void **state) {
   (void)state;
   gbx_testserver_t *ts = ts_start("--max-bytes 4096");
   gbx_client_t *c = ts_connect(ts);
-  create(c, "full", NULL);
+  tu_create_queue(c, "full", NULL);
   static uint8_t body[1000];
   memset(body, 'f', sizeof body);
   int sent = 0, rc;
@@ -1062,7 +942,7 @@ static void test_store_full(void **state) {
   assert_true(gbx_is_open(c));
   counters(c, "full", 4, 0, 0);
   /* deleting one makes room again */
-  gbx_message_t *m = recv_n(c, "full", 1, 60, 1);
+  gbx_message_t *m = tu_recv_n(c, "full", 1, 60, 1);
   CHECK_OK(gbx_message_delete(c, "full", m[0].receipt, &e));
   gbx_messages_free(m);
   CHECK_OK(gbx_queue_send(c, "full", body, sizeof body, NULL, 0, -1, NULL, &e));
@@ -1072,10 +952,10 @@ static void test_store_full(void **state) {
 }
 
 static void test_backup_and_restore(void **state) {
-  fx_t *f = *state;
+  tu_fx_t *f = *state;
   gbx_queue_attrs_t a = {.set = GBX_QA_VISIBILITY, .visibility_timeout = 77};
-  create(f->c, "keep1", &a);
-  create(f->c, "keep2", NULL);
+  tu_create_queue(f->c, "keep1", &a);
+  tu_create_queue(f->c, "keep2", NULL);
   char mids[4][GBX_MID_BUFSZ];
   gbx_msg_attr_t at = {"n", "Number", "42", 2};
   CHECK_OK(gbx_queue_send(f->c, "keep1", "first\0x", 7, &at, 1, -1, mids[0], &e));
@@ -1104,13 +984,12 @@ static void test_backup_and_restore(void **state) {
   char args[4200];
   snprintf(args, sizeof args, "--data %s", copy);
   gbx_testserver_t *ts2 = ts_start(args);
-  gbx_client_t *c2 = ts_connect(ts2);
-  gbx_set_timeout(c2, CLIENT_TIMEOUT_MS);
+  gbx_client_t *c2 = tu_connect(ts2);
   gbx_queue_info_t info;
   CHECK_OK(gbx_queue_get_attrs(c2, "keep1", &info, &e));
   assert_int_equal(info.attrs.visibility_timeout, 77);
   gbx_queue_info_free(&info);
-  gbx_message_t *m = recv_n(c2, "keep1", 10, 60, 2);
+  gbx_message_t *m = tu_recv_n(c2, "keep1", 10, 60, 2);
   assert_string_equal(m[0].mid, mids[0]);
   assert_int_equal(m[0].body_len, 7);
   assert_memory_equal(m[0].body, "first\0x", 7);
@@ -1118,7 +997,7 @@ static void test_backup_and_restore(void **state) {
   assert_string_equal(m[0].attrs[0].type, "Number");
   assert_string_equal(m[1].mid, mids[1]);
   gbx_messages_free(m);
-  m = recv_n(c2, "keep2", 10, 60, 1);
+  m = tu_recv_n(c2, "keep2", 10, 60, 1);
   assert_string_equal(m[0].mid, mids[2]);
   gbx_messages_free(m);
   /* the restored server takes new messages; the original kept its own */
@@ -1126,7 +1005,7 @@ static void test_backup_and_restore(void **state) {
   gbx_close(c2);
   ts_free(ts2);
   counters(f->c, "keep2", 2, 0, 0);
-  assert_alive(f->ts);
+  tu_assert_alive(f->ts);
 }
 
 static int cmp_mid(const void *a, const void *b) {
@@ -1134,8 +1013,8 @@ static int cmp_mid(const void *a, const void *b) {
 }
 
 static void test_message_ids_unique(void **state) {
-  fx_t *f = *state;
-  create(f->c, "ids", NULL);
+  tu_fx_t *f = *state;
+  tu_create_queue(f->c, "ids", NULL);
   char(*mids)[GBX_MID_BUFSZ] = calloc(UNIQUE_IDS, GBX_MID_BUFSZ);
   assert_non_null(mids);
   gbx_send_entry_t en[GBX_MAX_BATCH];
@@ -1163,7 +1042,7 @@ static void test_message_ids_unique(void **state) {
     }
   }
   for (size_t i = 0; i < UNIQUE_IDS; i++)
-    if (!is_uuid(mids[i]))
+    if (!tu_is_uuid(mids[i]))
       fail_msg("message id '%s' is not UUID-formatted", mids[i]);
   qsort(mids, UNIQUE_IDS, GBX_MID_BUFSZ, cmp_mid);
   for (size_t i = 1; i < UNIQUE_IDS; i++)
@@ -1171,10 +1050,10 @@ static void test_message_ids_unique(void **state) {
       fail_msg("message id %s issued twice", mids[i]);
   free(mids);
   counters(f->c, "ids", UNIQUE_IDS, 0, 0);
-  assert_alive(f->ts);
+  tu_assert_alive(f->ts);
 }
 
-#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+#define T(fn) cmocka_unit_test_setup_teardown(fn, tu_setup, tu_teardown)
 
 int main(void) {
   const struct CMUnitTest tests[] = {

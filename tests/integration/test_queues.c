@@ -16,67 +16,9 @@
 #include <cmocka.h>
 
 #include "gbx_codec.h"
-#include "testserver.h"
-
-/* Replies to hand-built requests are small; anything larger is a bug. */
-#define RAW_REPLY_MAX (64 * 1024)
-/* How long a raw reply may take: far above a local round trip. */
-#define RAW_TIMEOUT_MS 10000
-/* Every libgearbox call gives up after this long, so a hang fails. */
-#define CLIENT_TIMEOUT_MS 20000
-
-typedef struct fx {
-  gbx_testserver_t *ts;
-  gbx_client_t *c;
-} fx_t;
+#include "testutil.h"
 
 static gbx_error_t e; /* the last call's error, for failure messages */
-
-#define CHECK_OK(call)                                                                             \
-  do {                                                                                             \
-    int rc_ = (call);                                                                              \
-    if (rc_ != GBX_E_OK)                                                                           \
-      fail_msg("%s: %s (%s)", #call, gbx_errname(rc_), e.message);                                 \
-  } while (0)
-
-#define CHECK_ERR(want, call)                                                                      \
-  do {                                                                                             \
-    int rc_ = (call);                                                                              \
-    if (rc_ != (want))                                                                             \
-      fail_msg("%s: got %s (%s), want %s", #call, gbx_errname(rc_), e.message, gbx_errname(want)); \
-  } while (0)
-
-static int setup(void **state) {
-  fx_t *f = calloc(1, sizeof *f);
-  assert_non_null(f);
-  f->ts = ts_start(NULL);
-  f->c = ts_connect(f->ts);
-  gbx_set_timeout(f->c, CLIENT_TIMEOUT_MS);
-  *state = f;
-  return 0;
-}
-
-static int teardown(void **state) {
-  fx_t *f = *state;
-  gbx_close(f->c);
-  ts_free(f->ts);
-  free(f);
-  return 0;
-}
-
-/* A fresh connection can still ping: the server survived the test. */
-static void assert_alive(gbx_testserver_t *ts) {
-  gbx_client_t *c = ts_connect(ts);
-  CHECK_OK(gbx_ping(c, &e));
-  gbx_close(c);
-}
-
-static const gbx_queue_attr_t *find_attr(const gbx_queue_info_t *info, const char *name) {
-  for (size_t i = 0; i < info->nall; i++)
-    if (strcmp(info->all[i].name, name) == 0)
-      return &info->all[i];
-  return NULL;
-}
 
 static const char *find_tag(const gbx_queue_info_t *info, const char *key) {
   for (size_t i = 0; i < info->ntags; i++)
@@ -91,46 +33,30 @@ static void get_info(gbx_client_t *c, const char *q, gbx_queue_info_t *info) {
 
 /* ---- raw requests (what libgearbox cannot send) ----------------------------- */
 
-typedef struct raw {
-  gbx_buf_t b;
-  msgpack_packer pk;
-} raw_t;
-
-static msgpack_packer *raw_begin(raw_t *r) {
-  gbx_buf_init(&r->b);
-  msgpack_packer_init(&r->pk, &r->b, gbx_buf_write_cb);
-  return &r->pk;
-}
-
 /* Sends the request packed in r (freed here) on a new raw connection, reads
  * its reply and returns the reply's err; msg gets the server's message. */
-static int raw_call(gbx_testserver_t *ts, raw_t *r, char *msg, size_t cap) {
-  static uint8_t reply[RAW_REPLY_MAX];
-  int fd = ts_raw_connect(ts);
-  assert_int_equal(ts_raw_send_frame(fd, r->b.data, (uint32_t)r->b.len), 0);
+static int raw_call(gbx_testserver_t *ts, tu_raw_t *r, char *msg, size_t cap) {
+  tu_reply_t rep = tu_raw_call(ts, &r->b);
   gbx_buf_free(&r->b);
-  long n = ts_raw_read_frame(fd, reply, sizeof reply, RAW_TIMEOUT_MS);
-  close(fd);
-  assert_true(n > 0);
-  gbx_doc_t d;
-  gbx_errbuf_t eb;
-  assert_int_equal(gbx_doc_parse(&d, reply, (size_t)n, &eb), GBX_E_OK);
-  uint64_t err = 0;
-  assert_int_equal(gbx_get_u64(&d.root, "err", 1, 0, UINT64_MAX, &err, NULL, &eb), GBX_E_OK);
-  const char *m = "";
-  uint32_t ml = 0;
-  if (msg && cap) {
-    gbx_get_str(&d.root, "msg", 0, 0, UINT32_MAX, &m, &ml, NULL, &eb);
-    snprintf(msg, cap, "%.*s", (int)ml, m);
-  }
-  gbx_doc_free(&d);
-  return (int)err;
+  if (msg && cap)
+    snprintf(msg, cap, "%s", rep.msg);
+  return rep.err;
+}
+
+/* Starts a hand-built request op (id id) on queue "strange" whose attrs map
+ * holds n attributes, which the caller packs. */
+static msgpack_packer *raw_attrs(tu_raw_t *r, uint64_t op, uint64_t id, uint32_t n) {
+  msgpack_packer *pk = tu_raw_request(r, op, id, 2);
+  gbx_pack_kv_cstr(pk, "q", "strange");
+  gbx_pack_cstr(pk, "attrs");
+  msgpack_pack_map(pk, n);
+  return pk;
 }
 
 /* ---- create ---------------------------------------------------------------- */
 
 static void test_create_defaults(void **state) {
-  fx_t *f = *state;
+  tu_fx_t *f = *state;
   int created = -1;
   time_t before = time(NULL);
   CHECK_OK(gbx_queue_create(f->c, "orders", NULL, NULL, 0, &created, &e));
@@ -162,7 +88,7 @@ static void test_create_defaults(void **state) {
                                    "LastModifiedTimestamp",
                                    "QueueBytes"};
   for (size_t i = 0; i < sizeof ro / sizeof ro[0]; i++) {
-    const gbx_queue_attr_t *a = find_attr(&info, ro[i]);
+    const gbx_queue_attr_t *a = tu_find_attr(&info, ro[i]);
     if (!a)
       fail_msg("queue_get_attrs does not report %s", ro[i]);
     assert_null(a->str);
@@ -191,11 +117,11 @@ static void test_create_defaults(void **state) {
   created = -1;
   CHECK_OK(gbx_queue_create(f->c, "orders", &d, NULL, 0, &created, &e));
   assert_int_equal(created, 0);
-  assert_alive(f->ts);
+  tu_assert_alive(f->ts);
 }
 
 static void test_create_idempotent_and_conflict(void **state) {
-  fx_t *f = *state;
+  tu_fx_t *f = *state;
   gbx_queue_attrs_t a = {
       .set = GBX_QA_VISIBILITY | GBX_QA_DELAY, .visibility_timeout = 60, .delay_seconds = 5};
   gbx_tag_t t1[] = {{"team", "blue"}};
@@ -230,7 +156,7 @@ static void test_create_idempotent_and_conflict(void **state) {
   CHECK_OK(gbx_queue_list(f->c, NULL, 0, NULL, &l, &e));
   assert_int_equal(l.count, 1);
   gbx_queue_list_free(&l);
-  assert_alive(f->ts);
+  tu_assert_alive(f->ts);
 }
 
 /* One numeric attribute, its wire name and its documented range. */
@@ -296,7 +222,7 @@ static uint32_t attr_value(const gbx_queue_info_t *info, unsigned flag) {
 }
 
 static void test_attribute_ranges(void **state) {
-  fx_t *f = *state;
+  tu_fx_t *f = *state;
   for (size_t i = 0; i < sizeof ranges / sizeof ranges[0]; i++) {
     const range_t *r = &ranges[i];
     char q[32];
@@ -353,55 +279,31 @@ static void test_attribute_ranges(void **state) {
   p.redrive_allow_policy = pol;
   CHECK_ERR(GBX_E_OUT_OF_RANGE, gbx_queue_set_attrs(f->c, "range-0", &p, &e));
   free(pol);
-  assert_alive(f->ts);
+  tu_assert_alive(f->ts);
 }
 
 static void test_unknown_and_mistyped_attribute(void **state) {
-  fx_t *f = *state;
+  tu_fx_t *f = *state;
   char msg[256];
-  raw_t r;
-  msgpack_packer *pk = raw_begin(&r);
-  msgpack_pack_map(pk, 4);
-  gbx_pack_kv_u64(pk, "op", GBX_OP_QUEUE_CREATE);
-  gbx_pack_kv_u64(pk, "id", 1);
-  gbx_pack_kv_cstr(pk, "q", "strange");
-  gbx_pack_cstr(pk, "attrs");
-  msgpack_pack_map(pk, 1);
+  tu_raw_t r;
+  msgpack_packer *pk = raw_attrs(&r, GBX_OP_QUEUE_CREATE, 1, 1);
   gbx_pack_kv_u64(pk, "FifoQueue", 1);
   assert_int_equal(raw_call(f->ts, &r, msg, sizeof msg), GBX_E_UNKNOWN_ATTRIBUTE);
   assert_non_null(strstr(msg, "FifoQueue"));
 
   CHECK_OK(gbx_queue_create(f->c, "strange", NULL, NULL, 0, NULL, &e));
-  pk = raw_begin(&r);
-  msgpack_pack_map(pk, 4);
-  gbx_pack_kv_u64(pk, "op", GBX_OP_QUEUE_SET_ATTRS);
-  gbx_pack_kv_u64(pk, "id", 2);
-  gbx_pack_kv_cstr(pk, "q", "strange");
-  gbx_pack_cstr(pk, "attrs");
-  msgpack_pack_map(pk, 2);
+  pk = raw_attrs(&r, GBX_OP_QUEUE_SET_ATTRS, 2, 2);
   gbx_pack_kv_u64(pk, "VisibilityTimeout", 99);
   gbx_pack_kv_cstr(pk, "visibilitytimeout", "5"); /* names are case-sensitive */
   assert_int_equal(raw_call(f->ts, &r, msg, sizeof msg), GBX_E_UNKNOWN_ATTRIBUTE);
 
   /* a number given as a string */
-  pk = raw_begin(&r);
-  msgpack_pack_map(pk, 4);
-  gbx_pack_kv_u64(pk, "op", GBX_OP_QUEUE_SET_ATTRS);
-  gbx_pack_kv_u64(pk, "id", 3);
-  gbx_pack_kv_cstr(pk, "q", "strange");
-  gbx_pack_cstr(pk, "attrs");
-  msgpack_pack_map(pk, 1);
+  pk = raw_attrs(&r, GBX_OP_QUEUE_SET_ATTRS, 3, 1);
   gbx_pack_kv_cstr(pk, "VisibilityTimeout", "99");
   assert_int_equal(raw_call(f->ts, &r, msg, sizeof msg), GBX_E_BAD_TYPE);
 
   /* a negative number is out of range */
-  pk = raw_begin(&r);
-  msgpack_pack_map(pk, 4);
-  gbx_pack_kv_u64(pk, "op", GBX_OP_QUEUE_SET_ATTRS);
-  gbx_pack_kv_u64(pk, "id", 4);
-  gbx_pack_kv_cstr(pk, "q", "strange");
-  gbx_pack_cstr(pk, "attrs");
-  msgpack_pack_map(pk, 1);
+  pk = raw_attrs(&r, GBX_OP_QUEUE_SET_ATTRS, 4, 1);
   gbx_pack_kv_i64(pk, "DelaySeconds", -1);
   assert_int_equal(raw_call(f->ts, &r, msg, sizeof msg), GBX_E_OUT_OF_RANGE);
 
@@ -410,13 +312,13 @@ static void test_unknown_and_mistyped_attribute(void **state) {
   get_info(f->c, "strange", &info);
   assert_int_equal(info.attrs.visibility_timeout, 30);
   assert_int_equal(info.attrs.delay_seconds, 0);
-  assert_null(find_attr(&info, "FifoQueue"));
+  assert_null(tu_find_attr(&info, "FifoQueue"));
   gbx_queue_info_free(&info);
-  assert_alive(f->ts);
+  tu_assert_alive(f->ts);
 }
 
 static void test_queue_names(void **state) {
-  fx_t *f = *state;
+  tu_fx_t *f = *state;
   char name[100];
   memset(name, 'n', sizeof name);
   name[80] = 0;
@@ -445,13 +347,13 @@ static void test_queue_names(void **state) {
   assert_string_equal(l.names[0], "AZaz09_-");
   assert_int_equal(strlen(l.names[1]), 80);
   gbx_queue_list_free(&l);
-  assert_alive(f->ts);
+  tu_assert_alive(f->ts);
 }
 
 /* An empty name and one far over the limit are bad names like any other
  * (PROTOCOL.md: names are 1-80 characters, else bad_name), on every op. */
 static void test_queue_name_empty_or_huge(void **state) {
-  fx_t *f = *state;
+  tu_fx_t *f = *state;
   char *huge = malloc(2001);
   assert_non_null(huge);
   memset(huge, 'h', 2000);
@@ -468,13 +370,13 @@ static void test_queue_name_empty_or_huge(void **state) {
       CHECK_ERR(GBX_E_BAD_NAME, gbx_queue_set_attrs(f->c, "real", &a, &e));
   }
   free(huge);
-  assert_alive(f->ts);
+  tu_assert_alive(f->ts);
 }
 
 /* ---- list ------------------------------------------------------------------ */
 
 static void test_list_prefix_and_paging(void **state) {
-  fx_t *f = *state;
+  tu_fx_t *f = *state;
   char q[32];
   /* created out of order: the list comes back sorted */
   for (int i = 24; i >= 0; i--) {
@@ -534,20 +436,17 @@ static void test_list_prefix_and_paging(void **state) {
 
   /* max outside 1-1000 */
   CHECK_ERR(GBX_E_OUT_OF_RANGE, gbx_queue_list(f->c, NULL, 1001, NULL, &l, &e));
-  raw_t r;
-  msgpack_packer *pk = raw_begin(&r);
-  msgpack_pack_map(pk, 3);
-  gbx_pack_kv_u64(pk, "op", GBX_OP_QUEUE_LIST);
-  gbx_pack_kv_u64(pk, "id", 9);
+  tu_raw_t r;
+  msgpack_packer *pk = tu_raw_request(&r, GBX_OP_QUEUE_LIST, 9, 1);
   gbx_pack_kv_u64(pk, "max", 0);
   assert_int_equal(raw_call(f->ts, &r, NULL, 0), GBX_E_OUT_OF_RANGE);
-  assert_alive(f->ts);
+  tu_assert_alive(f->ts);
 }
 
 /* ---- attributes and counters -------------------------------------------------- */
 
 static void test_set_and_get_attrs(void **state) {
-  fx_t *f = *state;
+  tu_fx_t *f = *state;
   CHECK_OK(gbx_queue_create(f->c, "dead", NULL, NULL, 0, NULL, &e));
   CHECK_OK(gbx_queue_create(f->c, "work", NULL, NULL, 0, NULL, &e));
   gbx_queue_attrs_t a = {.set = GBX_QA_VISIBILITY | GBX_QA_DELAY | GBX_QA_RETENTION |
@@ -605,19 +504,19 @@ static void test_set_and_get_attrs(void **state) {
   assert_int_equal(info.delayed, 2);
   assert_int_equal(info.bytes, 4 * 19 + 2 * 7);
   assert_true(info.oldest_age_s < 60);
-  assert_int_equal(find_attr(&info, "ApproximateNumberOfMessages")->num, 3);
-  assert_int_equal(find_attr(&info, "QueueBytes")->num, 4 * 19 + 2 * 7);
+  assert_int_equal(tu_find_attr(&info, "ApproximateNumberOfMessages")->num, 3);
+  assert_int_equal(tu_find_attr(&info, "QueueBytes")->num, 4 * 19 + 2 * 7);
   gbx_queue_info_free(&info);
 
   CHECK_ERR(GBX_E_QUEUE_NOT_FOUND, gbx_queue_get_attrs(f->c, "nope", &info, &e));
   CHECK_ERR(GBX_E_QUEUE_NOT_FOUND, gbx_queue_set_attrs(f->c, "nope", &b, &e));
-  assert_alive(f->ts);
+  tu_assert_alive(f->ts);
 }
 
 /* ---- tags -------------------------------------------------------------------- */
 
 static void test_tags(void **state) {
-  fx_t *f = *state;
+  tu_fx_t *f = *state;
   gbx_tag_t t0[] = {{"env", "prod"}, {"team", "core"}};
   CHECK_OK(gbx_queue_create(f->c, "tagged", NULL, t0, 2, NULL, &e));
   gbx_tag_t t1[] = {{"team", "edge"}, {"cost-center", "42"}, {"empty", ""}};
@@ -666,7 +565,7 @@ static void test_tags(void **state) {
 
   CHECK_ERR(GBX_E_QUEUE_NOT_FOUND, gbx_queue_tag(f->c, "nope", t0, 1, &e));
   CHECK_ERR(GBX_E_QUEUE_NOT_FOUND, gbx_queue_untag(f->c, "nope", keys, 1, &e));
-  assert_alive(f->ts);
+  tu_assert_alive(f->ts);
 }
 
 /* ---- dead-letter queues ---------------------------------------------------------- */
@@ -677,7 +576,7 @@ static void set_dlq(gbx_client_t *c, const char *q, const char *dlq, int want) {
 }
 
 static void test_dlq_sources(void **state) {
-  fx_t *f = *state;
+  tu_fx_t *f = *state;
   CHECK_OK(gbx_queue_create(f->c, "dlq", NULL, NULL, 0, NULL, &e));
   gbx_queue_attrs_t a = {
       .set = GBX_QA_DLQ | GBX_QA_MAX_RECEIVES, .dead_letter_queue = "dlq", .max_receive_count = 3};
@@ -704,11 +603,11 @@ static void test_dlq_sources(void **state) {
   gbx_queue_list_free(&l);
 
   CHECK_ERR(GBX_E_QUEUE_NOT_FOUND, gbx_queue_dlq_sources(f->c, "nope", &l, &e));
-  assert_alive(f->ts);
+  tu_assert_alive(f->ts);
 }
 
 static void test_redrive_cycle_and_missing_dlq(void **state) {
-  fx_t *f = *state;
+  tu_fx_t *f = *state;
   /* a DLQ that does not exist */
   gbx_queue_attrs_t a = {.set = GBX_QA_DLQ, .dead_letter_queue = "ghost"};
   CHECK_ERR(GBX_E_DLQ_NOT_FOUND, gbx_queue_create(f->c, "a", &a, NULL, 0, NULL, &e));
@@ -745,13 +644,13 @@ static void test_redrive_cycle_and_missing_dlq(void **state) {
   /* breaking the chain makes the former cycle legal */
   set_dlq(f->c, "b", "", GBX_E_OK);
   set_dlq(f->c, "c", "a", GBX_E_OK);
-  assert_alive(f->ts);
+  tu_assert_alive(f->ts);
 }
 
 /* ---- purge and delete ---------------------------------------------------------- */
 
 static void test_purge(void **state) {
-  fx_t *f = *state;
+  tu_fx_t *f = *state;
   CHECK_OK(gbx_queue_create(f->c, "p", NULL, NULL, 0, NULL, &e));
   CHECK_OK(gbx_queue_create(f->c, "keep", NULL, NULL, 0, NULL, &e));
   for (int i = 0; i < 5; i++)
@@ -791,11 +690,11 @@ static void test_purge(void **state) {
   CHECK_OK(gbx_queue_purge(f->c, "keep", &purged, &e));
   assert_int_equal(purged, 0);
   CHECK_ERR(GBX_E_QUEUE_NOT_FOUND, gbx_queue_purge(f->c, "nope", &purged, &e));
-  assert_alive(f->ts);
+  tu_assert_alive(f->ts);
 }
 
 static void test_delete(void **state) {
-  fx_t *f = *state;
+  tu_fx_t *f = *state;
   CHECK_OK(gbx_queue_create(f->c, "doomed", NULL, NULL, 0, NULL, &e));
   CHECK_OK(gbx_queue_create(f->c, "stays", NULL, NULL, 0, NULL, &e));
   CHECK_OK(gbx_queue_send(f->c, "doomed", "old", 3, NULL, 0, -1, NULL, &e));
@@ -827,11 +726,11 @@ static void test_delete(void **state) {
   CHECK_OK(gbx_queue_receive(f->c, "doomed", 10, 0, 0, &m2, &n, &e));
   assert_int_equal(n, 0);
   gbx_messages_free(m);
-  assert_alive(f->ts);
+  tu_assert_alive(f->ts);
 }
 
 static void test_delete_dlq_in_use(void **state) {
-  fx_t *f = *state;
+  tu_fx_t *f = *state;
   CHECK_OK(gbx_queue_create(f->c, "dlq", NULL, NULL, 0, NULL, &e));
   gbx_queue_attrs_t a = {
       .set = GBX_QA_DLQ | GBX_QA_MAX_RECEIVES, .dead_letter_queue = "dlq", .max_receive_count = 1};
@@ -862,10 +761,10 @@ static void test_delete_dlq_in_use(void **state) {
   assert_non_null(m[0].source_queue);
   assert_string_equal(m[0].source_queue, "src");
   gbx_messages_free(m);
-  assert_alive(f->ts);
+  tu_assert_alive(f->ts);
 }
 
-#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+#define T(fn) cmocka_unit_test_setup_teardown(fn, tu_setup, tu_teardown)
 
 int main(void) {
   const struct CMUnitTest tests[] = {

@@ -18,10 +18,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
-#include "testserver.h"
+#include "testutil.h"
 
-/* Every libgearbox call gives up after this long, so a hang fails. */
-#define CLIENT_TIMEOUT_MS 20000
 /* Concurrent senders and what each sends: 4 connections x 250 = 1000. */
 #define SENDERS    4
 #define PER_SENDER 250
@@ -29,65 +27,7 @@
  * after a restart, so its deadline has to survive it. */
 #define SHORT_VIS_S 2
 
-typedef struct fx {
-  gbx_testserver_t *ts;
-  gbx_client_t *c;
-} fx_t;
-
 static gbx_error_t e;
-
-#define CHECK_OK(call)                                                                             \
-  do {                                                                                             \
-    int rc_ = (call);                                                                              \
-    if (rc_ != GBX_E_OK)                                                                           \
-      fail_msg("%s: %s (%s)", #call, gbx_errname(rc_), e.message);                                 \
-  } while (0)
-
-static int setup(void **state) {
-  fx_t *f = calloc(1, sizeof *f);
-  assert_non_null(f);
-  f->ts = ts_start(NULL);
-  f->c = ts_connect(f->ts);
-  gbx_set_timeout(f->c, CLIENT_TIMEOUT_MS);
-  *state = f;
-  return 0;
-}
-
-static int teardown(void **state) {
-  fx_t *f = *state;
-  gbx_close(f->c);
-  ts_free(f->ts);
-  free(f);
-  return 0;
-}
-
-static int64_t mono_ms(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
-static void sleep_ms(unsigned ms) {
-  struct timespec t = {ms / 1000, (long)(ms % 1000) * 1000000L};
-  while (nanosleep(&t, &t) != 0) {
-  }
-}
-
-static gbx_client_t *reconnect(fx_t *f) {
-  gbx_close(f->c);
-  f->c = ts_connect(f->ts);
-  gbx_set_timeout(f->c, CLIENT_TIMEOUT_MS);
-  return f->c;
-}
-
-static gbx_message_t *recv_n(gbx_client_t *c, const char *q, int vis, size_t want) {
-  gbx_message_t *m = NULL;
-  size_t n = 0;
-  CHECK_OK(gbx_queue_receive(c, q, 100, vis, 0, &m, &n, &e));
-  if (n != want)
-    fail_msg("receive on %s returned %zu messages, want %zu", q, n, want);
-  return m;
-}
 
 /* ---- the scenario --------------------------------------------------------------- */
 
@@ -119,8 +59,10 @@ static void copy_rh(char *dst, const char *rh) {
   strcpy(dst, rh);
 }
 
+/* Runs the scenario on c, recording in *s (cleared first) what it did. */
 static void populate(gbx_client_t *c, snap_t *s) {
   gbx_tag_t tags[] = {{"env", "prod"}, {"team", "core"}};
+  memset(s, 0, sizeof *s);
   CHECK_OK(gbx_queue_create(c, "dlq", NULL, NULL, 0, NULL, &e));
   gbx_queue_attrs_t a = {.set = GBX_QA_VISIBILITY | GBX_QA_RETENTION | GBX_QA_MAX_SIZE |
                                 GBX_QA_DLQ | GBX_QA_MAX_RECEIVES | GBX_QA_POLICY,
@@ -144,7 +86,7 @@ static void populate(gbx_client_t *c, snap_t *s) {
   gbx_message_t *m;
   CHECK_OK(gbx_queue_send(c, "main", "in flight a", 11, NULL, 0, -1, s->mid_inflight_a, &e));
   CHECK_OK(gbx_queue_send(c, "main", "in flight b", 11, NULL, 0, -1, s->mid_inflight_b, &e));
-  m = recv_n(c, "main", 3600, 2);
+  m = tu_recv_n(c, "main", GBX_MAX_RECEIVE, 3600, 2);
   assert_string_equal(m[0].mid, s->mid_inflight_a);
   copy_rh(s->rh_inflight_a, m[0].receipt);
   copy_rh(s->rh_inflight_b, m[1].receipt);
@@ -152,7 +94,7 @@ static void populate(gbx_client_t *c, snap_t *s) {
   gbx_messages_free(m);
   CHECK_OK(gbx_queue_send(c, "main", "twice", 5, NULL, 0, -1, s->mid_twice, &e));
   for (int i = 0; i < 2; i++) {
-    m = recv_n(c, "main", 0, 1);
+    m = tu_recv_n(c, "main", GBX_MAX_RECEIVE, 0, 1);
     s->twice_sent = m[0].sent_ms;
     if (i == 0)
       s->twice_first = m[0].first_receive_ms;
@@ -166,13 +108,13 @@ static void populate(gbx_client_t *c, snap_t *s) {
   CHECK_OK(gbx_queue_send(c, "delayq", "queue delay", 11, NULL, 0, -1, NULL, &e));
   /* short: in flight for SHORT_VIS_S only */
   CHECK_OK(gbx_queue_send(c, "short", "comes back", 10, NULL, 0, -1, s->mid_short, &e));
-  m = recv_n(c, "short", SHORT_VIS_S, 1);
-  s->short_received_at = mono_ms();
+  m = tu_recv_n(c, "short", GBX_MAX_RECEIVE, SHORT_VIS_S, 1);
+  s->short_received_at = tu_mono_ms();
   gbx_messages_free(m);
   /* src2 -> dlq after one receive */
   CHECK_OK(gbx_queue_send(c, "src2", "dead", 4, NULL, 0, -1, s->mid_dead, &e));
-  gbx_messages_free(recv_n(c, "src2", 0, 1));
-  gbx_messages_free(recv_n(c, "src2", 0, 0));
+  gbx_messages_free(tu_recv_n(c, "src2", GBX_MAX_RECEIVE, 0, 1));
+  gbx_messages_free(tu_recv_n(c, "src2", GBX_MAX_RECEIVE, 0, 0));
 
   for (size_t i = 0; i < NQUEUES; i++)
     CHECK_OK(gbx_queue_get_attrs(c, queues[i], &s->info[i], &e));
@@ -182,17 +124,10 @@ static void populate(gbx_client_t *c, snap_t *s) {
   assert_int_equal(s->info[0].visible, 1);
 }
 
-static const gbx_queue_attr_t *find_attr(const gbx_queue_info_t *info, const char *name) {
-  for (size_t i = 0; i < info->nall; i++)
-    if (strcmp(info->all[i].name, name) == 0)
-      return &info->all[i];
-  return NULL;
-}
-
 static void assert_same_queue(const gbx_queue_info_t *a, const gbx_queue_info_t *b, const char *q) {
   assert_int_equal(a->nall, b->nall);
   for (size_t i = 0; i < a->nall; i++) {
-    const gbx_queue_attr_t *x = &a->all[i], *y = find_attr(b, x->name);
+    const gbx_queue_attr_t *x = &a->all[i], *y = tu_find_attr(b, x->name);
     if (!y)
       fail_msg("%s: attribute %s is gone after the restart", q, x->name);
     if (strcmp(x->name, "ApproximateAgeOfOldestMessage") == 0)
@@ -239,7 +174,7 @@ static void verify(gbx_client_t *c, snap_t *s) {
   gbx_queue_list_free(&src);
 
   /* main: only the two visible ones come out; the in-flight and delayed stay hidden */
-  gbx_message_t *m = recv_n(c, "main", 600, 2);
+  gbx_message_t *m = tu_recv_n(c, "main", GBX_MAX_RECEIVE, 600, 2);
   assert_string_equal(m[0].mid, s->mid_twice);
   assert_int_equal(m[0].receive_count, 3);
   assert_int_equal(m[0].sent_ms, s->twice_sent);
@@ -268,7 +203,7 @@ static void verify(gbx_client_t *c, snap_t *s) {
   CHECK_OK(gbx_message_delete(c, "main", s->rh_inflight_a, &e));
   /* in flight b: its old handle makes it visible; its receive count was kept */
   CHECK_OK(gbx_message_change_vis(c, "main", s->rh_inflight_b, 0, &e));
-  m = recv_n(c, "main", 600, 1);
+  m = tu_recv_n(c, "main", GBX_MAX_RECEIVE, 600, 1);
   assert_string_equal(m[0].mid, s->mid_inflight_b);
   assert_int_equal(m[0].receive_count, 2);
   assert_int_equal(m[0].first_receive_ms, s->inflight_b_first);
@@ -288,7 +223,7 @@ static void verify(gbx_client_t *c, snap_t *s) {
   assert_int_equal(n, 0);
 
   /* dlq: the dead letter with its source */
-  m = recv_n(c, "dlq", 600, 1);
+  m = tu_recv_n(c, "dlq", GBX_MAX_RECEIVE, 600, 1);
   assert_string_equal(m[0].mid, s->mid_dead);
   assert_non_null(m[0].source_queue);
   assert_string_equal(m[0].source_queue, "src2");
@@ -297,9 +232,9 @@ static void verify(gbx_client_t *c, snap_t *s) {
 
   /* short: its deadline survived and it comes back on its own */
   int64_t due = s->short_received_at + SHORT_VIS_S * 1000 + 600;
-  if (mono_ms() < due)
-    sleep_ms((unsigned)(due - mono_ms()));
-  m = recv_n(c, "short", 600, 1);
+  if (tu_mono_ms() < due)
+    tu_sleep_ms((unsigned)(due - tu_mono_ms()));
+  m = tu_recv_n(c, "short", GBX_MAX_RECEIVE, 600, 1);
   assert_string_equal(m[0].mid, s->mid_short);
   assert_int_equal(m[0].receive_count, 2);
   gbx_messages_free(m);
@@ -316,33 +251,30 @@ static void verify(gbx_client_t *c, snap_t *s) {
 }
 
 static void test_clean_restart(void **state) {
-  fx_t *f = *state;
+  tu_fx_t *f = *state;
   snap_t s;
-  memset(&s, 0, sizeof s);
   populate(f->c, &s);
   ts_restart(f->ts); /* SIGTERM, asserts exit status 0, starts again */
-  verify(reconnect(f), &s);
+  verify(tu_reconnect(f), &s);
 }
 
 static void test_kill9_restart(void **state) {
-  fx_t *f = *state;
+  tu_fx_t *f = *state;
   snap_t s;
-  memset(&s, 0, sizeof s);
   populate(f->c, &s);
   ts_kill9(f->ts);
   ts_start_again(f->ts);
-  verify(reconnect(f), &s);
+  verify(tu_reconnect(f), &s);
 }
 
 static void test_two_restarts(void **state) {
-  fx_t *f = *state;
+  tu_fx_t *f = *state;
   snap_t s;
-  memset(&s, 0, sizeof s);
   populate(f->c, &s);
   ts_kill9(f->ts);
   ts_start_again(f->ts);
   ts_restart(f->ts); /* recovering twice changes nothing either */
-  verify(reconnect(f), &s);
+  verify(tu_reconnect(f), &s);
 }
 
 /* ---- concurrent senders and kill -9 ------------------------------------------------ */
@@ -415,11 +347,10 @@ static size_t check_burst(gbx_client_t *c, sender_t *snd) {
   return have;
 }
 
-static void start_senders(fx_t *f, sender_t *snd, pthread_t *th, atomic_int *total) {
+static void start_senders(tu_fx_t *f, sender_t *snd, pthread_t *th, atomic_int *total) {
   for (int t = 0; t < SENDERS; t++) {
     memset(&snd[t], 0, sizeof snd[t]);
-    snd[t].c = ts_connect(f->ts);
-    gbx_set_timeout(snd[t].c, CLIENT_TIMEOUT_MS);
+    snd[t].c = tu_connect(f->ts);
     snd[t].idx = t;
     snd[t].count = PER_SENDER;
     snd[t].total = total;
@@ -429,7 +360,7 @@ static void start_senders(fx_t *f, sender_t *snd, pthread_t *th, atomic_int *tot
 }
 
 static void test_concurrent_senders_kill9(void **state) {
-  fx_t *f = *state;
+  tu_fx_t *f = *state;
   CHECK_OK(gbx_queue_create(f->c, "burst", NULL, NULL, 0, NULL, &e));
   static sender_t snd[SENDERS];
   pthread_t th[SENDERS];
@@ -445,21 +376,21 @@ static void test_concurrent_senders_kill9(void **state) {
   }
   ts_kill9(f->ts);
   ts_start_again(f->ts);
-  size_t have = check_burst(reconnect(f), snd);
+  size_t have = check_burst(tu_reconnect(f), snd);
   assert_int_equal(have, SENDERS * PER_SENDER);
 }
 
 static void test_kill9_during_sends(void **state) {
-  fx_t *f = *state;
+  tu_fx_t *f = *state;
   CHECK_OK(gbx_queue_create(f->c, "burst", NULL, NULL, 0, NULL, &e));
   static sender_t snd[SENDERS];
   pthread_t th[SENDERS];
   atomic_int total = 0;
   start_senders(f, snd, th, &total);
   /* kill while the senders are still going */
-  int64_t deadline = mono_ms() + 30000;
-  while (atomic_load(&total) < SENDERS * PER_SENDER / 3 && mono_ms() < deadline)
-    sleep_ms(1);
+  int64_t deadline = tu_mono_ms() + 30000;
+  while (atomic_load(&total) < SENDERS * PER_SENDER / 3 && tu_mono_ms() < deadline)
+    tu_sleep_ms(1);
   ts_kill9(f->ts);
   for (int t = 0; t < SENDERS; t++)
     pthread_join(th[t], NULL);
@@ -470,12 +401,12 @@ static void test_kill9_during_sends(void **state) {
   }
   assert_true(acked >= SENDERS * PER_SENDER / 3);
   ts_start_again(f->ts);
-  size_t have = check_burst(reconnect(f), snd);
+  size_t have = check_burst(tu_reconnect(f), snd);
   /* every acknowledged send is there; at most one unacknowledged per sender */
   assert_in_range(have, (uint64_t)acked, (uint64_t)acked + SENDERS);
 }
 
-#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+#define T(fn) cmocka_unit_test_setup_teardown(fn, tu_setup, tu_teardown)
 
 int main(void) {
   signal(SIGPIPE, SIG_IGN);

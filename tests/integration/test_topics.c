@@ -28,10 +28,8 @@
 #include <cjson/cJSON.h>
 
 #include "gbx_codec.h"
-#include "testserver.h"
+#include "testutil.h"
 
-/* Every libgearbox call gives up after this long, so a hang fails. */
-#define CLIENT_TIMEOUT_MS 20000
 /* Slack allowed between the test's wall clock and the server's stamps:
  * the same machine, but each side rounds to its own unit. */
 #define CLOCK_SLACK_MS 2000
@@ -55,68 +53,10 @@
 #define STREAM_KILL_AFTER 300
 /* How long the stream may take to reach STREAM_KILL_AFTER acknowledgements. */
 #define STREAM_DEADLINE_MS 30000
-/* Replies to hand-built requests are small; anything larger is a bug. */
-#define RAW_REPLY_MAX (64 * 1024)
-/* How long a raw reply may take: far above a local round trip. */
-#define RAW_TIMEOUT_MS 10000
-
-typedef struct fx {
-  gbx_testserver_t *ts;
-  gbx_client_t *c;
-} fx_t;
 
 static gbx_error_t e; /* the last call's error, for failure messages */
 
-#define CHECK_OK(call)                                                                             \
-  do {                                                                                             \
-    int rc_ = (call);                                                                              \
-    if (rc_ != GBX_E_OK)                                                                           \
-      fail_msg("%s: %s (%s)", #call, gbx_errname(rc_), e.message);                                 \
-  } while (0)
-
-#define CHECK_ERR(want, call)                                                                      \
-  do {                                                                                             \
-    int rc_ = (call);                                                                              \
-    if (rc_ != (want))                                                                             \
-      fail_msg("%s: got %s (%s), want %s", #call, gbx_errname(rc_), e.message, gbx_errname(want)); \
-  } while (0)
-
-static int setup(void **state) {
-  fx_t *f = calloc(1, sizeof *f);
-  assert_non_null(f);
-  f->ts = ts_start(NULL);
-  f->c = ts_connect(f->ts);
-  gbx_set_timeout(f->c, CLIENT_TIMEOUT_MS);
-  *state = f;
-  return 0;
-}
-
-static int teardown(void **state) {
-  fx_t *f = *state;
-  gbx_close(f->c);
-  ts_free(f->ts);
-  free(f);
-  return 0;
-}
-
-static gbx_client_t *reconnect(fx_t *f) {
-  gbx_close(f->c);
-  f->c = ts_connect(f->ts);
-  gbx_set_timeout(f->c, CLIENT_TIMEOUT_MS);
-  return f->c;
-}
-
-static uint64_t wall_ms(void) {
-  struct timeval tv;
-  gettimeofday(&tv, NULL);
-  return (uint64_t)tv.tv_sec * 1000u + (uint64_t)tv.tv_usec / 1000u;
-}
-
 /* ---- helpers ------------------------------------------------------------------------ */
-
-static void mk_queue(gbx_client_t *c, const char *q) {
-  CHECK_OK(gbx_queue_create(c, q, NULL, NULL, 0, NULL, &e));
-}
 
 static void mk_topic(gbx_client_t *c, const char *t) {
   CHECK_OK(gbx_topic_create(c, t, NULL, NULL, 0, NULL, &e));
@@ -187,11 +127,7 @@ static gbx_message_t *recv_all(gbx_client_t *c, const char *q, size_t *n) {
 
 /* Receives and returns exactly want messages from q (fails otherwise). */
 static gbx_message_t *recv_n(gbx_client_t *c, const char *q, size_t want) {
-  size_t n = 0;
-  gbx_message_t *m = recv_all(c, q, &n);
-  if (n != want)
-    fail_msg("queue %s holds %zu messages, want %zu", q, n, want);
-  return m;
+  return tu_recv_n(c, q, RECV_MAX, 300, want);
 }
 
 /* Number of messages (visible + in flight) on q. */
@@ -201,24 +137,6 @@ static uint64_t depth(gbx_client_t *c, const char *q) {
   uint64_t d = info.visible + info.not_visible + info.delayed;
   gbx_queue_info_free(&info);
   return d;
-}
-
-static const gbx_msg_attr_t *msg_attr(const gbx_message_t *m, const char *name) {
-  for (size_t i = 0; i < m->nattrs; i++)
-    if (strcmp(m->attrs[i].name, name) == 0)
-      return &m->attrs[i];
-  return NULL;
-}
-
-static int is_uuid(const char *s) {
-  if (strlen(s) != 36)
-    return 0;
-  for (int i = 0; i < 36; i++) {
-    int dash = i == 8 || i == 13 || i == 18 || i == 23;
-    if (dash ? s[i] != '-' : !strchr("0123456789abcdefABCDEF", s[i]))
-      return 0;
-  }
-  return 1;
 }
 
 static void b64(const uint8_t *p, size_t n, char *out) {
@@ -338,14 +256,14 @@ static char *envelope_message(const gbx_message_t *m) {
 /* ---- topics ------------------------------------------------------------------------------ */
 
 static void test_topic_create_idempotent_list_delete(void **state) {
-  fx_t *f = *state;
+  tu_fx_t *f = *state;
   gbx_topic_attrs_t ta = {GBX_TA_DISPLAY_NAME, "Order events", NULL};
   gbx_tag_t tags[1] = {{"team", "billing"}};
   gbx_topic_list_t l;
   gbx_topic_info_t info;
   int created = -1;
 
-  uint64_t t0 = wall_ms();
+  uint64_t t0 = tu_wall_ms();
   CHECK_OK(gbx_topic_create(f->c, "orders", &ta, tags, 1, &created, &e));
   assert_int_equal(created, 1);
   CHECK_OK(gbx_topic_create(f->c, "orders", &ta, NULL, 0, &created, &e));
@@ -372,7 +290,7 @@ static void test_topic_create_idempotent_list_delete(void **state) {
   assert_string_equal(info.policy, "");
   assert_int_equal(info.subscriptions, 0);
   if (info.created_s * 1000 + CLOCK_SLACK_MS < t0 ||
-      info.created_s * 1000 > wall_ms() + CLOCK_SLACK_MS)
+      info.created_s * 1000 > tu_wall_ms() + CLOCK_SLACK_MS)
     fail_msg("CreatedTimestamp %llu s is not now (%llu ms)", (unsigned long long)info.created_s,
              (unsigned long long)t0);
   assert_int_equal(info.ntags, 1);
@@ -442,18 +360,18 @@ static void test_topic_create_idempotent_list_delete(void **state) {
 /* ---- subscriptions ------------------------------------------------------------------------ */
 
 static void test_subscribe_idempotent_and_exists(void **state) {
-  fx_t *f = *state;
+  tu_fx_t *f = *state;
   gbx_sub_info_t si;
   gbx_sub_list_t l;
   gbx_topic_info_t ti;
   const char *pol = "{\"color\":[\"red\"]}";
   mk_topic(f->c, "t");
   mk_topic(f->c, "t2");
-  mk_queue(f->c, "q1");
+  tu_create_queue(f->c, "q1", NULL);
 
   char *a = sub(f->c, "t", "q1", pol, GBX_FILTER_SCOPE_ATTRIBUTES, 1);
   char *b = sub(f->c, "t", "q1", pol, GBX_FILTER_SCOPE_ATTRIBUTES, 1);
-  assert_true(is_uuid(a));
+  assert_true(tu_is_uuid(a));
   assert_string_equal(a, b);
   gbx_free(b);
   /* Different settings for the same pair: subscription_exists, each way. */
@@ -558,7 +476,7 @@ static void test_subscribe_idempotent_and_exists(void **state) {
 }
 
 static void test_sub_list_pages(void **state) {
-  fx_t *f = *state;
+  tu_fx_t *f = *state;
   char q[32];
   int seen[MANY_SUBS] = {0};
   size_t total = 0, pages = 0;
@@ -592,34 +510,34 @@ static void test_sub_list_pages(void **state) {
 /* ---- fan-out ------------------------------------------------------------------------------ */
 
 static void test_publish_fanout_raw_and_envelope(void **state) {
-  fx_t *f = *state;
+  tu_fx_t *f = *state;
   const char *body = "{\"order\": 42, \"note\": \"he said \\\"hi\\\"\\n\"} \xc3\xbc\n\ttab";
   const uint8_t bin[] = {0, 1, 2, 255, 0};
   attrset_t as;
   char mid[GBX_MID_BUFSZ];
   uint32_t delivered = 0;
   mk_topic(f->c, "news");
-  mk_queue(f->c, "raw");
-  mk_queue(f->c, "env1");
-  mk_queue(f->c, "env2");
+  tu_create_queue(f->c, "raw", NULL);
+  tu_create_queue(f->c, "env1", NULL);
+  tu_create_queue(f->c, "env2", NULL);
   char *s_raw = sub(f->c, "news", "raw", NULL, 0, 1);
   char *s_e1 = sub(f->c, "news", "env1", NULL, 0, 0);
   char *s_e2 = sub(f->c, "news", "env2", NULL, 0, 0);
 
   attrs_parse("color=String:red;price=Number.float:12.50;trace=String.uuid:abc:def", &as);
   as.a[as.n++] = (gbx_msg_attr_t){"blob", "Binary", bin, sizeof bin};
-  uint64_t t0 = wall_ms();
+  uint64_t t0 = tu_wall_ms();
   CHECK_OK(
       gbx_publish(f->c, "news", body, strlen(body), as.a, as.n, "Greetings", mid, &delivered, &e));
-  uint64_t t1 = wall_ms();
-  assert_true(is_uuid(mid));
+  uint64_t t1 = tu_wall_ms();
+  assert_true(tu_is_uuid(mid));
   assert_int_equal(delivered, 3);
 
   gbx_message_t *r = recv_n(f->c, "raw", 1);
   gbx_message_t *m1 = recv_n(f->c, "env1", 1);
   gbx_message_t *m2 = recv_n(f->c, "env2", 1);
   /* Three copies, each with its own id, none the publish's. */
-  assert_true(is_uuid(r->mid) && is_uuid(m1->mid) && is_uuid(m2->mid));
+  assert_true(tu_is_uuid(r->mid) && tu_is_uuid(m1->mid) && tu_is_uuid(m2->mid));
   assert_string_not_equal(r->mid, m1->mid);
   assert_string_not_equal(r->mid, m2->mid);
   assert_string_not_equal(m1->mid, m2->mid);
@@ -632,7 +550,7 @@ static void test_publish_fanout_raw_and_envelope(void **state) {
   assert_memory_equal(r->body, body, r->body_len);
   assert_int_equal(r->nattrs, as.n);
   for (size_t i = 0; i < as.n; i++) {
-    const gbx_msg_attr_t *got = msg_attr(r, as.a[i].name);
+    const gbx_msg_attr_t *got = tu_msg_attr(r, as.a[i].name);
     if (!got)
       fail_msg("raw copy lacks attribute '%s'", as.a[i].name);
     assert_string_equal(got->type, as.a[i].type);
@@ -688,21 +606,21 @@ static void test_publish_fanout_raw_and_envelope(void **state) {
   /* A topic without subscriptions (or only unmatched ones): delivered 0. */
   mk_topic(f->c, "empty");
   assert_int_equal(pub(f->c, "empty", "nobody", NULL, NULL, mid), 0);
-  assert_true(is_uuid(mid));
+  assert_true(tu_is_uuid(mid));
   gbx_free(s_raw);
   gbx_free(s_e1);
   gbx_free(s_e2);
 }
 
 static void test_publish_errors(void **state) {
-  fx_t *f = *state;
+  tu_fx_t *f = *state;
   char mid[GBX_MID_BUFSZ];
   uint32_t d = 0;
   gbx_msg_attr_t bad = {"n", "Number", "abc", 3};
   gbx_publish_entry_t one = {NULL, "x", 1, NULL, 0, NULL};
   gbx_publish_result_t res[1];
   mk_topic(f->c, "t");
-  mk_queue(f->c, "q");
+  tu_create_queue(f->c, "q", NULL);
   gbx_free(sub(f->c, "t", "q", NULL, 0, 1));
 
   CHECK_ERR(GBX_E_TOPIC_NOT_FOUND, gbx_publish(f->c, "nope", "x", 1, NULL, 0, NULL, mid, &d, &e));
@@ -906,7 +824,7 @@ static void run_cases(gbx_client_t *c, const char *prefix, const fcase_t *cases,
     snprintf(t, sizeof t, "%s-t%zu", prefix, i);
     snprintf(q, sizeof q, "%s-q%zu", prefix, i);
     mk_topic(c, t);
-    mk_queue(c, q);
+    tu_create_queue(c, q, NULL);
     gbx_free(sub(c, t, q, k->policy, k->scope, 1));
     for (const fmsg_t *m = k->msgs; m->body; m++) {
       uint32_t d = pub(c, t, m->body, m->attrs, NULL, NULL);
@@ -932,23 +850,23 @@ static void run_cases(gbx_client_t *c, const char *prefix, const fcase_t *cases,
 }
 
 static void test_filter_attributes(void **state) {
-  fx_t *f = *state;
+  tu_fx_t *f = *state;
   run_cases(f->c, "fa", ATTR_CASES, sizeof ATTR_CASES / sizeof ATTR_CASES[0]);
 }
 
 static void test_filter_body(void **state) {
-  fx_t *f = *state;
+  tu_fx_t *f = *state;
   run_cases(f->c, "fb", BODY_CASES, sizeof BODY_CASES / sizeof BODY_CASES[0]);
 }
 
 /* One publish to a topic whose subscriptions have different filters is
  * matched against each: only the matching queues get a copy. */
 static void test_filter_mixed_subscriptions(void **state) {
-  fx_t *f = *state;
+  tu_fx_t *f = *state;
   mk_topic(f->c, "mix");
   const char *qs[4] = {"all", "red", "blue", "bodyred"};
   for (int i = 0; i < 4; i++)
-    mk_queue(f->c, qs[i]);
+    tu_create_queue(f->c, qs[i], NULL);
   gbx_free(sub(f->c, "mix", "all", NULL, 0, 1));
   gbx_free(sub(f->c, "mix", "red", "{\"color\":[\"red\"]}", ATTR, 1));
   gbx_free(sub(f->c, "mix", "blue", "{\"color\":[\"blue\"]}", ATTR, 1));
@@ -966,7 +884,7 @@ static void test_filter_mixed_subscriptions(void **state) {
 }
 
 static void test_bad_filter_policy(void **state) {
-  fx_t *f = *state;
+  tu_fx_t *f = *state;
   static const char *const bad[] = {
       "not json",
       "[1,2]",
@@ -1025,12 +943,12 @@ static void test_bad_filter_policy(void **state) {
 /* ---- deletion --------------------------------------------------------------------------------- */
 
 static void test_queue_delete_keeps_subscription(void **state) {
-  fx_t *f = *state;
+  tu_fx_t *f = *state;
   gbx_sub_list_t l;
   mk_topic(f->c, "t");
-  mk_queue(f->c, "a");
-  mk_queue(f->c, "b");
-  mk_queue(f->c, "c");
+  tu_create_queue(f->c, "a", NULL);
+  tu_create_queue(f->c, "b", NULL);
+  tu_create_queue(f->c, "c", NULL);
   gbx_free(sub(f->c, "t", "a", NULL, 0, 1));
   char *sb = sub(f->c, "t", "b", "{\"k\":[\"v\"]}", ATTR, 1);
   gbx_free(sub(f->c, "t", "c", NULL, 0, 1));
@@ -1050,7 +968,7 @@ static void test_queue_delete_keeps_subscription(void **state) {
 
   /* Recreated, the queue gets later publishes only (not what it missed,
    * not what it held before). */
-  mk_queue(f->c, "b");
+  tu_create_queue(f->c, "b", NULL);
   assert_int_equal(depth(f->c, "b"), 0);
   assert_int_equal(pub(f->c, "t", "three", "k=String:v", NULL, NULL), 3);
   assert_int_equal(pub(f->c, "t", "four", "k=String:other", NULL, NULL), 2); /* filter still on */
@@ -1063,14 +981,14 @@ static void test_queue_delete_keeps_subscription(void **state) {
 }
 
 static void test_topic_delete_drops_subscriptions(void **state) {
-  fx_t *f = *state;
+  tu_fx_t *f = *state;
   gbx_sub_list_t l;
   gbx_sub_info_t si;
   char mid[GBX_MID_BUFSZ];
   mk_topic(f->c, "t");
   mk_topic(f->c, "keep");
-  mk_queue(f->c, "env");
-  mk_queue(f->c, "raw");
+  tu_create_queue(f->c, "env", NULL);
+  tu_create_queue(f->c, "raw", NULL);
   char *s1 = sub(f->c, "t", "env", NULL, 0, 0);
   char *s2 = sub(f->c, "t", "raw", NULL, 0, 1);
   char *s3 = sub(f->c, "keep", "raw", NULL, 0, 1);
@@ -1106,7 +1024,7 @@ static void test_topic_delete_drops_subscriptions(void **state) {
 /* ---- batches and pipelining ------------------------------------------------------------------- */
 
 static void test_publish_batch(void **state) {
-  fx_t *f = *state;
+  tu_fx_t *f = *state;
   gbx_msg_attr_t red = {"color", "String", "red", 3}, bad = {"n", "Number", "x1", 2};
   gbx_publish_entry_t ent[4] = {
       {"e0", "first", 5, &red, 1, "S0"},
@@ -1116,9 +1034,9 @@ static void test_publish_batch(void **state) {
   };
   gbx_publish_result_t res[GBX_MAX_PUBLISH_BATCH];
   mk_topic(f->c, "t");
-  mk_queue(f->c, "all");
-  mk_queue(f->c, "red");
-  mk_queue(f->c, "env");
+  tu_create_queue(f->c, "all", NULL);
+  tu_create_queue(f->c, "red", NULL);
+  tu_create_queue(f->c, "env", NULL);
   gbx_free(sub(f->c, "t", "all", NULL, 0, 1));
   gbx_free(sub(f->c, "t", "red", "{\"color\":[\"red\"]}", ATTR, 1));
   gbx_free(sub(f->c, "t", "env", "{\"color\":[\"red\"]}", ATTR, 0));
@@ -1132,7 +1050,7 @@ static void test_publish_batch(void **state) {
   assert_true(res[2].message[0] != '\0');
   assert_int_equal(res[3].code, GBX_E_OK);
   assert_int_equal(res[3].delivered, 3);
-  assert_true(is_uuid(res[0].mid) && is_uuid(res[1].mid) && is_uuid(res[3].mid));
+  assert_true(tu_is_uuid(res[0].mid) && tu_is_uuid(res[1].mid) && tu_is_uuid(res[3].mid));
   assert_string_not_equal(res[0].mid, res[1].mid);
   assert_string_not_equal(res[0].mid, res[3].mid);
   assert_int_equal(depth(f->c, "all"), 3);
@@ -1172,86 +1090,59 @@ static void test_publish_batch(void **state) {
   assert_int_equal(depth(f->c, "all"), 3 + GBX_MAX_PUBLISH_BATCH);
 }
 
-/* Sends a hand-built request (what libgearbox refuses to send) on a raw
- * connection and returns the reply's err. */
-static int raw_call(gbx_testserver_t *ts, gbx_buf_t *b) {
-  static uint8_t reply[RAW_REPLY_MAX];
-  gbx_doc_t d;
-  uint64_t err = 0;
-  int fd = ts_raw_connect(ts);
-  assert_int_equal(ts_raw_send_frame(fd, b->data, (uint32_t)b->len), 0);
-  long n = ts_raw_read_frame(fd, reply, sizeof reply, RAW_TIMEOUT_MS);
-  close(fd);
-  assert_true(n > 0);
-  assert_int_equal(gbx_doc_parse(&d, reply, (size_t)n, NULL), GBX_E_OK);
-  assert_int_equal(gbx_get_u64(&d.root, "err", 1, 0, UINT64_MAX, &err, NULL, NULL), GBX_E_OK);
-  gbx_doc_free(&d);
-  return (int)err;
-}
-
 /* Packs by hand a publish_batch of n entries of body "x" on topic "t"
- * (nattrs 0), or a publish of body "x" with nattrs attributes (n 0). */
-static void raw_publish(gbx_buf_t *b, int op, uint32_t n, uint32_t nattrs) {
-  msgpack_packer pk;
+ * (nattrs 0), or a publish of body "x" with nattrs attributes (n 0), sends
+ * it on a raw connection and returns the reply's err. */
+static int raw_publish(gbx_testserver_t *ts, int op, uint32_t n, uint32_t nattrs) {
+  tu_raw_t r;
   gbx_attr_t a[GBX_MAX_ATTRS + 2];
   char names[GBX_MAX_ATTRS + 2][8];
-  gbx_buf_init(b);
-  msgpack_packer_init(&pk, b, gbx_buf_write_cb);
-  msgpack_pack_map(&pk, op == GBX_OP_PUBLISH ? 5 : 4);
-  gbx_pack_kv_u64(&pk, "op", (uint64_t)op);
-  gbx_pack_kv_u64(&pk, "id", 1);
-  gbx_pack_kv_cstr(&pk, "t", "t");
+  msgpack_packer *pk = tu_raw_request(&r, (uint64_t)op, 1, op == GBX_OP_PUBLISH ? 3 : 2);
+  gbx_pack_kv_cstr(pk, "t", "t");
   if (op == GBX_OP_PUBLISH) {
     assert_true(nattrs <= GBX_MAX_ATTRS + 2);
     for (uint32_t i = 0; i < nattrs; i++) {
       snprintf(names[i], sizeof names[i], "a%u", i);
       a[i] = (gbx_attr_t){names[i], (uint32_t)strlen(names[i]), "String", 6, "v", 1};
     }
-    gbx_pack_kv_bin(&pk, "body", "x", 1);
-    gbx_pack_cstr(&pk, "attrs");
-    gbx_attrs_pack(&pk, a, nattrs);
-    return;
+    gbx_pack_kv_bin(pk, "body", "x", 1);
+    gbx_pack_cstr(pk, "attrs");
+    gbx_attrs_pack(pk, a, nattrs);
+  } else {
+    gbx_pack_cstr(pk, "entries");
+    msgpack_pack_array(pk, n);
+    for (uint32_t i = 0; i < n; i++) {
+      msgpack_pack_map(pk, 1);
+      gbx_pack_kv_bin(pk, "body", "x", 1);
+    }
   }
-  gbx_pack_cstr(&pk, "entries");
-  msgpack_pack_array(&pk, n);
-  for (uint32_t i = 0; i < n; i++) {
-    msgpack_pack_map(&pk, 1);
-    gbx_pack_kv_bin(&pk, "body", "x", 1);
-  }
+  int err = tu_raw_call(ts, &r.b).err;
+  gbx_buf_free(&r.b);
+  return err;
 }
 
 static void test_publish_limits_raw(void **state) {
-  fx_t *f = *state;
-  gbx_buf_t b;
+  tu_fx_t *f = *state;
   mk_topic(f->c, "t");
-  mk_queue(f->c, "q");
+  tu_create_queue(f->c, "q", NULL);
   gbx_free(sub(f->c, "t", "q", NULL, 0, 1));
-  raw_publish(&b, GBX_OP_PUBLISH_BATCH, GBX_MAX_PUBLISH_BATCH + 1, 0);
-  assert_int_equal(raw_call(f->ts, &b), GBX_E_TOO_MANY_ENTRIES);
-  gbx_buf_free(&b);
-  raw_publish(&b, GBX_OP_PUBLISH_BATCH, 0, 0);
-  assert_int_equal(raw_call(f->ts, &b), GBX_E_EMPTY_BATCH);
-  gbx_buf_free(&b);
-  raw_publish(&b, GBX_OP_PUBLISH_BATCH, GBX_MAX_PUBLISH_BATCH, 0);
-  assert_int_equal(raw_call(f->ts, &b), GBX_E_OK);
-  gbx_buf_free(&b);
-  raw_publish(&b, GBX_OP_PUBLISH, 0, GBX_MAX_ATTRS + 1);
-  assert_int_equal(raw_call(f->ts, &b), GBX_E_BAD_ATTRIBUTE);
-  gbx_buf_free(&b);
-  raw_publish(&b, GBX_OP_PUBLISH, 0, GBX_MAX_ATTRS);
-  assert_int_equal(raw_call(f->ts, &b), GBX_E_OK);
-  gbx_buf_free(&b);
+  assert_int_equal(raw_publish(f->ts, GBX_OP_PUBLISH_BATCH, GBX_MAX_PUBLISH_BATCH + 1, 0),
+                   GBX_E_TOO_MANY_ENTRIES);
+  assert_int_equal(raw_publish(f->ts, GBX_OP_PUBLISH_BATCH, 0, 0), GBX_E_EMPTY_BATCH);
+  assert_int_equal(raw_publish(f->ts, GBX_OP_PUBLISH_BATCH, GBX_MAX_PUBLISH_BATCH, 0), GBX_E_OK);
+  assert_int_equal(raw_publish(f->ts, GBX_OP_PUBLISH, 0, GBX_MAX_ATTRS + 1), GBX_E_BAD_ATTRIBUTE);
+  assert_int_equal(raw_publish(f->ts, GBX_OP_PUBLISH, 0, GBX_MAX_ATTRS), GBX_E_OK);
   /* Only the accepted requests delivered. */
   assert_int_equal(depth(f->c, "q"), GBX_MAX_PUBLISH_BATCH + 1);
 }
 
 static void test_pipelined_publishes(void **state) {
-  fx_t *f = *state;
+  tu_fx_t *f = *state;
   char body[32];
   static char mids[PIPELINED][GBX_MID_BUFSZ];
   mk_topic(f->c, "t");
-  mk_queue(f->c, "a");
-  mk_queue(f->c, "b");
+  tu_create_queue(f->c, "a", NULL);
+  tu_create_queue(f->c, "b", NULL);
   gbx_free(sub(f->c, "t", "a", NULL, 0, 1));
   gbx_free(sub(f->c, "t", "b", "{\"even\":[\"yes\"]}", ATTR, 1));
   gbx_msg_attr_t even = {"even", "String", "yes", 3};
@@ -1287,7 +1178,7 @@ static void test_pipelined_publishes(void **state) {
 /* ---- large bodies ------------------------------------------------------------------------------ */
 
 static void test_large_publish_identical_copies(void **state) {
-  fx_t *f = *state;
+  tu_fx_t *f = *state;
   static uint8_t body[LARGE_BODY];
   static char text[LARGE_BODY + 1];
   char q[16], mid[GBX_MID_BUFSZ];
@@ -1300,7 +1191,7 @@ static void test_large_publish_identical_copies(void **state) {
   mk_topic(f->c, "big");
   for (int i = 0; i < LARGE_QUEUES; i++) {
     snprintf(q, sizeof q, "big%d", i);
-    mk_queue(f->c, q);
+    tu_create_queue(f->c, q, NULL);
     gbx_free(sub(f->c, "big", q, NULL, 0, 1));
   }
   /* a body that is not UTF-8 text is refused, as SNS refuses it */
@@ -1324,7 +1215,7 @@ static void test_large_publish_identical_copies(void **state) {
   for (size_t i = 0; i < LARGE_BODY; i++)
     text[i] = (char)('a' + i % 26);
   text[LARGE_BODY] = '\0';
-  mk_queue(f->c, "bigenv");
+  tu_create_queue(f->c, "bigenv", NULL);
   gbx_free(sub(f->c, "big", "bigenv", NULL, 0, 0));
   assert_int_equal(pub(f->c, "big", text, NULL, NULL, mid), LARGE_QUEUES + 1);
   gbx_message_t *m = recv_n(f->c, "bigenv", 1);
@@ -1347,9 +1238,9 @@ static void world_build(gbx_client_t *c, world_t *w) {
   gbx_tag_t tag = {"k", "v"};
   CHECK_OK(gbx_topic_create(c, "t", &ta, &tag, 1, NULL, &e));
   mk_topic(c, "t2");
-  mk_queue(c, "env");
-  mk_queue(c, "raw");
-  mk_queue(c, "body");
+  tu_create_queue(c, "env", NULL);
+  tu_create_queue(c, "raw", NULL);
+  tu_create_queue(c, "body", NULL);
   w->s_env = sub(c, "t", "env", "{\"color\":[\"red\"]}", ATTR, 0);
   w->s_raw = sub(c, "t", "raw", NULL, 0, 1);
   w->s_body = sub(c, "t", "body", "{\"order\":{\"paid\":[true]}}", BODY, 1);
@@ -1491,23 +1382,22 @@ static void stream_collect(gbx_client_t *c, const char *q, uint8_t *have) {
  * it matched, and every publish is in all of its matching queues or in
  * none (fan-out is atomic). */
 static void test_kill9_during_publish_stream(void **state) {
-  fx_t *f = *state;
+  tu_fx_t *f = *state;
   static streamer_t s;
   static uint8_t qa[STREAM_MAX], qb[STREAM_MAX], qc[STREAM_MAX];
   pthread_t th;
   memset(&s, 0, sizeof s);
   mk_topic(f->c, "stream");
-  mk_queue(f->c, "sa");
-  mk_queue(f->c, "sb");
-  mk_queue(f->c, "sc");
+  tu_create_queue(f->c, "sa", NULL);
+  tu_create_queue(f->c, "sb", NULL);
+  tu_create_queue(f->c, "sc", NULL);
   gbx_free(sub(f->c, "stream", "sa", NULL, 0, 1));
   gbx_free(sub(f->c, "stream", "sb", NULL, 0, 1));
   gbx_free(sub(f->c, "stream", "sc", "{\"parity\":[\"even\"]}", ATTR, 1));
-  s.c = ts_connect(f->ts);
-  gbx_set_timeout(s.c, CLIENT_TIMEOUT_MS);
+  s.c = tu_connect(f->ts);
   assert_int_equal(pthread_create(&th, NULL, stream_main, &s), 0);
-  uint64_t deadline = wall_ms() + STREAM_DEADLINE_MS;
-  while (atomic_load(&s.acked_n) < STREAM_KILL_AFTER && wall_ms() < deadline && !s.err) {
+  uint64_t deadline = tu_wall_ms() + STREAM_DEADLINE_MS;
+  while (atomic_load(&s.acked_n) < STREAM_KILL_AFTER && tu_wall_ms() < deadline && !s.err) {
     struct timespec t = {0, 1000000L};
     nanosleep(&t, NULL);
   }
@@ -1524,7 +1414,7 @@ static void test_kill9_during_publish_stream(void **state) {
     fail_msg("the stream ended before the kill; raise STREAM_MAX");
 
   ts_start_again(f->ts);
-  gbx_client_t *c = reconnect(f);
+  gbx_client_t *c = tu_reconnect(f);
   memset(qa, 0, sizeof qa);
   memset(qb, 0, sizeof qb);
   memset(qc, 0, sizeof qc);
@@ -1553,27 +1443,27 @@ static void world_free(world_t *w) {
 }
 
 static void test_restart_clean(void **state) {
-  fx_t *f = *state;
+  tu_fx_t *f = *state;
   world_t w;
   world_build(f->c, &w);
   gbx_close(f->c);
   f->c = NULL;
   ts_restart(f->ts);
-  world_check(reconnect(f), &w);
+  world_check(tu_reconnect(f), &w);
   world_free(&w);
 }
 
 static void test_restart_kill9(void **state) {
-  fx_t *f = *state;
+  tu_fx_t *f = *state;
   world_t w;
   world_build(f->c, &w);
   ts_kill9(f->ts);
   ts_start_again(f->ts);
-  world_check(reconnect(f), &w);
+  world_check(tu_reconnect(f), &w);
   /* And once more, after the publishes made since. */
   ts_kill9(f->ts);
   ts_start_again(f->ts);
-  gbx_client_t *c = reconnect(f);
+  gbx_client_t *c = tu_reconnect(f);
   assert_int_equal(depth(c, "raw"), 2 + 2 + 1);
   assert_int_equal(depth(c, "env"), 1 + 1);
   world_free(&w);
@@ -1581,21 +1471,21 @@ static void test_restart_kill9(void **state) {
 
 /* A queue deleted before a restart keeps its subscription across it. */
 static void test_restart_keeps_subscription_of_deleted_queue(void **state) {
-  fx_t *f = *state;
+  tu_fx_t *f = *state;
   mk_topic(f->c, "t");
-  mk_queue(f->c, "gone");
+  tu_create_queue(f->c, "gone", NULL);
   char *s = sub(f->c, "t", "gone", "{\"a\":[\"b\"]}", ATTR, 1);
   CHECK_OK(gbx_queue_delete(f->c, "gone", &e));
   ts_kill9(f->ts);
   ts_start_again(f->ts);
-  gbx_client_t *c = reconnect(f);
+  gbx_client_t *c = tu_reconnect(f);
   gbx_sub_list_t l;
   CHECK_OK(gbx_sub_list(c, NULL, "gone", NULL, &l, &e));
   assert_int_equal(l.count, 1);
   assert_string_equal(l.subs[0].id, s);
   gbx_sub_list_free(&l);
   assert_int_equal(pub(c, "t", "skip", "a=String:b", NULL, NULL), 0);
-  mk_queue(c, "gone");
+  tu_create_queue(c, "gone", NULL);
   assert_int_equal(pub(c, "t", "back", "a=String:b", NULL, NULL), 1);
   assert_int_equal(pub(c, "t", "filtered", "a=String:c", NULL, NULL), 0);
   gbx_free(s);
@@ -1615,11 +1505,11 @@ static cJSON *cli_json(gbx_testserver_t *ts, const char *args) {
 }
 
 static void test_cli_topics(void **state) {
-  fx_t *f = *state;
+  tu_fx_t *f = *state;
   char out[4096];
   cJSON *j;
-  mk_queue(f->c, "cq");
-  mk_queue(f->c, "cr");
+  tu_create_queue(f->c, "cq", NULL);
+  tu_create_queue(f->c, "cr", NULL);
 
   j = cli_json(f->ts, "topic create ct --display-name 'CLI topic' --json");
   assert_string_equal(jstr(j, "topic"), "ct");
@@ -1645,7 +1535,7 @@ static void test_cli_topics(void **state) {
   assert_int_equal(ts_cli(f->ts, "subscribe ct cq", id2, sizeof id2), 0);
   assert_string_equal(id, id2);
   id[36] = '\0';
-  assert_true(is_uuid(id));
+  assert_true(tu_is_uuid(id));
   j = cli_json(f->ts, "subscribe ct cr --raw --filter '{\"c\":[\"x\"]}' --filter-scope attributes "
                       "--json");
   char rid[64];
@@ -1674,9 +1564,9 @@ static void test_cli_topics(void **state) {
   /* publish: the id on stdout; --json adds delivered. */
   assert_int_equal(ts_cli(f->ts, "publish ct 'hello cli' --subject Hi", out, sizeof out), 0);
   out[36] = '\0';
-  assert_true(is_uuid(out));
+  assert_true(tu_is_uuid(out));
   j = cli_json(f->ts, "publish ct body2 --attr c=String:x --attr n=Number:5 --json");
-  assert_true(is_uuid(jstr(j, "mid")));
+  assert_true(tu_is_uuid(jstr(j, "mid")));
   assert_int_equal(cJSON_GetObjectItemCaseSensitive(j, "delivered")->valueint, 2);
   char mid2[GBX_MID_BUFSZ];
   snprintf(mid2, sizeof mid2, "%s", jstr(j, "mid"));
@@ -1716,7 +1606,7 @@ static void test_cli_topics(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+#define T(fn) cmocka_unit_test_setup_teardown(fn, tu_setup, tu_teardown)
       T(test_topic_create_idempotent_list_delete),
       T(test_subscribe_idempotent_and_exists),
       T(test_sub_list_pages),

@@ -22,139 +22,9 @@
 #include <cmocka.h>
 
 #include "cli_args.h"
+#include "client_fake.h"
 #include "gbx_codec.h"
 #include "gearbox.h"
-
-#define MID1 "0f8fad5b-d9cb-469f-a165-70867728950e"
-#define MID2 "7c9e6679-7425-40de-944b-e07fc1f90ae7"
-
-/* ---- fake server helpers ------------------------------------------------------ */
-
-typedef struct fixture {
-  gbx_client_t *c;
-  int peer; /* the "server" end */
-} fixture_t;
-
-static int setup(void **state) {
-  int sv[2];
-  gbx_error_t err;
-  fixture_t *f = calloc(1, sizeof *f);
-  if (!f || socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0)
-    return -1;
-  f->peer = sv[1];
-  f->c = gbx_connect_fd(sv[0], &err);
-  if (!f->c)
-    return -1;
-  *state = f;
-  return 0;
-}
-
-static int teardown(void **state) {
-  fixture_t *f = *state;
-  gbx_close(f->c);
-  if (f->peer >= 0)
-    close(f->peer);
-  free(f);
-  return 0;
-}
-
-static void write_all(int fd, const void *p, size_t n) {
-  const uint8_t *b = p;
-  while (n) {
-    ssize_t k = write(fd, b, n);
-    if (k < 0 && errno == EINTR)
-      continue;
-    assert_true(k > 0);
-    b += k;
-    n -= (size_t)k;
-  }
-}
-
-/* A reply frame under construction. */
-typedef struct fb {
-  gbx_buf_t b;
-  msgpack_packer pk;
-  size_t off;
-} fb_t;
-
-/* Starts a reply map of id, err (and msg when err != 0) plus extra fields. */
-static msgpack_packer *fb_begin(fb_t *f, uint64_t id, uint64_t err, const char *msg,
-                                uint32_t extra) {
-  gbx_buf_init(&f->b);
-  msgpack_packer_init(&f->pk, &f->b, gbx_buf_write_cb);
-  f->off = gbx_frame_begin(&f->b);
-  msgpack_pack_map(&f->pk, 2 + (msg != NULL) + extra);
-  gbx_pack_kv_u64(&f->pk, "id", id);
-  gbx_pack_kv_u64(&f->pk, "err", err);
-  if (msg)
-    gbx_pack_kv_cstr(&f->pk, "msg", msg);
-  return &f->pk;
-}
-
-/* Finishes the frame and writes it to fd. */
-static void fb_send(fb_t *f, int fd) {
-  gbx_frame_end(&f->b, f->off);
-  write_all(fd, f->b.data, f->b.len);
-  gbx_buf_free(&f->b);
-}
-
-/* Writes a frame holding raw payload bytes (any length header we like). */
-static void send_raw_frame(int fd, uint32_t declared, const void *payload, size_t n) {
-  uint8_t hdr[4];
-  gbx_frame_put_len(hdr, declared);
-  write_all(fd, hdr, 4);
-  if (n)
-    write_all(fd, payload, n);
-}
-
-static void send_ok(int fd, uint64_t id) {
-  fb_t f;
-  fb_begin(&f, id, 0, NULL, 0);
-  fb_send(&f, fd);
-}
-
-/* Reads one request frame written by the client into buf (cap bytes) and
- * decodes it into d. Returns the payload length. */
-static size_t read_request(int fd, uint8_t *buf, size_t cap, gbx_doc_t *d) {
-  uint8_t hdr[4];
-  uint32_t len;
-  size_t got = 0;
-  while (got < 4) {
-    ssize_t k = read(fd, hdr + got, 4 - got);
-    assert_true(k > 0);
-    got += (size_t)k;
-  }
-  gbx_frame_peek(hdr, 4, &len);
-  assert_true(len > 0 && len <= cap);
-  got = 0;
-  while (got < len) {
-    ssize_t k = read(fd, buf + got, len - got);
-    assert_true(k > 0);
-    got += (size_t)k;
-  }
-  assert_int_equal(gbx_doc_parse(d, buf, len, NULL), GBX_E_OK);
-  return len;
-}
-
-static uint64_t field_u64(const gbx_doc_t *d, const char *key) {
-  uint64_t v = 0;
-  assert_int_equal(gbx_get_u64(&d->root, key, 1, 0, UINT64_MAX, &v, NULL, NULL), GBX_E_OK);
-  return v;
-}
-
-static void assert_field_str(const gbx_doc_t *d, const char *key, const char *want) {
-  const char *p;
-  uint32_t n;
-  assert_int_equal(gbx_get_bytes(&d->root, key, 1, UINT32_MAX, &p, &n, NULL, NULL), GBX_E_OK);
-  assert_int_equal(n, strlen(want));
-  assert_memory_equal(p, want, n);
-}
-
-/* 1 if fd has bytes to read right now. */
-static int readable(int fd) {
-  struct pollfd p = {.fd = fd, .events = POLLIN};
-  return poll(&p, 1, 0) == 1;
-}
 
 /* ---- round trips ----------------------------------------------------------------- */
 
@@ -166,9 +36,9 @@ static void test_ping_writes_request_and_reads_reply(void **state) {
 
   send_ok(f->peer, 1); /* ids start at 1 */
   assert_int_equal(gbx_ping(f->c, &err), GBX_E_OK);
-  read_request(f->peer, buf, sizeof buf, &d);
-  assert_int_equal(field_u64(&d, "op"), GBX_OP_PING);
-  assert_int_equal(field_u64(&d, "id"), 1);
+  read_frame(f->peer, buf, sizeof buf, &d);
+  assert_int_equal(field_u64(&d.root, "op"), GBX_OP_PING);
+  assert_int_equal(field_u64(&d.root, "id"), 1);
   gbx_doc_free(&d);
   assert_int_equal(gbx_pending(f->c), 0);
 }
@@ -188,11 +58,11 @@ static void test_send_request_fields_and_mid(void **state) {
   assert_int_equal(gbx_queue_send(f->c, "orders", "hello", 5, attrs, 2, 7, mid, &err), GBX_E_OK);
   assert_string_equal(mid, MID1);
 
-  read_request(f->peer, buf, sizeof buf, &d);
-  assert_int_equal(field_u64(&d, "op"), GBX_OP_SEND);
-  assert_field_str(&d, "q", "orders");
-  assert_field_str(&d, "body", "hello");
-  assert_int_equal(field_u64(&d, "delay"), 7);
+  read_frame(f->peer, buf, sizeof buf, &d);
+  assert_int_equal(field_u64(&d.root, "op"), GBX_OP_SEND);
+  assert_field_str(&d.root, "q", "orders");
+  assert_field_str(&d.root, "body", "hello");
+  assert_int_equal(field_u64(&d.root, "delay"), 7);
   gbx_attr_t a[GBX_MAX_ATTRS];
   uint32_t na = 0;
   assert_int_equal(gbx_attrs_decode(gbx_map_get(&d.root, "attrs"), a, &na, NULL), GBX_E_OK);
@@ -211,10 +81,10 @@ static void test_send_default_delay_omits_field(void **state) {
   gbx_pack_kv_cstr(pk, "mid", MID1);
   fb_send(&fb, f->peer);
   assert_int_equal(gbx_queue_send(f->c, "q", "", 0, NULL, 0, -1, NULL, NULL), GBX_E_OK);
-  read_request(f->peer, buf, sizeof buf, &d);
+  read_frame(f->peer, buf, sizeof buf, &d);
   assert_null(gbx_map_get(&d.root, "delay"));
   assert_null(gbx_map_get(&d.root, "attrs"));
-  assert_field_str(&d, "body", "");
+  assert_field_str(&d.root, "body", "");
   gbx_doc_free(&d);
 }
 
@@ -255,7 +125,7 @@ static void test_create_with_attrs_and_tags(void **state) {
   fb_send(&fb, f->peer);
   assert_int_equal(gbx_queue_create(f->c, "orders", &qa, tags, 1, &created, NULL), GBX_E_OK);
   assert_int_equal(created, 1);
-  read_request(f->peer, buf, sizeof buf, &d);
+  read_frame(f->peer, buf, sizeof buf, &d);
   const msgpack_object *attrs = gbx_map_get(&d.root, "attrs");
   assert_non_null(attrs);
   assert_int_equal(attrs->via.map.size, 3);
@@ -472,41 +342,39 @@ static void expect_ping_fails(fixture_t *f, int code, int stays_open) {
   }
 }
 
-static void test_bad_id_type(void **state) {
-  fixture_t *f = *state;
-  static const uint8_t p[] = {0x82, 0xa2, 'i', 'd', 0xa1, '1', 0xa3, 'e', 'r', 'r', 0x00};
-  send_raw_frame(f->peer, sizeof p, p, sizeof p);
+/* Answers the next ping with payload p[0..n) in a correctly sized frame:
+ * a reply broken inside, which must fail the ping with GBX_E_PROTOCOL and
+ * close the connection. */
+static void expect_broken_reply(fixture_t *f, const uint8_t *p, size_t n) {
+  send_raw_frame(f->peer, (uint32_t)n, p, n);
   expect_ping_fails(f, GBX_E_PROTOCOL, 0);
+}
+
+static void test_bad_id_type(void **state) {
+  static const uint8_t p[] = {0x82, 0xa2, 'i', 'd', 0xa1, '1', 0xa3, 'e', 'r', 'r', 0x00};
+  expect_broken_reply(*state, p, sizeof p);
 }
 
 static void test_missing_err(void **state) {
-  fixture_t *f = *state;
   static const uint8_t p[] = {0x81, 0xa2, 'i', 'd', 0x01};
-  send_raw_frame(f->peer, sizeof p, p, sizeof p);
-  expect_ping_fails(f, GBX_E_PROTOCOL, 0);
+  expect_broken_reply(*state, p, sizeof p);
 }
 
 static void test_truncated_msgpack(void **state) {
-  fixture_t *f = *state;
   /* A str declaring 200 bytes with 3 present, inside a correctly sized frame. */
   static const uint8_t p[] = {0x82, 0xa2, 'i',  'd', 0x01, 0xa3, 'e',
                               'r',  'r',  0xd9, 200, 'a',  'b',  'c'};
-  send_raw_frame(f->peer, sizeof p, p, sizeof p);
-  expect_ping_fails(f, GBX_E_PROTOCOL, 0);
+  expect_broken_reply(*state, p, sizeof p);
 }
 
 static void test_not_a_map_and_reserved_byte(void **state) {
-  fixture_t *f = *state;
   static const uint8_t p[] = {0x92, 0x01, 0x02};
-  send_raw_frame(f->peer, sizeof p, p, sizeof p);
-  expect_ping_fails(f, GBX_E_PROTOCOL, 0);
+  expect_broken_reply(*state, p, sizeof p);
 }
 
 static void test_reserved_byte(void **state) {
-  fixture_t *f = *state;
   static const uint8_t p[] = {0x81, 0xa2, 'i', 'd', 0xc1};
-  send_raw_frame(f->peer, sizeof p, p, sizeof p);
-  expect_ping_fails(f, GBX_E_PROTOCOL, 0);
+  expect_broken_reply(*state, p, sizeof p);
 }
 
 static void test_huge_frame_header(void **state) {
@@ -693,9 +561,9 @@ static void test_pipeline_buffers_and_matches(void **state) {
   assert_int_equal(gbx_pending(f->c), N);
   assert_int_equal(gbx_flush(f->c, NULL), GBX_E_OK);
   for (int i = 0; i < N; i++) {
-    read_request(f->peer, buf, sizeof buf, &d);
-    assert_int_equal(field_u64(&d, "id"), ids[i]);
-    assert_int_equal(field_u64(&d, "op"), GBX_OP_SEND);
+    read_frame(f->peer, buf, sizeof buf, &d);
+    assert_int_equal(field_u64(&d.root, "id"), ids[i]);
+    assert_int_equal(field_u64(&d.root, "op"), GBX_OP_SEND);
     gbx_doc_free(&d);
   }
   for (int i = N - 1; i >= 0; i--) {

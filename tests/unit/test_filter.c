@@ -202,8 +202,8 @@ static void test_anything_but(void **state) {
       {n, {{"price", "Number", "500.000001"}}, NULL, 0},
       {n, {{"price", "String.Array", "[100, 50]"}}, NULL, 1},
       {n, {{"price", "String.Array", "[100, 500]"}}, NULL, 0},
-      {n, {{"price", "String", "100"}}, NULL, 1},      /* a string is not 100 */
-      {n, {{"price", "Number", "5e9"}}, NULL, 1},      /* out of range: equals nothing */
+      {n, {{"price", "String", "100"}}, NULL, 1}, /* a string is not 100 */
+      {n, {{"price", "Number", "5e9"}}, NULL, 1}, /* out of range: equals nothing */
       {"{\"a\": [{\"anything-but\": \"x\"}]}", {{"a", "String", "y"}}, NULL, 1},
       {"{\"a\": [{\"anything-but\": \"x\"}]}", {{"a", "String", "x"}}, NULL, 0},
       {"{\"a\": [{\"anything-but\": 7}]}", {{"a", "Number", "7.0"}}, NULL, 0},
@@ -213,9 +213,13 @@ static void test_anything_but(void **state) {
       /* combined with exists: false it also takes a missing attribute */
       {"{\"a\": [{\"anything-but\": [\"rugby\"]}, {\"exists\": false}]}", {{0}}, NULL, 1},
       {"{\"a\": [{\"anything-but\": [\"rugby\"]}, {\"exists\": false}]}",
-       {{"a", "String", "rugby"}}, NULL, 0},
+       {{"a", "String", "rugby"}},
+       NULL,
+       0},
       {"{\"a\": [{\"anything-but\": [\"rugby\"]}, {\"exists\": false}]}",
-       {{"a", "String", "polo"}}, NULL, 1},
+       {{"a", "String", "polo"}},
+       NULL,
+       1},
       {pre, {{"event", "String", "data-entry"}}, NULL, 1},
       {pre, {{"event", "String", "order_number"}}, NULL, 1},
       {pre, {{"event", "String", "order-cancelled"}}, NULL, 0},
@@ -257,7 +261,9 @@ static void test_prefix_suffix_icase(void **state) {
       {"{\"a\": [{\"prefix\": \"\"}]}", {{"a", "Number", "1"}}, NULL, 0},
       /* ASCII letters fold; other bytes must be equal */
       {"{\"a\": [{\"equals-ignore-case\": \"\xc3\xa9t\xc3\xa9\"}]}",
-       {{"a", "String", "\xc3\xa9T\xc3\xa9"}}, NULL, 1},
+       {{"a", "String", "\xc3\xa9T\xc3\xa9"}},
+       NULL,
+       1},
   };
   RUN(cases);
 }
@@ -298,9 +304,13 @@ static void test_numeric(void **state) {
       {"{\"v\": [{\"numeric\": [\"=\", 1e9]}]}", {{"v", "Number", "1000000000"}}, NULL, 1},
       /* several numeric values are ORed */
       {"{\"v\": [{\"numeric\": [\"<\", 0]}, {\"numeric\": [\">\", 100]}]}",
-       {{"v", "Number", "101"}}, NULL, 1},
+       {{"v", "Number", "101"}},
+       NULL,
+       1},
       {"{\"v\": [{\"numeric\": [\"<\", 0]}, {\"numeric\": [\">\", 100]}]}",
-       {{"v", "Number", "50"}}, NULL, 0},
+       {{"v", "Number", "50"}},
+       NULL,
+       0},
   };
   RUN(cases);
 }
@@ -310,7 +320,10 @@ static void test_exists(void **state) {
   const char *t = "{\"store\": [{\"exists\": true}]}";
   const char *f = "{\"store\": [{\"exists\": false}]}";
   const mcase_t cases[] = {
-      {t, {{"store", "String", "fans"}, {"customer_interests", "String.Array", "[\"b\"]"}}, NULL, 1},
+      {t,
+       {{"store", "String", "fans"}, {"customer_interests", "String.Array", "[\"b\"]"}},
+       NULL,
+       1},
       {t, {{"customer_interests", "String.Array", "[\"baseball\"]"}}, NULL, 0},
       {t, {{"store", "Number", "1"}}, NULL, 1},
       {t, {{"store", "String.Array", "[]"}}, NULL, 1},
@@ -371,7 +384,7 @@ static void test_and_or(void **state) {
   (void)state;
   const char *and = "{\"customer_interests\": [\"rugby\"], "
                     "\"price_usd\": [{\"numeric\": [\">\", 100]}]}";
-  const char *or = "{\"customer_interests\": [\"rugby\", \"football\", \"baseball\"]}";
+  const char * or = "{\"customer_interests\": [\"rugby\", \"football\", \"baseball\"]}";
   const char *std = "{\"source\": [\"aws.cloudwatch\"], \"$or\": ["
                     "{\"metricName\": [\"CPUUtilization\"]}, {\"namespace\": [\"AWS/EC2\"]}]}";
   const char *nest = "{\"source\": [\"aws.cloudwatch\"], \"$or\": ["
@@ -383,48 +396,67 @@ static void test_and_or(void **state) {
       {and, {{"customer_interests", "String", "rugby"}, {"price_usd", "Number", "100"}}, NULL, 0},
       {and, {{"customer_interests", "String", "polo"}, {"price_usd", "Number", "101"}}, NULL, 0},
       {and, {{"customer_interests", "String", "rugby"}}, NULL, 0},
-      {or, {{"customer_interests", "String", "football"}}, NULL, 1},
-      {or, {{"customer_interests", "String", "baseball"}}, NULL, 1},
-      {or, {{"customer_interests", "String", "polo"}}, NULL, 0},
-      {std, {{"source", "String", "aws.cloudwatch"}, {"metricName", "String", "CPUUtilization"}},
-       NULL, 1},
+      { or, {{"customer_interests", "String", "football"}}, NULL, 1},
+      { or, {{"customer_interests", "String", "baseball"}}, NULL, 1},
+      { or, {{"customer_interests", "String", "polo"}}, NULL, 0},
+      {std,
+       {{"source", "String", "aws.cloudwatch"}, {"metricName", "String", "CPUUtilization"}},
+       NULL,
+       1},
       {std, {{"source", "String", "aws.cloudwatch"}, {"namespace", "String", "AWS/EC2"}}, NULL, 1},
       {std, {{"source", "String", "aws.cloudwatch"}}, NULL, 0},
-      {std, {{"metricName", "String", "CPUUtilization"}, {"namespace", "String", "AWS/EC2"}},
-       NULL, 0},
+      {std,
+       {{"metricName", "String", "CPUUtilization"}, {"namespace", "String", "AWS/EC2"}},
+       NULL,
+       0},
       {std, {{"source", "String", "aws.ec2"}, {"namespace", "String", "AWS/EC2"}}, NULL, 0},
-      {nest, {{"source", "String", "aws.cloudwatch"}, {"metricName", "String", "ReadLatency"}},
-       NULL, 1},
+      {nest,
+       {{"source", "String", "aws.cloudwatch"}, {"metricName", "String", "ReadLatency"}},
+       NULL,
+       1},
       {nest,
        {{"source", "String", "aws.cloudwatch"},
         {"metricType", "String", "MetricType"},
         {"metricId", "Number", "1234"}},
-       NULL, 1},
+       NULL,
+       1},
       {nest,
        {{"source", "String", "aws.cloudwatch"},
         {"metricType", "String", "MetricType"},
         {"spaceId", "Number", "1000"}},
-       NULL, 1},
-      {nest, {{"source", "String", "aws.cloudwatch"}, {"metricType", "String", "MetricType"}},
-       NULL, 0},
+       NULL,
+       1},
+      {nest,
+       {{"source", "String", "aws.cloudwatch"}, {"metricType", "String", "MetricType"}},
+       NULL,
+       0},
       {nest,
        {{"source", "String", "aws.cloudwatch"},
         {"metricType", "String", "Other"},
         {"metricId", "Number", "4321"}},
-       NULL, 0},
+       NULL,
+       0},
       /* mixed kinds of values in one key are ORed */
       {"{\"k\": [\"x\", {\"prefix\": \"y\"}, {\"numeric\": [\">\", 5]}]}",
-       {{"k", "String", "yes"}}, NULL, 1},
+       {{"k", "String", "yes"}},
+       NULL,
+       1},
       {"{\"k\": [\"x\", {\"prefix\": \"y\"}, {\"numeric\": [\">\", 5]}]}",
-       {{"k", "Number", "6"}}, NULL, 1},
+       {{"k", "Number", "6"}},
+       NULL,
+       1},
       {"{\"k\": [\"x\", {\"prefix\": \"y\"}, {\"numeric\": [\">\", 5]}]}",
-       {{"k", "String", "no"}}, NULL, 0},
+       {{"k", "String", "no"}},
+       NULL,
+       0},
       /* the empty policy takes everything */
       {"{}", {{0}}, NULL, 1},
       {" { } ", {{"a", "String", "b"}}, NULL, 1},
       /* "$or" whose objects use operator names is an ordinary key: no
        * attribute can have that name */
-      {"{\"$or\": [{\"prefix\": \"abc\"}, {\"suffix\": \"xyz\"}]}", {{"a", "String", "abc"}}, NULL,
+      {"{\"$or\": [{\"prefix\": \"abc\"}, {\"suffix\": \"xyz\"}]}",
+       {{"a", "String", "abc"}},
+       NULL,
        0},
   };
   RUN(cases);
@@ -434,29 +466,32 @@ static void test_and_or(void **state) {
 
 /* The guide's body example and policy, a nested path, exists both ways. */
 #define GUIDE_BODY                                                                                 \
-  "{\"customer_interests\": [\"soccer\", \"rugby\", \"hockey\"],"                                \
+  "{\"customer_interests\": [\"soccer\", \"rugby\", \"hockey\"],"                                  \
   " \"store\": \"example_corp\", \"event\": \"order_placed\", \"price_usd\": 210.75}"
 #define GUIDE                                                                                      \
-  "{\"store\": [\"example_corp\"], \"event\": [{\"anything-but\": \"order_cancelled\"}],"         \
-  " \"customer_interests\": [\"rugby\", \"football\", \"baseball\"],"                             \
+  "{\"store\": [\"example_corp\"], \"event\": [{\"anything-but\": \"order_cancelled\"}],"          \
+  " \"customer_interests\": [\"rugby\", \"football\", \"baseball\"],"                              \
   " \"price_usd\": [{\"numeric\": [\">=\", 100]}]}"
 #define ABC "{\"a\": {\"b\": {\"c\": [\"x\"]}}}"
-#define EX "{\"a\": [{\"exists\": true}]}"
+#define EX  "{\"a\": [{\"exists\": true}]}"
 #define NEX "{\"a\": [{\"exists\": false}]}"
 
 static void test_body(void **state) {
   (void)state;
   const mcase_t cases[] = {
       {GUIDE, {{0}}, GUIDE_BODY, 1},
-      {GUIDE, {{0}},
+      {GUIDE,
+       {{0}},
        "{\"store\": \"example_corp\", \"event\": \"order_cancelled\","
        " \"customer_interests\": \"rugby\", \"price_usd\": 500}",
        0},
-      {GUIDE, {{0}},
+      {GUIDE,
+       {{0}},
        "{\"store\": \"example_corp\", \"event\": \"order_placed\","
        " \"customer_interests\": \"rugby\", \"price_usd\": 99.99}",
        0},
-      {GUIDE, {{0}},
+      {GUIDE,
+       {{0}},
        "{\"store\": \"example_corp\", \"event\": \"order_placed\","
        " \"customer_interests\": [\"rugby\"], \"price_usd\": [99, 1e2]}",
        1},
@@ -537,19 +572,32 @@ static void test_body_values(void **state) {
       {"{\"a\": {\"b\": [{\"exists\": false}]}}", {{0}}, "[]", 0},
       {"{\"a\": {\"b\": [{\"exists\": true}]}}", {{0}}, "{\"a\": [{\"x\": 1}, {\"b\": 0}]}", 1},
       /* $or at the top and inside a nested key */
-      {"{\"a\": {\"$or\": [{\"b\": [\"1\"]}, {\"c\": [\"2\"]}]}}", {{0}}, "{\"a\": {\"c\": \"2\"}}",
+      {"{\"a\": {\"$or\": [{\"b\": [\"1\"]}, {\"c\": [\"2\"]}]}}",
+       {{0}},
+       "{\"a\": {\"c\": \"2\"}}",
        1},
-      {"{\"a\": {\"$or\": [{\"b\": [\"1\"]}, {\"c\": [\"2\"]}]}}", {{0}}, "{\"a\": {\"b\": \"2\"}}",
+      {"{\"a\": {\"$or\": [{\"b\": [\"1\"]}, {\"c\": [\"2\"]}]}}",
+       {{0}},
+       "{\"a\": {\"b\": \"2\"}}",
        0},
       {"{\"a\": {\"$or\": [{\"b\": [\"1\"]}, {\"c\": [\"2\"]}]}}", {{0}}, "{\"b\": \"1\"}", 0},
-      {"{\"$or\": [{\"a\": {\"b\": [1]}}, {\"c\": [2]}], \"d\": [3]}", {{0}},
-       "{\"a\": {\"b\": 1}, \"d\": 3}", 1},
-      {"{\"$or\": [{\"a\": {\"b\": [1]}}, {\"c\": [2]}], \"d\": [3]}", {{0}},
-       "{\"c\": 2, \"d\": 3}", 1},
-      {"{\"$or\": [{\"a\": {\"b\": [1]}}, {\"c\": [2]}], \"d\": [3]}", {{0}},
-       "{\"a\": {\"b\": 1}, \"c\": 2}", 0},
+      {"{\"$or\": [{\"a\": {\"b\": [1]}}, {\"c\": [2]}], \"d\": [3]}",
+       {{0}},
+       "{\"a\": {\"b\": 1}, \"d\": 3}",
+       1},
+      {"{\"$or\": [{\"a\": {\"b\": [1]}}, {\"c\": [2]}], \"d\": [3]}",
+       {{0}},
+       "{\"c\": 2, \"d\": 3}",
+       1},
+      {"{\"$or\": [{\"a\": {\"b\": [1]}}, {\"c\": [2]}], \"d\": [3]}",
+       {{0}},
+       "{\"a\": {\"b\": 1}, \"c\": 2}",
+       0},
       /* "$or" with operator-named objects is a key called "$or" */
-      {"{\"$or\": [{\"prefix\": \"abc\"}, {\"suffix\": \"xyz\"}]}", {{0}}, "{\"$or\": \"abcd\"}", 1},
+      {"{\"$or\": [{\"prefix\": \"abc\"}, {\"suffix\": \"xyz\"}]}",
+       {{0}},
+       "{\"$or\": \"abcd\"}",
+       1},
       {"{\"$or\": [{\"prefix\": \"abc\"}, {\"suffix\": \"xyz\"}]}", {{0}}, "{\"$or\": \"d\"}", 0},
       /* "$or" with non-object values too */
       {"{\"$or\": [\"a\", \"b\"]}", {{0}}, "{\"$or\": \"b\"}", 1},
@@ -569,9 +617,9 @@ static void test_errors_json(void **state) {
   BAD_A("{\"a\": [\"x\"]}{}", "not valid JSON");
   BAD_A("{'a': ['x']}", "not valid JSON");
   BAD_A("{\"a\": [\"\xff\"]}", "not valid UTF-8");
-  BAD_A("{\"a\": [\"\xc0\xaf\"]}", "not valid UTF-8");       /* overlong */
-  BAD_A("{\"a\": [\"\xed\xa0\x80\"]}", "not valid UTF-8");   /* surrogate */
-  BAD_A("{\"a\": [\"\xe2\x82\"]}", "not valid UTF-8");       /* truncated */
+  BAD_A("{\"a\": [\"\xc0\xaf\"]}", "not valid UTF-8");     /* overlong */
+  BAD_A("{\"a\": [\"\xed\xa0\x80\"]}", "not valid UTF-8"); /* surrogate */
+  BAD_A("{\"a\": [\"\xe2\x82\"]}", "not valid UTF-8");     /* truncated */
   BAD_A("[\"a\"]", "policy must be a JSON object");
   BAD_A("\"a\"", "policy must be a JSON object");
   BAD_A("null", "policy must be a JSON object");
@@ -648,7 +696,8 @@ static void test_errors_operators(void **state) {
   BAD_A("{\"a\": [{\"numeric\": [\"=\", 5, \"<\", 9]}]}", "a numeric range starts with > or >=");
   BAD_A("{\"a\": [{\"numeric\": [\">\", 5, \">\", 10]}]}", "a numeric range ends with < or <=");
   BAD_A("{\"a\": [{\"numeric\": [\">\", 5, 10, 10]}]}", "a numeric range ends with < or <=");
-  BAD_A("{\"a\": [{\"numeric\": [\">\", 0, \"<\", \"x\"]}]}", "numeric operator '<' needs a number");
+  BAD_A("{\"a\": [{\"numeric\": [\">\", 0, \"<\", \"x\"]}]}",
+        "numeric operator '<' needs a number");
   BAD_A("{\"a\": [{\"numeric\": [\">\", 10, \"<\", 5]}]}", "numeric range is empty");
   BAD_A("{\"a\": [{\"numeric\": [\">=\", 5, \"<=\", 5]}]}", "numeric range is empty");
   /* equal after rounding to five decimals */
@@ -696,9 +745,10 @@ static void test_limit_keys(void **state) {
   BAD_A("{\"a\": [1], \"b\": [1], \"c\": [1], \"d\": [1],"
         " \"$or\": [{\"e\": [1], \"g\": [1]}, {\"f\": [1]}]}",
         "policy has 6 keys, more than 5");
-  BAD_A("{\"a\": [1], \"b\": [1], \"c\": [1],"
-        " \"$or\": [{\"e\": [1]}, {\"$or\": [{\"f\": [1], \"g\": [1]}, {\"h\": [1]}], \"i\": [1]}]}",
-        "policy has 6 keys, more than 5");
+  BAD_A(
+      "{\"a\": [1], \"b\": [1], \"c\": [1],"
+      " \"$or\": [{\"e\": [1]}, {\"$or\": [{\"f\": [1], \"g\": [1]}, {\"h\": [1]}], \"i\": [1]}]}",
+      "policy has 6 keys, more than 5");
   /* body scope counts top-level keys only: nested ones are free */
   const char *nested = "{\"a\": {\"b\": [1], \"c\": [1], \"d\": [1], \"e\": [1], \"f\": [1],"
                        " \"g\": [1]}}";
@@ -836,8 +886,8 @@ static void test_parse_once(void **state) {
   cJSON_InitHooks(&hooks);
   filter_t *b1 = compile_ok("{\"a\": [1]}", FILTER_SCOPE_BODY);
   filter_t *b2 = compile_ok("{\"b\": {\"c\": [\"x\"]}}", FILTER_SCOPE_BODY);
-  filter_t *s1 = compile_ok("{\"s\": [\"x\"], \"n\": [{\"numeric\": [\">\", 1]}]}",
-                            FILTER_SCOPE_ATTRIBUTES);
+  filter_t *s1 =
+      compile_ok("{\"s\": [\"x\"], \"n\": [{\"numeric\": [\">\", 1]}]}", FILTER_SCOPE_ATTRIBUTES);
   filter_t *t1 = compile_ok("{\"t\": [\"y\"]}", FILTER_SCOPE_ATTRIBUTES);
   filter_t *t2 = compile_ok("{\"t\": [{\"prefix\": \"z\"}]}", FILTER_SCOPE_ATTRIBUTES);
   gbx_attr_t a[3] = {{"s", 1, "String", 6, "x", 1},
@@ -988,8 +1038,9 @@ static void test_no_overread(void **state) {
       filter_msg_free(&m);
       const char *types[] = {"String.Array", "Number", "String"};
       for (int ty = 0; ty < 3; ty++) {
-        gbx_attr_t a = {"a", 1, types[ty], (uint32_t)strlen(types[ty]),
-                        guard_place(&g, texts[t], n), (uint32_t)n};
+        gbx_attr_t a = {
+            "a",        1, types[ty], (uint32_t)strlen(types[ty]), guard_place(&g, texts[t], n),
+            (uint32_t)n};
         filter_msg_init(&m, &a, 1, NULL, 0);
         int got = filter_match(fa, &m);
         filter_msg_free(&m);

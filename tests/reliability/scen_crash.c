@@ -1,0 +1,229 @@
+/* scen_crash.c - the kill -9 and power-cut scenarios: load, kill at random
+ * moments, (power cut: roll the store back to what was synced), restart on
+ * the same data dir, repeat; then a clean restart, the final drain and the
+ * history check. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "checker.h"
+#include "history.h"
+#include "load.h"
+#include "run.h"
+
+/* How long the kill waits for "the next acknowledged send" before killing
+ * anyway: the load acknowledges hundreds per second, so this only bites
+ * when the server is stuck. */
+#define ACK_WAIT_MS 500
+/* Messages the queues may hold (acknowledged sends not yet deleted): a few
+ * seconds of consumer work, so every kind of operation is in flight at every
+ * kill and the final drain takes seconds. */
+#define LOAD_BACKLOG 3000
+/* Every this many cycles the restart itself is killed (and power-cut) too,
+ * at a random moment up to INTERRUPT_MAX_MS into it: RocksDB's recovery
+ * (WAL replay, flush, MANIFEST and CURRENT rewrites) takes that long. */
+#define INTERRUPT_EVERY  4
+#define INTERRUPT_MAX_MS 300
+/* Examples printed per violation class. */
+#define MAX_EXAMPLES 5
+
+/* Runs gbx-powercut-apply on the store; its summary goes to our stdout. */
+static int powercut_apply(run_t *r, unsigned cycle, int allow_missing) {
+  char seed[32];
+  snprintf(seed, sizeof seed, "%" PRIu64, r->o.seed * 1000 + cycle * 2 + (unsigned)allow_missing);
+  fflush(stdout);
+  pid_t pid = fork();
+  if (pid < 0)
+    return -1;
+  if (pid == 0) {
+    if (allow_missing)
+      execl(r->o.apply, r->o.apply, "--side", r->side, "--seed", seed, "--allow-missing", r->data,
+            (char *)NULL);
+    else
+      execl(r->o.apply, r->o.apply, "--side", r->side, "--seed", seed, r->data, (char *)NULL);
+    fprintf(stderr, "gbx-load: exec %s: %s\n", r->o.apply, strerror(errno));
+    _exit(127);
+  }
+  int st;
+  while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+  }
+  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+    run_log(r, "error: %s failed (status 0x%x)", r->o.apply, st);
+    return -1;
+  }
+  return 0;
+}
+
+/* The shim writes <side>/ready holding the pid it runs in. */
+static int shim_active(const run_t *r, pid_t want) {
+  char path[PATH_MAX + 16], buf[32] = "";
+  snprintf(path, sizeof path, "%s/ready", r->side);
+  FILE *f = fopen(path, "re");
+  if (!f)
+    return 0;
+  int ok = fgets(buf, sizeof buf, f) && atoi(buf) == want;
+  fclose(f);
+  return ok;
+}
+
+static int start_checked(run_t *r, srv_t *s, int powercut, unsigned cycle) {
+  if (srv_start(s) != 0) {
+    run_log(r, "gearboxd did not restart after cycle %u: %s", cycle, srv_error(s));
+    run_found(r, "restart-refused", 1);
+    return -1;
+  }
+  if (powercut && !shim_active(r, srv_pid(s))) {
+    run_log(r, "error: the power-cut shim is not active in gearboxd (LD_PRELOAD=%s)",
+            srv_preload_value(s));
+    return -2;
+  }
+  return 0;
+}
+
+int scen_crash(run_t *r, int powercut) {
+  int res = RUN_ERROR;
+  char err[1024];
+  hist_t *h = hist_new();
+  load_t *l = NULL;
+  srv_t *s = NULL;
+  load_counters_t *ctr = NULL;
+  uint64_t reconnects = 0;
+  unsigned interrupted = 0;
+  srv_cfg_t cfg;
+  char pc_dir[PATH_MAX + 16], pc_side[PATH_MAX + 16];
+  run_srv_cfg(r, &cfg);
+  if (powercut) {
+    if (!r->o.shim[0] || !r->o.apply[0]) {
+      run_log(r, "error: the power-cut shim or apply tool was not built");
+      goto done;
+    }
+    snprintf(pc_dir, sizeof pc_dir, "GBX_PC_DIR=%s", r->data);
+    snprintf(pc_side, sizeof pc_side, "GBX_PC_SIDE=%s", r->side);
+    cfg.env[0] = pc_dir;
+    cfg.env[1] = pc_side;
+    cfg.preload[0] = r->o.shim;
+  }
+  if (!h || !(s = srv_new(&cfg))) {
+    run_log(r, "error: out of memory");
+    goto done;
+  }
+  if (start_checked(r, s, powercut, 0) != 0)
+    goto done;
+  if (powercut)
+    run_log(r, "LD_PRELOAD=%s", srv_preload_value(s));
+  load_cfg_t lc = {.prefix = "rq",
+                   .producers = r->o.producers,
+                   .consumers = r->o.consumers,
+                   .dlq_consumers = r->o.dlq_consumers,
+                   .nqueues = r->o.nqueues,
+                   .window = r->o.window,
+                   .pad_max = r->o.pad_max,
+                   .vis_min_s = 2,
+                   .vis_max_s = 5,
+                   .max_receives = r->o.max_receives,
+                   .delete_pct = r->o.delete_pct,
+                   .max_backlog = LOAD_BACKLOG,
+                   .seed = r->o.seed};
+  if (!(l = load_new(&lc, h, s))) {
+    run_log(r, "error: bad load configuration");
+    goto done;
+  }
+  if (load_create_queues(l, err, sizeof err) != 0 || load_start(l, err, sizeof err) != 0) {
+    run_log(r, "error: %s", err);
+    goto done;
+  }
+  ctr = load_counters(l);
+  int64_t t_start = srv_now_us();
+  for (unsigned cyc = 1; cyc <= r->o.cycles; cyc++) {
+    unsigned ms = r->o.min_ms + (unsigned)(run_rand(r) % (r->o.max_ms - r->o.min_ms + 1));
+    srv_sleep_ms(ms);
+    if (r->o.kill_after_ack)
+      load_wait_ack(l, ACK_WAIT_MS);
+    if (srv_kill9(s) != 0) {
+      run_log(r, "gearboxd died on its own before cycle %u: %s (log: %s)", cyc, srv_error(s),
+              r->log);
+      run_found(r, "server-died", 1);
+      goto stop;
+    }
+    if (powercut && powercut_apply(r, cyc, 0) != 0)
+      goto stop;
+    if (cyc % INTERRUPT_EVERY == 0) {
+      /* a crash (or power cut) during recovery: the next start must cope */
+      unsigned at = (unsigned)(run_rand(r) % (INTERRUPT_MAX_MS + 1));
+      if (srv_start_killed(s, at) != 0) {
+        run_log(r, "gearboxd failed while restarting after cycle %u: %s", cyc, srv_error(s));
+        run_found(r, "restart-refused", 1);
+        res = RUN_VIOLATION;
+        goto stop;
+      }
+      interrupted++;
+      if (r->o.verbose)
+        run_log(r, "cycle %u: restart killed %u ms in", cyc, at);
+      if (powercut && powercut_apply(r, cyc, 1) != 0)
+        goto stop;
+    }
+    int64_t t_re = srv_now_us();
+    int sr = start_checked(r, s, powercut, cyc);
+    if (sr == -2)
+      goto stop;
+    if (sr != 0) {
+      res = RUN_VIOLATION;
+      goto stop;
+    }
+    if (r->o.verbose || cyc == r->o.cycles || cyc % 10 == 0)
+      run_log(
+          r,
+          "cycle %u: killed after %u ms, restarted in %.0f ms; so far %" PRIu64
+          " sends acked, %" PRIu64 " delivered, %" PRIu64 " deletes acked, %" PRIu64 " in doubt",
+          cyc, ms, (double)(srv_now_us() - t_re) / 1000, atomic_load(&ctr->send_acks),
+          atomic_load(&ctr->receives), atomic_load(&ctr->delete_acks), atomic_load(&ctr->in_doubt));
+  }
+  double load_s = (double)(srv_now_us() - t_start) / 1e6;
+  load_stop(l);
+  run_log(r,
+          "%u %s cycles (%u of them also during the next start) in %.1f s; clean restart, "
+          "then the final drain",
+          r->o.cycles, powercut ? "power-cut" : "kill -9", interrupted, load_s);
+  if (run_stop_clean(r, s) != 0 || start_checked(r, s, powercut, r->o.cycles + 1) != 0) {
+    res = RUN_VIOLATION;
+    goto stop;
+  }
+  if (load_drain(l, r->o.drain_timeout_s, err, sizeof err) != 0) {
+    run_log(r, "%s", err);
+    run_found(r, "drain-failed", 1);
+  }
+  check_report_t rep;
+  long v = check_run(h, &rep, stdout, MAX_EXAMPLES);
+  if (v < 0) {
+    run_log(r, "error: out of memory in the checker");
+    goto stop;
+  }
+  check_print(&rep, stdout);
+  for (int c = 0; c < V_COUNT; c++)
+    run_found(r, check_class_name(c), rep.violations[c]);
+  run_stop_clean(r, s);
+  res = RUN_PASS;
+stop:
+  reconnects = ctr ? atomic_load(&ctr->reconnects) : 0;
+  load_free(l); /* ctr points into it */
+  l = NULL;
+  ctr = NULL;
+  if (srv_running(s)) {
+    int code;
+    srv_stop(s, &code);
+  }
+  run_check_sanitizers(r, s);
+  run_log(r, "%u gearboxd starts, %" PRIu64 " reconnects, %zu history events", srv_starts(s),
+          reconnects, hist_count(h));
+done:
+  load_free(l);
+  srv_free(s);
+  hist_free(h);
+  return res;
+}
