@@ -25,6 +25,7 @@ PACKAGES=(
   # Test- and bench-only packages:
   beanstalkd         # bench: baseline broker to compare against
   redis-server       # bench: baseline broker to compare against
+  libhiredis-dev     # bench: the Redis client of gearbox-bench --compare
   faketime           # reliability: wall-clock jumps under libfaketime
   awscli             # tests/aws: the aws CLI against the SQS/SNS face (query protocol)
   python3-boto3      # tests/aws: boto3 (query protocol)
