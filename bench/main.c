@@ -54,6 +54,7 @@ static void usage(FILE *f) {
              "  --workload LIST     W1,W2,W3,W3R,W4,W5,W6 or all (W1-W4; default all).\n"
              "                      W5 (10 M messages) and W6 (10 min churn) only when named\n"
              "  --size BYTES        message body size (default 256)\n"
+             "  --fanout N          W4: queues subscribed to the topic (1-10, default 10)\n"
              "  --count N           messages of W1, W2, W4, W5 (defaults 200000, 200000, 50000,\n"
              "                      10000000)\n"
              "  --duration S        seconds of W3, W3R and of W5's drain (default 10)\n"
@@ -119,7 +120,8 @@ static int parse_args(int argc, char **argv, opts_t *o) {
                                      {"runs", 1, 0, 'R'},     {"dir", 1, 0, 'T'},
                                      {"json", 0, 0, 'j'},     {"json-out", 1, 0, 'J'},
                                      {"keep", 0, 0, 'k'},     {"quick", 0, 0, 'q'},
-                                     {"help", 0, 0, 'h'},     {0, 0, 0, 0}};
+                                     {"help", 0, 0, 'h'},     {"fanout", 1, 0, 'F'},
+                                     {0, 0, 0, 0}};
   const char *wl = "all", *sync = NULL;
   double v;
   int c;
@@ -146,6 +148,11 @@ static int parse_args(int argc, char **argv, opts_t *o) {
       if (parse_num("--duration", optarg, 0.1, 86400, &v))
         return -1;
       o->cfg.duration_s = v;
+      break;
+    case 'F':
+      if (parse_num("--fanout", optarg, 1, 10, &v))
+        return -1;
+      o->cfg.fanout = (unsigned)v;
       break;
     case 'c':
       if (parse_num("--conns", optarg, 1, 64, &v))

@@ -29,7 +29,7 @@
  * the latency (measured from the intended time). */
 #define W3R_CONNS  16u
 #define W4_COUNT   50000u
-#define W4_QUEUES  10u
+#define W4_QUEUES  10u /* the fan-out; --fanout lowers it (main.c caps it at 10 too) */
 #define W4_DEPTH   64u
 #define W5_COUNT   10000000u
 #define W6_MINUTES 10.0
@@ -360,6 +360,7 @@ fail:
  * one consumer per queue drains it fetching up to 64. */
 static int fanout(sysrun_t *sys, const wl_cfg_t *cfg, result_t *res) {
   char topic[128], names[W4_QUEUES][128], err[512];
+  const unsigned nq = cfg->fanout ? cfg->fanout : W4_QUEUES;
   const char *qs[W4_QUEUES];
   drv_queue_t dqs[W4_QUEUES];
   drv_conn_t *c[1 + W4_QUEUES];
@@ -371,19 +372,19 @@ static int fanout(sysrun_t *sys, const wl_cfg_t *cfg, result_t *res) {
     res_note(res, "skipped: %s", sys->drv->fanout_missing);
     return 0;
   }
-  flow_cons_t *k = calloc(W4_QUEUES, sizeof(*k));
+  flow_cons_t *k = calloc(nq, sizeof(*k));
   if (!k)
     return failed(res, "W4", "out of memory");
   queue_name(topic, sizeof(topic), "W4t", cfg, -1);
-  for (unsigned i = 0; i < W4_QUEUES; i++) {
+  for (unsigned i = 0; i < nq; i++) {
     queue_name(names[i], sizeof(names[i]), "W4q", cfg, (int)i);
     qs[i] = names[i];
     dqs[i] = (drv_queue_t){names[i], topic};
   }
-  drv_topic_t t = {topic, qs, W4_QUEUES};
-  if (open_conns(sys, c, 1 + W4_QUEUES, res))
+  drv_topic_t t = {topic, qs, nq};
+  if (open_conns(sys, c, 1 + nq, res))
     goto fail;
-  for (unsigned i = 0; i < W4_QUEUES; i++) {
+  for (unsigned i = 0; i < nq; i++) {
     if (sys->drv->create_queue(c[0], names[i])) {
       failed(res, "create queue", sys->drv->errmsg(c[0]));
       goto close;
@@ -409,7 +410,7 @@ static int fanout(sysrun_t *sys, const wl_cfg_t *cfg, result_t *res) {
                    .batch = 1,
                    .depth = W4_DEPTH,
                    .deadline = t0 + limit};
-  for (unsigned i = 0; i < W4_QUEUES; i++)
+  for (unsigned i = 0; i < nq; i++)
     k[i] = (flow_cons_t){.drv = sys->drv,
                          .conn = c[1 + i],
                          .q = &dqs[i],
@@ -420,35 +421,35 @@ static int fanout(sysrun_t *sys, const wl_cfg_t *cfg, result_t *res) {
                          .deadline = t0 + 2 * limit};
   char label[160];
   snprintf(label, sizeof(label), "%s W4 publishes+deliveries", sys->def->label);
-  progress_begin(label, n * (1 + W4_QUEUES));
-  frc = flow_run(&p, 1, k, W4_QUEUES, err, sizeof(err));
+  progress_begin(label, n * (1 + nq));
+  frc = flow_run(&p, 1, k, nq, err, sizeof(err));
   progress_end();
   if (frc) {
     failed(res, "W4", err);
     goto close;
   }
   uint64_t delivered = 0, t1 = t0;
-  for (unsigned i = 0; i < W4_QUEUES; i++) {
+  for (unsigned i = 0; i < nq; i++) {
     delivered += k[i].received;
     if (k[i].t_end > t1)
       t1 = k[i].t_end;
   }
   res_set(res, "publishes", (double)p.sent);
-  res_set(res, "queues", W4_QUEUES);
+  res_set(res, "queues", nq);
   res_set(res, "publish_mps", rate(p.sent, p.t_begin, p.t_end));
   res_set(res, "deliver_mps", rate(delivered, t0, t1));
   if (p.sent < n)
     res_note(res, "published %llu of %llu in the %.0f s limit", (unsigned long long)p.sent,
              (unsigned long long)n, (double)limit / NS_PER_S);
-  if (delivered != p.sent * W4_QUEUES) {
+  if (delivered != p.sent * nq) {
     snprintf(err, sizeof(err), "delivered %llu of %llu", (unsigned long long)delivered,
-             (unsigned long long)(p.sent * W4_QUEUES));
+             (unsigned long long)(p.sent * nq));
     failed(res, "W4", err);
     goto close;
   }
   rc = 0;
 close:
-  close_conns(sys, c, 1 + W4_QUEUES);
+  close_conns(sys, c, 1 + nq);
 fail:
   free(k);
   return rc;

@@ -19,6 +19,7 @@ typedef struct wl_cfg {
   double rate;         /* W3R msgs/s offered in total */
   unsigned rate_conns; /* W3R producers (each one request in flight) */
   double churn_min;    /* W6 minutes */
+  unsigned fanout;     /* W4 subscribed queues (1-W4_QUEUES); 0: W4_QUEUES */
   int quick;           /* tiny defaults for the smoke test */
   unsigned run;        /* 1-based run number (queue names) */
 } wl_cfg_t;
