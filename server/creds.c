@@ -277,6 +277,10 @@ static int parse_principal(const cJSON *o, uint32_t i, const char *default_accou
     cerr(err, errlen, "%s: must be an object", where);
     return -1;
   }
+  /* name the principal in messages as soon as its name is known good */
+  const cJSON *nm = cJSON_GetObjectItemCaseSensitive(o, "name");
+  if (cJSON_IsString(nm) && valid_name(nm->valuestring, strlen(nm->valuestring)))
+    snprintf(where, sizeof where, "principal %u (\"%s\")", i, nm->valuestring);
   for (const cJSON *e = o->child; e; e = e->next) {
     size_t k;
     for (k = 0; k < 5 && strcmp(e->string, keys[k]) != 0; k++)
@@ -303,7 +307,6 @@ static int parse_principal(const cJSON *o, uint32_t i, const char *default_accou
          CREDS_MAX_NAME);
     return -1;
   }
-  snprintf(where, sizeof where, "principal %u (\"%s\")", i, p->name);
   if (copy_str(v[1], p->akid, sizeof p->akid, NULL) < 0) {
     cerr(err, errlen, "%s: access_key_id must be 16-%d characters of A-Z 0-9", where,
          CREDS_MAX_AKID);
