@@ -44,6 +44,19 @@ static void cerr(char *err, size_t errlen, const char *fmt, ...) {
   va_end(ap);
 }
 
+/* Bytes of outside text shown in a message. */
+#define SHOWN_MAX 64u
+
+/* s cut to SHOWN_MAX bytes, bytes outside printable ASCII as '?', so a
+ * message (and the log line it may become) holds no control characters. */
+static const char *shown(const char *s, char buf[SHOWN_MAX + 1]) {
+  size_t i = 0;
+  for (; s && s[i] && i < SHOWN_MAX; i++)
+    buf[i] = (unsigned char)s[i] >= 0x20 && (unsigned char)s[i] < 0x7f ? s[i] : '?';
+  buf[i] = 0;
+  return buf;
+}
+
 /* ---- the set and its indexes --------------------------------------------- */
 
 static uint32_t hash(const char *s, size_t n) {
@@ -194,7 +207,7 @@ static int valid_secret(const char *s, size_t n) {
 
 /* Account ids appear inside ARNs, so no ':' '/' or wildcard may be in one. */
 static int valid_account(const char *s) {
-  size_t n = s ? strlen(s) : 0;
+  size_t n = s ? strnlen(s, ACCOUNT_MAX + 1) : 0;
   if (n < 1 || n > ACCOUNT_MAX)
     return 0;
   for (size_t i = 0; i < n; i++)
@@ -270,7 +283,7 @@ static int parse_principal(const cJSON *o, uint32_t i, const char *default_accou
   static const char *const keys[] = {"name", "access_key_id", "secret_access_key", "account_id",
                                      "policy"};
   const cJSON *v[5] = {0};
-  char where[96], perrbuf[256];
+  char where[96], perrbuf[256], sb[SHOWN_MAX + 1];
 
   snprintf(where, sizeof where, "principal %u", i);
   if (!cJSON_IsObject(o)) {
@@ -286,7 +299,7 @@ static int parse_principal(const cJSON *o, uint32_t i, const char *default_accou
     for (k = 0; k < 5 && strcmp(e->string, keys[k]) != 0; k++)
       ;
     if (k == 5) {
-      cerr(err, errlen, "%s: unknown key \"%.64s\"", where, e->string);
+      cerr(err, errlen, "%s: unknown key \"%s\"", where, shown(e->string, sb));
       return -1;
     }
     if (v[k]) {
@@ -356,6 +369,7 @@ creds_t *creds_parse(const char *json, size_t len, const char *default_account, 
   creds_t *c = NULL;
   const char *end = NULL;
   principal_t p = {0};
+  char sb[SHOWN_MAX + 1];
 
   if (err && errlen)
     err[0] = 0;
@@ -393,7 +407,8 @@ creds_t *creds_parse(const char *json, size_t len, const char *default_account, 
   const cJSON *ps = NULL;
   for (const cJSON *e = doc->child; e; e = e->next) {
     if (strcmp(e->string, "principals") != 0) {
-      cerr(err, errlen, "unknown key \"%.64s\" (the file holds only \"principals\")", e->string);
+      cerr(err, errlen, "unknown key \"%s\" (the file holds only \"principals\")",
+           shown(e->string, sb));
       goto fail;
     }
     if (ps) {

@@ -81,6 +81,19 @@ static int perr(pc_t *c, const char *fmt, ...) {
   return -1;
 }
 
+/* Bytes of outside text shown in a message. */
+#define SHOWN_MAX 64u
+
+/* s cut to SHOWN_MAX bytes, bytes outside printable ASCII as '?', so a
+ * message (and the log line it may become) holds no control characters. */
+static const char *shown(const char *s, char buf[SHOWN_MAX + 1]) {
+  size_t i = 0;
+  for (; s && s[i] && i < SHOWN_MAX; i++)
+    buf[i] = (unsigned char)s[i] >= 0x20 && (unsigned char)s[i] < 0x7f ? s[i] : '?';
+  buf[i] = 0;
+  return buf;
+}
+
 static pat_t *pats_of(const policy_t *p) {
   return (pat_t *)((char *)p + p->pat_off);
 }
@@ -257,6 +270,7 @@ static int add_pattern(pc_t *c, uint32_t idx, enum field f, const char *v) {
   const char *key = field_key(f);
   size_t n = strlen(v);
   uint32_t kind;
+  char sb[SHOWN_MAX + 1];
 
   if (n == 0 || n > POLICY_MAX_PATTERN)
     return perr(c, "Statement[%u].%s: a pattern must be 1-%u bytes, not %zu", idx, key,
@@ -264,8 +278,8 @@ static int add_pattern(pc_t *c, uint32_t idx, enum field f, const char *v) {
   for (size_t i = 0; i < n; i++) {
     unsigned char ch = (unsigned char)v[i];
     if (ch <= 0x20 || ch >= 0x7f)
-      return perr(c, "Statement[%u].%s: \"%.64s\" holds a space, control or non-ASCII byte", idx,
-                  key, v);
+      return perr(c, "Statement[%u].%s: \"%s\" holds a space, control or non-ASCII byte", idx, key,
+                  shown(v, sb));
   }
   if (strstr(v, "${"))
     return perr(c,
@@ -340,6 +354,7 @@ static int add_list(pc_t *c, uint32_t idx, enum field f, const cJSON *v, uint32_
 }
 
 static int add_principal(pc_t *c, uint32_t idx, const cJSON *v, uint32_t *first, uint32_t *n) {
+  char sb[SHOWN_MAX + 1];
   if (cJSON_IsString(v)) {
     if (strcmp(v->valuestring, "*") != 0)
       return perr(c,
@@ -355,8 +370,8 @@ static int add_principal(pc_t *c, uint32_t idx, const cJSON *v, uint32_t *first,
   const cJSON *aws = NULL;
   for (const cJSON *e = v->child; e; e = e->next) {
     if (strcmp(e->string, "AWS") != 0)
-      return perr(c, "Statement[%u].Principal.%.64s: only \"AWS\" principals are supported", idx,
-                  e->string);
+      return perr(c, "Statement[%u].Principal.%s: only \"AWS\" principals are supported", idx,
+                  shown(e->string, sb));
     if (aws)
       return perr(c, "Statement[%u].Principal.AWS: duplicate key", idx);
     aws = e;
@@ -375,6 +390,7 @@ static const char *const unsupported_keys[] = {"NotAction", "NotResource", "NotP
  * *st. */
 static int add_statement(pc_t *c, uint32_t idx, const cJSON *o, stmt_t *st) {
   const cJSON *v[5] = {0};
+  char sb[SHOWN_MAX + 1];
   if (!cJSON_IsObject(o))
     return perr(c, "Statement[%u]: must be an object", idx);
   for (const cJSON *e = o->child; e; e = e->next) {
@@ -393,7 +409,7 @@ static int add_statement(pc_t *c, uint32_t idx, const cJSON *o, stmt_t *st) {
                     "Statement[%u].%s: not supported, so the policy is refused: ignoring it would "
                     "change what the policy allows",
                     idx, unsupported_keys[k]);
-    return perr(c, "Statement[%u].%.64s: unknown key", idx, e->string);
+    return perr(c, "Statement[%u].%s: unknown key", idx, shown(e->string, sb));
   }
   const cJSON *sid = v[0], *eff = v[1], *act = v[2], *res = v[3], *pri = v[4];
   if (sid && !cJSON_IsString(sid))
@@ -431,6 +447,7 @@ static int add_statement(pc_t *c, uint32_t idx, const cJSON *o, stmt_t *st) {
  * Filling: stores Deny statements first, then Allow ones. */
 static int walk(pc_t *c, const cJSON *doc) {
   const cJSON *ver = NULL, *id = NULL, *stm = NULL;
+  char sb[SHOWN_MAX + 1];
   if (!cJSON_IsObject(doc))
     return perr(c, "policy must be a JSON object");
   for (const cJSON *e = doc->child; e; e = e->next) {
@@ -439,7 +456,8 @@ static int walk(pc_t *c, const cJSON *doc) {
                          : !strcmp(e->string, "Statement") ? &stm
                                                            : NULL;
     if (!slot)
-      return perr(c, "%.64s: unknown key (a policy holds Version, Id and Statement)", e->string);
+      return perr(c, "%s: unknown key (a policy holds Version, Id and Statement)",
+                  shown(e->string, sb));
     if (*slot)
       return perr(c, "%s: duplicate key", e->string);
     *slot = e;

@@ -264,6 +264,10 @@ static void test_refused_keys(void **state) {
   parse_bad("{\"Version\":\"2012-10-17\",\"Version\":\"2012-10-17\",\"Statement\":{\"Effect\":"
             "\"Allow\",\"Action\":\"*\",\"Resource\":\"*\"}}",
             POLICY_IDENTITY, "Version: duplicate key");
+  /* a control character in a key is not copied into the message (or a log) */
+  parse_bad("{\"Statement\":{\"Effect\":\"Allow\",\"Action\":\"*\",\"Resource\":\"*\","
+            "\"Ba\\nd\\u001b[31m\":1}}",
+            POLICY_IDENTITY, "Statement[0].Ba?d?[31m: unknown key");
 }
 
 static void test_refused_shapes(void **state) {
