@@ -15,11 +15,14 @@
 typedef struct net net_t;
 typedef struct conn conn_t;
 
+struct tls_server;
+
 typedef struct net_cfg {
   uint32_t max_frame;   /* payload bytes */
   uint32_t max_conns;
   uint64_t max_outbuf;  /* unread reply bytes per connection before it is cut off */
   unsigned slow_ms;     /* a frame left incomplete this long closes the connection */
+  struct tls_server *tls; /* not NULL: every connection speaks TLS (borrowed; tls.h) */
 } net_cfg_t;
 
 typedef struct net_cbs {

@@ -17,6 +17,7 @@
 #include "store.h"
 #include "topic.h"
 #include "envelope.h"
+#include "tls.h"
 
 typedef struct server_cfg {
   char host[256];
@@ -38,6 +39,8 @@ typedef struct server_cfg {
   char http_host[256];    /* the AWS-compatible HTTP face (--http) */
   int http_port;          /* -1: off */
   int test_endpoints;     /* --test-endpoints: moto-api reset and peek */
+  char tls_cert[PATH_MAX]; /* --tls-cert: PEM chain; "" = plain TCP on both listeners */
+  char tls_key[PATH_MAX];  /* --tls-key: PEM private key (given with --tls-cert) */
 } server_cfg_t;
 
 /* Defaults for every flag (documented in README and PROTOCOL.md). */
@@ -82,6 +85,7 @@ typedef struct server {
   uint64_t started_ms;
   int bound_port;
   http_t *http;          /* the AWS-compatible face, NULL when off (aws.c) */
+  tls_server_t *tls;     /* both listeners' TLS context, NULL without --tls-cert */
   int http_bound_port;
 } server_t;
 
