@@ -10,6 +10,7 @@
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 struct tls_server {
   SSL_CTX *ctx;
@@ -82,8 +83,13 @@ tls_server_t *tls_server_new(const char *cert_file, const char *key_file, char *
   }
   if (SSL_CTX_use_PrivateKey_file(s->ctx, key_file, SSL_FILETYPE_PEM) != 1) {
     char why[160];
+    int mismatch = ERR_GET_REASON(ERR_peek_error()) == X509_R_KEY_VALUES_MISMATCH;
     ssl_reason(why, sizeof(why), "");
-    snprintf(err, errlen, "cannot load the TLS private key '%s': %s", key_file, why);
+    if (mismatch)
+      snprintf(err, errlen, "the TLS private key '%s' does not match the certificate '%s': %s",
+               key_file, cert_file, why);
+    else
+      snprintf(err, errlen, "cannot load the TLS private key '%s': %s", key_file, why);
     goto fail;
   }
   if (SSL_CTX_check_private_key(s->ctx) != 1) {
