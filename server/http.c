@@ -701,7 +701,8 @@ static void on_alloc(uv_handle_t *hd, size_t suggested, uv_buf_t *buf) {
 
 /* HTTPS: feeds n bytes of ciphertext and decrypts everything it completes
  * into rbuf (about n bytes of plaintext at most, so the read-hold cap still
- * bounds rbuf). Returns 0, or -1 with c closing. */
+ * bounds rbuf). Returns 0, 1 when the peer's close_notify came after the
+ * data, or -1 with c closing. */
 static int tls_decrypt(hconn_t *c, const uint8_t *p, size_t n) {
   if (tls_conn_feed(c->tls, p, n) != 0)
     goto fail;
@@ -717,10 +718,8 @@ static int tls_decrypt(hconn_t *c, const uint8_t *p, size_t n) {
     }
     if (k == TLS_AGAIN)
       break;
-    if (k == TLS_EOF) {
-      conn_close(c, NULL);
-      return -1;
-    }
+    if (k == TLS_EOF)
+      return 1; /* requests before the close_notify are still handed over */
     goto fail;
   }
   if (tls_conn_out_pending(c->tls))
@@ -744,10 +743,21 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     conn_close(c, nread == UV_EOF ? NULL : uv_strerror((int)nread));
     return;
   }
+  int eof = 0;
   if (!c->tls)
     c->rlen += (size_t)nread;
-  else if (tls_decrypt(c, (const uint8_t *)buf->base, (size_t)nread) != 0)
+  else if ((eof = tls_decrypt(c, (const uint8_t *)buf->base, (size_t)nread)) < 0)
     return;
+  if (eof) {
+    /* as plain data followed by EOF: requests are handed over, then the
+     * connection closes (writing what was already released) */
+    c->refs++;
+    if (!c->busy)
+      process(c);
+    conn_close(c, NULL);
+    conn_unref(c);
+    return;
+  }
   if (!c->busy)
     process(c);
   else if (c->rlen >= READ_HOLD_CAP && c->reading) {

@@ -348,7 +348,8 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
 
 /* TLS: feeds n bytes of ciphertext and decrypts everything it completes
  * into rbuf (at most about n bytes of plaintext, so rbuf stays bounded as
- * in the plain path). Returns 0, or -1 with c closing. */
+ * in the plain path). Returns 0, 1 when the peer's close_notify came after
+ * the data, or -1 with c closing. */
 static int tls_decrypt(conn_t *c, const uint8_t *p, size_t n) {
   char why[256];
   if (tls_conn_feed(c->tls, p, n) != 0) goto fail;
@@ -363,10 +364,7 @@ static int tls_decrypt(conn_t *c, const uint8_t *p, size_t n) {
       continue;
     }
     if (k == TLS_AGAIN) break;
-    if (k == TLS_EOF) {
-      net_close(c, NULL);
-      return -1;
-    }
+    if (k == TLS_EOF) return 1; /* frames before the close_notify still count */
     goto fail;
   }
   if (tls_conn_out_pending(c->tls)) mark_dirty(c); /* handshake records, tickets */
@@ -389,9 +387,10 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     net_close(c, nread == UV_EOF ? NULL : uv_strerror((int)nread));
     return;
   }
+  int eof = 0;
   if (!c->tls)
     c->rlen += (size_t)nread;
-  else if (tls_decrypt(c, (const uint8_t *)buf->base, (size_t)nread) != 0)
+  else if ((eof = tls_decrypt(c, (const uint8_t *)buf->base, (size_t)nread)) < 0)
     return;
   size_t off = 0;
   net_conn_ref(c);
@@ -436,6 +435,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
       }
     }
   }
+  if (eof && !c->closing) net_close(c, NULL);
   net_conn_unref(c);
 }
 
