@@ -14,14 +14,18 @@
 #define CLI_DEFAULT_TIMEOUT_MS 30000u
 /* Options every command accepts, before or after its words. */
 #define GLOBAL_OPTS                                                                                \
-  {"host", 1, 0}, {"port", 1, 0}, {"json", 0, 0}, {                                                \
-    "timeout", 1, 0                                                                                \
+  {"host", 1, 0}, {"port", 1, 0}, {"json", 0, 0}, {"timeout", 1, 0}, {"tls", 0, 0},                \
+      {"ca-file", 1, 0}, {"server-name", 1, 0}, {                                                  \
+    "tls-no-verify", 0, 0                                                                          \
   }
+/* How many options GLOBAL_OPTS lists. */
+#define NGLOBAL 8
 /* Room for a command's own options plus the global ones. */
 #define MAX_OPTS 32
 
 static const char *const TOP_HELP =
-    "usage: gearbox [--host H] [--port P] [--json] [--timeout MS] <command> [args]\n"
+    "usage: gearbox [--host H] [--port P] [--json] [--timeout MS] [--tls [--ca-file FILE]\n"
+    "               [--server-name NAME] [--tls-no-verify]] <command> [args]\n"
     "\n"
     "Talks to a gearboxd broker (default 127.0.0.1:7411).\n"
     "  --host H       server host name or address\n"
@@ -29,6 +33,12 @@ static const char *const TOP_HELP =
     "  --json         print results as JSON on stdout (bodies that are not\n"
     "                 UTF-8 text appear as \"body_base64\" instead of \"body\")\n"
     "  --timeout MS   give up on a silent server after MS ms (default 30000; 0: never)\n"
+    "  --tls          connect with TLS, verifying the server's certificate and name\n"
+    "  --ca-file FILE trust the CAs in this PEM file (default: the system's store);\n"
+    "                 implies --tls\n"
+    "  --server-name NAME  the name the certificate must carry, also sent as SNI\n"
+    "                 (default: --host); implies --tls\n"
+    "  --tls-no-verify  accept any certificate (testing only); implies --tls\n"
     "Global options may also follow the command.\n"
     "With GEARBOX_ACCESS_KEY_ID and GEARBOX_SECRET_ACCESS_KEY in the environment the\n"
     "connection authenticates first (servers started with --credentials need it).\n"
@@ -197,7 +207,10 @@ int cli_connect(cli_t *cli) {
   gbx_error_t err;
   if (cli->c)
     return CLI_OK;
-  cli->c = gbx_connect(cli->host, cli->port, &err);
+  if (cli->tls)
+    cli->c = gbx_connect_tls(cli->host, cli->port, &cli->tls_opts, &err);
+  else
+    cli->c = gbx_connect(cli->host, cli->port, &err);
   if (!cli->c)
     return cli_fail(&err);
   gbx_set_timeout(cli->c, cli->timeout_ms);
@@ -277,6 +290,21 @@ static int apply_global(cli_t *cli, const cli_cmd_t *cmd, const char *name, cons
     if (cli_parse_u32(value, 0, UINT32_MAX, &v))
       return cli_usage(cmd, "bad timeout '%s'", value);
     cli->timeout_ms = v;
+  } else if (strcmp(name, "tls") == 0) {
+    cli->tls = 1;
+  } else if (strcmp(name, "ca-file") == 0) {
+    if (!*value)
+      return cli_usage(cmd, "--ca-file wants a file");
+    cli->tls = 1;
+    cli->tls_opts.ca_file = value;
+  } else if (strcmp(name, "server-name") == 0) {
+    if (!*value)
+      return cli_usage(cmd, "--server-name wants a name");
+    cli->tls = 1;
+    cli->tls_opts.server_name = value;
+  } else if (strcmp(name, "tls-no-verify") == 0) {
+    cli->tls = 1;
+    cli->tls_opts.no_verify = 1;
   }
   return CLI_OK;
 }
@@ -290,7 +318,7 @@ static int run_cmd(cli_t *cli, const cli_cmd_t *cmd, int argc, char **argv) {
   char why[160];
   int rc;
 
-  for (const cli_optspec_t *s = cmd->opts; s && s->name && n < MAX_OPTS - 5; s++)
+  for (const cli_optspec_t *s = cmd->opts; s && s->name && n < MAX_OPTS - 1 - NGLOBAL; s++)
     specs[n++] = *s;
   for (size_t i = 0; i < sizeof globals / sizeof globals[0]; i++)
     specs[n++] = globals[i];

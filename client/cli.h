@@ -23,7 +23,9 @@ typedef struct cli {
   uint16_t port;
   unsigned timeout_ms;
   int json;
-  gbx_client_t *c; /* connected by cli_connect */
+  int tls;                 /* --tls (implied by --ca-file, --server-name, --tls-no-verify) */
+  gbx_tls_opts_t tls_opts; /* --ca-file, --server-name, --tls-no-verify */
+  gbx_client_t *c;         /* connected by cli_connect */
 } cli_t;
 
 /* A command: words ("queue", "create"), its options, its help text (first

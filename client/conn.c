@@ -190,24 +190,25 @@ fail:
   return -1;
 }
 
-gbx_client_t *gbx_connect(const char *host, uint16_t port, gbx_error_t *err) {
+/* Resolves host:port (defaults applied) and connects before deadline.
+ * Returns the connected non-blocking socket, or -1 with err set. */
+static int dial(const char **host, uint16_t *port, int64_t deadline, gbx_error_t *err) {
   struct addrinfo hints, *res = NULL;
   char portstr[8];
   int fd = -1, rc, e = 0;
-  int64_t deadline = now_ms() + CONNECT_TIMEOUT_MS;
 
-  if (!host || !*host)
-    host = GBX_DEFAULT_HOST;
-  if (port == 0)
-    port = GBX_DEFAULT_PORT;
-  snprintf(portstr, sizeof portstr, "%u", (unsigned)port);
+  if (!*host || !**host)
+    *host = GBX_DEFAULT_HOST;
+  if (*port == 0)
+    *port = GBX_DEFAULT_PORT;
+  snprintf(portstr, sizeof portstr, "%u", (unsigned)*port);
   memset(&hints, 0, sizeof hints);
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
-  rc = getaddrinfo(host, portstr, &hints, &res);
+  rc = getaddrinfo(*host, portstr, &hints, &res);
   if (rc != 0) {
-    conn_seterr(err, GBX_E_IO, "cannot resolve %s: %s", host, gai_strerror(rc));
-    return NULL;
+    conn_seterr(err, GBX_E_IO, "cannot resolve %s: %s", *host, gai_strerror(rc));
+    return -1;
   }
   for (struct addrinfo *ai = res; ai && fd < 0; ai = ai->ai_next) {
     fd = connect_one(ai, deadline);
@@ -215,12 +216,35 @@ gbx_client_t *gbx_connect(const char *host, uint16_t port, gbx_error_t *err) {
       e = errno;
   }
   freeaddrinfo(res);
-  if (fd < 0) {
-    conn_seterr(err, e == ETIMEDOUT ? GBX_E_TIMEOUT : GBX_E_IO, "connect to %s:%u: %s", host,
-                (unsigned)port, strerror(e));
+  if (fd < 0)
+    conn_seterr(err, e == ETIMEDOUT ? GBX_E_TIMEOUT : GBX_E_IO, "connect to %s:%u: %s", *host,
+                (unsigned)*port, strerror(e));
+  return fd;
+}
+
+gbx_client_t *gbx_connect(const char *host, uint16_t port, gbx_error_t *err) {
+  int fd = dial(&host, &port, now_ms() + CONNECT_TIMEOUT_MS, err);
+  return fd < 0 ? NULL : client_new(fd, err);
+}
+
+gbx_client_t *gbx_connect_tls(const char *host, uint16_t port, const gbx_tls_opts_t *tls,
+                              gbx_error_t *err) {
+  int64_t deadline = now_ms() + CONNECT_TIMEOUT_MS;
+  int fd = dial(&host, &port, deadline, err);
+  if (fd < 0)
+    return NULL;
+  ctls_t *t = ctls_start(fd, host, port, tls, deadline, err);
+  if (!t) {
+    close(fd);
     return NULL;
   }
-  return client_new(fd, err);
+  gbx_client_t *c = client_new(fd, err); /* closes fd on failure */
+  if (!c) {
+    ctls_free(t);
+    return NULL;
+  }
+  c->tls = t;
+  return c;
 }
 
 static void reply_list_free(gbx_reply_t *r) {
@@ -234,6 +258,7 @@ static void reply_list_free(gbx_reply_t *r) {
 void gbx_close(gbx_client_t *c) {
   if (!c)
     return;
+  ctls_free(c->tls);
   close(c->fd);
   reply_list_free(c->ready_head);
   gbx_reply_free(c->wait_reply);
@@ -416,6 +441,27 @@ static int drain_frames(gbx_client_t *c, gbx_error_t *err) {
   return GBX_E_OK;
 }
 
+/* TLS: decrypts what has arrived (records until the socket is drained or
+ * the input buffer is full), then parses it. */
+static int read_some_tls(gbx_client_t *c, gbx_error_t *err) {
+  char why[200];
+  ssize_t n;
+  size_t got = 0;
+  while (c->in_cap > c->in_end) {
+    n = ctls_recv(c->tls, c->in + c->in_end, c->in_cap - c->in_end, why, sizeof why);
+    if (n == CTLS_AGAIN)
+      break;
+    if (n == CTLS_EOF)
+      return got ? drain_frames(c, err)
+                 : conn_fail(c, err, GBX_E_IO, "connection closed by the server");
+    if (n < 0)
+      return conn_fail(c, err, GBX_E_TLS, "%s", why);
+    c->in_end += (size_t)n;
+    got += (size_t)n;
+  }
+  return drain_frames(c, err);
+}
+
 /* One non-blocking read. Returns GBX_E_OK (also when nothing was there) or
  * an error that closed the connection. */
 static int read_some(gbx_client_t *c, gbx_error_t *err) {
@@ -423,6 +469,8 @@ static int read_some(gbx_client_t *c, gbx_error_t *err) {
   int rc = in_reserve(c, 1, err);
   if (rc)
     return rc;
+  if (c->tls)
+    return read_some_tls(c, err);
   do {
     n = recv(c->fd, c->in + c->in_end, c->in_cap - c->in_end, 0);
   } while (n < 0 && errno == EINTR);
@@ -440,6 +488,17 @@ static int read_some(gbx_client_t *c, gbx_error_t *err) {
 /* One non-blocking write of buffered requests. */
 static int write_some(gbx_client_t *c, gbx_error_t *err) {
   ssize_t n;
+  if (c->tls) {
+    char why[200];
+    n = ctls_send(c->tls, c->out.data + c->out_off, c->out.len - c->out_off, why, sizeof why);
+    if (n == CTLS_AGAIN)
+      return GBX_E_OK;
+    if (n < 0) {
+      read_some(c, NULL); /* the server may have said why it hung up */
+      return conn_fail(c, err, GBX_E_TLS, "%s", why);
+    }
+    goto wrote;
+  }
   do {
     n = send(c->fd, c->out.data + c->out_off, c->out.len - c->out_off, MSG_NOSIGNAL);
   } while (n < 0 && errno == EINTR);
@@ -452,6 +511,7 @@ static int write_some(gbx_client_t *c, gbx_error_t *err) {
     read_some(c, NULL);
     return conn_fail(c, err, GBX_E_IO, "write: %s", strerror(e));
   }
+wrote:
   c->out_off += (size_t)n;
   if (c->out_off == c->out.len) {
     c->out_off = c->out.len = 0;
@@ -466,7 +526,10 @@ static int write_some(gbx_client_t *c, gbx_error_t *err) {
 static int pump(gbx_client_t *c, int64_t deadline, gbx_error_t *err) {
   struct pollfd p = {.fd = c->fd, .events = POLLIN};
   int rc, n, wait = -1;
-  if (c->out.len > c->out_off)
+  /* bytes OpenSSL already holds would not wake poll() */
+  if (c->tls && ctls_has_pending(c->tls))
+    return read_some(c, err);
+  if (c->out.len > c->out_off && !(c->tls && ctls_send_wants_read(c->tls)))
     p.events |= POLLOUT;
   if (deadline) {
     int64_t left = deadline - now_ms();

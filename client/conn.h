@@ -14,6 +14,7 @@
 #include <stdarg.h>
 #include <stdint.h>
 
+#include "ctls.h"
 #include "gbx_codec.h"
 #include "gearbox.h"
 #include "reply.h"
@@ -27,6 +28,7 @@ typedef struct pending_slot {
 
 struct gbx_client {
   int fd;
+  ctls_t *tls;    /* NULL: plain TCP */
   int open;       /* 0 once an error closed the connection */
   int close_code; /* why it closed */
   char close_msg[256];

@@ -103,6 +103,25 @@ typedef struct gbx_client gbx_client_t;
  * The connect itself gives up after 10 s. Returns the client, or NULL with
  * err set (GBX_E_IO, GBX_E_TIMEOUT, GBX_E_NOMEM). Close with gbx_close(). */
 GBX_API gbx_client_t *gbx_connect(const char *host, uint16_t port, gbx_error_t *err);
+/* TLS settings of gbx_connect_tls. Zero-initialise, then set what differs
+ * from the defaults; the strings are borrowed for the duration of the call. */
+typedef struct gbx_tls_opts {
+  const char *ca_file;     /* PEM file of the CAs to trust; NULL: the system's default store */
+  const char *server_name; /* name sent (SNI) and checked against the certificate (a DNS
+                              name, or an IP address checked against IP SANs); NULL: the
+                              host connected to */
+  int no_verify;           /* 1: accept any certificate and name (testing only: it lets a
+                              man in the middle read everything). 0, the default: verify */
+} gbx_tls_opts_t;
+
+/* As gbx_connect, then TLS (1.2 or newer): the handshake completes, and the
+ * server's certificate chain and name are verified (unless tls->no_verify),
+ * within the same 10 s. tls NULL: the defaults above. A handshake or
+ * verification failure is GBX_E_TLS with the reason (e.g. "certificate
+ * verification failed: Hostname mismatch"). Every call, blocking and
+ * pipelined, then works as over plain TCP. Close with gbx_close(). */
+GBX_API gbx_client_t *gbx_connect_tls(const char *host, uint16_t port, const gbx_tls_opts_t *tls,
+                                      gbx_error_t *err);
 /* Wraps an already connected stream socket (TCP or Unix), taking ownership
  * of fd (closed by gbx_close, or here on failure). Returns NULL with err set
  * on allocation or fcntl failure. */

@@ -16,7 +16,8 @@ PACKAGES=(
   librocksdb-dev     # storage (RocksDB 7.8 C API)
   libcjson-dev       # JSON (policies, filter policies, CLI output)
   libcmocka-dev      # unit and integration tests
-  libssl-dev         # libcrypto: keyed permutations, receipt MACs
+  libssl-dev         # libcrypto: keyed permutations, receipt MACs; libssl: TLS (server, client)
+  openssl            # tests: the openssl CLI makes test certificates, s_client checks TLS
   libhttp-parser-dev # the AWS-compatible HTTP face's request parser (http_parser 2.9)
   clang              # libFuzzer targets (cmake -DGBX_FUZZ=ON)
   libclang-rt-14-dev # libFuzzer and sanitizer runtimes for clang 14
@@ -30,6 +31,7 @@ PACKAGES=(
   awscli             # tests/aws: the aws CLI against the SQS/SNS face (query protocol)
   python3-boto3      # tests/aws: boto3 (query protocol)
   wrk                # bench: pipelined HTTP load against the AWS face
+  curl               # tests/integration/test_tls: the AWS face over HTTPS
 )
 
 # Prints the packages of PACKAGES that are not fully installed.

@@ -12,6 +12,7 @@
 
 #include "gbx_codec.h"
 #include "log.h"
+#include "tls.h"
 
 /* Reads go into a per-connection buffer in chunks of this size. */
 #define READ_CHUNK (64u * 1024u)
@@ -60,6 +61,7 @@ typedef struct hconn {
   int fail_status; /* a limit the parser's callbacks refused the request for */
   uint8_t closing, dirty, on_held, on_resume, complete, busy, reading, close_after, keep_alive;
   uint8_t dispatching; /* inside the request callback: an answer needs no resume */
+  tls_conn_t *tls;     /* NULL: plain HTTP */
   char peer[64];
 } hconn_t;
 
@@ -74,6 +76,7 @@ struct http {
   hconn_t *conns, *dirty, *held, *resume;
   uint32_t nconns;
   uint64_t durable;
+  uint8_t *tls_in; /* HTTPS: ciphertext lands here (one read at a time), then is fed */
 };
 
 typedef struct wreq {
@@ -83,6 +86,7 @@ typedef struct wreq {
 } wreq_t;
 
 static void process(hconn_t *c);
+static void conn_close(hconn_t *c, const char *reason);
 static void on_alloc(uv_handle_t *hd, size_t suggested, uv_buf_t *buf);
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 static void on_idle(uv_idle_t *i);
@@ -92,6 +96,7 @@ static void on_idle(uv_idle_t *i);
 static void conn_unref(hconn_t *c) {
   if (--c->refs)
     return;
+  tls_conn_free(c->tls);
   free(c->rbuf);
   gbx_buf_free(&c->wbuf);
   gbx_buf_free(&c->held);
@@ -126,6 +131,28 @@ static void held_unlink(hconn_t *c) {
   c->on_held = 0;
 }
 
+/* HTTPS: encrypts the released responses into the session's outgoing
+ * ciphertext (wbuf is emptied). Returns 0, or -1 with c closing. */
+static int tls_seal(hconn_t *c) {
+  if (c->wbuf.len && tls_conn_write(c->tls, c->wbuf.data, c->wbuf.len) != 0) {
+    c->wbuf.len = 0;
+    if (!c->closing) {
+      LOG(LOG_WARN, "closing https connection %s: TLS: %s", c->peer, tls_conn_error(c->tls));
+      conn_close(c, NULL);
+    }
+    return -1;
+  }
+  c->wbuf.len = 0;
+  if (c->wbuf.cap > READ_CHUNK)
+    gbx_buf_free(&c->wbuf); /* keep no large buffer */
+  return 0;
+}
+
+/* 1 if c has bytes to write: released responses, or TLS records. */
+static int has_output(const hconn_t *c) {
+  return c->wbuf.len || (c->tls && tls_conn_out_pending(c->tls));
+}
+
 static void conn_close(hconn_t *c, const char *reason) {
   if (c->closing)
     return;
@@ -147,7 +174,9 @@ static void conn_close(hconn_t *c, const char *reason) {
       h->cbs.aborted(h->cbs.ctx, &c->req);
   }
   uv_read_stop((uv_stream_t *)&c->tcp);
-  if (c->wbuf.len) {
+  if (c->tls && tls_seal(c) == 0)
+    tls_conn_close_notify(c->tls); /* after the last response */
+  if (has_output(c)) {
     mark_dirty(c); /* http_flush writes what was released, then closes */
     return;
   }
@@ -165,15 +194,31 @@ static void on_write(uv_write_t *req, int status) {
 }
 
 static void write_out(hconn_t *c) {
+  uint8_t *data;
+  size_t len;
+  if (c->tls) { /* encrypted here, so still one write per connection per flush */
+    if (tls_seal(c) != 0 && !has_output(c))
+      return;
+    if (tls_conn_take_out(c->tls, &data, &len) != 0) {
+      conn_close(c, "out of memory");
+      return;
+    }
+    if (!data)
+      return;
+  } else {
+    data = c->wbuf.data;
+    len = c->wbuf.len;
+    gbx_buf_init(&c->wbuf); /* the write request owns the bytes now */
+  }
   wreq_t *w = malloc(sizeof(*w));
   if (!w) {
+    free(data);
     conn_close(c, "out of memory");
     return;
   }
-  uv_buf_t buf = uv_buf_init((char *)c->wbuf.data, (unsigned)c->wbuf.len);
+  uv_buf_t buf = uv_buf_init((char *)data, (unsigned)len);
   w->c = c;
-  w->data = c->wbuf.data;
-  gbx_buf_init(&c->wbuf); /* the write request owns the bytes now */
+  w->data = data;
   c->refs++;
   int r = uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, on_write);
   if (r < 0) {
@@ -313,7 +358,7 @@ void http_flush(http_t *h) {
     c->dirty = 0;
     if (uv_is_closing((uv_handle_t *)&c->tcp))
       continue;
-    if (c->wbuf.len)
+    if (has_output(c))
       write_out(c);
     if (!c->closing && c->close_after && !c->nmarks && !c->busy) {
       conn_close(c, NULL);
@@ -623,22 +668,68 @@ static void process(hconn_t *c) {
   conn_unref(c);
 }
 
-static void on_alloc(uv_handle_t *hd, size_t suggested, uv_buf_t *buf) {
-  hconn_t *c = hd->data;
-  (void)suggested;
+/* Makes room in rbuf for a quarter chunk or more. Returns 0, or -1 out of
+ * memory. */
+static int rbuf_reserve(hconn_t *c) {
   if (c->rcap - c->rlen < READ_CHUNK / 4) {
     size_t want = c->rlen + READ_CHUNK;
     uint8_t *p = realloc(c->rbuf, want);
-    if (!p) {
-      buf->base = NULL;
-      buf->len = 0;
-      return;
-    }
+    if (!p)
+      return -1;
     c->rbuf = p;
     c->rcap = want;
   }
+  return 0;
+}
+
+static void on_alloc(uv_handle_t *hd, size_t suggested, uv_buf_t *buf) {
+  hconn_t *c = hd->data;
+  (void)suggested;
+  if (c->tls) { /* ciphertext goes to the shared landing buffer, plaintext to rbuf */
+    buf->base = (char *)c->h->tls_in;
+    buf->len = READ_CHUNK;
+    return;
+  }
+  if (rbuf_reserve(c) != 0) {
+    buf->base = NULL;
+    buf->len = 0;
+    return;
+  }
   buf->base = (char *)c->rbuf + c->rlen;
   buf->len = c->rcap - c->rlen;
+}
+
+/* HTTPS: feeds n bytes of ciphertext and decrypts everything it completes
+ * into rbuf (about n bytes of plaintext at most, so the read-hold cap still
+ * bounds rbuf). Returns 0, 1 when the peer's close_notify came after the
+ * data, or -1 with c closing. */
+static int tls_decrypt(hconn_t *c, const uint8_t *p, size_t n) {
+  if (tls_conn_feed(c->tls, p, n) != 0)
+    goto fail;
+  for (;;) {
+    if (rbuf_reserve(c) != 0) {
+      conn_close(c, "out of memory for the read buffer");
+      return -1;
+    }
+    long k = tls_conn_read(c->tls, c->rbuf + c->rlen, c->rcap - c->rlen);
+    if (k > 0) {
+      c->rlen += (size_t)k;
+      continue;
+    }
+    if (k == TLS_AGAIN)
+      break;
+    if (k == TLS_EOF)
+      return 1; /* requests before the close_notify are still handed over */
+    goto fail;
+  }
+  if (tls_conn_out_pending(c->tls))
+    mark_dirty(c); /* handshake records, tickets */
+  return 0;
+
+fail:
+  LOG(LOG_WARN, "closing https connection %s: TLS: %s", c->peer, tls_conn_error(c->tls));
+  conn_close(c, NULL);
+  return -1;
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
@@ -652,7 +743,21 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     conn_close(c, nread == UV_EOF ? NULL : uv_strerror((int)nread));
     return;
   }
-  c->rlen += (size_t)nread;
+  int eof = 0;
+  if (!c->tls)
+    c->rlen += (size_t)nread;
+  else if ((eof = tls_decrypt(c, (const uint8_t *)buf->base, (size_t)nread)) < 0)
+    return;
+  if (eof) {
+    /* as plain data followed by EOF: requests are handed over, then the
+     * connection closes (writing what was already released) */
+    c->refs++;
+    if (!c->busy)
+      process(c);
+    conn_close(c, NULL);
+    conn_unref(c);
+    return;
+  }
   if (!c->busy)
     process(c);
   else if (c->rlen >= READ_HOLD_CAP && c->reading) {
@@ -700,6 +805,11 @@ static void on_conn(uv_stream_t *server, int status) {
     uv_close((uv_handle_t *)&c->tcp, on_closed);
     return;
   }
+  if (h->cfg.tls && !(c->tls = tls_conn_new(h->cfg.tls))) {
+    LOG(LOG_WARN, "refusing http connection from %s: out of memory for TLS", c->peer);
+    uv_close((uv_handle_t *)&c->tcp, on_closed);
+    return;
+  }
   http_parser_init(&c->parser, HTTP_REQUEST);
   c->parser.data = c;
   uv_tcp_nodelay(&c->tcp, 1);
@@ -725,6 +835,10 @@ http_t *http_new(uv_loop_t *loop, const http_cfg_t *cfg, const http_cbs_t *cbs) 
   h->loop = loop;
   h->cfg = *cfg;
   h->cbs = *cbs;
+  if (cfg->tls && !(h->tls_in = malloc(READ_CHUNK))) {
+    free(h);
+    return NULL;
+  }
   http_parser_settings_init(&h->settings);
   h->settings.on_message_begin = cb_begin;
   h->settings.on_url = cb_url;
@@ -785,5 +899,7 @@ void http_close_all(http_t *h) {
 }
 
 void http_free(http_t *h) {
+  if (h)
+    free(h->tls_in);
   free(h);
 }

@@ -29,10 +29,13 @@ typedef struct http_req http_req_t;
  * holds every valid request with room to spare. */
 #define HTTP_MAX_BODY (4u * 1024u * 1024u)
 
+struct tls_server;
+
 typedef struct http_cfg {
   uint64_t max_body; /* bytes; see HTTP_MAX_BODY */
   uint32_t max_conns;
   uint64_t max_outbuf; /* unread response bytes per connection before it is cut off */
+  struct tls_server *tls; /* not NULL: HTTPS on every connection (borrowed; tls.h) */
 } http_cfg_t;
 
 typedef struct http_cbs {

@@ -29,6 +29,9 @@ static void usage(FILE *f) {
           "  --public-url URL      base of URLs in SNS envelopes (default http://HOST:PORT)\n"
           "  --http HOST:PORT|off  AWS-compatible SQS/SNS HTTP API (default 127.0.0.1:9324;\n"
           "                        port 0 when --listen has port 0)\n"
+          "  --tls-cert FILE       serve TLS on both listeners with this PEM certificate chain\n"
+          "                        (leaf first); needs --tls-key\n"
+          "  --tls-key FILE        the certificate's PEM private key\n"
           "  --test-endpoints      enable POST /moto-api/reset and GET /gearbox/peek/QUEUE\n"
           "  --credentials FILE    principals, secrets and policies (docs/SECURITY.md); reloaded\n"
           "                        on SIGHUP. Without it only loopback addresses may be used\n"
@@ -59,8 +62,9 @@ int main(int argc, char **argv) {
       {"log-level", 1, 0, 'v'}, {"help", 0, 0, 'h'},      {"region", 1, 0, 'R'},
       {"account-id", 1, 0, 'A'}, {"public-url", 1, 0, 'U'}, {"min-free", 1, 0, 'M'},
       {"slow-timeout", 1, 0, 'S'}, {"http", 1, 0, 'H'},        {"test-endpoints", 0, 0, 'T'},
-      {"credentials", 1, 0, 'K'}, {"allow-public-without-auth", 0, 0, 'P'},
-      {"auth-timeout", 1, 0, 'a'}, {0, 0, 0, 0}};
+      {"credentials", 1, 0, 'Q'}, {"allow-public-without-auth", 0, 0, 'P'},
+      {"auth-timeout", 1, 0, 'a'}, {"tls-cert", 1, 0, 'X'},  {"tls-key", 1, 0, 'K'},
+      {0, 0, 0, 0}};
   server_cfg_t cfg;
   uint64_t v;
   int o, http_given = 0;
@@ -105,6 +109,16 @@ int main(int argc, char **argv) {
     case 'T':
       cfg.test_endpoints = 1;
       break;
+    case 'X':
+    case 'K': {
+      char *dst = o == 'X' ? cfg.tls_cert : cfg.tls_key;
+      if (!optarg[0] || strlen(optarg) >= sizeof(cfg.tls_cert)) {
+        fprintf(stderr, "gearboxd: %s wants a file path\n", o == 'X' ? "--tls-cert" : "--tls-key");
+        return 2;
+      }
+      snprintf(dst, sizeof(cfg.tls_cert), "%s", optarg);
+      break;
+    }
     case 'd':
       if (strlen(optarg) >= sizeof(cfg.data_dir)) {
         fprintf(stderr, "gearboxd: --data path too long\n");
@@ -177,7 +191,7 @@ int main(int argc, char **argv) {
       snprintf(dst, cap, "%s", optarg);
       break;
     }
-    case 'K':
+    case 'Q':
       if (!optarg[0] || strlen(optarg) >= sizeof(cfg.credentials)) {
         fprintf(stderr, "gearboxd: --credentials wants a file path\n");
         return 2;
@@ -202,6 +216,10 @@ int main(int argc, char **argv) {
   /* a server whose port is picked (--listen HOST:0, as tests do) picks its
    * HTTP port too, so such servers never collide on the default */
   if (!http_given && cfg.port == 0) cfg.http_port = 0;
+  if (!cfg.tls_cert[0] != !cfg.tls_key[0]) {
+    fprintf(stderr, "gearboxd: --tls-cert and --tls-key go together\n");
+    return 2;
+  }
   if (optind < argc) {
     fprintf(stderr, "gearboxd: unexpected argument '%s'\n", argv[optind]);
     return 2;

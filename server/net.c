@@ -6,6 +6,7 @@
 
 #include "gbx_codec.h"
 #include "log.h"
+#include "tls.h"
 
 /* Reads go into a per-connection buffer of at least this size; it grows to
  * hold one whole frame (at most max_frame + header) only when a frame
@@ -33,6 +34,7 @@ struct conn {
   uint8_t authed, paused;
   uint64_t partial_since; /* mono ms when an incomplete frame began, 0 = none */
   uint64_t accepted;      /* mono ms */
+  tls_conn_t *tls;        /* NULL: plain TCP */
   void *ud;
   char peer[64];
 };
@@ -49,6 +51,7 @@ struct net {
   conn_t *held;
   uint32_t nconns;
   uint64_t durable;
+  uint8_t *tls_in; /* TLS: ciphertext lands here (one read at a time), then is fed */
 };
 
 typedef struct wreq {
@@ -63,6 +66,10 @@ net_t *net_new(uv_loop_t *loop, const net_cfg_t *cfg, const net_cbs_t *cbs) {
   n->loop = loop;
   n->cfg = *cfg;
   n->cbs = *cbs;
+  if (cfg->tls && !(n->tls_in = malloc(READ_CHUNK))) {
+    free(n);
+    return NULL;
+  }
   return n;
 }
 
@@ -74,6 +81,7 @@ int net_closing(const conn_t *c) { return c->closing; }
 void net_conn_ref(conn_t *c) { c->refs++; }
 
 static void conn_free(conn_t *c) {
+  tls_conn_free(c->tls);
   free(c->rbuf);
   gbx_buf_free(&c->wbuf);
   gbx_buf_free(&c->held);
@@ -105,6 +113,25 @@ static void on_closed(uv_handle_t *h) {
   net_conn_unref(c);
 }
 
+/* TLS: encrypts the released replies into the session's outgoing
+ * ciphertext (wbuf is emptied). Returns 0, or -1 with c closing. */
+static int tls_seal(conn_t *c) {
+  if (c->wbuf.len && tls_conn_write(c->tls, c->wbuf.data, c->wbuf.len) != 0) {
+    c->wbuf.len = 0;
+    if (!c->closing) net_close(c, tls_conn_error(c->tls));
+    return -1;
+  }
+  c->wbuf.len = 0;
+  if (c->wbuf.cap > READ_CHUNK) gbx_buf_free(&c->wbuf); /* keep no large buffer */
+  return 0;
+}
+
+/* 1 if c has bytes to write: released replies, or TLS records (handshake,
+ * tickets, alerts). */
+static int has_output(const conn_t *c) {
+  return c->wbuf.len || (c->tls && tls_conn_out_pending(c->tls));
+}
+
 void net_close(conn_t *c, const char *reason) {
   if (c->closing) return;
   net_t *n = c->net;
@@ -118,7 +145,8 @@ void net_close(conn_t *c, const char *reason) {
   /* write what was already released, then close: uv_close after pending
    * writes would cancel them, so shut the write side down first. */
   uv_read_stop((uv_stream_t *)&c->tcp);
-  if (c->wbuf.len) {
+  if (c->tls && tls_seal(c) == 0) tls_conn_close_notify(c->tls); /* after the last reply */
+  if (has_output(c)) {
     mark_dirty(c);
     return; /* net_flush writes and then closes */
   }
@@ -135,15 +163,29 @@ static void on_write(uv_write_t *req, int status) {
 }
 
 static void write_out(conn_t *c) {
+  uint8_t *data;
+  size_t len;
+  if (c->tls) { /* encrypted here, so still one write per connection per flush */
+    if (tls_seal(c) != 0 && !has_output(c)) return;
+    if (tls_conn_take_out(c->tls, &data, &len) != 0) {
+      net_close(c, "out of memory");
+      return;
+    }
+    if (!data) return;
+  } else {
+    data = c->wbuf.data;
+    len = c->wbuf.len;
+    gbx_buf_init(&c->wbuf); /* the write request owns the bytes now */
+  }
   wreq_t *w = malloc(sizeof(*w));
   if (!w) {
+    free(data);
     net_close(c, "out of memory");
     return;
   }
-  uv_buf_t buf = uv_buf_init((char *)c->wbuf.data, (unsigned)c->wbuf.len);
+  uv_buf_t buf = uv_buf_init((char *)data, (unsigned)len);
   w->c = c;
-  w->data = c->wbuf.data;
-  gbx_buf_init(&c->wbuf); /* the write request owns the bytes now */
+  w->data = data;
   net_conn_ref(c);
   int r = uv_write(&w->req, (uv_stream_t *)&c->tcp, &buf, 1, on_write);
   if (r < 0) {
@@ -178,7 +220,7 @@ void net_flush(net_t *n) {
     n->dirty = c->dirty_next;
     c->dirty = 0;
     if (uv_is_closing((uv_handle_t *)&c->tcp)) continue;
-    if (c->wbuf.len) write_out(c);
+    if (has_output(c)) write_out(c);
     if (c->closing && !uv_is_closing((uv_handle_t *)&c->tcp)) close_after_writes(c);
   }
 }
@@ -273,25 +315,67 @@ static void send_fatal(conn_t *c, gbx_err_t code, const char *msg) {
   net_close(c, msg);
 }
 
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
-  conn_t *c = h->data;
+/* Makes room in rbuf for at least one more chunk, or for the whole of a
+ * frame whose header (already checked against the limit) asks for more.
+ * Returns 0, or -1 out of memory. */
+static int rbuf_reserve(conn_t *c) {
   size_t want = c->rlen + READ_CHUNK;
   uint32_t flen;
-  /* grow to one whole frame when the header asks for it (already checked) */
   if (gbx_frame_peek(c->rbuf, c->rlen, &flen) && GBX_FRAME_HDR + (size_t)flen > want)
     want = GBX_FRAME_HDR + (size_t)flen;
   if (want > c->rcap) {
     uint8_t *p = realloc(c->rbuf, want);
-    if (!p) {
-      buf->base = NULL;
-      buf->len = 0;
-      return;
-    }
+    if (!p) return -1;
     c->rbuf = p;
     c->rcap = want;
   }
+  return 0;
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  conn_t *c = h->data;
+  if (c->tls) { /* ciphertext goes to the shared landing buffer, plaintext to rbuf */
+    buf->base = (char *)c->net->tls_in;
+    buf->len = READ_CHUNK;
+    return;
+  }
+  if (rbuf_reserve(c) != 0) {
+    buf->base = NULL;
+    buf->len = 0;
+    return;
+  }
   buf->base = (char *)c->rbuf + c->rlen;
   buf->len = c->rcap - c->rlen;
+}
+
+/* TLS: feeds n bytes of ciphertext and decrypts everything it completes
+ * into rbuf (at most about n bytes of plaintext, so rbuf stays bounded as
+ * in the plain path). Returns 0, 1 when the peer's close_notify came after
+ * the data, or -1 with c closing. */
+static int tls_decrypt(conn_t *c, const uint8_t *p, size_t n) {
+  char why[256];
+  if (tls_conn_feed(c->tls, p, n) != 0) goto fail;
+  for (;;) {
+    if (c->rcap - c->rlen < READ_CHUNK / 4 && rbuf_reserve(c) != 0) {
+      net_close(c, "out of memory for the read buffer");
+      return -1;
+    }
+    long k = tls_conn_read(c->tls, c->rbuf + c->rlen, c->rcap - c->rlen);
+    if (k > 0) {
+      c->rlen += (size_t)k;
+      continue;
+    }
+    if (k == TLS_AGAIN) break;
+    if (k == TLS_EOF) return 1; /* frames before the close_notify still count */
+    goto fail;
+  }
+  if (tls_conn_out_pending(c->tls)) mark_dirty(c); /* handshake records, tickets */
+  return 0;
+
+fail:
+  snprintf(why, sizeof(why), "TLS: %s", tls_conn_error(c->tls));
+  net_close(c, why);
+  return -1;
 }
 
 /* Hands every whole frame in c's buffer to the frame callback, until c
@@ -328,7 +412,8 @@ static void process(conn_t *c) {
   if (!c->closing) {
     /* an incomplete frame starts the slow-sender clock; progress on whole
      * frames resets it */
-    if (c->rlen - off == 0) c->partial_since = 0;
+    /* (an unfinished TLS handshake counts as an incomplete request) */
+    if (c->rlen - off == 0 && (!c->tls || tls_conn_established(c->tls))) c->partial_since = 0;
     else if (off || !c->partial_since) c->partial_since = uv_now(n->loop);
   }
   if (!c->closing && off) {
@@ -356,8 +441,15 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     net_close(c, nread == UV_EOF ? NULL : uv_strerror((int)nread));
     return;
   }
-  c->rlen += (size_t)nread;
+  int eof = 0;
+  if (!c->tls)
+    c->rlen += (size_t)nread;
+  else if ((eof = tls_decrypt(c, (const uint8_t *)buf->base, (size_t)nread)) < 0)
+    return;
+  net_conn_ref(c);
   process(c);
+  if (eof && !c->closing) net_close(c, NULL); /* frames before the close_notify were handled */
+  net_conn_unref(c);
 }
 
 void net_conn_set_authed(conn_t *c) { c->authed = 1; }
@@ -415,6 +507,12 @@ static void on_conn(uv_stream_t *server, int status) {
     uv_close((uv_handle_t *)&c->tcp, on_closed);
     return;
   }
+  if (n->cfg.tls && !(c->tls = tls_conn_new(n->cfg.tls))) {
+    LOG(LOG_WARN, "refusing connection from %s: out of memory for TLS", c->peer);
+    uv_close((uv_handle_t *)&c->tcp, on_closed);
+    return;
+  }
+  if (c->tls) c->partial_since = uv_now(n->loop); /* the handshake is on the slow-sender clock */
   uv_tcp_nodelay(&c->tcp, 1);
   c->accepted = uv_now(n->loop);
   c->authed = n->cfg.auth_ms == 0;
@@ -482,4 +580,8 @@ void net_close_all(net_t *n) {
   net_flush(n);
 }
 
-void net_free(net_t *n) { free(n); }
+void net_free(net_t *n) {
+  if (!n) return;
+  free(n->tls_in);
+  free(n);
+}

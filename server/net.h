@@ -15,6 +15,8 @@
 typedef struct net net_t;
 typedef struct conn conn_t;
 
+struct tls_server;
+
 typedef struct net_cfg {
   uint32_t max_frame;   /* payload bytes */
   uint32_t max_conns;
@@ -25,6 +27,7 @@ typedef struct net_cfg {
    * it was accepted. auth_ms 0: connections start authenticated. */
   uint32_t preauth_max_frame;
   unsigned auth_ms;
+  struct tls_server *tls; /* not NULL: every connection speaks TLS (borrowed; tls.h) */
 } net_cfg_t;
 
 typedef struct net_cbs {

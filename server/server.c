@@ -602,7 +602,7 @@ static const char *policy_name(const server_cfg_t *c, char *buf, size_t n) {
 }
 
 int server_start(server_t *s, const server_cfg_t *cfg, uv_loop_t *loop) {
-  char *err = NULL, pbuf[32], errbuf[256];
+  char *err = NULL, pbuf[32], errbuf[1024];
   uint8_t key[IDS_KEY_BYTES];
   memset(s, 0, sizeof(*s));
   s->cfg = *cfg;
@@ -626,6 +626,14 @@ int server_start(server_t *s, const server_cfg_t *cfg, uv_loop_t *loop) {
     LOG(LOG_INFO, "authentication on: %u principals from %s", creds_count(s->creds),
         cfg->credentials);
 
+  /* a bad certificate or key refuses the start before the store is touched */
+  if (cfg->tls_cert[0]) {
+    s->tls = tls_server_new(cfg->tls_cert, cfg->tls_key, errbuf, sizeof(errbuf));
+    if (!s->tls) {
+      LOG(LOG_ERROR, "%s", errbuf);
+      return -1;
+    }
+  }
   store_opts_t so = {.block_cache_bytes = 0, .create_if_missing = 1};
   if (store_open(&s->store, cfg->data_dir, &so, &err) != 0) {
     LOG(LOG_ERROR, "%s", err);
@@ -667,7 +675,7 @@ int server_start(server_t *s, const server_cfg_t *cfg, uv_loop_t *loop) {
   net_cfg_t nc = {.max_frame = cfg->max_frame, .max_conns = cfg->max_conns,
                   .max_outbuf = cfg->max_outbuf, .slow_ms = cfg->slow_ms,
                   .preauth_max_frame = GBX_PREAUTH_MAX_FRAME,
-                  .auth_ms = s->creds ? cfg->auth_timeout_ms : 0};
+                  .auth_ms = s->creds ? cfg->auth_timeout_ms : 0, .tls = s->tls};
   net_cbs_t ncb = {.ctx = s, .frame = ops_frame, .closed = ops_conn_closed};
   s->net = net_new(loop, &nc, &ncb);
   if (!s->net || net_listen(s->net, cfg->host, cfg->port, &s->bound_port, errbuf, sizeof(errbuf))) {
@@ -703,8 +711,8 @@ int server_start(server_t *s, const server_cfg_t *cfg, uv_loop_t *loop) {
   s->env.sign_key = s->sign_key;
   topics_set_envelope(s->topics, &s->env);
   gbx_buf_init(&s->envbuf);
-  LOG(LOG_INFO, "listening on %s:%d, data in %s, sync %s", cfg->host, s->bound_port,
-      cfg->data_dir, policy_name(cfg, pbuf, sizeof(pbuf)));
+  LOG(LOG_INFO, "listening on %s:%d%s, data in %s, sync %s", cfg->host, s->bound_port,
+      s->tls ? " (TLS)" : "", cfg->data_dir, policy_name(cfg, pbuf, sizeof(pbuf)));
   if (cfg->http_port >= 0) {
     s->http = aws_start(s, cfg->http_host, cfg->http_port, cfg->test_endpoints,
                         &s->http_bound_port, errbuf, sizeof(errbuf));
@@ -712,11 +720,12 @@ int server_start(server_t *s, const server_cfg_t *cfg, uv_loop_t *loop) {
       LOG(LOG_ERROR, "%s", errbuf);
       return -1;
     }
-    LOG(LOG_INFO, "AWS-compatible HTTP API on %s:%d", cfg->http_host, s->http_bound_port);
+    LOG(LOG_INFO, "AWS-compatible HTTP API on %s:%d%s", cfg->http_host, s->http_bound_port,
+        s->tls ? " (HTTPS)" : "");
     /* envelope URLs (UnsubscribeURL, SigningCertURL) are the HTTP face's */
     if (!cfg->public_url[0])
-      snprintf(s->base_url, sizeof(s->base_url), "http://%s:%d", cfg->http_host,
-               s->http_bound_port);
+      snprintf(s->base_url, sizeof(s->base_url), "%s://%s:%d", s->tls ? "https" : "http",
+               cfg->http_host, s->http_bound_port);
   }
   char httpf[32] = "";
   if (s->http) snprintf(httpf, sizeof(httpf), " http=%d", s->http_bound_port);
@@ -750,6 +759,7 @@ static int teardown(server_t *s) {
   aws_free(s->http);
   auth_free(s->auth);
   authz_free(s->authz);
+  tls_server_free(s->tls); /* after the connections' sessions were freed */
   gbx_buf_free(&s->out);
   gbx_buf_free(&s->scratch);
   memset(s, 0, sizeof(*s));

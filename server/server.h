@@ -19,6 +19,7 @@
 #include "envelope.h"
 #include "auth.h"
 #include "authz.h"
+#include "tls.h"
 
 typedef struct server_cfg {
   char host[256];
@@ -43,6 +44,8 @@ typedef struct server_cfg {
   char credentials[PATH_MAX]; /* --credentials FILE; "" = none (protected mode) */
   int allow_public_noauth;    /* --allow-public-without-auth */
   unsigned auth_timeout_ms;   /* --auth-timeout: handshake deadline */
+  char tls_cert[PATH_MAX]; /* --tls-cert: PEM chain; "" = plain TCP on both listeners */
+  char tls_key[PATH_MAX];  /* --tls-key: PEM private key (given with --tls-cert) */
 } server_cfg_t;
 
 /* Defaults for every flag (documented in README and PROTOCOL.md). */
@@ -92,6 +95,7 @@ typedef struct server {
   uint64_t started_ms;
   int bound_port;
   http_t *http;          /* the AWS-compatible face, NULL when off (aws.c) */
+  tls_server_t *tls;     /* both listeners' TLS context, NULL without --tls-cert */
   int http_bound_port;
 } server_t;
 
