@@ -55,6 +55,7 @@ typedef struct server {
   broker_t *broker;
   topics_t *topics;
   envelope_ctx_t env;
+  struct creds *creds;     /* NULL: authentication off (no --credentials) */
   uint8_t sign_key[32];
   char base_url[300];
   gbx_buf_t envbuf;      /* scratch for rendering envelopes */
