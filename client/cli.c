@@ -30,6 +30,8 @@ static const char *const TOP_HELP =
     "                 UTF-8 text appear as \"body_base64\" instead of \"body\")\n"
     "  --timeout MS   give up on a silent server after MS ms (default 30000; 0: never)\n"
     "Global options may also follow the command.\n"
+    "With GEARBOX_ACCESS_KEY_ID and GEARBOX_SECRET_ACCESS_KEY in the environment the\n"
+    "connection authenticates first (servers started with --credentials need it).\n"
     "Exit status: 0 ok, 1 server or connection error, 2 usage error.\n"
     "\n"
     "commands (gearbox <command> --help for details):\n";
@@ -199,6 +201,17 @@ int cli_connect(cli_t *cli) {
   if (!cli->c)
     return cli_fail(&err);
   gbx_set_timeout(cli->c, cli->timeout_ms);
+  /* credentials come from the environment, never from argv (which other
+   * users can read in the process list) */
+  const char *key = getenv("GEARBOX_ACCESS_KEY_ID"), *secret = getenv("GEARBOX_SECRET_ACCESS_KEY");
+  if (key && key[0]) {
+    if (!secret || !secret[0]) {
+      fprintf(stderr, "error: GEARBOX_ACCESS_KEY_ID is set but GEARBOX_SECRET_ACCESS_KEY is not\n");
+      return CLI_ERR;
+    }
+    if (gbx_auth(cli->c, key, secret, NULL, &err))
+      return cli_fail(&err);
+  }
   return CLI_OK;
 }
 

@@ -190,6 +190,14 @@ typedef struct gbx_queue_list {
 
 /* Server round trip. */
 GBX_API int gbx_ping(gbx_client_t *c, gbx_error_t *err);
+/* Authenticates the connection as the principal owning access key id `key`
+ * by challenge and response (the secret never leaves this process), and
+ * checks the server's proof that it holds the same secret. Needed first on a
+ * server started with --credentials. On success *principal (if not NULL)
+ * is the principal's name (free with gbx_free). Fails with GBX_E_AUTH_FAILED
+ * (wrong key or secret; the server slows repeated failures down). */
+GBX_API int gbx_auth(gbx_client_t *c, const char *key, const char *secret, char **principal,
+                     gbx_error_t *err);
 /* Creates queue `name` with attrs (NULL: defaults) and ntags tags. *created
  * (if not NULL) is 1 if made now, 0 if it existed with the same attributes. */
 GBX_API int gbx_queue_create(gbx_client_t *c, const char *name, const gbx_queue_attrs_t *attrs,

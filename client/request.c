@@ -442,3 +442,14 @@ int request_check_message(const void *body, size_t len, const gbx_msg_attr_t *at
                           gbx_attr_t *tmp, uint64_t *total, gbx_error_t *err) {
   return check_message(body, len, attrs, nattrs, tmp, total, err);
 }
+
+uint64_t request_auth_prove(gbx_client_t *c, const uint8_t *cnonce, const uint8_t *proof,
+                            gbx_error_t *err) {
+  req_t rq;
+  if (!usable(c, err))
+    return 0;
+  msgpack_packer *pk = begin(&rq, c, GBX_OP_AUTH_PROVE, 2);
+  gbx_pack_kv_bin(pk, "cnonce", cnonce, GBX_AUTH_NONCE);
+  gbx_pack_kv_bin(pk, "proof", proof, GBX_AUTH_PROOF);
+  return end(&rq, 0, err);
+}

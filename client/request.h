@@ -9,8 +9,13 @@
 #define GBX_REQUEST_H
 
 #include "conn.h"
+#include "gbx_auth.h"
 
 uint64_t request_ping(gbx_client_t *c, gbx_error_t *err);
+/* auth_prove with the client nonce and proof (GBX_AUTH_NONCE and
+ * GBX_AUTH_PROOF bytes; auth_begin is request_one with "key"). */
+uint64_t request_auth_prove(gbx_client_t *c, const uint8_t *cnonce, const uint8_t *proof,
+                            gbx_error_t *err);
 /* A request whose only field is key: value, NULL sent as "" (topic_delete
  * and topic_get_attrs with "t", unsubscribe and sub_get_attrs with "sub"). */
 uint64_t request_one(gbx_client_t *c, int op, const char *key, const char *value, gbx_error_t *err);

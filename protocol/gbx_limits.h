@@ -10,6 +10,11 @@
  * bodies+attributes; 1 MiB more covers field names, ids and msgpack overhead
  * of 100 entries with room to spare. */
 #define GBX_DEFAULT_MAX_FRAME (2u * 1024u * 1024u)
+/* Before a connection has authenticated, only the handshake is accepted, and
+ * its frames are small (a key of at most 128 bytes, two 32-byte values):
+ * 4 KiB leaves room while keeping what an anonymous peer can make the server
+ * buffer tiny (Redis caps unauthenticated requests the same way). */
+#define GBX_PREAUTH_MAX_FRAME 4096u
 /* Hard cap on any frame the codec accepts, client or server side: a receive
  * reply is bounded by GBX_RECEIVE_REPLY_BUDGET plus one maximal message. */
 #define GBX_HARD_MAX_FRAME (8u * 1024u * 1024u)

@@ -888,6 +888,20 @@ void broker_waiter_cancel(broker_t *b, waiter_t *w) {
   w->q = NULL;
 }
 
+void broker_end_waits_if(broker_t *b, gbx_err_t (*verdict)(void *ctx, const waiter_t *w),
+                         void *ctx) {
+  for (uint32_t i = 0; i < b->nqueues; i++) {
+    queue_t *q = b->byname[i];
+    for (waiter_t *w = q->w_head, *next; w; w = next) {
+      next = w->next;
+      gbx_err_t e = verdict(ctx, w);
+      if (!e) continue;
+      broker_waiter_cancel(b, w);
+      serve_waiter(b, w, e, NULL, 0);
+    }
+  }
+}
+
 void broker_end_waits(broker_t *b) {
   for (uint32_t i = 0; i < b->nqueues; i++) wake_all_with(b, b->byname[i], GBX_E_OK);
 }

@@ -41,6 +41,7 @@ struct waiter {
    * (lets another front end, e.g. the HTTP face, own waiters too). */
   void (*serve)(void *ctx, waiter_t *w, gbx_err_t err, struct delivery *d, uint32_t n);
   void *serve_ctx;
+  const struct auth_id *who; /* the caller, when authenticated (revocation ends the wait) */
 };
 
 /* One message handed out by a receive: everything a reply needs. blob is a
@@ -150,6 +151,10 @@ int broker_wait(broker_t *b, queue_t *q, waiter_t *w, uint64_t deadline);
 void broker_waiter_cancel(broker_t *b, waiter_t *w);
 /* Answers every waiter with no messages (shutdown). */
 void broker_end_waits(broker_t *b);
+/* Ends each waiter for which verdict returns an error, answering it with that
+ * error (a revoked credential, a policy that no longer allows the receive). */
+void broker_end_waits_if(broker_t *b, gbx_err_t (*verdict)(void *ctx, const waiter_t *w),
+                         void *ctx);
 /* Serves waiters of queues that gained visible messages. */
 void broker_serve_ready(broker_t *b, uint64_t now);
 /* Handles every deadline <= now. Returns the next deadline, or UINT64_MAX. */

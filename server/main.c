@@ -30,6 +30,10 @@ static void usage(FILE *f) {
           "  --http HOST:PORT|off  AWS-compatible SQS/SNS HTTP API (default 127.0.0.1:9324;\n"
           "                        port 0 when --listen has port 0)\n"
           "  --test-endpoints      enable POST /moto-api/reset and GET /gearbox/peek/QUEUE\n"
+          "  --credentials FILE    principals, secrets and policies (docs/SECURITY.md); reloaded\n"
+          "                        on SIGHUP. Without it only loopback addresses may be used\n"
+          "  --allow-public-without-auth  listen on a non-loopback address with no credentials\n"
+          "  --auth-timeout MS     close connections that do not authenticate in time (default 10000)\n"
           "  --log-level LEVEL     debug, info (default), warn or error\n"
           "  --help                this text\n");
 }
@@ -55,7 +59,8 @@ int main(int argc, char **argv) {
       {"log-level", 1, 0, 'v'}, {"help", 0, 0, 'h'},      {"region", 1, 0, 'R'},
       {"account-id", 1, 0, 'A'}, {"public-url", 1, 0, 'U'}, {"min-free", 1, 0, 'M'},
       {"slow-timeout", 1, 0, 'S'}, {"http", 1, 0, 'H'},        {"test-endpoints", 0, 0, 'T'},
-      {0, 0, 0, 0}};
+      {"credentials", 1, 0, 'K'}, {"allow-public-without-auth", 0, 0, 'P'},
+      {"auth-timeout", 1, 0, 'a'}, {0, 0, 0, 0}};
   server_cfg_t cfg;
   uint64_t v;
   int o, http_given = 0;
@@ -172,6 +177,20 @@ int main(int argc, char **argv) {
       snprintf(dst, cap, "%s", optarg);
       break;
     }
+    case 'K':
+      if (!optarg[0] || strlen(optarg) >= sizeof(cfg.credentials)) {
+        fprintf(stderr, "gearboxd: --credentials wants a file path\n");
+        return 2;
+      }
+      snprintf(cfg.credentials, sizeof(cfg.credentials), "%s", optarg);
+      break;
+    case 'P':
+      cfg.allow_public_noauth = 1;
+      break;
+    case 'a':
+      if (parse_u64("--auth-timeout", optarg, 100, 600000, &v)) return 2;
+      cfg.auth_timeout_ms = (unsigned)v;
+      break;
     case 'h':
       usage(stdout);
       return 0;

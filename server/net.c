@@ -30,7 +30,9 @@ struct conn {
   int nmarks;
   int refs;
   uint8_t closing, dirty, on_held, reading;
+  uint8_t authed, paused;
   uint64_t partial_since; /* mono ms when an incomplete frame began, 0 = none */
+  uint64_t accepted;      /* mono ms */
   void *ud;
   char peer[64];
 };
@@ -292,35 +294,30 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   buf->len = c->rcap - c->rlen;
 }
 
-static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
-  conn_t *c = s->data;
+/* Hands every whole frame in c's buffer to the frame callback, until c
+ * closes or pauses; keeps the incomplete rest. */
+static void process(conn_t *c) {
   net_t *n = c->net;
-  if (nread == UV_ENOBUFS) {
-    net_close(c, "out of memory for the read buffer");
-    return;
-  }
-  if (nread < 0) {
-    net_close(c, nread == UV_EOF ? NULL : uv_strerror((int)nread));
-    return;
-  }
-  c->rlen += (size_t)nread;
   size_t off = 0;
   net_conn_ref(c);
-  while (!c->closing) {
+  while (!c->closing && !c->paused) {
     uint32_t flen;
     if (!gbx_frame_peek(c->rbuf + off, c->rlen - off, &flen)) break;
     if (flen == 0) {
       send_fatal(c, GBX_E_BAD_FRAME, "frame of length 0");
       break;
     }
+    /* before authentication, only small frames (the handshake) are read */
+    uint32_t cap = c->authed ? n->cfg.max_frame : n->cfg.preauth_max_frame;
 #ifdef GBX_BROKEN_NO_FRAME_CAP
     /* deliberately broken build (tests/reliability): no frame-size cap */
     if (0) {
 #else
-    if (flen > n->cfg.max_frame) {
+    if (flen > cap) {
 #endif
-      char m[96];
-      snprintf(m, sizeof(m), "frame of %u bytes exceeds the limit of %u", flen, n->cfg.max_frame);
+      char m[128];
+      snprintf(m, sizeof(m), "frame of %u bytes exceeds the limit of %u%s", flen, cap,
+               c->authed ? "" : " before authentication");
       send_fatal(c, GBX_E_FRAME_TOO_LARGE, m);
       break;
     }
@@ -347,6 +344,39 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     }
   }
   net_conn_unref(c);
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+  conn_t *c = s->data;
+  if (nread == UV_ENOBUFS) {
+    net_close(c, "out of memory for the read buffer");
+    return;
+  }
+  if (nread < 0) {
+    net_close(c, nread == UV_EOF ? NULL : uv_strerror((int)nread));
+    return;
+  }
+  c->rlen += (size_t)nread;
+  process(c);
+}
+
+void net_conn_set_authed(conn_t *c) { c->authed = 1; }
+
+void net_conn_pause(conn_t *c) {
+  if (c->paused || c->closing) return;
+  c->paused = 1;
+  uv_read_stop((uv_stream_t *)&c->tcp);
+}
+
+void net_conn_resume(conn_t *c) {
+  if (!c->paused || c->closing) return;
+  c->paused = 0;
+  uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+  process(c);
+}
+
+void net_foreach(net_t *n, void (*fn)(void *ctx, conn_t *c), void *ctx) {
+  for (conn_t *c = n->conns; c; c = c->next) fn(ctx, c);
 }
 
 static void on_conn(uv_stream_t *server, int status) {
@@ -386,6 +416,8 @@ static void on_conn(uv_stream_t *server, int status) {
     return;
   }
   uv_tcp_nodelay(&c->tcp, 1);
+  c->accepted = uv_now(n->loop);
+  c->authed = n->cfg.auth_ms == 0;
   c->next = n->conns;
   if (n->conns) n->conns->prev = c;
   n->conns = c;
@@ -402,6 +434,8 @@ static void on_sweep(uv_timer_t *t) {
     next = c->next;
     if (c->partial_since && now - c->partial_since >= n->cfg.slow_ms)
       net_close(c, "request incomplete for too long (slow sender, --slow-timeout)");
+    else if (!c->authed && now - c->accepted >= n->cfg.auth_ms)
+      net_close(c, "did not authenticate in time (--auth-timeout)");
   }
   net_flush(n);
 }

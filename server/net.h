@@ -20,6 +20,11 @@ typedef struct net_cfg {
   uint32_t max_conns;
   uint64_t max_outbuf;  /* unread reply bytes per connection before it is cut off */
   unsigned slow_ms;     /* a frame left incomplete this long closes the connection */
+  /* Authentication (--credentials): until net_conn_set_authed(), frames are
+   * capped at preauth_max_frame and the connection is closed auth_ms after
+   * it was accepted. auth_ms 0: connections start authenticated. */
+  uint32_t preauth_max_frame;
+  unsigned auth_ms;
 } net_cfg_t;
 
 typedef struct net_cbs {
@@ -53,6 +58,15 @@ void net_flush(net_t *n);
 void net_close(conn_t *c, const char *reason);
 /* 1 if c is closing (replies to it are dropped). */
 int net_closing(const conn_t *c);
+
+/* c authenticated: lifts the pre-authentication frame cap and deadline. */
+void net_conn_set_authed(conn_t *c);
+/* Stops handing c's frames to the frame callback (and reading its socket)
+ * until net_conn_resume(); frames already read wait in its buffer. */
+void net_conn_pause(conn_t *c);
+void net_conn_resume(conn_t *c);
+/* Calls fn for every open connection (fn must not close any). */
+void net_foreach(net_t *n, void (*fn)(void *ctx, conn_t *c), void *ctx);
 
 /* Per-connection user data for the protocol layer. */
 void *net_conn_data(const conn_t *c);

@@ -6,6 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
+#include "gbx_auth.h"
 #include "log.h"
 #include "ops_int.h"
 #include "strutil.h"
@@ -13,6 +16,19 @@
 typedef struct oconn {
   waiter_t *waiters; /* this connection's waiting receives */
   uint32_t nwaiters;
+  /* authentication (only when --credentials is set) */
+  uint8_t authed, have_nonce, revoked;
+  uint8_t fails;                  /* failed proofs on this connection */
+  uint8_t nonce[GBX_AUTH_NONCE];  /* the challenge of the pending auth_begin */
+  char key[GBX_AUTH_MAX_KEY + 1]; /* the access key id of the pending auth_begin */
+  auth_id_t id;                   /* who authenticated */
+  const principal_t *p;           /* id's principal in the set of generation gen */
+  uint64_t gen;
+  uint8_t *parked;                /* an auth_prove frame held by the throttle */
+  uint32_t parked_len;
+  uint64_t parked_until;
+  struct oconn *pnext;            /* the server's list of parked connections */
+  conn_t *c;
 } oconn_t;
 
 
@@ -87,6 +103,7 @@ static queue_t *need_queue(req_t *q, const char *field) {
   const char *name;
   uint32_t nl;
   if (ops_need_name(q, field, &name, &nl) != 0) return NULL;
+  if (!ops_authorize(q, q->action, AUTHZ_QUEUE, name, nl)) return NULL;
   queue_t *qu = broker_queue(q->s->broker, name, nl);
   if (!qu) {
     gbx_errbuf_set(&q->eb, GBX_E_QUEUE_NOT_FOUND, "queue '%.*s' does not exist", (int)nl, name);
@@ -232,10 +249,18 @@ static void op_queue_create(req_t *q) {
     e = gbx_errbuf_set(&q->eb, GBX_E_BAD_NAME, "queue name must be 1-80 characters of A-Za-z0-9_-");
     goto out;
   }
+  if (!ops_authorize(q, q->action, AUTHZ_QUEUE, name, nl)) return;
   if ((e = gbx_get_map(q->m, "attrs", 0, 32, &am, NULL, &q->eb))) goto out;
   if ((e = gbx_get_map(q->m, "tags", 0, GBX_MAX_TAGS, &tm, NULL, &q->eb))) goto out;
   if (am && (e = parse_qattrs(am, &a, &mask, &q->eb))) goto out;
   if ((e = ops_parse_tags(tm, &tags, &ntags, &q->eb))) goto out;
+  /* a dead-letter queue is written into: it needs send permission there */
+  if ((mask & QA_DLQ) && a.dlq[0] &&
+      !ops_authorize(q, "sqs:SendMessage", AUTHZ_QUEUE, a.dlq, strlen(a.dlq))) {
+    qattrs_free(&a);
+    ops_tags_free(tags, ntags);
+    return;
+  }
   memcpy(nbuf, name, nl);
   nbuf[nl] = 0;
   e = broker_queue_create(q->s->broker, nbuf, &a, tags, ntags, q->now, &created, &q->eb);
@@ -262,6 +287,8 @@ static void op_queue_delete(req_t *q) {
 
 static void collect(void *ctx, const queue_t *qu) {
   names_t *ns = ctx;
+  ns->last = qu->name;
+  if (ns->q && !ops_may_see(ns->q, AUTHZ_QUEUE, qu->name, strlen(qu->name))) return;
   if (ns->n < OPS_MAX_NAMES) ns->v[ns->n++] = qu->name;
 }
 
@@ -269,6 +296,8 @@ names_t *ops_names_new(void) {
   names_t *ns = malloc(sizeof(*ns));
   if (!ns) abort();
   ns->n = 0;
+  ns->last = NULL;
+  ns->q = NULL;
   return ns;
 }
 
@@ -278,7 +307,7 @@ void ops_reply_names(req_t *q, const char *field, names_t *ns, int more) {
   gbx_pack_cstr(pk, field);
   msgpack_pack_array(pk, ns->n);
   for (uint32_t i = 0; i < ns->n; i++) gbx_pack_cstr(pk, ns->v[i]);
-  if (more) gbx_pack_kv_cstr(pk, "next", ns->v[ns->n - 1]);
+  if (more) gbx_pack_kv_cstr(pk, "next", ns->last ? ns->last : "");
   ops_rend(&r, q->c);
   free(ns);
 }
@@ -307,6 +336,7 @@ static void op_queue_list(req_t *q) {
     return;
   }
   names_t *ns = ops_names_new();
+  ns->q = q;
   broker_queue_list(q->s->broker, prefix, pl, next, nl, (uint32_t)max, collect, ns, &more);
   ops_reply_names(q, "queues", ns, more);
 }
@@ -353,6 +383,12 @@ static void op_queue_set_attrs(req_t *q) {
   }
   if (qattrs_copy(&a, &qu->rec.a) != 0) abort();
   e = parse_qattrs(am, &a, &mask, &q->eb);
+  /* a dead-letter queue is written into: it needs send permission there */
+  if (!e && (mask & QA_DLQ) && a.dlq[0] &&
+      !ops_authorize(q, "sqs:SendMessage", AUTHZ_QUEUE, a.dlq, strlen(a.dlq))) {
+    qattrs_free(&a);
+    return;
+  }
   if (!e) e = broker_queue_set_attrs(q->s->broker, qu, &a, mask, q->now, &q->eb);
   qattrs_free(&a);
   if (e) ops_fail(q, e);
@@ -762,6 +798,7 @@ static void op_receive(req_t *q) {
   w->vis = has_vis ? (int32_t)vis : -1;
   w->owner = q->c;
   w->req_id = q->id;
+  w->who = q->who.p ? &oc->id : NULL;
   if (broker_wait(q->s->broker, qu, w, q->now + wait * 1000) != 0) abort();
   w->onext = oc->waiters;
   w->oprev = NULL;
@@ -804,6 +841,15 @@ void ops_conn_closed(void *ctx, conn_t *c) {
     owner_unlink(oc, w);
     free(w);
   }
+  if (oc->parked) {
+    for (oconn_t **pp = &s->parked; *pp; pp = &(*pp)->pnext)
+      if (*pp == oc) {
+        *pp = oc->pnext;
+        break;
+      }
+    free(oc->parked);
+  }
+  OPENSSL_cleanse(oc->nonce, sizeof(oc->nonce));
   free(oc);
   net_conn_set_data(c, NULL);
 }
@@ -875,6 +921,28 @@ static void op_change_vis_batch(req_t *q) { batch_apply(q, vis_one); }
 
 /* ---- redrive ---- */
 
+typedef struct srcs {
+  req_t *q;
+  const queue_t *denied;
+} srcs_t;
+
+static void check_source(void *ctx, const queue_t *src) {
+  srcs_t *x = ctx;
+  if (!x->denied && !authz_allowed(x->q->s, &x->q->who, "sqs:SendMessage", AUTHZ_QUEUE, src->name,
+                                   strlen(src->name), 0))
+    x->denied = src;
+}
+
+/* A move back to the source queues writes into each: every one needs send
+ * permission. 1, or 0 after replying access_denied. */
+static int may_send_to_sources(req_t *q, queue_t *dlq) {
+  if (!q->who.p) return 1;
+  srcs_t x = {q, NULL};
+  broker_dlq_sources(q->s->broker, dlq, check_source, &x);
+  return !x.denied || ops_authorize(q, "sqs:SendMessage", AUTHZ_QUEUE, x.denied->name,
+                                    strlen(x.denied->name));
+}
+
 static void op_redrive_start(req_t *q) {
   queue_t *dlq = need_queue(q, "q"), *dst = NULL;
   uint64_t rate = 500;
@@ -884,6 +952,8 @@ static void op_redrive_start(req_t *q) {
   if (!dlq) return;
   gbx_err_t e = gbx_get_u64(q->m, "rate", 0, 1, 500, &rate, NULL, &q->eb);
   if (!e) e = gbx_get_str(q->m, "dst", 0, 1, GBX_MAX_NAME, &dn, &dl, &has_dst, &q->eb);
+  if (!e && has_dst && !ops_authorize(q, "sqs:SendMessage", AUTHZ_QUEUE, dn, dl)) return;
+  if (!e && !has_dst && !may_send_to_sources(q, dlq)) return;
   if (!e && has_dst && !(dst = broker_queue(q->s->broker, dn, dl)))
     e = gbx_errbuf_set(&q->eb, GBX_E_QUEUE_NOT_FOUND, "destination queue '%.*s' does not exist",
                        (int)dl, dn);
@@ -1036,6 +1106,210 @@ static void op_backup(req_t *q) {
 
 /* ---- dispatch ---- */
 
+
+/* ---- authentication and authorization ---- */
+
+int ops_authorize(req_t *q, const char *action, authz_kind_t kind, const char *name, size_t nl) {
+  if (!q->who.p) return 1;
+  if (authz_allowed(q->s, &q->who, action, kind, name, nl, 1)) return 1;
+  char arn[384];
+  authz_arn(q->s, kind, name, nl, arn, sizeof(arn));
+  gbx_errbuf_set(&q->eb, GBX_E_ACCESS_DENIED, "principal '%s' may not %s on %s", q->who.p->name,
+                 action, arn);
+  ops_fail(q, GBX_E_ACCESS_DENIED);
+  return 0;
+}
+
+int ops_may_see(req_t *q, authz_kind_t kind, const char *name, size_t nl) {
+  return !q->who.p || authz_allowed(q->s, &q->who, q->action, kind, name, nl, 0);
+}
+
+static void op_auth_begin(req_t *q) {
+  oconn_t *oc = oconn(q->c);
+  const char *key;
+  uint32_t kl;
+  gbx_err_t e = gbx_get_str(q->m, "key", 1, 1, GBX_AUTH_MAX_KEY, &key, &kl, NULL, &q->eb);
+  if (e) {
+    ops_fail(q, e);
+    return;
+  }
+  if (!auth_enabled(q->s->auth)) {
+    gbx_errbuf_set(&q->eb, GBX_E_AUTH_FAILED,
+                   "this server has no credentials configured (no --credentials): there is "
+                   "nothing to authenticate against");
+    ops_fail(q, GBX_E_AUTH_FAILED);
+    return;
+  }
+  if (oc->authed) {
+    gbx_errbuf_set(&q->eb, GBX_E_AUTH_FAILED, "this connection is already authenticated");
+    ops_fail(q, GBX_E_AUTH_FAILED);
+    return;
+  }
+  /* an unknown key gets a challenge too: the failure comes at auth_prove, so
+   * a probe cannot tell which keys exist */
+  if (gbx_auth_random(oc->nonce, GBX_AUTH_NONCE) != 0) {
+    ops_fail(q, GBX_E_INTERNAL);
+    return;
+  }
+  memcpy(oc->key, key, kl);
+  oc->key[kl] = 0;
+  oc->have_nonce = 1;
+  reply_t r;
+  msgpack_packer *pk = ops_rbegin(&r, q->s, q->id, 1);
+  gbx_pack_kv_bin(pk, "nonce", oc->nonce, GBX_AUTH_NONCE);
+  ops_rend(&r, q->c);
+}
+
+/* Failed proofs after which a connection is closed (each also slows its
+ * address down; a new connection starts over only on the count). */
+#define MAX_FAILS_PER_CONN 5
+
+static void peer_addr(conn_t *c, char *buf, size_t cap) {
+  const char *p = net_conn_peer(c), *colon = strrchr(p, ':');
+  size_t n = colon ? (size_t)(colon - p) : strlen(p);
+  if (n >= cap) n = cap - 1;
+  memcpy(buf, p, n);
+  buf[n] = 0;
+}
+
+static void park(req_t *q, oconn_t *oc, const uint8_t *p, uint32_t len, uint64_t until) {
+  oc->parked = malloc(len);
+  if (!oc->parked) abort();
+  memcpy(oc->parked, p, len);
+  oc->parked_len = len;
+  oc->parked_until = until;
+  oc->c = q->c;
+  oc->pnext = q->s->parked;
+  q->s->parked = oc;
+  net_conn_pause(q->c);
+}
+
+static void op_auth_prove(req_t *q) {
+  oconn_t *oc = oconn(q->c);
+  const char *cn, *pr;
+  uint32_t cl, pl;
+  gbx_err_t e;
+  if ((e = gbx_get_bytes(q->m, "cnonce", 1, GBX_AUTH_NONCE, &cn, &cl, NULL, &q->eb)) ||
+      (e = gbx_get_bytes(q->m, "proof", 1, GBX_AUTH_PROOF, &pr, &pl, NULL, &q->eb))) {
+    ops_fail(q, e);
+    return;
+  }
+  if (!oc->have_nonce || oc->authed || cl != GBX_AUTH_NONCE) {
+    gbx_errbuf_set(&q->eb, GBX_E_AUTH_FAILED,
+                   oc->authed ? "this connection is already authenticated"
+                   : cl != GBX_AUTH_NONCE ? "cnonce must be 32 bytes"
+                                          : "auth_prove needs a challenge: send auth_begin first");
+    ops_fail(q, GBX_E_AUTH_FAILED);
+    return;
+  }
+  char addr[64];
+  peer_addr(q->c, addr, sizeof(addr));
+  oc->have_nonce = 0; /* a challenge answers one proof */
+  const principal_t *p = creds_by_akid(auth_creds(q->s->auth), oc->key, strlen(oc->key));
+  /* an unknown key is checked against a dummy secret: same work, same reply */
+  static const char dummy[] = "gearbox-no-such-key-0000000000000";
+  int ok = gbx_auth_check(GBX_AUTH_CLIENT, p ? p->secret : dummy, p ? p->secret_len : sizeof(dummy) - 1,
+                          oc->key, strlen(oc->key), oc->nonce, (const uint8_t *)cn,
+                          (const uint8_t *)pr, pl);
+  if (!ok || !p) {
+    auth_guard_fail(q->s->auth, addr, q->now);
+    authz_audit_auth("native", oc->key, net_conn_peer(q->c),
+                     p ? "wrong proof (secret)" : "unknown access key id");
+    ops_reply_err(q->s, q->c, q->id, GBX_E_AUTH_FAILED, NULL);
+    if (++oc->fails >= MAX_FAILS_PER_CONN) net_close(q->c, "too many failed authentications");
+    return;
+  }
+  uint8_t sproof[GBX_AUTH_PROOF];
+  if (gbx_auth_proof(GBX_AUTH_SERVER, p->secret, p->secret_len, oc->key, strlen(oc->key),
+                     oc->nonce, (const uint8_t *)cn, sproof) != 0) {
+    ops_fail(q, GBX_E_INTERNAL);
+    return;
+  }
+  auth_guard_ok(q->s->auth, addr);
+  auth_id_of(p, &oc->id);
+  oc->p = p;
+  oc->gen = auth_generation(q->s->auth);
+  oc->authed = 1;
+  net_conn_set_authed(q->c);
+  LOG(LOG_DEBUG, "authenticated principal=%s addr=%s", p->name, net_conn_peer(q->c));
+  reply_t r;
+  msgpack_packer *pk = ops_rbegin(&r, q->s, q->id, 2);
+  gbx_pack_kv_cstr(pk, "principal", p->name);
+  gbx_pack_kv_bin(pk, "sproof", sproof, GBX_AUTH_PROOF);
+  ops_rend(&r, q->c);
+}
+
+static void op_whoami(req_t *q) {
+  reply_t r;
+  msgpack_packer *pk = ops_rbegin(&r, q->s, q->id, q->who.p ? 2 : 1);
+  gbx_pack_kv_bool(pk, "auth", q->who.p != NULL);
+  if (q->who.p) gbx_pack_kv_cstr(pk, "principal", q->who.p->name);
+  ops_rend(&r, q->c);
+}
+
+void ops_release_parked(server_t *s, uint64_t now) {
+  oconn_t **pp = &s->parked;
+  while (*pp) {
+    oconn_t *oc = *pp;
+    if (oc->parked_until > now) {
+      pp = &oc->pnext;
+      continue;
+    }
+    *pp = oc->pnext;
+    uint8_t *f = oc->parked;
+    uint32_t fl = oc->parked_len;
+    oc->parked = NULL;
+    conn_t *c = oc->c;
+    net_conn_ref(c);
+    ops_frame(s, c, f, fl); /* evaluated now (it may park again, or close c) */
+    free(f);
+    if (!net_closing(c) && !oc->parked) net_conn_resume(c);
+    net_conn_unref(c);
+    pp = &s->parked; /* the list may have changed */
+  }
+}
+
+uint64_t ops_parked_due(const server_t *s) {
+  uint64_t due = UINT64_MAX;
+  for (const oconn_t *oc = s->parked; oc; oc = oc->pnext)
+    if (oc->parked_until < due) due = oc->parked_until;
+  return due;
+}
+
+static gbx_err_t waiter_verdict(void *ctx, const waiter_t *w) {
+  server_t *s = ctx;
+  if (!w->who) return GBX_E_OK;
+  const principal_t *p = auth_current(s->auth, w->who);
+  if (!p) return GBX_E_AUTH_REVOKED;
+  authz_who_t who = {p, "(long poll)"};
+  return authz_allowed(s, &who, "sqs:ReceiveMessage", AUTHZ_QUEUE, w->q->name,
+                       strlen(w->q->name), 1)
+             ? GBX_E_OK
+             : GBX_E_ACCESS_DENIED;
+}
+
+void ops_auth_changed(server_t *s) {
+  authz_forget(s->authz);
+  broker_end_waits_if(s->broker, waiter_verdict, s);
+}
+
+/* The caller of a request on c, or an error: authentication is on and c has
+ * not authenticated, or its credentials were revoked since. */
+static gbx_err_t caller(server_t *s, conn_t *c, authz_who_t *who) {
+  oconn_t *oc = oconn(c);
+  if (!oc->authed) return GBX_E_UNAUTHENTICATED;
+  uint64_t gen = auth_generation(s->auth);
+  if (oc->gen != gen) {
+    oc->p = auth_current(s->auth, &oc->id);
+    oc->gen = gen;
+    if (!oc->p) oc->revoked = 1;
+  }
+  if (oc->revoked) return GBX_E_AUTH_REVOKED;
+  who->p = oc->p;
+  who->addr = net_conn_peer(c);
+  return GBX_E_OK;
+}
+
 static void op_ping(req_t *q) { ops_reply_ok(q->s, q->c, q->id); }
 
 typedef void (*handler_t)(req_t *);
@@ -1049,6 +1323,9 @@ enum {
 static handler_t handler_for(uint64_t op) {
   switch (op) {
   case OP_PING: return op_ping;
+  case OP_AUTH_BEGIN: return op_auth_begin;
+  case OP_AUTH_PROVE: return op_auth_prove;
+  case OP_WHOAMI: return op_whoami;
   case OP_QUEUE_CREATE: return op_queue_create;
   case OP_QUEUE_DELETE: return op_queue_delete;
   case OP_QUEUE_LIST: return op_queue_list;
@@ -1088,6 +1365,19 @@ static handler_t handler_for(uint64_t op) {
 
 int ops_handles(uint64_t op) { return handler_for(op) != NULL; }
 
+/* Operations on the server rather than a named queue or topic. */
+static int is_server_op(uint64_t op) { return op == OP_STATS || op == OP_BACKUP; }
+
+static const char *action_for(uint64_t op) {
+  switch (op) {
+#define GBX_OP(sym, code, name, action) \
+  case code: return action;
+#include "gbx_ops.def"
+#undef GBX_OP
+  }
+  return "";
+}
+
 void ops_frame(void *ctx, conn_t *c, const uint8_t *p, uint32_t len) {
   server_t *s = ctx;
   gbx_doc_t d;
@@ -1110,6 +1400,30 @@ void ops_frame(void *ctx, conn_t *c, const uint8_t *p, uint32_t len) {
     goto out;
   }
   handler_t h = handler_for(op);
+  q.action = action_for(op);
+  q.who.p = NULL;
+  q.who.addr = NULL;
+  if (h && auth_enabled(s->auth) && op != OP_PING && op != OP_AUTH_BEGIN && op != OP_AUTH_PROVE &&
+      (e = caller(s, c, &q.who))) {
+    ops_fail(&q, e);
+    if (e == GBX_E_AUTH_REVOKED) net_close(c, "credentials revoked");
+    goto out;
+  }
+  if (h == op_auth_prove) {
+    /* the throttle: an address that failed recently waits before its next
+     * proof is even evaluated (the connection stops being read meanwhile) */
+    oconn_t *oc = oconn(c);
+    char addr[64];
+    peer_addr(c, addr, sizeof(addr));
+    uint64_t wait = auth_enabled(s->auth) ? auth_guard_wait(s->auth, addr, q.now) : 0;
+    if (wait) {
+      park(&q, oc, p, len, q.now + wait);
+      goto out;
+    }
+  }
+  if (h && q.who.p && is_server_op(op) &&
+      !ops_authorize(&q, q.action, AUTHZ_SERVER, "", 0))
+    goto out;
   if (!h) {
     gbx_errbuf_set(&q.eb, GBX_E_UNKNOWN_OP, "unknown operation %llu", (unsigned long long)op);
     ops_fail(&q, GBX_E_UNKNOWN_OP);

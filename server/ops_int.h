@@ -5,6 +5,7 @@
 #ifndef GBX_OPS_INT_H
 #define GBX_OPS_INT_H
 
+#include "authz.h"
 #include "server.h"
 
 typedef struct reply {
@@ -20,6 +21,8 @@ typedef struct req {
   const msgpack_object *m;
   uint64_t now;
   gbx_errbuf_t eb;
+  const char *action; /* the operation's IAM action (gbx_ops.def) */
+  authz_who_t who;    /* the caller; who.p NULL: authentication is off */
 } req_t;
 
 typedef struct eres {
@@ -62,6 +65,8 @@ void ops_pack_tags(msgpack_packer *pk, const qtag_t *tags, uint32_t n);
 typedef struct names {
   const char *v[OPS_MAX_NAMES];
   uint32_t n;
+  const char *last; /* the last name scanned (listed or hidden): the next page's start */
+  req_t *q;         /* set: list only what q's caller may see (ops_may_see) */
 } names_t;
 /* An empty list (aborts on OOM, like every small internal allocation). */
 names_t *ops_names_new(void);
@@ -70,6 +75,12 @@ void ops_reply_names(req_t *q, const char *field, names_t *ns, int more);
 /* Reads the optional prefix / next / max fields of a list request. */
 gbx_err_t ops_list_args(req_t *q, const char **prefix, uint32_t *pl, const char **next,
                         uint32_t *nl, uint64_t *max);
+
+/* 1 if the caller may do action on the resource; else replies access_denied
+ * (naming principal, action and resource) and returns 0. */
+int ops_authorize(req_t *q, const char *action, authz_kind_t kind, const char *name, size_t nl);
+/* The same without replying or an audit line: list filtering. */
+int ops_may_see(req_t *q, authz_kind_t kind, const char *name, size_t nl);
 
 /* ---- handlers in ops_topic.c ---- */
 void op_topic_create(req_t *q);

@@ -11,6 +11,7 @@ static topic_t *need_topic(req_t *q) {
   const char *name;
   uint32_t nl;
   if (ops_need_name(q, "t", &name, &nl) != 0) return NULL;
+  if (!ops_authorize(q, q->action, AUTHZ_TOPIC, name, nl)) return NULL;
   topic_t *tp = topics_find(q->s->topics, name, nl);
   if (!tp) {
     gbx_errbuf_set(&q->eb, GBX_E_TOPIC_NOT_FOUND, "topic '%.*s' does not exist", (int)nl, name);
@@ -54,6 +55,7 @@ void op_topic_create(req_t *q) {
     e = gbx_errbuf_set(&q->eb, GBX_E_BAD_NAME, "topic name must be 1-80 characters of A-Za-z0-9_-");
     goto out;
   }
+  if (!ops_authorize(q, q->action, AUTHZ_TOPIC, name, nl)) return;
   if ((e = gbx_get_map(q->m, "attrs", 0, 8, &am, NULL, &q->eb)) ||
       (e = gbx_get_map(q->m, "tags", 0, GBX_MAX_TAGS, &tm, NULL, &q->eb)) ||
       (e = topic_attrs(q, am, &display, &policy)) || (e = ops_parse_tags(tm, &tags, &ntags, &q->eb)))
@@ -85,6 +87,8 @@ void op_topic_delete(req_t *q) {
 
 static void tcollect(void *ctx, const topic_t *tp) {
   names_t *ns = ctx;
+  ns->last = tp->name;
+  if (ns->q && !ops_may_see(ns->q, AUTHZ_TOPIC, tp->name, strlen(tp->name))) return;
   if (ns->n < OPS_MAX_NAMES) ns->v[ns->n++] = tp->name;
 }
 
@@ -99,6 +103,7 @@ void op_topic_list(req_t *q) {
     return;
   }
   names_t *ns = ops_names_new();
+  ns->q = q;
   topics_list(q->s->topics, prefix, pl, next, nl, (uint32_t)max, tcollect, ns, &more);
   ops_reply_names(q, "topics", ns, more);
 }
@@ -182,6 +187,8 @@ void op_subscribe(req_t *q) {
   gbx_err_t e = gbx_get_str(q->m, "q", 1, 0, UINT32_MAX, &qn, &ql, NULL, &q->eb);
   if (!e && !gbx_name_valid(qn, ql))
     e = gbx_errbuf_set(&q->eb, GBX_E_BAD_NAME, "queue name must be 1-80 characters of A-Za-z0-9_-");
+  /* the subscription writes every matching publish into the queue */
+  if (!e && !ops_authorize(q, "sqs:SendMessage", AUTHZ_QUEUE, qn, ql)) return;
   if (!e) e = gbx_get_map(q->m, "attrs", 0, 8, &am, NULL, &q->eb);
   if (!e) e = parse_sub_attrs(q, am, &a);
   if (!e) {
@@ -214,8 +221,12 @@ static sub_t *need_sub(req_t *q) {
     gbx_errbuf_set(&q->eb, GBX_E_SUBSCRIPTION_NOT_FOUND, "subscription '%.*s' does not exist",
                    (int)il, id);
     ops_fail(q, GBX_E_SUBSCRIPTION_NOT_FOUND);
+    return NULL;
   }
-  return s;
+  /* a subscription is authorized as its topic (SNS: the subscription ARN
+   * lives under the topic's) */
+  const char *tn = s->topic->name;
+  return ops_authorize(q, q->action, AUTHZ_TOPIC, tn, strlen(tn)) ? s : NULL;
 }
 
 void op_unsubscribe(req_t *q) {
@@ -267,12 +278,22 @@ void op_sub_list(req_t *q) {
   if (!l) abort();
   l->n = 0;
   topics_sub_list(q->s->topics, tp, has_q ? qname : NULL, after, 100, scollect, l, &more);
+  /* only subscriptions of topics the caller may list */
+  uint32_t shown = 0;
+  uint8_t *see = malloc(l->n + 1);
+  if (!see) abort();
+  for (uint32_t i = 0; i < l->n; i++) {
+    const char *tn = l->v[i]->topic->name;
+    see[i] = (uint8_t)ops_may_see(q, AUTHZ_TOPIC, tn, strlen(tn));
+    shown += see[i];
+  }
   reply_t r;
   msgpack_packer *pk = ops_rbegin(&r, q->s, q->id, more ? 2 : 1);
   char id[GBX_MSGID_LEN];
   gbx_pack_cstr(pk, "subs");
-  msgpack_pack_array(pk, l->n);
+  msgpack_pack_array(pk, shown);
   for (uint32_t i = 0; i < l->n; i++) {
+    if (!see[i]) continue;
     topics_sub_id(q->s->topics, l->v[i], id);
     msgpack_pack_map(pk, 3);
     gbx_pack_kv_str(pk, "sub", id, sizeof(id));
@@ -284,6 +305,7 @@ void op_sub_list(req_t *q) {
     gbx_pack_kv_str(pk, "next", id, sizeof(id));
   }
   ops_rend(&r, q->c);
+  free(see);
   free(l);
 }
 

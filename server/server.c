@@ -51,6 +51,7 @@ void server_cfg_defaults(server_cfg_t *c) {
    * deletes (which write too) working */
   c->min_free = 256u * 1024 * 1024;
   c->slow_ms = 30000;
+  c->auth_timeout_ms = 10000;
   snprintf(c->region, sizeof(c->region), "us-east-1");
   snprintf(c->account, sizeof(c->account), "123456789012");
   snprintf(c->http_host, sizeof(c->http_host), "127.0.0.1");
@@ -125,7 +126,8 @@ static void on_timer(uv_timer_t *t);
 static void begin_close(server_t *s);
 
 static void arm_timer(server_t *s) {
-  uint64_t due = broker_next_deadline(s->broker);
+  uint64_t due = broker_next_deadline(s->broker), pd = ops_parked_due(s);
+  if (pd < due) due = pd;
   if (due == s->timer_due) return;
   s->timer_due = due;
   if (due == UINT64_MAX) {
@@ -249,6 +251,7 @@ static void on_timer(uv_timer_t *t) {
   server_t *s = t->data;
   s->timer_due = UINT64_MAX;
   broker_tick(s->broker, uv_now(s->loop));
+  if (s->parked) ops_release_parked(s, uv_now(s->loop));
 }
 
 static void on_check(uv_check_t *h) { phases(h->data); }
@@ -285,6 +288,26 @@ static void on_signal(uv_signal_t *h, int sig) {
   /* phases() finishes once the last batch is durable and released */
 }
 
+/* SIGHUP: reread the credentials file. A bad file changes nothing (the
+ * running set stays, loudly); a good one applies to open connections at
+ * their next request and ends long polls it no longer allows. */
+static void on_sighup(uv_signal_t *h, int sig) {
+  server_t *s = h->data;
+  char err[512];
+  (void)sig;
+  if (!auth_enabled(s->auth)) {
+    LOG(LOG_WARN, "SIGHUP: no --credentials file to reload");
+    return;
+  }
+  if (auth_reload(s->auth, err, sizeof(err)) != 0) {
+    LOG(LOG_ERROR, "SIGHUP: keeping the current credentials: %s", err);
+    return;
+  }
+  s->creds = auth_creds(s->auth);
+  LOG(LOG_INFO, "SIGHUP: credentials reloaded, %u principals", creds_count(s->creds));
+  ops_auth_changed(s);
+}
+
 static void begin_close(server_t *s) {
   s->stopping = 2;
   net_flush(s->net);
@@ -297,6 +320,7 @@ static void begin_close(server_t *s) {
   uv_close((uv_handle_t *)&check_h, NULL);
   uv_close((uv_handle_t *)&s->sigint, NULL);
   uv_close((uv_handle_t *)&s->sigterm, NULL);
+  uv_close((uv_handle_t *)&s->sighup, NULL);
 }
 
 /* ---- recovery ---- */
@@ -543,6 +567,33 @@ static int recover(server_t *s, uint64_t now) {
 
 /* ---- start and run ---- */
 
+static int is_loopback(const char *host) {
+  return !strcmp(host, "localhost") || !strncmp(host, "127.", 4) || !strcmp(host, "::1");
+}
+
+/* Protected mode (as Redis's): with no credentials, gearboxd serves only
+ * loopback unless told explicitly, loudly, to do otherwise. */
+static int check_exposure(const server_cfg_t *cfg) {
+  int pub = !is_loopback(cfg->host) || (cfg->http_port >= 0 && !is_loopback(cfg->http_host));
+  if (cfg->credentials[0] || !pub) {
+    if (!cfg->credentials[0])
+      LOG(LOG_INFO, "protected mode: no --credentials, so only loopback clients can connect");
+    return 0;
+  }
+  if (!cfg->allow_public_noauth) {
+    LOG(LOG_ERROR,
+        "refusing to start: listening on a non-loopback address (%s%s%s) without credentials "
+        "would let anyone on the network read and write every queue. Give --credentials FILE "
+        "(see docs/SECURITY.md), or --allow-public-without-auth to accept that risk",
+        cfg->host, cfg->http_port >= 0 ? ", http " : "", cfg->http_port >= 0 ? cfg->http_host : "");
+    return -1;
+  }
+  LOG(LOG_WARN, "WARNING: serving %s without authentication (--allow-public-without-auth): "
+                "anyone who can reach this port can read, write and delete every queue",
+      cfg->host);
+  return 0;
+}
+
 static const char *policy_name(const server_cfg_t *c, char *buf, size_t n) {
   if (c->policy == COMMIT_ALWAYS) return "always";
   if (c->policy == COMMIT_NONE) return "none";
@@ -561,6 +612,19 @@ int server_start(server_t *s, const server_cfg_t *cfg, uv_loop_t *loop) {
   gbx_buf_init(&s->scratch);
   signal(SIGPIPE, SIG_IGN);
   umask(077); /* data files owner-only */
+  if (check_exposure(cfg) != 0) return -1;
+  s->auth = auth_new(cfg->credentials[0] ? cfg->credentials : NULL, cfg->account, errbuf,
+                     sizeof(errbuf));
+  if (!s->auth) {
+    LOG(LOG_ERROR, "refusing to start: %s", errbuf);
+    return -1;
+  }
+  s->creds = auth_creds(s->auth);
+  s->authz = authz_new();
+  if (!s->authz) return -1;
+  if (s->creds)
+    LOG(LOG_INFO, "authentication on: %u principals from %s", creds_count(s->creds),
+        cfg->credentials);
 
   store_opts_t so = {.block_cache_bytes = 0, .create_if_missing = 1};
   if (store_open(&s->store, cfg->data_dir, &so, &err) != 0) {
@@ -601,7 +665,9 @@ int server_start(server_t *s, const server_cfg_t *cfg, uv_loop_t *loop) {
   }
   commit_set_manual_kick(s->commit, 1);
   net_cfg_t nc = {.max_frame = cfg->max_frame, .max_conns = cfg->max_conns,
-                  .max_outbuf = cfg->max_outbuf, .slow_ms = cfg->slow_ms};
+                  .max_outbuf = cfg->max_outbuf, .slow_ms = cfg->slow_ms,
+                  .preauth_max_frame = GBX_PREAUTH_MAX_FRAME,
+                  .auth_ms = s->creds ? cfg->auth_timeout_ms : 0};
   net_cbs_t ncb = {.ctx = s, .frame = ops_frame, .closed = ops_conn_closed};
   s->net = net_new(loop, &nc, &ncb);
   if (!s->net || net_listen(s->net, cfg->host, cfg->port, &s->bound_port, errbuf, sizeof(errbuf))) {
@@ -623,6 +689,9 @@ int server_start(server_t *s, const server_cfg_t *cfg, uv_loop_t *loop) {
   s->sigint.data = s->sigterm.data = s;
   uv_signal_start(&s->sigint, on_signal, SIGINT);
   uv_signal_start(&s->sigterm, on_signal, SIGTERM);
+  uv_signal_init(loop, &s->sighup);
+  s->sighup.data = s;
+  uv_signal_start(&s->sighup, on_sighup, SIGHUP);
   s->started_ms = now;
   if (cfg->public_url[0])
     snprintf(s->base_url, sizeof(s->base_url), "%s", cfg->public_url);
@@ -679,6 +748,8 @@ static int teardown(server_t *s) {
   ids_free(s->ids);
   net_free(s->net);
   aws_free(s->http);
+  auth_free(s->auth);
+  authz_free(s->authz);
   gbx_buf_free(&s->out);
   gbx_buf_free(&s->scratch);
   memset(s, 0, sizeof(*s));

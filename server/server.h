@@ -17,6 +17,8 @@
 #include "store.h"
 #include "topic.h"
 #include "envelope.h"
+#include "auth.h"
+#include "authz.h"
 
 typedef struct server_cfg {
   char host[256];
@@ -38,6 +40,9 @@ typedef struct server_cfg {
   char http_host[256];    /* the AWS-compatible HTTP face (--http) */
   int http_port;          /* -1: off */
   int test_endpoints;     /* --test-endpoints: moto-api reset and peek */
+  char credentials[PATH_MAX]; /* --credentials FILE; "" = none (protected mode) */
+  int allow_public_noauth;    /* --allow-public-without-auth */
+  unsigned auth_timeout_ms;   /* --auth-timeout: handshake deadline */
 } server_cfg_t;
 
 /* Defaults for every flag (documented in README and PROTOCOL.md). */
@@ -56,6 +61,10 @@ typedef struct server {
   topics_t *topics;
   envelope_ctx_t env;
   struct creds *creds;     /* NULL: authentication off (no --credentials) */
+  auth_t *auth;            /* credentials, reload, the failure throttle */
+  authz_t *authz;          /* cached resource policies */
+  struct oconn *parked;    /* connections whose auth_prove waits out the throttle */
+  uv_signal_t sighup;      /* reloads the credentials file */
   uint8_t sign_key[32];
   char base_url[300];
   gbx_buf_t envbuf;      /* scratch for rendering envelopes */
@@ -112,5 +121,12 @@ void ops_serve_waiter(void *ctx, waiter_t *w, gbx_err_t err, delivery_t *d, uint
 void ops_end_waits(server_t *s);
 /* 1 if op (a code of gbx_ops.def) has a handler. */
 int ops_handles(uint64_t op);
+/* Evaluates the parked auth_prove frames whose wait ended by now. */
+void ops_release_parked(server_t *s, uint64_t now);
+/* When the earliest parked frame is due (UINT64_MAX: none). */
+uint64_t ops_parked_due(const server_t *s);
+/* The credentials changed (reload): ends waiting receives of revoked
+ * principals or of receives their policy no longer allows. */
+void ops_auth_changed(server_t *s);
 
 #endif

@@ -1,0 +1,169 @@
+/* auth.c - see auth.h. */
+#include "auth.h"
+
+#include <limits.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+typedef struct guard_slot {
+  char addr[48]; /* "" = free */
+  uint32_t fails;
+  uint64_t last;  /* time of the last failure */
+  uint64_t until; /* next attempt not before */
+} guard_slot_t;
+
+struct auth {
+  char path[PATH_MAX];
+  char account[33];
+  creds_t *creds;
+  uint64_t gen;
+  guard_slot_t guard[AUTH_GUARD_SLOTS];
+};
+
+auth_t *auth_new(const char *path, const char *default_account, char *err, size_t errlen) {
+  auth_t *a = calloc(1, sizeof(*a));
+  if (!a) {
+    snprintf(err, errlen, "out of memory");
+    return NULL;
+  }
+  snprintf(a->account, sizeof(a->account), "%s", default_account);
+  a->gen = 1;
+  if (!path) return a;
+  if (strlen(path) >= sizeof(a->path)) {
+    snprintf(err, errlen, "credentials file path is too long");
+    free(a);
+    return NULL;
+  }
+  snprintf(a->path, sizeof(a->path), "%s", path);
+  a->creds = creds_load_file(path, default_account, err, errlen);
+  if (!a->creds) {
+    free(a);
+    return NULL;
+  }
+  return a;
+}
+
+void auth_free(auth_t *a) {
+  if (!a) return;
+  creds_free(a->creds);
+  free(a);
+}
+
+int auth_enabled(const auth_t *a) { return a && a->creds; }
+creds_t *auth_creds(const auth_t *a) { return a ? a->creds : NULL; }
+uint64_t auth_generation(const auth_t *a) { return a->gen; }
+void auth_touch(auth_t *a) { a->gen++; }
+
+static void warn_dropped(void *ctx, const char *msg) {
+  (void)ctx;
+  LOG(LOG_WARN, "credentials reload: %s", msg);
+}
+
+int auth_reload(auth_t *a, char *err, size_t errlen) {
+  if (!a->creds) {
+    snprintf(err, errlen, "no credentials file is configured (--credentials)");
+    return -1;
+  }
+  creds_t *file = creds_load_file(a->path, a->account, err, errlen);
+  if (!file) return -1;
+  creds_t *merged = creds_merge_admin(file, a->creds, warn_dropped, NULL);
+  if (!merged) {
+    snprintf(err, errlen, "out of memory");
+    return -1;
+  }
+  creds_free(a->creds);
+  a->creds = merged;
+  a->gen++;
+  return 0;
+}
+
+void auth_id_of(const principal_t *p, auth_id_t *id) {
+  uint8_t md[EVP_MAX_MD_SIZE];
+  unsigned ml = 0;
+  EVP_MD_CTX *x = EVP_MD_CTX_new();
+  memset(id, 0, sizeof(*id));
+  snprintf(id->name, sizeof(id->name), "%s", p->name);
+  snprintf(id->account, sizeof(id->account), "%s", p->account);
+  if (!x || EVP_DigestInit_ex(x, EVP_sha256(), NULL) != 1 ||
+      EVP_DigestUpdate(x, p->name, strlen(p->name) + 1) != 1 ||
+      EVP_DigestUpdate(x, p->akid, strlen(p->akid) + 1) != 1 ||
+      EVP_DigestUpdate(x, p->secret, p->secret_len) != 1 ||
+      EVP_DigestUpdate(x, p->account, strlen(p->account)) != 1 ||
+      EVP_DigestFinal_ex(x, md, &ml) != 1)
+    abort(); /* libcrypto cannot hash: nothing sensible is left to do */
+  EVP_MD_CTX_free(x);
+  memcpy(id->fp, md, AUTH_FP);
+}
+
+const principal_t *auth_current(const auth_t *a, const auth_id_t *id) {
+  if (!a->creds) return NULL;
+  const principal_t *p = creds_by_name(a->creds, id->name, strlen(id->name));
+  if (!p) return NULL;
+  auth_id_t now;
+  auth_id_of(p, &now);
+  return memcmp(now.fp, id->fp, AUTH_FP) == 0 ? p : NULL;
+}
+
+/* ---- the throttle: open addressing over a fixed table ---- */
+
+static uint32_t addr_hash(const char *s) {
+  uint32_t h = 2166136261u; /* FNV-1a */
+  for (; *s; s++) h = (h ^ (uint8_t)*s) * 16777619u;
+  return h;
+}
+
+/* The slot of addr, or NULL. Linear probing over a bounded window: the table
+ * never fills (eviction keeps it below capacity). */
+#define PROBE 16u
+
+static guard_slot_t *find(auth_t *a, const char *addr) {
+  uint32_t h = addr_hash(addr);
+  for (uint32_t i = 0; i < PROBE; i++) {
+    guard_slot_t *g = &a->guard[(h + i) % AUTH_GUARD_SLOTS];
+    if (g->addr[0] && !strcmp(g->addr, addr)) return g;
+  }
+  return NULL;
+}
+
+uint64_t auth_guard_wait(auth_t *a, const char *addr, uint64_t now) {
+  guard_slot_t *g = find(a, addr);
+  if (!g) return 0;
+  if (now - g->last >= AUTH_FORGET_MS) {
+    g->addr[0] = 0;
+    return 0;
+  }
+  return g->until > now ? g->until - now : 0;
+}
+
+void auth_guard_fail(auth_t *a, const char *addr, uint64_t now) {
+  guard_slot_t *g = find(a, addr);
+  if (!g) {
+    /* a free slot in the window, else the one whose last failure is oldest */
+    uint32_t h = addr_hash(addr);
+    for (uint32_t i = 0; i < PROBE; i++) {
+      guard_slot_t *c = &a->guard[(h + i) % AUTH_GUARD_SLOTS];
+      if (!c->addr[0] || now - c->last >= AUTH_FORGET_MS) {
+        g = c;
+        break;
+      }
+      if (!g || c->last < g->last) g = c;
+    }
+    memset(g, 0, sizeof(*g));
+    snprintf(g->addr, sizeof(g->addr), "%s", addr);
+  } else if (now - g->last >= AUTH_FORGET_MS) {
+    g->fails = 0;
+  }
+  if (g->fails < 32) g->fails++;
+  g->last = now;
+  uint64_t d = (uint64_t)AUTH_DELAY_BASE_MS << (g->fails - 1);
+  g->until = now + (d < AUTH_DELAY_MAX_MS ? d : AUTH_DELAY_MAX_MS);
+}
+
+void auth_guard_ok(auth_t *a, const char *addr) {
+  guard_slot_t *g = find(a, addr);
+  if (g) g->addr[0] = 0;
+}

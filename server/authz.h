@@ -1,0 +1,42 @@
+/* authz.h - may this principal do this action on this resource? IAM's rules:
+ * default deny; an explicit Deny in the principal's policy or in the
+ * resource's policy (a queue's or topic's Policy attribute, as SQS
+ * AddPermission writes it) wins; otherwise an Allow in either allows. Every
+ * denial is an audit line. */
+#ifndef GBX_AUTHZ_H
+#define GBX_AUTHZ_H
+
+#include <stddef.h>
+
+#include "auth.h"
+
+struct server;
+typedef struct authz authz_t;
+
+typedef enum { AUTHZ_SERVER = 0, AUTHZ_QUEUE = 1, AUTHZ_TOPIC = 2 } authz_kind_t;
+
+/* The caller of a request: NULL p means authentication is off (everything is
+ * allowed). addr is the peer, for audit lines. */
+typedef struct authz_who {
+  const principal_t *p;
+  const char *addr;
+} authz_who_t;
+
+authz_t *authz_new(void);
+void authz_free(authz_t *z);
+/* Forgets cached resource policies (a queue or topic was deleted or changed). */
+void authz_forget(authz_t *z);
+
+/* 1 if who may do action on the resource (kind, name); else 0 and, when
+ * audit is set, logs "audit: denied principal=... action=... resource=...
+ * addr=...". name is literal: it is never read as a pattern. */
+int authz_allowed(struct server *s, const authz_who_t *who, const char *action, authz_kind_t kind,
+                  const char *name, size_t nl, int audit);
+/* Writes the resource's ARN (arn:aws:sqs|sns:REGION:ACCOUNT:name, or
+ * arn:aws:gearbox:REGION:ACCOUNT:server) into buf. */
+void authz_arn(const struct server *s, authz_kind_t kind, const char *name, size_t nl, char *buf,
+               size_t cap);
+/* An audit line for a refused authentication. */
+void authz_audit_auth(const char *face, const char *key, const char *addr, const char *why);
+
+#endif
