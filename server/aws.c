@@ -1,15 +1,19 @@
 /* aws.c - the AWS-compatible face's entry: its lifecycle, the routing of
  * each HTTP request to SQS or SNS in either wire protocol (AWS JSON 1.0 by
- * X-Amz-Target, else the query protocol's Action parameter), and the test
+ * X-Amz-Target, else the query protocol's Action parameter), the SigV4
+ * check of every request when --credentials is given, and the test
  * endpoints (--test-endpoints). */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "aws_fmt.h"
+#include "creds.h"
 #include "log.h"
 #include "records.h"
+#include "sigv4.h"
 #include "strutil.h"
 
 /* Messages a peek returns at most (test endpoint). */
@@ -204,6 +208,82 @@ static void test_peek(areq_t *r, const char *name, size_t nl) {
   aws_fetch(r, j);
 }
 
+/* ---- authentication (--credentials) ---- */
+
+/* Header lines handed to the verifier: the HTTP face accepts no more. */
+#define AUTH_MAX_HDRS 64
+
+typedef struct authctx {
+  const creds_t *c;
+  const principal_t *p; /* the principal of the key looked up last */
+} authctx_t;
+
+static const char *secret_for(void *ctx, const char *akid, size_t len, size_t *sl) {
+  authctx_t *a = ctx;
+  a->p = creds_by_akid(a->c, akid, len);
+  if (!a->p)
+    return NULL;
+  *sl = a->p->secret_len;
+  return a->p->secret;
+}
+
+static aws_err_t auth_err(sigv4_status_t st) {
+  switch (st) {
+  case SIGV4_MISSING:
+    return AWS_E_MISSING_AUTH_TOKEN;
+  case SIGV4_INCOMPLETE:
+    return AWS_E_INCOMPLETE_SIGNATURE;
+  case SIGV4_UNKNOWN_KEY:
+    return AWS_E_INVALID_CLIENT_TOKEN_ID;
+  case SIGV4_MISMATCH:
+  case SIGV4_SKEWED:
+    return AWS_E_SIGNATURE_DOES_NOT_MATCH;
+  case SIGV4_EXPIRED:
+    return AWS_E_REQUEST_EXPIRED;
+  case SIGV4_OK:
+  case SIGV4_INTERNAL:
+    break;
+  }
+  return AWS_E_INTERNAL_FAILURE;
+}
+
+/* Verifies r's SigV4 signature with the keys of s->creds. Returns 0 with
+ * r->principal and r->principal_account copied from the signer, or -1
+ * after answering r with AWS's error in r's protocol. */
+static int authenticate(areq_t *r, const uint8_t *body, size_t bl) {
+  sigv4_hdr_t h[AUTH_MAX_HDRS];
+  int n = http_req_header_count(r->h);
+  if (n > AUTH_MAX_HDRS)
+    n = AUTH_MAX_HDRS;
+  for (int i = 0; i < n; i++)
+    http_req_header_at(r->h, i, &h[i].name, &h[i].name_len, &h[i].value, &h[i].value_len);
+  sigv4_req_t rq = {
+      .method = http_req_method(r->h), .hdrs = h, .nhdrs = (size_t)n, .body = body, .body_len = bl};
+  rq.path = http_req_path(r->h, &rq.path_len);
+  rq.query = http_req_query(r->h, &rq.query_len);
+  authctx_t ac = {r->s->creds, NULL};
+  sigv4_result_t res;
+  sigv4_status_t st = sigv4_verify(&rq, (int64_t)time(NULL), secret_for, &ac, &res);
+  /* an UNSIGNED-PAYLOAD signature covers no body: in the query protocol
+   * the body holds parameters, which must not be added unsigned */
+  if (st == SIGV4_OK && res.unsigned_payload && bl > 0) {
+    st = SIGV4_MISMATCH;
+    snprintf(res.msg, sizeof(res.msg),
+             "The request has a body but its signature covers none (UNSIGNED-PAYLOAD).");
+  }
+  size_t tl;
+  r->json = http_req_header(r->h, "X-Amz-Target", &tl) != NULL;
+  r->scope_svc = !strcmp(res.service, "sns") ? AWS_SNS : !strcmp(res.service, "sqs") ? AWS_SQS : 0;
+  r->svc = r->scope_svc ? r->scope_svc : AWS_SQS;
+  if (st != SIGV4_OK) {
+    aws_fail(r, auth_err(st), "%s", res.msg);
+    return -1;
+  }
+  snprintf(r->principal, sizeof(r->principal), "%s", ac.p->name);
+  snprintf(r->principal_account, sizeof(r->principal_account), "%s", ac.p->account);
+  return 0;
+}
+
 /* ---- routing ---- */
 
 /* Which service a query-protocol request is for: the SigV4 credential
@@ -211,6 +291,8 @@ static void test_peek(areq_t *r, const char *name, size_t nl) {
  * RemovePermission exist in both: SNS's names a TopicArn). */
 static int which_service(const areq_t *r, const char *action) {
   size_t l;
+  if (r->scope_svc)
+    return r->scope_svc;
   const char *auth = http_req_header(r->h, "Authorization", &l);
   if (auth && l < 4096) {
     char a[4096];
@@ -263,6 +345,8 @@ static void route(areq_t *r) {
   const char *method = http_req_method(r->h);
   const uint8_t *body = http_req_body(r->h, &bl);
   char err[200];
+  if (s->creds && authenticate(r, body, bl) != 0)
+    return;
   if (r->a->test_endpoints) {
     if (pl == 15 && !memcmp(path, "/moto-api/reset", 15) && !strcmp(method, "POST")) {
       test_reset(r);

@@ -24,7 +24,8 @@
 
 /* AWS's errors: symbol, HTTP status, query-protocol code, JSON `__type`
  * shape (SQS's are prefixed "com.amazonaws.sqs#" unless they hold a '#'),
- * sender fault. */
+ * sender fault. The authentication errors carry the JSON types of AWS's
+ * service framework; x-amzn-query-error still names the query code. */
 #define AWS_ERRORS(X)                                                                              \
   X(MISSING_PARAMETER, 400, "MissingParameter", "MissingParameter", 1)                             \
   X(INVALID_PARAMETER_VALUE, 400, "InvalidParameterValue", "InvalidParameterValue", 1)             \
@@ -58,7 +59,17 @@
   X(SNS_INVALID_BATCH_ID, 400, "InvalidBatchEntryId", "InvalidBatchEntryId", 1)                    \
   X(SNS_BATCH_TOO_LONG, 400, "BatchRequestTooLong", "BatchRequestTooLong", 1)                      \
   X(SNS_TAG_LIMIT, 400, "TagLimitExceeded", "TagLimitExceeded", 1)                                 \
-  X(SNS_RESOURCE_NOT_FOUND, 404, "ResourceNotFound", "ResourceNotFound", 1)
+  X(SNS_RESOURCE_NOT_FOUND, 404, "ResourceNotFound", "ResourceNotFound", 1) \
+  X(MISSING_AUTH_TOKEN, 403, "MissingAuthenticationToken",                                         \
+    "com.amazon.coral.service#MissingAuthenticationTokenException", 1)                             \
+  X(INCOMPLETE_SIGNATURE, 400, "IncompleteSignature",                                              \
+    "com.amazon.coral.service#IncompleteSignatureException", 1)                                    \
+  X(INVALID_CLIENT_TOKEN_ID, 403, "InvalidClientTokenId",                                          \
+    "com.amazon.coral.service#UnrecognizedClientException", 1)                                            \
+  X(SIGNATURE_DOES_NOT_MATCH, 403, "SignatureDoesNotMatch",                                        \
+    "com.amazon.coral.service#InvalidSignatureException", 1)                                  \
+  X(REQUEST_EXPIRED, 400, "RequestExpired", "com.amazon.coral.service#RequestExpired", 1)           \
+  X(INTERNAL_FAILURE, 500, "InternalFailure", "com.amazon.coral.service#InternalFailure", 0)
 
 typedef enum aws_err {
   AWS_OK = 0,
@@ -107,6 +118,11 @@ typedef struct areq {
   int aborted;  /* the connection went away meanwhile */
   uint32_t max;
   int32_t vis;
+  /* who signed the request (--credentials): copies, since a reload may
+   * free the credential set; "" when authentication is off */
+  char principal[65];
+  char principal_account[33];
+  int scope_svc; /* AWS_SQS or AWS_SNS from a verified credential scope, else 0 */
 } areq_t;
 
 /* ---- lifecycle (aws.c) ---- */

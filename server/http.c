@@ -496,6 +496,19 @@ const char *http_req_header(const http_req_t *r, const char *name, size_t *len) 
   return NULL;
 }
 
+int http_req_header_count(const http_req_t *r) {
+  return r->nhdrs;
+}
+
+void http_req_header_at(const http_req_t *r, int i, const char **name, size_t *nl,
+                        const char **value, size_t *vl) {
+  const hdr_t *h = &r->hdrs[i];
+  *name = (const char *)r->hbuf.data + h->name_off;
+  *nl = h->name_len;
+  *value = h->val_len ? (const char *)r->hbuf.data + h->val_off : "";
+  *vl = h->val_len;
+}
+
 const uint8_t *http_req_body(const http_req_t *r, size_t *len) {
   *len = r->body.len;
   return r->body.data ? r->body.data : (const uint8_t *)"";

@@ -80,6 +80,12 @@ const char *http_req_path(const http_req_t *r, size_t *len);
 const char *http_req_query(const http_req_t *r, size_t *len);
 /* A header's value by case-insensitive name, or NULL; not NUL-terminated. */
 const char *http_req_header(const http_req_t *r, const char *name, size_t *len);
+/* The number of header lines, and the i-th (0 <= i < count) in arrival
+ * order, name and value pointing into the request (not NUL-terminated);
+ * a repeated header appears once per line. */
+int http_req_header_count(const http_req_t *r);
+void http_req_header_at(const http_req_t *r, int i, const char **name, size_t *nl,
+                        const char **value, size_t *vl);
 const uint8_t *http_req_body(const http_req_t *r, size_t *len);
 /* The peer's "ip:port". */
 const char *http_req_peer(const http_req_t *r);
