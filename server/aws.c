@@ -281,7 +281,30 @@ static int authenticate(areq_t *r, const uint8_t *body, size_t bl) {
   }
   snprintf(r->principal, sizeof(r->principal), "%s", ac.p->name);
   snprintf(r->principal_account, sizeof(r->principal_account), "%s", ac.p->account);
+  auth_id_of(ac.p, &r->id);
+  r->who.p = ac.p;
+  r->who.addr = http_req_peer(r->h);
   return 0;
+}
+
+int aws_authorize(areq_t *r, const char *action, authz_kind_t kind, const char *name, size_t nl) {
+  if (!r->who.p || authz_allowed(r->s, &r->who, action, kind, name, nl, 1)) return 1;
+  char arn[384];
+  authz_arn(r->s, kind, name, nl, arn, sizeof(arn));
+  if (r->svc == AWS_SNS)
+    aws_fail(r, AWS_E_SNS_AUTHORIZATION_ERROR,
+             "User: arn:aws:iam::%s:user/%s is not authorized to perform: %s on resource: %s",
+             r->who.p->account, r->who.p->name, action, arn);
+  else
+    aws_fail(r, AWS_E_ACCESS_DENIED,
+             "User: arn:aws:iam::%s:user/%s is not authorized to perform: %s on resource: %s "
+             "because no identity-based policy allows the %s action",
+             r->who.p->account, r->who.p->name, action, arn, action);
+  return 0;
+}
+
+int aws_may_see(areq_t *r, authz_kind_t kind, const char *name, size_t nl) {
+  return !r->who.p || authz_allowed(r->s, &r->who, r->iam, kind, name, nl, 0);
 }
 
 /* ---- routing ---- */
@@ -349,10 +372,12 @@ static void route(areq_t *r) {
     return;
   if (r->a->test_endpoints) {
     if (pl == 15 && !memcmp(path, "/moto-api/reset", 15) && !strcmp(method, "POST")) {
+      if (!aws_authorize(r, "gearbox:Reset", AUTHZ_SERVER, "", 0)) return;
       test_reset(r);
       return;
     }
     if (pl > 14 && !memcmp(path, "/gearbox/peek/", 14) && !strcmp(method, "GET")) {
+      if (!aws_authorize(r, "gearbox:Peek", AUTHZ_QUEUE, path + 14, pl - 14)) return;
       test_peek(r, path + 14, pl - 14);
       return;
     }
@@ -414,6 +439,8 @@ static void route(areq_t *r) {
     aws_fail(r, AWS_E_UNAVAILABLE, "The server is shutting down.");
     return;
   }
+  /* every action of both services names its IAM action the same way */
+  snprintf(r->iam, sizeof(r->iam), "%s:%s", r->svc == AWS_SNS ? "sns" : "sqs", r->action);
   if (r->svc == AWS_SNS) {
     aws_sns_handle(r);
     return;

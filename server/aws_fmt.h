@@ -69,7 +69,9 @@
   X(SIGNATURE_DOES_NOT_MATCH, 403, "SignatureDoesNotMatch",                                        \
     "com.amazon.coral.service#InvalidSignatureException", 1)                                  \
   X(REQUEST_EXPIRED, 400, "RequestExpired", "com.amazon.coral.service#RequestExpired", 1)           \
-  X(INTERNAL_FAILURE, 500, "InternalFailure", "com.amazon.coral.service#InternalFailure", 0)
+  X(INTERNAL_FAILURE, 500, "InternalFailure", "com.amazon.coral.service#InternalFailure", 0)     \
+  X(ACCESS_DENIED, 403, "AccessDenied", "com.amazon.coral.service#AccessDeniedException", 1)       \
+  X(SNS_AUTHORIZATION_ERROR, 403, "AuthorizationError", "AuthorizationError", 1)
 
 typedef enum aws_err {
   AWS_OK = 0,
@@ -122,6 +124,9 @@ typedef struct areq {
    * free the credential set; "" when authentication is off */
   char principal[65];
   char principal_account[33];
+  auth_id_t id;    /* the signer, for revocation of its long polls */
+  authz_who_t who; /* who.p valid while the request is handled synchronously; NULL: auth off */
+  char iam[80];    /* the action's IAM name: "sqs:<Action>" or "sns:<Action>" */
   int scope_svc; /* AWS_SQS or AWS_SNS from a verified credential scope, else 0 */
 } areq_t;
 
@@ -159,6 +164,12 @@ void aws_reply(areq_t *r, cJSON *result);
 /* Answers r with an error in AWS's shape for r's protocol; msg is
  * printf-style. Frees r. */
 void aws_fail(areq_t *r, aws_err_t e, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* 1 if r's signer may do action on the resource; else answers r with
+ * AccessDenied (SQS) or AuthorizationError (SNS) and returns 0. Always 1
+ * without --credentials. */
+int aws_authorize(areq_t *r, const char *action, authz_kind_t kind, const char *name, size_t nl);
+/* The same without answering or an audit line: list filtering with r->iam. */
+int aws_may_see(areq_t *r, authz_kind_t kind, const char *name, size_t nl);
 /* Answers r with a raw body (test endpoints). Frees r. */
 void aws_reply_raw(areq_t *r, int status, const char *ctype, const void *body, size_t len);
 /* Frees r without answering (aborted). */

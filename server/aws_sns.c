@@ -56,6 +56,17 @@ static void add_str(cJSON *o, const char *k, const char *v) {
 
 /* The topic named by parameter k (an ARN); answers r itself when missing
  * or unknown. */
+/* aws_authorize on the topic an ARN names (name/nl from aws_arn_name; a
+ * malformed ARN is checked as written, so a pattern can still deny it). */
+static int authorize_topic(areq_t *r, const char *action, const char *arn, const char *name,
+                           size_t nl) {
+  if (!nl) {
+    name = arn;
+    nl = strlen(arn);
+  }
+  return aws_authorize(r, action, AUTHZ_TOPIC, name, nl);
+}
+
 static topic_t *need_topic(areq_t *r, const char *k) {
   const char *arn = aws_str(r->in, k), *name;
   if (!arn) {
@@ -63,6 +74,9 @@ static topic_t *need_topic(areq_t *r, const char *k) {
     return NULL;
   }
   size_t nl = aws_arn_name(r->s, "sns", arn, &name);
+  /* authorized before the lookup: a denied caller learns nothing of existence */
+  if (!authorize_topic(r, r->iam, arn, name, nl))
+    return NULL;
   topic_t *tp = nl && gbx_name_valid(name, nl) ? topics_find(r->s->topics, name, nl) : NULL;
   if (!tp)
     aws_fail(r, AWS_E_SNS_NOT_FOUND, "Topic does not exist");
@@ -77,9 +91,13 @@ static sub_t *need_sub(areq_t *r) {
   }
   const char *id = strrchr(arn, ':');
   sub_t *sb = id ? topics_sub_find(r->s->topics, id + 1, strlen(id + 1)) : NULL;
-  if (!sb)
+  if (!sb) {
     aws_fail(r, AWS_E_SNS_NOT_FOUND, "Subscription does not exist");
-  return sb;
+    return NULL;
+  }
+  /* a subscription is authorized as its topic */
+  const char *tn = sb->topic->name;
+  return aws_authorize(r, r->iam, AUTHZ_TOPIC, tn, strlen(tn)) ? sb : NULL;
 }
 
 /* A Tags list [{Key, Value}] into tags (pointers into the request). */
@@ -121,6 +139,8 @@ static void sns_create_topic(areq_t *r) {
              "Invalid parameter: Topic Name (FIFO topics are not supported by this server)");
     return;
   }
+  if (gbx_name_valid(name, nl) && !aws_authorize(r, r->iam, AUTHZ_TOPIC, name, nl))
+    return;
   if (!gbx_name_valid(name, nl)) {
     aws_fail(r, AWS_E_SNS_INVALID_PARAMETER, "Invalid parameter: Topic Name");
     return;
@@ -166,6 +186,8 @@ static void sns_delete_topic(areq_t *r) {
   }
   /* as SNS: deleting a topic that does not exist succeeds */
   size_t nl = aws_arn_name(r->s, "sns", arn, &name);
+  if (!authorize_topic(r, r->iam, arn, name, nl))
+    return;
   topic_t *tp = nl && gbx_name_valid(name, nl) ? topics_find(r->s->topics, name, nl) : NULL;
   if (tp)
     topics_delete(r->s->topics, tp);
@@ -203,13 +225,18 @@ static void sns_list_topics(areq_t *r) {
   cJSON *list = cJSON_AddArrayToObject(o, "Topics");
   char arn[200];
   for (uint32_t i = 0; i < p.n; i++) {
+    if (!aws_may_see(r, AUTHZ_TOPIC, p.v[i]->name, strlen(p.v[i]->name)))
+      continue; /* only what the caller may list */
     cJSON *t = cJSON_CreateObject();
     topic_arn(r, p.v[i]->name, arn, sizeof(arn));
     add_str(t, "TopicArn", arn);
     cJSON_AddItemToArray(list, t);
   }
-  if (more)
-    add_str(o, "NextToken", arn); /* the last ARN: where the next page starts */
+  if (more) {
+    /* the last ARN scanned, listed or not: where the next page starts */
+    topic_arn(r, p.v[p.n - 1]->name, arn, sizeof(arn));
+    add_str(o, "NextToken", arn);
+  }
   aws_reply(r, o);
 }
 
@@ -325,6 +352,9 @@ static void sns_subscribe(areq_t *r) {
     aws_fail(r, AWS_E_SNS_INVALID_PARAMETER, "Invalid parameter: SQS endpoint ARN");
     return;
   }
+  /* the subscription writes every matching publish into the queue */
+  if (!aws_authorize(r, "sqs:SendMessage", AUTHZ_QUEUE, qname, ql))
+    return;
   sub_attrs_t a;
   memset(&a, 0, sizeof(a));
   const cJSON *attrs = cJSON_GetObjectItemCaseSensitive(r->in, "Attributes");
@@ -381,6 +411,8 @@ static void list_subs(areq_t *r, const topic_t *tp) {
   cJSON *list = cJSON_AddArrayToObject(o, "Subscriptions");
   for (uint32_t i = 0; i < p.n; i++) {
     char arn[300], qarn[200], tarn[200];
+    if (!aws_may_see(r, AUTHZ_TOPIC, p.v[i]->topic->name, strlen(p.v[i]->topic->name)))
+      continue; /* only subscriptions of topics the caller may list */
     sub_arn(r, p.v[i], arn, sizeof(arn));
     aws_arn(r->s, "sqs", p.v[i]->queue, qarn, sizeof(qarn));
     topic_arn(r, p.v[i]->topic->name, tarn, sizeof(tarn));
@@ -617,6 +649,8 @@ static void sns_publish_batch(areq_t *r) {
 static topic_t *need_resource(areq_t *r) {
   const char *arn = aws_str(r->in, "ResourceArn"), *name;
   size_t nl = arn ? aws_arn_name(r->s, "sns", arn, &name) : 0;
+  if (arn && !authorize_topic(r, r->iam, arn, name, nl))
+    return NULL;
   topic_t *tp = nl && gbx_name_valid(name, nl) ? topics_find(r->s->topics, name, nl) : NULL;
   if (!tp)
     aws_fail(r, AWS_E_SNS_RESOURCE_NOT_FOUND, "Resource does not exist");

@@ -48,6 +48,9 @@ static queue_t *need_queue(areq_t *r) {
   }
   const char *name = strrchr(url, '/');
   name = name ? name + 1 : url;
+  /* authorized before the lookup: a denied caller learns nothing of existence */
+  if (!aws_authorize(r, r->iam, AUTHZ_QUEUE, name, strlen(name)))
+    return NULL;
   queue_t *q =
       gbx_name_valid(name, strlen(name)) ? broker_queue(r->s->broker, name, strlen(name)) : NULL;
   if (!q)
@@ -55,11 +58,53 @@ static queue_t *need_queue(areq_t *r) {
   return q;
 }
 
+/* A dead-letter queue (a.dlq, set by a RedrivePolicy) is written into: it
+ * needs send permission there. 1, or 0 after answering r. */
+static int may_use_dlq(areq_t *r, const qattrs_t *a, unsigned mask) {
+  return !(mask & QA_DLQ) || !a->dlq[0] ||
+         aws_authorize(r, "sqs:SendMessage", AUTHZ_QUEUE, a->dlq, strlen(a->dlq));
+}
+
 /* The queue named by an SQS ARN, or NULL. */
 static queue_t *queue_by_arn(const areq_t *r, const char *arn) {
   const char *name;
   size_t nl = aws_arn_name(r->s, "sqs", arn, &name);
   return nl && gbx_name_valid(name, nl) ? broker_queue(r->s->broker, name, nl) : NULL;
+}
+
+/* aws_authorize on the queue an SQS ARN names (a malformed ARN names no
+ * queue: it is checked as written, so a pattern can still deny it). */
+static int authorize_arn(areq_t *r, const char *action, const char *arn) {
+  const char *name;
+  size_t nl = aws_arn_name(r->s, "sqs", arn, &name);
+  if (!nl) {
+    name = arn ? arn : "";
+    nl = strlen(name);
+  }
+  return aws_authorize(r, action, AUTHZ_QUEUE, name, nl);
+}
+
+typedef struct srcs {
+  areq_t *r;
+  const queue_t *denied;
+} srcs_t;
+
+static void check_source(void *ctx, const queue_t *src) {
+  srcs_t *x = ctx;
+  if (!x->denied && !authz_allowed(x->r->s, &x->r->who, "sqs:SendMessage", AUTHZ_QUEUE, src->name,
+                                   strlen(src->name), 0))
+    x->denied = src;
+}
+
+/* A move back to the source queues writes into each: all need send
+ * permission. 1, or 0 after answering r. */
+static int may_send_to_sources(areq_t *r, queue_t *dlq) {
+  if (!r->who.p)
+    return 1;
+  srcs_t x = {r, NULL};
+  broker_dlq_sources(r->s->broker, dlq, check_source, &x);
+  return !x.denied ||
+         aws_authorize(r, "sqs:SendMessage", AUTHZ_QUEUE, x.denied->name, strlen(x.denied->name));
 }
 
 /* A list parameter's strings; NULL when absent. */
@@ -375,13 +420,16 @@ static void sqs_create_queue(areq_t *r) {
              "length");
     return;
   }
+  if (!aws_authorize(r, r->iam, AUTHZ_QUEUE, name, nl))
+    return;
   qattrs_defaults(&a);
   const cJSON *tm = cJSON_GetObjectItemCaseSensitive(r->in, "tags");
   if (!tm)
     tm = cJSON_GetObjectItemCaseSensitive(r->in, "Tags");
   if (parse_qattrs(r, cJSON_GetObjectItemCaseSensitive(r->in, "Attributes"), &a, &mask) != 0 ||
-      parse_tags(r, tm, &tags, &ntags) != 0) {
+      parse_tags(r, tm, &tags, &ntags) != 0 || !may_use_dlq(r, &a, mask)) {
     qattrs_free(&a);
+    tags_free(tags, ntags);
     return;
   }
   gbx_err_t e = broker_queue_create(r->s->broker, name, &a, tags, ntags, r->now, &created, &eb);
@@ -405,6 +453,8 @@ static void sqs_get_queue_url(areq_t *r) {
     aws_fail(r, AWS_E_MISSING_PARAMETER, "The request must contain the parameter QueueName.");
     return;
   }
+  if (!aws_authorize(r, r->iam, AUTHZ_QUEUE, name, strlen(name)))
+    return;
   if (!gbx_name_valid(name, strlen(name)) || !broker_queue(r->s->broker, name, strlen(name))) {
     aws_fail(r, AWS_E_QUEUE_DOES_NOT_EXIST, NO_QUEUE);
     return;
@@ -498,16 +548,22 @@ static void sqs_list_queues(areq_t *r) {
   broker_queue_list(r->s->broker, prefix, strlen(prefix), after, strlen(after), (uint32_t)max,
                     qcollect, &l, &more);
   cJSON *o = cJSON_CreateObject();
-  if (l.n) {
+  /* the next page starts after the last name scanned, listed or not */
+  const queue_t *last = l.n ? v[l.n - 1] : NULL;
+  uint32_t shown = 0;
+  for (uint32_t i = 0; i < l.n; i++) /* only what the caller may list */
+    if (aws_may_see(r, AUTHZ_QUEUE, v[i]->name, strlen(v[i]->name)))
+      v[shown++] = v[i];
+  if (shown) {
     cJSON *urls = cJSON_AddArrayToObject(o, "QueueUrls");
-    for (uint32_t i = 0; i < l.n; i++) {
+    for (uint32_t i = 0; i < shown; i++) {
       char url[512];
       queue_url(r, v[i]->name, url, sizeof(url));
       cJSON_AddItemToArray(urls, cJSON_CreateString(url));
     }
   }
-  if (more && has_max)
-    add_token(o, v[l.n - 1]->name);
+  if (more && has_max && last)
+    add_token(o, last->name);
   aws_reply(r, o);
 }
 
@@ -646,7 +702,7 @@ static void sqs_set_queue_attributes(areq_t *r) {
   gbx_errbuf_t eb = {0};
   if (qattrs_copy(&a, &q->rec.a) != 0)
     abort();
-  if (parse_qattrs(r, attrs, &a, &mask) != 0) {
+  if (parse_qattrs(r, attrs, &a, &mask) != 0 || !may_use_dlq(r, &a, mask)) {
     qattrs_free(&a);
     return;
   }
@@ -1435,6 +1491,7 @@ static void sqs_receive_message(areq_t *r) {
   w->max = (uint32_t)max;
   w->vis = (int32_t)vis;
   w->owner = r;
+  w->who = r->who.p ? &r->id : NULL;
   w->serve = on_waiter;
   w->serve_ctx = r->a;
   r->w = w;
@@ -1585,12 +1642,17 @@ static void sqs_start_move_task(areq_t *r) {
     aws_fail(r, AWS_E_MISSING_PARAMETER, "The request must contain the parameter SourceArn.");
     return;
   }
+  if (!authorize_arn(r, r->iam, src))
+    return;
   queue_t *dlq = queue_by_arn(r, src), *dst = NULL;
   if (!dlq) {
     aws_fail(r, AWS_E_RESOURCE_NOT_FOUND,
              "The resource that you specified for the SourceArn parameter doesn't exist.");
     return;
   }
+  /* the move writes into its destination, or back into every source */
+  if (dst_arn ? !authorize_arn(r, "sqs:SendMessage", dst_arn) : !may_send_to_sources(r, dlq))
+    return;
   if (dst_arn && !(dst = queue_by_arn(r, dst_arn))) {
     aws_fail(r, AWS_E_RESOURCE_NOT_FOUND,
              "The resource that you specified for the DestinationArn parameter doesn't exist.");
@@ -1640,6 +1702,8 @@ static void sqs_cancel_move_task(areq_t *r) {
   }
   cJSON_Delete(j);
   uint64_t moved = 0;
+  if (dlq && !aws_authorize(r, r->iam, AUTHZ_QUEUE, dlq->name, strlen(dlq->name)))
+    return;
   if (!dlq || broker_redrive_cancel(r->s->broker, dlq, &moved) != GBX_E_OK) {
     aws_fail(r, AWS_E_RESOURCE_NOT_FOUND, "Task does not exist.");
     return;
@@ -1656,6 +1720,8 @@ static void sqs_list_move_tasks(areq_t *r) {
     aws_fail(r, AWS_E_MISSING_PARAMETER, "The request must contain the parameter SourceArn.");
     return;
   }
+  if (!authorize_arn(r, r->iam, src))
+    return;
   queue_t *dlq = queue_by_arn(r, src);
   if (!dlq) {
     aws_fail(r, AWS_E_RESOURCE_NOT_FOUND,
