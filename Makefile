@@ -6,6 +6,10 @@
 #   make test-asan  the same under AddressSanitizer + UBSan, in build-asan/
 #   make build      configure and build into build/
 #   make fuzz       build the libFuzzer targets with clang, in build-fuzz/
+#   make fuzz-ci    build them and fuzz each for its share of FUZZ_SECONDS
+#                   (what CI runs third; ASan + UBSan, libraries instrumented)
+#   make fuzz-long  the long tier: fuzz until each target has had an hour,
+#                   cumulative across runs (tests/fuzz/fuzz-long.sh)
 #   make bench      build and run build/bench/gearbox-bench
 #   make format     clang-format every C source in place
 #   make clean      remove every build directory
@@ -13,7 +17,8 @@
 # Variables: JOBS (parallel jobs, default 2), NO_DEPS=1 (skip
 # scripts/install-deps.sh), TEST_LABELS (a ctest -L regex; empty = all tests),
 # BENCH_ARGS (arguments for gearbox-bench), LISTEN and DATA (for run),
-# BUILD / ASAN_BUILD / FUZZ_BUILD (build directories).
+# BUILD / ASAN_BUILD / FUZZ_BUILD (build directories), FUZZ_SECONDS (total
+# fuzzing seconds of fuzz-ci, split evenly between the targets; default 300).
 
 JOBS ?= 2
 BUILD ?= build
@@ -26,6 +31,7 @@ TEST_LABELS ?=
 LISTEN ?= 127.0.0.1:7411
 DATA ?= ./data
 BENCH_ARGS ?=
+FUZZ_SECONDS ?= 300
 
 CMAKE_GEN := -G "Unix Makefiles"
 # One build/ serves run, test and bench, so `make run` starts the binary
@@ -47,7 +53,7 @@ MAKEFLAGS += --no-print-directory
 FORMAT_DIRS := protocol server client tests bench
 FORMAT_FILES = $(shell find $(FORMAT_DIRS) -type f \( -name '*.c' -o -name '*.h' \) 2>/dev/null)
 
-.PHONY: all deps configure build run test test-asan fuzz bench format format-check clean
+.PHONY: all deps configure build run test test-asan fuzz fuzz-ci fuzz-long bench format format-check clean
 
 all: build
 
@@ -79,6 +85,19 @@ fuzz: deps
 	cmake -S . -B $(FUZZ_BUILD) $(CMAKE_GEN) $(FUZZ_FLAGS)
 	cmake --build $(FUZZ_BUILD) -j$(JOBS)
 	@echo "fuzzers are in $(FUZZ_BUILD)/tests/; run one as: $(FUZZ_BUILD)/tests/fuzz_NAME tests/fuzz/corpus/fuzz_NAME"
+
+# Only the fuzzers and the libraries they test are built; their ctest runs
+# (label fuzz-ci) go two at a time, so the wall time is about half of
+# FUZZ_SECONDS plus the build.
+fuzz-ci: deps
+	cmake -S . -B $(FUZZ_BUILD) $(CMAKE_GEN) $(FUZZ_FLAGS) -DGBX_FUZZ_CI_SECONDS=$(FUZZ_SECONDS)
+	cmake --build $(FUZZ_BUILD) -j$(JOBS) --target gbx_fuzzers
+	ctest --test-dir $(FUZZ_BUILD) --output-on-failure --no-tests=error -j$(JOBS) -L '^fuzz-ci$$'
+
+fuzz-long: deps
+	cmake -S . -B $(FUZZ_BUILD) $(CMAKE_GEN) $(FUZZ_FLAGS)
+	cmake --build $(FUZZ_BUILD) -j$(JOBS) --target gbx_fuzzers
+	tests/fuzz/fuzz-long.sh $(FUZZ_BUILD)
 
 bench: build
 	@test -x $(BUILD)/bench/gearbox-bench || { \

@@ -57,6 +57,10 @@ int reply_decode_names(const gbx_reply_t *r, const char *key, int with_next, gbx
 int reply_decode_queue_info(const gbx_reply_t *r, gbx_queue_info_t *out, gbx_errbuf_t *eb);
 int reply_decode_stats(const gbx_reply_t *r, gbx_stats_t *out, gbx_errbuf_t *eb);
 int reply_decode_redrive_status(const gbx_reply_t *r, gbx_redrive_status_t *out, gbx_errbuf_t *eb);
+/* Topic results (topics.c), with the same contract. */
+int reply_decode_topic_info(const gbx_reply_t *r, gbx_topic_info_t *out, gbx_errbuf_t *eb);
+int reply_decode_sub_list(const gbx_reply_t *r, gbx_sub_list_t *out, gbx_errbuf_t *eb);
+int reply_decode_sub_info(const gbx_reply_t *r, gbx_sub_info_t *out, gbx_errbuf_t *eb);
 /* One-block result allocation (decode.c): a result's struct arrays and its
  * strings in one malloc'd block that the public free function releases.
  * init allocates `structs` bytes of arrays (each take()n 8-aligned, so add 8

@@ -210,7 +210,7 @@ static int get_name(const msgpack_object *map, const char *key, const char **p, 
 /* topic_get_attrs has the shape of queue_get_attrs (a map of uint or str
  * attributes, and tags), so that decoder checks and copies it into one
  * block; the topic's known attributes are then filed by name. */
-static int decode_topic_info(const gbx_reply_t *r, gbx_topic_info_t *out, gbx_errbuf_t *eb) {
+int reply_decode_topic_info(const gbx_reply_t *r, gbx_topic_info_t *out, gbx_errbuf_t *eb) {
   static const char *const text[] = {"DisplayName", "Policy"};
   static const char *const nums[] = {"SubscriptionsConfirmed", "CreatedTimestamp"};
   gbx_queue_info_t qi;
@@ -258,7 +258,7 @@ static int sub_elem(const msgpack_object *m, uint32_t i, const char **id, uint32
   return GBX_E_OK;
 }
 
-static int decode_sub_list(const gbx_reply_t *r, gbx_sub_list_t *out, gbx_errbuf_t *eb) {
+int reply_decode_sub_list(const gbx_reply_t *r, gbx_sub_list_t *out, gbx_errbuf_t *eb) {
   const msgpack_object_array *arr;
   const char *next = NULL, *id, *t, *q;
   uint32_t next_len = 0, id_len, t_len, q_len;
@@ -303,7 +303,7 @@ static void copy_name(char *dst, const char *p, uint32_t n) {
   dst[n] = '\0';
 }
 
-static int decode_sub_info(const gbx_reply_t *r, gbx_sub_info_t *out, gbx_errbuf_t *eb) {
+int reply_decode_sub_info(const gbx_reply_t *r, gbx_sub_info_t *out, gbx_errbuf_t *eb) {
   const msgpack_object *attrs;
   const char *t, *q, *fp = NULL, *scope = NULL;
   uint32_t t_len, q_len, fp_len = 0, scope_len = 0;
@@ -462,7 +462,7 @@ int gbx_topic_get_attrs(gbx_client_t *c, const char *name, gbx_topic_info_t *out
   int rc = call(c, request_one(c, GBX_OP_TOPIC_GET_ATTRS, "t", name, err), &r, err);
   if (rc)
     return rc;
-  return done(r, decode_topic_info(r, out, &eb), &eb, err);
+  return done(r, reply_decode_topic_info(r, out, &eb), &eb, err);
 }
 
 void gbx_topic_info_free(gbx_topic_info_t *info) {
@@ -513,7 +513,7 @@ int gbx_sub_list(gbx_client_t *c, const char *topic, const char *queue, const ch
   int rc = call(c, request_sub_list(c, topic, queue, next, err), &r, err);
   if (rc)
     return rc;
-  return done(r, decode_sub_list(r, out, &eb), &eb, err);
+  return done(r, reply_decode_sub_list(r, out, &eb), &eb, err);
 }
 
 void gbx_sub_list_free(gbx_sub_list_t *l) {
@@ -531,7 +531,7 @@ int gbx_sub_get_attrs(gbx_client_t *c, const char *sub_id, gbx_sub_info_t *out, 
   int rc = call(c, request_one(c, GBX_OP_SUB_GET_ATTRS, "sub", sub_id, err), &r, err);
   if (rc)
     return rc;
-  return done(r, decode_sub_info(r, out, &eb), &eb, err);
+  return done(r, reply_decode_sub_info(r, out, &eb), &eb, err);
 }
 
 void gbx_sub_info_free(gbx_sub_info_t *info) {

@@ -3,6 +3,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "gbx_codec.h"
 #include "log.h"
@@ -15,6 +16,15 @@
 /* Gates held per connection: at most two batches are undurable at a time
  * (one syncing, one open), so a handful of marks always suffices. */
 #define MAX_MARKS 8
+/* Descriptors never given to binary-protocol connections: RocksDB keeps
+ * every SST open plus its WAL, MANIFEST and LOG, and the HTTP face, libuv
+ * and the log need some. A quarter of RLIMIT_NOFILE, at least this many.
+ * Running the store out of descriptors would fail a flush and stop the
+ * server; a refused connection costs one client a retry. */
+#define FD_RESERVE_MIN 64u
+/* Refused connections are reported at most once per this many ms (with a
+ * count), so a client storm cannot flood the log. */
+#define REFUSAL_LOG_MS 1000u
 
 struct conn {
   uv_tcp_t tcp;
@@ -50,6 +60,9 @@ struct net {
   conn_t *dirty;
   conn_t *held;
   uint32_t nconns;
+  uint32_t fd_cap;         /* connections the descriptor limit allows */
+  uint64_t refused;        /* refused since the last report */
+  uint64_t refusal_log_ms; /* uv_now of the last report */
   uint64_t durable;
   uint8_t *tls_in; /* TLS: ciphertext lands here (one read at a time), then is fed */
 };
@@ -59,6 +72,20 @@ typedef struct wreq {
   conn_t *c;
   uint8_t *data;
 } wreq_t;
+
+static void on_closed(uv_handle_t *h);
+
+/* Connections RLIMIT_NOFILE leaves room for after the reserve. */
+static uint32_t fd_cap(uint64_t *soft) {
+  struct rlimit rl;
+  *soft = 0;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return UINT32_MAX;
+  *soft = rl.rlim_cur;
+  uint64_t reserve = rl.rlim_cur / 4 > FD_RESERVE_MIN ? rl.rlim_cur / 4 : FD_RESERVE_MIN;
+  if (rl.rlim_cur <= reserve) return 1;
+  uint64_t cap = rl.rlim_cur - reserve;
+  return cap > UINT32_MAX ? UINT32_MAX : (uint32_t)cap;
+}
 
 net_t *net_new(uv_loop_t *loop, const net_cfg_t *cfg, const net_cbs_t *cbs) {
   net_t *n = calloc(1, sizeof(*n));
@@ -70,7 +97,34 @@ net_t *net_new(uv_loop_t *loop, const net_cfg_t *cfg, const net_cbs_t *cbs) {
     free(n);
     return NULL;
   }
+  uint64_t soft;
+  n->fd_cap = fd_cap(&soft);
+  if (n->fd_cap < n->cfg.max_conns)
+    LOG(LOG_INFO,
+        "at most %u connections: the descriptor limit is %llu (RLIMIT_NOFILE), the rest is kept "
+        "for the store",
+        n->fd_cap, (unsigned long long)soft);
   return n;
+}
+
+/* Closes a connection we cannot serve, reporting refusals at most once per
+ * REFUSAL_LOG_MS. */
+static void refuse(net_t *n, conn_t *c) {
+  uint64_t now = uv_now(n->loop);
+  n->refused++;
+  if (n->refusal_log_ms == 0 || now - n->refusal_log_ms >= REFUSAL_LOG_MS) {
+    if (n->nconns >= n->cfg.max_conns)
+      LOG(LOG_WARN, "refusing connection from %s: %u connections (--max-conns); %llu refused",
+          c->peer, n->nconns, (unsigned long long)n->refused);
+    else
+      LOG(LOG_WARN,
+          "refusing connection from %s: %u connections is all the file descriptor limit "
+          "(RLIMIT_NOFILE) allows; %llu refused",
+          c->peer, n->nconns, (unsigned long long)n->refused);
+    n->refusal_log_ms = now ? now : 1;
+    n->refused = 0;
+  }
+  uv_close((uv_handle_t *)&c->tcp, on_closed);
 }
 
 uint32_t net_conn_count(const net_t *n) { return n->nconns; }
@@ -501,10 +555,8 @@ static void on_conn(uv_stream_t *server, int status) {
     }
     snprintf(c->peer, sizeof(c->peer), "%s:%d", ip, port);
   }
-  if (n->nconns >= n->cfg.max_conns) {
-    LOG(LOG_WARN, "refusing connection from %s: %u connections (--max-conns)", c->peer,
-        n->nconns);
-    uv_close((uv_handle_t *)&c->tcp, on_closed);
+  if (n->nconns >= n->cfg.max_conns || n->nconns >= n->fd_cap) {
+    refuse(n, c);
     return;
   }
   if (n->cfg.tls && !(c->tls = tls_conn_new(n->cfg.tls))) {

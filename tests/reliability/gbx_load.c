@@ -1,7 +1,7 @@
 /* gbx_load.c - gbx-load, the driver of the reliability suite: runs one
  * scenario against a real gearboxd and judges it.
  *
- *   gbx-load --scenario kill|powercut|clock|frame-cap|corrupt [options]
+ *   gbx-load --scenario kill|powercut|iofault|clock|frame-cap|corrupt [options]
  *
  * Exit status: 0 the scenario passed; 1 the server broke a promise (the
  * violations are printed); 2 the harness could not run the scenario. With
@@ -123,30 +123,32 @@ static int rm_entry(const char *p, const struct stat *sb, int f, struct FTW *w) 
 }
 
 static void usage(FILE *f) {
-  fprintf(f,
-          "usage: gbx-load --scenario NAME [options]\n"
-          "scenarios:\n"
-          "  kill       kill -9 gearboxd at random moments under load, restart, check the history\n"
-          "  powercut   the same, emulating a power cut (LD_PRELOAD shim) at each kill\n"
-          "  clock      jump the wall clock (libfaketime) with messages in flight and delayed\n"
-          "  frame-cap  a 100 MB declared frame gets frame_too_large and a closed connection\n"
-          "  corrupt    damage a cleanly stopped store; it must recover fully or refuse loudly\n"
-          "options:\n"
-          "  --gearboxd PATH   server binary (default: the one built with the suite)\n"
-          "  --cycles N        kill/power-cut cycles, or corruption cases (default 20)\n"
-          "  --min-ms N --max-ms N  load time before each kill (default 100-800)\n"
-          "  --seed N          seeds every random choice (default: from the clock, printed)\n"
-          "  --producers N --consumers N --dlq-consumers N --queues N --window N --pad N\n"
-          "  --delete-pct N --max-receives N   shape of the load (defaults 3 3 1 2 16 512 60 3)\n"
-          "  --kill-after-ack  kill right after an acknowledged send\n"
-          "  --sync POLICY     passed to gearboxd\n"
-          "  --expect CLASS    pass only if a violation of CLASS is found (prove-failing)\n"
-          "  --only PREFIX --skip PREFIX   corrupt: select cases by name\n"
-          "  --allow-refusal-leak  corrupt: ASan leak checks off for damaged-store starts\n"
-          "  --fake-monotonic  clock: move the monotonic clock too (the test must then fail)\n"
-          "  --shim PATH --apply PATH --faketime PATH   helper paths\n"
-          "  --keep            keep the run's temp dir\n"
-          "  --verbose         print every cycle\n");
+  fprintf(
+      f, "usage: gbx-load --scenario NAME [options]\n"
+         "scenarios:\n"
+         "  kill       kill -9 gearboxd at random moments under load, restart, check the history\n"
+         "  powercut   the same, emulating a power cut (LD_PRELOAD shim) at each kill\n"
+         "  iofault    the Nth write or sync of the store fails (EIO/ENOSPC): exit, ack nothing\n"
+         "  fds        a low descriptor limit: connect until refused; no crash, no spin, recovers\n"
+         "  clock      jump the wall clock (libfaketime) with messages in flight and delayed\n"
+         "  frame-cap  a 100 MB declared frame gets frame_too_large and a closed connection\n"
+         "  corrupt    damage a cleanly stopped store; it must recover fully or refuse loudly\n"
+         "options:\n"
+         "  --gearboxd PATH   server binary (default: the one built with the suite)\n"
+         "  --cycles N        kill/power-cut cycles, or corruption cases (default 20)\n"
+         "  --min-ms N --max-ms N  load time before each kill (default 100-800)\n"
+         "  --seed N          seeds every random choice (default: from the clock, printed)\n"
+         "  --producers N --consumers N --dlq-consumers N --queues N --window N --pad N\n"
+         "  --delete-pct N --max-receives N   shape of the load (defaults 3 3 1 2 16 512 60 3)\n"
+         "  --kill-after-ack  kill right after an acknowledged send\n"
+         "  --sync POLICY     passed to gearboxd\n"
+         "  --expect CLASS    pass only if a violation of CLASS is found (prove-failing)\n"
+         "  --only PREFIX --skip PREFIX   corrupt: select cases by name\n"
+         "  --allow-refusal-leak  corrupt: ASan leak checks off for damaged-store starts\n"
+         "  --fake-monotonic  clock: move the monotonic clock too (the test must then fail)\n"
+         "  --shim PATH --apply PATH --faketime PATH   helper paths\n"
+         "  --keep            keep the run's temp dir\n"
+         "  --verbose         print every cycle\n");
 }
 
 int main(int argc, char **argv) {
@@ -316,6 +318,10 @@ int main(int argc, char **argv) {
     res = scen_crash(&r, 0);
   else if (!strcmp(r.o.scenario, "powercut"))
     res = scen_crash(&r, 1);
+  else if (!strcmp(r.o.scenario, "iofault"))
+    res = scen_iofault(&r);
+  else if (!strcmp(r.o.scenario, "fds"))
+    res = scen_fds(&r);
   else if (!strcmp(r.o.scenario, "clock"))
     res = scen_clock(&r);
   else if (!strcmp(r.o.scenario, "frame-cap"))

@@ -28,6 +28,16 @@
  * wipes the side directory and takes what is on disk as durable: the test
  * applies a power cut after each kill, so that is the truth.
  *
+ * Fault injection (a failing disk): with GBX_PC_FAIL=write or sync, the
+ * GBX_PC_FAIL_AT-th (1-based, default 1) write (write, pwrite, writev,
+ * pwritev*) or fsync/fdatasync on a followed file since the start fails with
+ * GBX_PC_FAIL_ERRNO (EIO, the default, or ENOSPC), and with
+ * GBX_PC_FAIL_STICKY=1 every later one of that kind too. A failed write
+ * writes nothing; a failed sync makes nothing durable and, as Linux does
+ * after a writeback error, forgets the dirty ranges, so a retried sync that
+ * "succeeds" does not make them durable either (the power cut loses them).
+ * The fault is announced on stderr (gearboxd's log) and in the side log.
+ *
  * Under gcc's ASan put libasan first in LD_PRELOAD: its interceptors then
  * call this layer's functions as the "real" ones, which call libc's. This
  * library must itself be built without sanitizers (see CMakeLists.txt).
@@ -586,6 +596,8 @@ static void wipe_side(void) {
     die("mkdir %s: %s", p, strerror(errno));
 }
 
+static void fault_config(void);
+
 __attribute__((constructor)) static void pc_start(void) {
   const char *d = getenv("GBX_PC_DIR");
   if (!d || !*d)
@@ -631,6 +643,7 @@ __attribute__((constructor)) static void pc_start(void) {
   if (fd < 0 || REAL(write)(fd, pid, (size_t)n) != n)
     die("write %s: %s", rp, strerror(errno));
   REAL(close)(fd);
+  fault_config();
   note("start: following %s, %" PRIu64 " files (%" PRIu64 " bytes) durable", root, files, bytes);
   active = 1;
   in_shim = 0;
@@ -789,6 +802,79 @@ int creat64(const char *path, mode_t mode) {
   return open_post(REAL(creat64)(path, mode), flags, &p);
 }
 
+/* ---- fault injection ---------------------------------------------------------- */
+
+enum { FAIL_NONE, FAIL_WRITE, FAIL_SYNC };
+static int fail_kind;
+static uint64_t fail_at = 1;
+static int fail_errno = EIO;
+static int fail_sticky;
+static atomic_uint_fast64_t fail_calls;
+
+/* Reads GBX_PC_FAIL*; a bad value aborts (a test that asked for a fault must
+ * get it). Called from the constructor. */
+static void fault_config(void) {
+  const char *k = getenv("GBX_PC_FAIL"), *at = getenv("GBX_PC_FAIL_AT");
+  const char *e = getenv("GBX_PC_FAIL_ERRNO"), *st = getenv("GBX_PC_FAIL_STICKY");
+  if (!k || !*k)
+    return;
+  if (!strcmp(k, "write"))
+    fail_kind = FAIL_WRITE;
+  else if (!strcmp(k, "sync"))
+    fail_kind = FAIL_SYNC;
+  else
+    die("GBX_PC_FAIL must be write or sync, not '%s'", k);
+  if (at && *at) {
+    char *end;
+    unsigned long long n = strtoull(at, &end, 10);
+    if (*end || n == 0)
+      die("GBX_PC_FAIL_AT must be a positive number, not '%s'", at);
+    fail_at = n;
+  }
+  if (e && *e) {
+    if (!strcmp(e, "EIO"))
+      fail_errno = EIO;
+    else if (!strcmp(e, "ENOSPC"))
+      fail_errno = ENOSPC;
+    else
+      die("GBX_PC_FAIL_ERRNO must be EIO or ENOSPC, not '%s'", e);
+  }
+  fail_sticky = st && !strcmp(st, "1");
+  note("fault armed: %s call %" PRIu64 " fails with %s%s", k, fail_at, strerrorname_np(fail_errno),
+       fail_sticky ? " (and every later one)" : "");
+}
+
+/* 1 if this followed call of kind must fail (errno set), else 0. */
+static int fault_hit(int kind) {
+  if (fail_kind != kind || in_shim)
+    return 0;
+  uint64_t n = atomic_fetch_add(&fail_calls, 1) + 1;
+  if (n < fail_at || (n > fail_at && !fail_sticky))
+    return 0;
+  if (n == fail_at) {
+    char line[160];
+    int len = snprintf(line, sizeof line,
+                       "powercut[%d]: injected %s failure: %s call %" PRIu64 "\n", (int)getpid(),
+                       strerrorname_np(fail_errno), kind == FAIL_WRITE ? "write" : "sync", n);
+    if (REAL(write)(2, line, (size_t)len) < 0) {
+    }
+    note("injected %s: %s call %" PRIu64, strerrorname_np(fail_errno),
+         kind == FAIL_WRITE ? "write" : "sync", n);
+  }
+  errno = fail_errno;
+  return 1;
+}
+
+/* A failed sync: the kernel drops the dirty pages' error state (and, for
+ * us, the record of them), so they never become durable through a retry. */
+static void fault_lose_dirty(frec_t *r) {
+  pthread_mutex_lock(&mu);
+  r->nr = 0;
+  r->all_dirty = 0;
+  pthread_mutex_unlock(&mu);
+  errno = fail_errno;
+}
+
 /* ---- interposed: writes ----------------------------------------------------- */
 
 static int followed(frec_t *r) {
@@ -816,6 +902,8 @@ static void dirty_at_pos(frec_t *r, int fd, ssize_t n) {
 
 ssize_t write(int fd, const void *buf, size_t n) {
   frec_t *r = lookup(fd);
+  if (followed(r) && fault_hit(FAIL_WRITE))
+    return -1;
   ssize_t w = REAL(write)(fd, buf, n);
   if (w > 0 && followed(r))
     dirty_at_pos(r, fd, w);
@@ -824,6 +912,8 @@ ssize_t write(int fd, const void *buf, size_t n) {
 
 ssize_t pwrite(int fd, const void *buf, size_t n, off_t off) {
   frec_t *r = lookup(fd);
+  if (followed(r) && fault_hit(FAIL_WRITE))
+    return -1;
   ssize_t w = REAL(pwrite)(fd, buf, n, off);
   if (w > 0 && followed(r))
     dirty(r, off, off + w);
@@ -832,6 +922,8 @@ ssize_t pwrite(int fd, const void *buf, size_t n, off_t off) {
 
 ssize_t pwrite64(int fd, const void *buf, size_t n, off_t off) {
   frec_t *r = lookup(fd);
+  if (followed(r) && fault_hit(FAIL_WRITE))
+    return -1;
   ssize_t w = REAL(pwrite64)(fd, buf, n, off);
   if (w > 0 && followed(r))
     dirty(r, off, off + w);
@@ -840,6 +932,8 @@ ssize_t pwrite64(int fd, const void *buf, size_t n, off_t off) {
 
 ssize_t writev(int fd, const struct iovec *iov, int cnt) {
   frec_t *r = lookup(fd);
+  if (followed(r) && fault_hit(FAIL_WRITE))
+    return -1;
   ssize_t w = REAL(writev)(fd, iov, cnt);
   if (w > 0 && followed(r))
     dirty_at_pos(r, fd, w);
@@ -848,6 +942,8 @@ ssize_t writev(int fd, const struct iovec *iov, int cnt) {
 
 ssize_t pwritev(int fd, const struct iovec *iov, int cnt, off_t off) {
   frec_t *r = lookup(fd);
+  if (followed(r) && fault_hit(FAIL_WRITE))
+    return -1;
   ssize_t w = REAL(pwritev)(fd, iov, cnt, off);
   if (w > 0 && followed(r))
     dirty(r, off, off + w);
@@ -856,6 +952,8 @@ ssize_t pwritev(int fd, const struct iovec *iov, int cnt, off_t off) {
 
 ssize_t pwritev64(int fd, const struct iovec *iov, int cnt, off_t off) {
   frec_t *r = lookup(fd);
+  if (followed(r) && fault_hit(FAIL_WRITE))
+    return -1;
   ssize_t w = REAL(pwritev64)(fd, iov, cnt, off);
   if (w > 0 && followed(r))
     dirty(r, off, off + w);
@@ -864,6 +962,8 @@ ssize_t pwritev64(int fd, const struct iovec *iov, int cnt, off_t off) {
 
 ssize_t pwritev2(int fd, const struct iovec *iov, int cnt, off_t off, int flags) {
   frec_t *r = lookup(fd);
+  if (followed(r) && fault_hit(FAIL_WRITE))
+    return -1;
   ssize_t w = REAL(pwritev2)(fd, iov, cnt, off, flags);
   if (w > 0 && followed(r)) {
     if (off == -1)
@@ -876,6 +976,8 @@ ssize_t pwritev2(int fd, const struct iovec *iov, int cnt, off_t off, int flags)
 
 ssize_t pwritev64v2(int fd, const struct iovec *iov, int cnt, off_t off, int flags) {
   frec_t *r = lookup(fd);
+  if (followed(r) && fault_hit(FAIL_WRITE))
+    return -1;
   ssize_t w = REAL(pwritev64v2)(fd, iov, cnt, off, flags);
   if (w > 0 && followed(r)) {
     if (off == -1)
@@ -993,6 +1095,11 @@ void *mmap64(void *a, size_t len, int prot, int flags, int fd, off_t off) {
 /* ---- interposed: syncs -------------------------------------------------------- */
 
 int fsync(int fd) {
+  frec_t *fr = lookup(fd);
+  if (followed(fr) && fault_hit(FAIL_SYNC)) {
+    fault_lose_dirty(fr);
+    return -1;
+  }
   int rc = REAL(fsync)(fd);
   if (rc == 0) {
     int saved = errno;
@@ -1003,6 +1110,11 @@ int fsync(int fd) {
 }
 
 int fdatasync(int fd) {
+  frec_t *fr = lookup(fd);
+  if (followed(fr) && fault_hit(FAIL_SYNC)) {
+    fault_lose_dirty(fr);
+    return -1;
+  }
   int rc = REAL(fdatasync)(fd);
   if (rc == 0) {
     int saved = errno;

@@ -73,6 +73,11 @@ void run_check_sanitizers(run_t *r, srv_t *s);
  * violations it found with run_found. */
 /* kill -9 (powercut 0) or power-cut (1) cycles under load, then the check. */
 int scen_crash(run_t *r, int powercut);
+/* A failing disk: the Nth write or sync fails (EIO, ENOSPC) under load;
+ * gearboxd must exit non-zero without acknowledging the failed batch. */
+int scen_iofault(run_t *r);
+/* Descriptor exhaustion: a low RLIMIT_NOFILE, connections until refused. */
+int scen_fds(run_t *r);
 /* Wall-clock jumps with messages in flight and delayed. */
 int scen_clock(run_t *r);
 /* A 100 MB declared frame. */

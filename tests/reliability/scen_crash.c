@@ -227,3 +227,171 @@ done:
   hist_free(h);
   return res;
 }
+
+/* How long gearboxd may take to notice an injected failure and exit: the
+ * load commits hundreds of batches a second, so the Nth write or sync comes
+ * within a second or two; 30 s is a hang, not a slow machine. */
+#define FAULT_EXIT_MS 30000
+
+/* One fault cycle: gearboxd restarted with the shim armed to fail the Nth
+ * write or sync; it must exit non-zero without acknowledging the failed
+ * batch (the power cut applied after it throws away whatever that batch
+ * left unsynced, so an acknowledgement of it shows as `lost`). Returns 0,
+ * 1 on a violation (recorded), -1 on a harness error. */
+static int fault_cycle(run_t *r, srv_t *s, unsigned cyc) {
+  static const char *const kinds[] = {"sync", "write"};
+  static const char *const errnos[] = {"EIO", "ENOSPC"};
+  const char *kind = kinds[cyc % 2], *err = errnos[(cyc / 2) % 2];
+  /* RocksDB's own start-up makes a few dozen writes and syncs; the load
+   * makes hundreds a second: the fault lands under load, now and then in
+   * the start itself (which must then fail loudly too). */
+  unsigned at = cyc % 2 ? 60 + (unsigned)(run_rand(r) % 600) : 20 + (unsigned)(run_rand(r) % 200);
+  char e_kind[48], e_at[48], e_err[48];
+  snprintf(e_kind, sizeof e_kind, "GBX_PC_FAIL=%s", kind);
+  snprintf(e_at, sizeof e_at, "GBX_PC_FAIL_AT=%u", at);
+  snprintf(e_err, sizeof e_err, "GBX_PC_FAIL_ERRNO=%s", err);
+  if (srv_set_env(s, e_kind) || srv_set_env(s, e_at) || srv_set_env(s, e_err)) {
+    run_log(r, "error: %s", srv_error(s));
+    return -1;
+  }
+  int code = 0;
+  char out[4096];
+  int st = srv_try_start(s, &code, out, sizeof out);
+  if (st < 0) {
+    run_log(r, "error: %s", srv_error(s));
+    return -1;
+  }
+  const char *when = "during its start";
+  if (st == 0) {
+    when = "under load";
+    if (srv_wait_exit(s, FAULT_EXIT_MS, &code) != 0) {
+      run_log(r,
+              "cycle %u: gearboxd still running %d ms after its %s #%u was armed to fail "
+              "with %s (log: %s)",
+              cyc, FAULT_EXIT_MS, kind, at, err, r->log);
+      run_found(r, "io-error-ignored", 1);
+      srv_kill9(s);
+      return 1;
+    }
+  }
+  if (code == 0) {
+    run_log(r, "cycle %u: gearboxd exited 0 after a failed %s (log: %s)", cyc, kind, r->log);
+    run_found(r, "quiet-exit", 1);
+    return 1;
+  }
+  if (r->o.verbose || cyc % 4 == 0)
+    run_log(r, "cycle %u: %s #%u failed with %s %s: gearboxd exited with %d", cyc, kind, at, err,
+            when, code);
+  if (powercut_apply(r, cyc, 1) != 0)
+    return -1;
+  if (srv_set_env(s, "GBX_PC_FAIL=") != 0)
+    return -1;
+  int sr = start_checked(r, s, 1, cyc);
+  return sr == -2 ? -1 : sr != 0 ? 1 : 0;
+}
+
+int scen_iofault(run_t *r) {
+  int res = RUN_ERROR;
+  char err[1024];
+  hist_t *h = hist_new();
+  load_t *l = NULL;
+  srv_t *s = NULL;
+  load_counters_t *ctr = NULL;
+  srv_cfg_t cfg;
+  char pc_dir[PATH_MAX + 16], pc_side[PATH_MAX + 16];
+  run_srv_cfg(r, &cfg);
+  if (!r->o.shim[0] || !r->o.apply[0]) {
+    run_log(r, "error: the power-cut shim or apply tool was not built");
+    goto done;
+  }
+  snprintf(pc_dir, sizeof pc_dir, "GBX_PC_DIR=%s", r->data);
+  snprintf(pc_side, sizeof pc_side, "GBX_PC_SIDE=%s", r->side);
+  cfg.env[0] = pc_dir;
+  cfg.env[1] = pc_side;
+  cfg.preload[0] = r->o.shim;
+  if (!h || !(s = srv_new(&cfg))) {
+    run_log(r, "error: out of memory");
+    goto done;
+  }
+  if (start_checked(r, s, 1, 0) != 0)
+    goto done;
+  load_cfg_t lc = {.prefix = "rq",
+                   .producers = r->o.producers,
+                   .consumers = r->o.consumers,
+                   .dlq_consumers = r->o.dlq_consumers,
+                   .nqueues = r->o.nqueues,
+                   .window = r->o.window,
+                   .pad_max = r->o.pad_max,
+                   .vis_min_s = 2,
+                   .vis_max_s = 5,
+                   .max_receives = r->o.max_receives,
+                   .delete_pct = r->o.delete_pct,
+                   .max_backlog = LOAD_BACKLOG,
+                   .seed = r->o.seed};
+  if (!(l = load_new(&lc, h, s))) {
+    run_log(r, "error: bad load configuration");
+    goto done;
+  }
+  if (load_create_queues(l, err, sizeof err) != 0 || load_start(l, err, sizeof err) != 0) {
+    run_log(r, "error: %s", err);
+    goto done;
+  }
+  ctr = load_counters(l);
+  for (unsigned cyc = 1; cyc <= r->o.cycles; cyc++) {
+    unsigned ms = r->o.min_ms + (unsigned)(run_rand(r) % (r->o.max_ms - r->o.min_ms + 1));
+    srv_sleep_ms(ms);
+    /* a power cut to start the faulty run from (the shim is re-armed only
+     * at a start) */
+    if (srv_kill9(s) != 0) {
+      run_log(r, "gearboxd died on its own before cycle %u: %s", cyc, srv_error(s));
+      run_found(r, "server-died", 1);
+      goto stop;
+    }
+    if (powercut_apply(r, cyc + 100000, 0) != 0)
+      goto stop;
+    int fr = fault_cycle(r, s, cyc);
+    if (fr < 0)
+      goto stop;
+    if (fr > 0) {
+      res = RUN_VIOLATION;
+      goto stop;
+    }
+  }
+  load_stop(l);
+  run_log(r,
+          "%u failing-disk cycles; %" PRIu64 " sends acked, %" PRIu64 " in doubt; clean "
+          "restart, then the final drain",
+          r->o.cycles, atomic_load(&ctr->send_acks), atomic_load(&ctr->in_doubt));
+  if (run_stop_clean(r, s) != 0 || start_checked(r, s, 1, r->o.cycles + 1) != 0) {
+    res = RUN_VIOLATION;
+    goto stop;
+  }
+  if (load_drain(l, r->o.drain_timeout_s, err, sizeof err) != 0) {
+    run_log(r, "%s", err);
+    run_found(r, "drain-failed", 1);
+  }
+  check_report_t rep;
+  if (check_run(h, &rep, stdout, MAX_EXAMPLES) < 0) {
+    run_log(r, "error: out of memory in the checker");
+    goto stop;
+  }
+  check_print(&rep, stdout);
+  for (int c = 0; c < V_COUNT; c++)
+    run_found(r, check_class_name(c), rep.violations[c]);
+  run_stop_clean(r, s);
+  res = RUN_PASS;
+stop:
+  load_free(l);
+  l = NULL;
+  if (srv_running(s)) {
+    int code;
+    srv_stop(s, &code);
+  }
+  run_check_sanitizers(r, s);
+  run_log(r, "%u gearboxd starts, %zu history events", srv_starts(s), hist_count(h));
+done:
+  load_free(l);
+  srv_free(s);
+  hist_free(h);
+  return res;
+}

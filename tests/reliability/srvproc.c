@@ -474,6 +474,39 @@ int srv_stop(srv_t *s, int *code) {
   return 0;
 }
 
+int srv_wait_exit(srv_t *s, int timeout_ms, int *code) {
+  int st;
+  if (s->pid < 0) {
+    set_err(s, "srv_wait_exit: the server is not running");
+    return -1;
+  }
+  if (!reap(s->pid, &st, timeout_ms)) {
+    set_err(s, "gearboxd still running after %d ms", timeout_ms);
+    return -1;
+  }
+  run_ended(s);
+  *code = status_code(st);
+  return 0;
+}
+
+int srv_set_env(srv_t *s, const char *name_value) {
+  int i = 0;
+  while (i < SRV_MAX_ENV && s->env[i] && !same_name(s->env[i], name_value))
+    i++;
+  if (i == SRV_MAX_ENV) {
+    set_err(s, "srv_set_env: more than %d variables", SRV_MAX_ENV);
+    return -1;
+  }
+  char *v = strdup(name_value);
+  if (!v) {
+    set_err(s, "srv_set_env: out of memory");
+    return -1;
+  }
+  free(s->env[i]);
+  s->env[i] = v;
+  return 0;
+}
+
 int srv_running(srv_t *s) {
   if (s->pid < 0)
     return 0;

@@ -68,6 +68,12 @@ int srv_kill9(srv_t *s);
 /* Sends SIGTERM and waits; *code gets the exit code (128+signal if a
  * signal ended it). Fails if it does not exit within SRV_STOP_TIMEOUT_MS. */
 int srv_stop(srv_t *s, int *code);
+/* Waits up to timeout_ms for the server to exit on its own; *code gets its
+ * exit code (128+signal). Fails if it is still running (it is left so). */
+int srv_wait_exit(srv_t *s, int timeout_ms, int *code);
+/* Sets (or replaces) one "NAME=value" of the environment of later starts;
+ * "NAME=" leaves it empty. */
+int srv_set_env(srv_t *s, const char *name_value);
 /* 1 if the server process is running (not reaped). */
 int srv_running(srv_t *s);
 /* Port of the current run (0 when stopped). Safe from any thread. */
