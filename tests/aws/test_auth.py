@@ -29,17 +29,6 @@ ALLOW_ALL = {"Version": "2012-10-17",
              "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
 
 
-def credentials_flag_supported():
-    """1 if this gearboxd knows --credentials (the flag lands with the
-    credentials work on main); getopt refuses an unknown option with 2."""
-    if not gbxtest.GEARBOXD or not os.path.exists(gbxtest.GEARBOXD):
-        return True  # let Server() report the missing binary
-    p = subprocess.run([gbxtest.GEARBOXD, "--credentials", "/nonexistent", "--help"],
-                       capture_output=True, timeout=30)
-    return p.returncode == 0
-
-
-@unittest.skipUnless(credentials_flag_supported(), "gearboxd has no --credentials flag yet")
 class Auth(unittest.TestCase):
     @classmethod
     def setUpClass(cls):

@@ -2,10 +2,10 @@
 // over AWS JSON 1.0 and SNS over the query protocol, with the right key and
 // with a wrong secret and an unknown key. Run by ctest as
 // `node --test test_sdk_js_auth.mjs` after `npm ci`; GBX_GEARBOXD names the
-// server binary. Skipped while gearboxd has no --credentials flag.
+// server binary.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -14,13 +14,9 @@ import * as SNS from "@aws-sdk/client-sns";
 
 const AKID = "AKIDGEARBOXTEST0001";
 const SECRET = "gearbox-test-secret-0001/abcdefgh+XYZ";
-// getopt refuses an unknown option with status 2; a known one and --help exit 0
-const supported =
-  spawnSync(process.env.GBX_GEARBOXD, ["--credentials", "/nonexistent", "--help"]).status === 0;
 let proc, dir, endpoint;
 
 before(async () => {
-  if (!supported) return;
   dir = mkdtempSync(join(tmpdir(), "gbx-aws-js-auth-"));
   const creds = join(dir, "credentials.json");
   writeFileSync(creds, JSON.stringify({ principals: [{ name: "alice", access_key_id: AKID,
@@ -43,7 +39,6 @@ before(async () => {
 });
 
 after(async () => {
-  if (!supported) return;
   const code = await new Promise((resolve) => { proc.on("exit", (c) => resolve(c)); proc.kill("SIGTERM"); });
   rmSync(dir, { recursive: true, force: true });
   assert.equal(code, 0, "gearboxd exit status");
@@ -65,7 +60,7 @@ async function refused(p, code) {
   assert.fail("expected " + code);
 }
 
-test("the right key: SQS (JSON) and SNS (query) calls succeed", { skip: !supported && "no --credentials yet" }, async () => {
+test("the right key: SQS (JSON) and SNS (query) calls succeed", async () => {
   const { sqs, sns } = clients(AKID, SECRET);
   const url = (await sqs.send(new SQS.CreateQueueCommand({ QueueName: "js-auth" }))).QueueUrl;
   await sqs.send(new SQS.SendMessageCommand({ QueueUrl: url, MessageBody: "signed from js" }));
@@ -77,7 +72,7 @@ test("the right key: SQS (JSON) and SNS (query) calls succeed", { skip: !support
   sns.destroy();
 });
 
-test("a wrong secret: SignatureDoesNotMatch", { skip: !supported && "no --credentials yet" }, async () => {
+test("a wrong secret: SignatureDoesNotMatch", async () => {
   const { sqs, sns } = clients(AKID, SECRET + "x");
   await refused(sqs.send(new SQS.ListQueuesCommand({})), "SignatureDoesNotMatch");
   await refused(sns.send(new SNS.ListTopicsCommand({})), "SignatureDoesNotMatch");
@@ -85,7 +80,7 @@ test("a wrong secret: SignatureDoesNotMatch", { skip: !supported && "no --creden
   sns.destroy();
 });
 
-test("an unknown key: InvalidClientTokenId", { skip: !supported && "no --credentials yet" }, async () => {
+test("an unknown key: InvalidClientTokenId", async () => {
   const { sqs, sns } = clients("AKIDGEARBOXNOBODY99", SECRET);
   await refused(sqs.send(new SQS.CreateQueueCommand({ QueueName: "js-auth-x" })), "InvalidClientTokenId");
   await refused(sns.send(new SNS.ListTopicsCommand({})), "InvalidClientTokenId");
