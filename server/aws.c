@@ -276,6 +276,7 @@ static int authenticate(areq_t *r, const uint8_t *body, size_t bl) {
   r->scope_svc = !strcmp(res.service, "sns") ? AWS_SNS : !strcmp(res.service, "sqs") ? AWS_SQS : 0;
   r->svc = r->scope_svc ? r->scope_svc : AWS_SQS;
   if (st != SIGV4_OK) {
+    authz_audit_auth("aws", res.akid, http_req_peer(r->h), sigv4_code(st));
     aws_fail(r, auth_err(st), "%s", res.msg);
     return -1;
   }

@@ -93,6 +93,7 @@ class Auth(unittest.TestCase):
         self.assertIn("does not match the signature you provided", msg)
         sns = self.client("sns", secret="another-secret-of-16+")
         self.fails(sns.list_topics, "SignatureDoesNotMatch", 403)
+        self.assertIn("audit: authentication refused face=aws key=%s" % AKID, self.srv.log_tail())
 
     def test_unknown_key(self):
         sqs = self.client("sqs", akid="AKIDGEARBOXNOBODY99")

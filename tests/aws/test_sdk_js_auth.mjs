@@ -2,7 +2,7 @@
 // over AWS JSON 1.0 and SNS over the query protocol, with the right key and
 // with a wrong secret and an unknown key. Run by ctest as
 // `node --test test_sdk_js_auth.mjs` after `npm ci`; GBX_GEARBOXD names the
-// server binary. Skipped while gearboxd has no --credentials flag.
+// server binary.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
