@@ -56,7 +56,10 @@
 #define QUICK_W1          100u
 #define QUICK_W2          500u
 #define QUICK_W4          200u
-#define QUICK_W4_LIMIT_NS (3 * NS_PER_S)
+/* beanstalkd syncs each put and each delete: on a loaded 2-core CI machine
+ * (the ASan stage, other jobs) it managed 17 publishes/s to 10 tubes, so the
+ * smoke allows it 20 s to publish and as long again to deliver */
+#define QUICK_W4_LIMIT_NS (20 * NS_PER_S)
 #define QUICK_W5          5000u
 /* W6 samples throughput and disk use this often, or in five steps when
  * the run is shorter than five minutes (quick runs). */
