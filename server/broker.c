@@ -482,14 +482,13 @@ static void wake_all_with(broker_t *b, queue_t *q, gbx_err_t err) {
   }
 }
 
-/* Drops every message of q: one range tombstone for the index (4-byte
- * bounds: stores before them wrote 12-byte ones covering the same keys), a
+/* Drops every message of q: one range tombstone for the index, a
  * SingleDelete per body. */
 static uint64_t drop_all(broker_t *b, queue_t *q) {
-  uint8_t s[IDX_RANGE_KEY_LEN], e[IDX_RANGE_KEY_LEN];
+  uint8_t s[IDX_KEY_LEN], e[IDX_KEY_LEN];
   uint64_t n = q->count;
-  idx_range_key(s, q->rec.qid);
-  idx_range_key(e, q->rec.qid + 1);
+  idx_key(s, q->rec.qid, 0);
+  idx_key(e, q->rec.qid + 1, 0);
   if (n) J_RANGE(b, STORE_CF_IDX, s, sizeof(s), e, sizeof(e));
   while (q->age_head) {
     msg_t *m = q->age_head;

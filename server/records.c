@@ -78,8 +78,6 @@ void idx_key(uint8_t out[IDX_KEY_LEN], uint32_t qid, uint64_t seq) {
 
 void body_key(uint8_t out[BODY_KEY_LEN], uint64_t body_id) { be64_put(out, body_id); }
 
-void idx_range_key(uint8_t out[IDX_RANGE_KEY_LEN], uint32_t qid) { be32_put(out, qid); }
-
 int idx_key_decode(const void *k, size_t kl, uint32_t *qid, uint64_t *seq) {
   if (kl != IDX_KEY_LEN) return -1;
   *qid = be32_get(k);

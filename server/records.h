@@ -26,9 +26,6 @@
 
 #define RECORDS_FORMAT 1u
 #define IDX_KEY_LEN 12u
-/* Bounds of a queue's index range tombstone: shorter than any idx key, so
- * they stay out of the idx family's memtable insert hints (store.c). */
-#define IDX_RANGE_KEY_LEN 4u
 #define BODY_KEY_LEN 8u
 #define IDX_REC_LEN 62u
 #define IDX_FLAG_SHARED 0x01u   /* body shared with other messages (fan-out) */
@@ -86,9 +83,6 @@ void qrec_free(qrec_t *r);
 
 void idx_key(uint8_t out[IDX_KEY_LEN], uint32_t qid, uint64_t seq);
 void body_key(uint8_t out[BODY_KEY_LEN], uint64_t body_id);
-/* The 4-byte key qid: sorts after every idx key of queue qid-1 and before
- * every idx key of qid, so [range_key(q), range_key(q+1)) is all of q. */
-void idx_range_key(uint8_t out[IDX_RANGE_KEY_LEN], uint32_t qid);
 void idx_encode(uint8_t out[IDX_REC_LEN], const idxrec_t *r);
 /* Returns 0, or -1 for a wrong length or version. */
 int idx_decode(const void *v, size_t vl, idxrec_t *r);

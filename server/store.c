@@ -16,7 +16,6 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <limits.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -57,7 +56,6 @@
 static const char *const cf_names[STORE_CF_COUNT] = {"default", "idx", "body"};
 
 struct store {
-  int idx_hints; /* the idx family has memtable insert hints */
   rocksdb_t *db;
   rocksdb_column_family_handle_t *cf[STORE_CF_COUNT];
   rocksdb_cache_t *cache;
@@ -110,38 +108,26 @@ static rocksdb_options_t *db_options(const store_opts_t *opts) {
   return o;
 }
 
-/* Memtable insert hints. Without them a skip-list insert starts from where
- * the previous one ended, and a queue's updates always miss that position (a
- * receive rewrites key k while the older entry of k sits between it and the
- * last insert; a delete likewise; fan-out interleaves 10 queues), so each
- * searches from the top: ~20-30 key comparisons, the largest cost of a
- * message (bench/RESULTS.md, "Profile"). With hints RocksDB keeps one
- * position per key prefix and walks up from it only as far as it must. The
- * prefix: an idx key's queue id and the first byte of its seq (5 bytes), a
- * body id's first byte. Memtable-only: nothing on disk changes.
- *
- * RocksDB 7.8 shares one hint map between a family's memtable and its
- * range-tombstone memtable, so a range tombstone whose start key is in the
- * prefix domain would follow a hint into the wrong skip list and corrupt it.
- * Hence: idx range tombstones use 4-byte bounds (shorter than the prefix, so
- * outside the domain), none on body (store_batch_delete_range enforces
- * both), and a store written before (12-byte bounds in its WAL) is first
- * recovered without idx hints and flushed (store_open).
- * The C API has no setter: the option goes through the option-string parser. */
-#define STORE_IDX_HINT_PREFIX 5u
-static const char *const cf_hint_opts[STORE_CF_COUNT] = {
-    NULL,
-    "memtable_insert_with_hint_prefix_extractor=rocksdb.FixedPrefix.5",
-    "memtable_insert_with_hint_prefix_extractor=rocksdb.FixedPrefix.1",
-};
+/* Memtable insert hints for the body family. Without them an insert starts
+ * from where the previous one ended, and a delete misses that position
+ * (the body's put sits between the last delete and this one), so it
+ * searches from the top of the skip list; with them RocksDB walks up from
+ * the hint only as far as it must. -50% of the body family's memtable work
+ * per message (callgrind, W2). Memtable-only: nothing on disk changes.
+ * NOT for idx: RocksDB 7.8 shares one hint map between a family's memtable
+ * and its range-tombstone memtable, so a DeleteRange (purge, queue deletion)
+ * would follow a hint into the wrong skip list and corrupt it. Hence no
+ * range deletes on the body family (store_batch_delete_range refuses).
+ * The C API has no setter: the option goes through the option-string
+ * parser. The prefix is a body id's first byte, so one hint serves all. */
+#define STORE_BODY_HINT_OPTS "memtable_insert_with_hint_prefix_extractor=rocksdb.FixedPrefix.1"
 
-/* Returns o with the family's insert hints set (a new options object; o is
- * destroyed), or o unchanged if RocksDB refuses the string. */
-static rocksdb_options_t *with_insert_hints(rocksdb_options_t *o, store_cf_t cf) {
-  if (!cf_hint_opts[cf]) return o;
+/* Returns o with the body family's insert hints set (a new options object;
+ * o is destroyed), or o unchanged if RocksDB refuses the string. */
+static rocksdb_options_t *with_insert_hints(rocksdb_options_t *o) {
   rocksdb_options_t *n = rocksdb_options_create();
   char *rerr = NULL;
-  rocksdb_get_options_from_string(o, cf_hint_opts[cf], n, &rerr);
+  rocksdb_get_options_from_string(o, STORE_BODY_HINT_OPTS, n, &rerr);
   if (rerr) { /* only a speed-up: run without it */
     rocksdb_free(rerr);
     rocksdb_options_destroy(n);
@@ -153,7 +139,7 @@ static rocksdb_options_t *with_insert_hints(rocksdb_options_t *o, store_cf_t cf)
 
 /* Options of one column family; the table options are copied into the
  * factory, the cache and filter policy are reference-counted by RocksDB. */
-static rocksdb_options_t *cf_options(store_cf_t cf, rocksdb_cache_t *cache, int idx_hints) {
+static rocksdb_options_t *cf_options(store_cf_t cf, rocksdb_cache_t *cache) {
   rocksdb_options_t *o = rocksdb_options_create();
   rocksdb_block_based_table_options_t *t = rocksdb_block_based_options_create();
   rocksdb_block_based_options_set_block_cache(t, cache);
@@ -180,11 +166,11 @@ static rocksdb_options_t *cf_options(store_cf_t cf, rocksdb_cache_t *cache, int 
   }
   rocksdb_options_set_block_based_table_factory(o, t);
   rocksdb_block_based_options_destroy(t);
-  return cf == STORE_CF_IDX && !idx_hints ? o : with_insert_hints(o, cf);
+  return cf == STORE_CF_BODY ? with_insert_hints(o) : o;
 }
 
 int store_open(store_t **out, const char *dir, const store_opts_t *opts, char **err) {
-  static const store_opts_t defaults = {0, 0, 0};
+  static const store_opts_t defaults = {0, 0};
   rocksdb_options_t *dbo = NULL;
   rocksdb_options_t *cfo[STORE_CF_COUNT] = {NULL};
   char *rerr = NULL;
@@ -219,47 +205,15 @@ int store_open(store_t **out, const char *dir, const store_opts_t *opts, char **
   s->cache = rocksdb_cache_create_lru(opts->block_cache_bytes ? opts->block_cache_bytes
                                                                : STORE_DEFAULT_CACHE_BYTES);
   dbo = db_options(opts);
-  /* An existing store may hold idx range tombstones with 12-byte bounds in
-   * its WAL (written before the insert hints), which must not be replayed
-   * into a hinted memtable: recover it without idx hints, flush idx, close,
-   * and open again with them (then nothing of idx is left to replay). */
-  char current[PATH_MAX];
-  int recover_first = !opts->no_idx_hints &&
-                      snprintf(current, sizeof current, "%s/CURRENT", dir) < (int)sizeof current &&
-                      stat(current, &st) == 0;
-  for (int pass = recover_first ? 0 : 1; pass < 2; pass++) {
-    int hints = pass == 1 && !opts->no_idx_hints;
-    for (int i = 0; i < STORE_CF_COUNT; i++) {
-      if (cfo[i]) rocksdb_options_destroy(cfo[i]);
-      cfo[i] = cf_options((store_cf_t)i, s->cache, hints);
-    }
-    s->db = rocksdb_open_column_families(dbo, dir, STORE_CF_COUNT, cf_names,
-                                         (const rocksdb_options_t *const *)cfo, s->cf, &rerr);
-    if (rerr || !s->db) {
-      set_err(err, errmsg(rerr, "cannot open store in %s", dir));
-      rerr = NULL;
-      s->db = NULL;
-      goto fail;
-    }
-    if (pass == 1) {
-      s->idx_hints = hints;
-      break;
-    }
-    rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
-    rocksdb_flushoptions_set_wait(fo, 1);
-    rocksdb_flush_cf(s->db, fo, s->cf[STORE_CF_IDX], &rerr);
-    rocksdb_flushoptions_destroy(fo);
-    for (int i = 0; i < STORE_CF_COUNT; i++) {
-      rocksdb_column_family_handle_destroy(s->cf[i]);
-      s->cf[i] = NULL;
-    }
-    rocksdb_close(s->db);
+  for (int i = 0; i < STORE_CF_COUNT; i++) cfo[i] = cf_options((store_cf_t)i, s->cache);
+
+  s->db = rocksdb_open_column_families(dbo, dir, STORE_CF_COUNT, cf_names,
+                                       (const rocksdb_options_t *const *)cfo, s->cf, &rerr);
+  if (rerr || !s->db) {
+    set_err(err, errmsg(rerr, "cannot open store in %s", dir));
+    rerr = NULL;
     s->db = NULL;
-    if (rerr) {
-      set_err(err, errmsg(rerr, "cannot open store in %s: flushing the recovered index", dir));
-      rerr = NULL;
-      goto fail;
-    }
+    goto fail;
   }
   s->wo_sync = rocksdb_writeoptions_create();
   rocksdb_writeoptions_set_sync(s->wo_sync, 1);
@@ -350,13 +304,10 @@ void store_batch_single_delete(store_batch_t *b, store_cf_t cf, const void *k, s
 
 void store_batch_delete_range(store_batch_t *b, store_cf_t cf, const void *start,
                               size_t sl, const void *end, size_t el) {
-  /* A range tombstone in a family's hint domain would corrupt its memtable
-   * (see cf_hint_opts): a caller's bug, refused before it reaches RocksDB. */
-  if (cf == STORE_CF_BODY || (cf == STORE_CF_IDX && b->s->idx_hints &&
-                              (sl >= STORE_IDX_HINT_PREFIX || el >= STORE_IDX_HINT_PREFIX))) {
-    fprintf(stderr, "store: range tombstone refused on column family %d\n", (int)cf);
-    abort();
-  }
+  /* The body family has memtable insert hints, which range tombstones
+   * would corrupt (see STORE_BODY_HINT_OPTS): a caller's bug. */
+  assert(cf != STORE_CF_BODY);
+  if (cf == STORE_CF_BODY) return;
   rocksdb_writebatch_delete_range_cf(b->wb, cf_handle(b, cf), start, sl, end, el);
   b->count++;
 }

@@ -21,9 +21,6 @@ typedef enum store_cf { STORE_CF_META = 0, STORE_CF_IDX = 1, STORE_CF_BODY = 2, 
 typedef struct store_opts {
   size_t block_cache_bytes; /* 0: a sensible default (64 MiB) */
   int create_if_missing;    /* 1: create an empty store */
-  int no_idx_hints;         /* 1: no idx memtable insert hints (tests: a store
-                               as written before them; 12-byte idx range
-                               tombstones allowed) */
 } store_opts_t;
 
 /* Opens (creating if asked) the store in dir with the three column families,
@@ -55,9 +52,9 @@ void store_batch_put(store_batch_t *b, store_cf_t cf, const void *k, size_t kl,
 void store_batch_delete(store_batch_t *b, store_cf_t cf, const void *k, size_t kl);
 /* For keys written exactly once (bodies): cheaper tombstones. */
 void store_batch_single_delete(store_batch_t *b, store_cf_t cf, const void *k, size_t kl);
-/* Deletes [start, end) in one range tombstone (purge, queue deletion). Only
- * on STORE_CF_IDX with bounds shorter than 5 bytes (memtable insert hints,
- * see store.c); anything else is a caller's bug and aborts. */
+/* Deletes [start, end) in one range tombstone (purge, queue deletion). Never
+ * on STORE_CF_BODY (its memtable insert hints forbid range tombstones; such a
+ * call asserts, or is dropped without assertions). */
 void store_batch_delete_range(store_batch_t *b, store_cf_t cf, const void *start,
                               size_t sl, const void *end, size_t el);
 

@@ -49,7 +49,7 @@ static int teardown(void **state) {
 }
 
 static store_t *open_ok(const char *dir, int create) {
-  store_opts_t o = {0, create, 0};
+  store_opts_t o = {0, create};
   store_t *s = NULL;
   char *err = NULL;
   int rc = store_open(&s, dir, &o, &err);
@@ -109,7 +109,7 @@ static void test_reopen_persists(void **state) {
 
 static void test_open_missing_without_create(void **state) {
   fixture_t *f = *state;
-  store_opts_t o = {0, 0, 0};
+  store_opts_t o = {0, 0};
   char *err = NULL;
   store_t *s = (store_t *)0x1;
   assert_int_equal(store_open(&s, f->db, &o, &err), -1);
@@ -131,7 +131,7 @@ static void test_unusable_dir(void **state) {
   assert_true(fd >= 0);
   close(fd);
   snprintf(dir, sizeof dir, "%s/db", file);
-  store_opts_t o = {0, 1, 0};
+  store_opts_t o = {0, 1};
   char *err = NULL;
   store_t *s = NULL;
   assert_int_equal(store_open(&s, dir, &o, &err), -1);
@@ -482,106 +482,6 @@ static void three_batches_in_wal(fixture_t *f, char *wal, size_t cap) {
 }
 
 /* A crash mid-write tears the last WAL record: the store opens without it. */
-/* ---- idx memtable insert hints and range tombstones ---- */
-
-/* A 12-byte idx key: queue id and seq, big-endian (records.c's layout). */
-static void qkey(uint8_t k[12], uint32_t qid, uint64_t seq) {
-  for (int i = 0; i < 4; i++) k[i] = (uint8_t)(qid >> (24 - 8 * i));
-  for (int i = 0; i < 8; i++) k[4 + i] = (uint8_t)(seq >> (56 - 8 * i));
-}
-
-static void qput(store_batch_t *b, uint32_t qid, uint64_t seq, const char *v) {
-  uint8_t k[12];
-  qkey(k, qid, seq);
-  store_batch_put(b, STORE_CF_IDX, k, sizeof k, v, strlen(v));
-}
-
-typedef struct qscan {
-  int n;
-  uint32_t qid[64];
-  uint64_t seq[64];
-} qscan_t;
-
-static int qscan_cb(void *ctx, const char *k, size_t kl, const char *v, size_t vl) {
-  qscan_t *q = ctx;
-  (void)v;
-  (void)vl;
-  assert_int_equal(kl, 12);
-  assert_true(q->n < 64);
-  const uint8_t *u = (const uint8_t *)k;
-  uint32_t qid = 0;
-  uint64_t seq = 0;
-  for (int i = 0; i < 4; i++) qid = qid << 8 | u[i];
-  for (int i = 4; i < 12; i++) seq = seq << 8 | u[i];
-  q->qid[q->n] = qid;
-  q->seq[q->n++] = seq;
-  return 0;
-}
-
-/* Asserts the idx family holds exactly queue 1's seqs [lo1, hi1) and queue
- * 2's [1, 6), in order. */
-static void expect_idx(store_t *s, uint64_t lo1, uint64_t hi1) {
-  qscan_t q = {0};
-  char *err = NULL;
-  assert_int_equal(store_scan(s, STORE_CF_IDX, NULL, 0, NULL, 0, qscan_cb, &q, &err), 0);
-  assert_null(err);
-  assert_int_equal(q.n, (int)(hi1 - lo1) + 5);
-  int i = 0;
-  for (uint64_t x = lo1; x < hi1; x++, i++) {
-    assert_int_equal(q.qid[i], 1);
-    assert_int_equal(q.seq[i], x);
-  }
-  for (uint64_t x = 1; x < 6; x++, i++) {
-    assert_int_equal(q.qid[i], 2);
-    assert_int_equal(q.seq[i], x);
-  }
-}
-
-/* A store written before the idx insert hints has 12-byte range tombstones
- * in its WAL, interleaved with rewrites of the same keys: recovery must not
- * replay them into a hinted memtable (RocksDB would corrupt it, or assert in
- * Debian's build), and afterwards purges with 4-byte bounds work beside the
- * hints, across a reopen. */
-static void test_idx_hints_and_range_tombstones(void **state) {
-  fixture_t *f = *state;
-  store_opts_t old = {0, 1, 1};
-  char *err = NULL;
-  assert_int_equal(store_open(&f->s, f->db, &old, &err), 0);
-  store_batch_t *b = store_batch_new(f->s);
-  for (uint64_t x = 1; x <= 200; x++) qput(b, 1, x, "sent");
-  write_ok(f->s, b, 1);
-  for (uint64_t x = 1; x <= 50; x++) qput(b, 1, x, "received");
-  uint8_t lo[12], hi[12];
-  qkey(lo, 1, 0);
-  qkey(hi, 2, 0);
-  store_batch_delete_range(b, STORE_CF_IDX, lo, sizeof lo, hi, sizeof hi);
-  for (uint64_t x = 300; x < 310; x++) qput(b, 1, x, "sent");
-  for (uint64_t x = 1; x < 6; x++) qput(b, 2, x, "sent");
-  write_ok(f->s, b, 1);
-  store_batch_free(b);
-  store_close(f->s); /* the WAL keeps all of it: nothing was flushed */
-
-  f->s = open_ok(f->db, 0);
-  expect_idx(f->s, 300, 310);
-
-  b = store_batch_new(f->s);
-  for (int round = 0; round < 3; round++)
-    for (uint64_t x = 300; x < 310; x++) qput(b, 1, x, "received");
-  for (uint64_t x = 1; x < 6; x++) qput(b, 2, x, "received");
-  uint8_t s4[4] = {0, 0, 0, 1}, e4[4] = {0, 0, 0, 2};
-  store_batch_delete_range(b, STORE_CF_IDX, s4, sizeof s4, e4, sizeof e4);
-  for (uint64_t x = 400; x < 406; x++) qput(b, 1, x, "sent");
-  write_ok(f->s, b, 1);
-  for (uint64_t x = 400; x < 406; x++) qput(b, 1, x, "received");
-  write_ok(f->s, b, 1);
-  store_batch_free(b);
-  expect_idx(f->s, 400, 406);
-  store_close(f->s);
-
-  f->s = open_ok(f->db, 0);
-  expect_idx(f->s, 400, 406);
-}
-
 static void test_wal_torn_tail_tolerated(void **state) {
   fixture_t *f = *state;
   char wal[256];
@@ -610,7 +510,7 @@ static void test_wal_middle_corruption_refused(void **state) {
   /* Inside the first record's value (7-byte header, then the batch). */
   assert_int_equal(pwrite(fd, "X", 1, 500), 1);
   close(fd);
-  store_opts_t o = {0, 0, 0};
+  store_opts_t o = {0, 0};
   store_t *s = NULL;
   char *err = NULL;
   assert_int_equal(store_open(&s, f->db, &o, &err), -1);
@@ -634,7 +534,6 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_disk_bytes, setup, teardown),
       cmocka_unit_test_setup_teardown(test_wal_torn_tail_tolerated, setup, teardown),
       cmocka_unit_test_setup_teardown(test_wal_middle_corruption_refused, setup, teardown),
-      cmocka_unit_test_setup_teardown(test_idx_hints_and_range_tombstones, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
