@@ -305,9 +305,12 @@ void store_batch_single_delete(store_batch_t *b, store_cf_t cf, const void *k, s
 void store_batch_delete_range(store_batch_t *b, store_cf_t cf, const void *start,
                               size_t sl, const void *end, size_t el) {
   /* The body family has memtable insert hints, which range tombstones
-   * would corrupt (see STORE_BODY_HINT_OPTS): a caller's bug. */
-  assert(cf != STORE_CF_BODY);
-  if (cf == STORE_CF_BODY) return;
+   * would corrupt (see STORE_BODY_HINT_OPTS): a caller's bug, refused
+   * before it reaches RocksDB. */
+  if (cf == STORE_CF_BODY) {
+    fprintf(stderr, "store: range tombstone refused on the body column family\n");
+    abort();
+  }
   rocksdb_writebatch_delete_range_cf(b->wb, cf_handle(b, cf), start, sl, end, el);
   b->count++;
 }
