@@ -108,6 +108,35 @@ static rocksdb_options_t *db_options(const store_opts_t *opts) {
   return o;
 }
 
+/* Memtable insert hints for the body family. Without them an insert starts
+ * from where the previous one ended, and a delete misses that position
+ * (the body's put sits between the last delete and this one), so it
+ * searches from the top of the skip list; with them RocksDB walks up from
+ * the hint only as far as it must. -50% of the body family's memtable work
+ * per message (callgrind, W2). Memtable-only: nothing on disk changes.
+ * NOT for idx: RocksDB 7.8 shares one hint map between a family's memtable
+ * and its range-tombstone memtable, so a DeleteRange (purge, queue deletion)
+ * would follow a hint into the wrong skip list and corrupt it. Hence no
+ * range deletes on the body family (store_batch_delete_range refuses).
+ * The C API has no setter: the option goes through the option-string
+ * parser. The prefix is a body id's first byte, so one hint serves all. */
+#define STORE_BODY_HINT_OPTS "memtable_insert_with_hint_prefix_extractor=rocksdb.FixedPrefix.1"
+
+/* Returns o with the body family's insert hints set (a new options object;
+ * o is destroyed), or o unchanged if RocksDB refuses the string. */
+static rocksdb_options_t *with_insert_hints(rocksdb_options_t *o) {
+  rocksdb_options_t *n = rocksdb_options_create();
+  char *rerr = NULL;
+  rocksdb_get_options_from_string(o, STORE_BODY_HINT_OPTS, n, &rerr);
+  if (rerr) { /* only a speed-up: run without it */
+    rocksdb_free(rerr);
+    rocksdb_options_destroy(n);
+    return o;
+  }
+  rocksdb_options_destroy(o);
+  return n;
+}
+
 /* Options of one column family; the table options are copied into the
  * factory, the cache and filter policy are reference-counted by RocksDB. */
 static rocksdb_options_t *cf_options(store_cf_t cf, rocksdb_cache_t *cache) {
@@ -137,7 +166,7 @@ static rocksdb_options_t *cf_options(store_cf_t cf, rocksdb_cache_t *cache) {
   }
   rocksdb_options_set_block_based_table_factory(o, t);
   rocksdb_block_based_options_destroy(t);
-  return o;
+  return cf == STORE_CF_BODY ? with_insert_hints(o) : o;
 }
 
 int store_open(store_t **out, const char *dir, const store_opts_t *opts, char **err) {
@@ -275,6 +304,13 @@ void store_batch_single_delete(store_batch_t *b, store_cf_t cf, const void *k, s
 
 void store_batch_delete_range(store_batch_t *b, store_cf_t cf, const void *start,
                               size_t sl, const void *end, size_t el) {
+  /* The body family has memtable insert hints, which range tombstones
+   * would corrupt (see STORE_BODY_HINT_OPTS): a caller's bug, refused
+   * before it reaches RocksDB. */
+  if (cf == STORE_CF_BODY) {
+    fprintf(stderr, "store: range tombstone refused on the body column family\n");
+    abort();
+  }
   rocksdb_writebatch_delete_range_cf(b->wb, cf_handle(b, cf), start, sl, end, el);
   b->count++;
 }

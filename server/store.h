@@ -52,7 +52,9 @@ void store_batch_put(store_batch_t *b, store_cf_t cf, const void *k, size_t kl,
 void store_batch_delete(store_batch_t *b, store_cf_t cf, const void *k, size_t kl);
 /* For keys written exactly once (bodies): cheaper tombstones. */
 void store_batch_single_delete(store_batch_t *b, store_cf_t cf, const void *k, size_t kl);
-/* Deletes [start, end) in one range tombstone (purge, queue deletion). */
+/* Deletes [start, end) in one range tombstone (purge, queue deletion). Never
+ * on STORE_CF_BODY (its memtable insert hints forbid range tombstones, see
+ * store.c): such a call is a caller's bug and aborts. */
 void store_batch_delete_range(store_batch_t *b, store_cf_t cf, const void *start,
                               size_t sl, const void *end, size_t el);
 
