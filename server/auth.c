@@ -10,7 +10,7 @@
 #include "log.h"
 
 typedef struct guard_slot {
-  char addr[48]; /* "" = free */
+  char addr[64]; /* "" = free */
   uint32_t fails;
   uint64_t last;  /* time of the last failure */
   uint64_t until; /* next attempt not before */
@@ -161,9 +161,4 @@ void auth_guard_fail(auth_t *a, const char *addr, uint64_t now) {
   g->last = now;
   uint64_t d = (uint64_t)AUTH_DELAY_BASE_MS << (g->fails - 1);
   g->until = now + (d < AUTH_DELAY_MAX_MS ? d : AUTH_DELAY_MAX_MS);
-}
-
-void auth_guard_ok(auth_t *a, const char *addr) {
-  guard_slot_t *g = find(a, addr);
-  if (g) g->addr[0] = 0;
 }

@@ -61,7 +61,5 @@ const principal_t *auth_current(const auth_t *a, const auth_id_t *id);
 uint64_t auth_guard_wait(auth_t *a, const char *addr, uint64_t now);
 /* Records a failed attempt from addr at now. */
 void auth_guard_fail(auth_t *a, const char *addr, uint64_t now);
-/* A success from addr clears its failures. */
-void auth_guard_ok(auth_t *a, const char *addr);
 
 #endif

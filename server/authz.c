@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "log.h"
 #include "server.h"
@@ -62,6 +63,24 @@ static const policy_t *resource_policy(authz_t *z, const char *text) {
   return c->pol;
 }
 
+static int repairs(const char *action) {
+  static const char *const fix[] = {"sqs:SetQueueAttributes", "sqs:GetQueueAttributes",
+                                    "sqs:RemovePermission",   "sqs:DeleteQueue",
+                                    "sns:SetTopicAttributes", "sns:GetTopicAttributes",
+                                    "sns:DeleteTopic"};
+  for (size_t i = 0; i < sizeof(fix) / sizeof(fix[0]); i++)
+    if (!strcasecmp(action, fix[i])) return 1;
+  return 0;
+}
+
+int authz_check_policy(const server_t *s, const char *text, char *err, size_t errlen) {
+  if (!auth_enabled(s->auth) || !text || !text[0]) return 0;
+  policy_t *p = policy_parse(text, strlen(text), POLICY_RESOURCE, err, errlen);
+  if (!p) return -1;
+  policy_free(p);
+  return 0;
+}
+
 void authz_arn(const server_t *s, authz_kind_t kind, const char *name, size_t nl, char *buf,
                size_t cap) {
   if (kind == AUTHZ_SERVER)
@@ -88,15 +107,26 @@ int authz_allowed(server_t *s, const authz_who_t *who, const char *action, authz
       text = t ? t->policy : NULL;
     }
     if (text && text[0]) {
-      policy_effect_t r = policy_eval(resource_policy(s->authz, text), &subj, action, arn);
+      const policy_t *rp = resource_policy(s->authz, text);
+      /* a stored policy that does not parse (set before authentication was
+       * on) may hold Deny statements: fail closed, except for what repairs
+       * or removes the resource, which the identity policy alone decides */
+      policy_effect_t r = rp ? policy_eval(rp, &subj, action, arn)
+                          : repairs(action) ? POLICY_NONE
+                                            : POLICY_DENY;
       if (r == POLICY_DENY || (r == POLICY_ALLOW && e == POLICY_NONE)) e = r;
     }
   }
   if (e == POLICY_ALLOW) return 1;
-  if (audit)
+  if (audit) {
+    /* the resource name may be the peer's raw text: no control characters
+     * (a newline would forge a log line) reach the log */
+    for (char *c = arn; *c; c++)
+      if ((unsigned char)*c < 0x20 || *c == 0x7f) *c = '?';
     LOG(LOG_WARN, "audit: denied principal=%s action=%s resource=%s addr=%s (%s)", who->p->name,
         action, arn, who->addr ? who->addr : "?",
         e == POLICY_DENY ? "explicit deny" : "no statement allows it");
+  }
   return 0;
 }
 

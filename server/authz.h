@@ -36,6 +36,10 @@ int authz_allowed(struct server *s, const authz_who_t *who, const char *action, 
  * arn:aws:gearbox:REGION:ACCOUNT:server) into buf. */
 void authz_arn(const struct server *s, authz_kind_t kind, const char *name, size_t nl, char *buf,
                size_t cap);
+/* With authentication on, a Policy attribute being set must be a valid
+ * resource policy: 0 if it is (or authentication is off, or text is NULL or
+ * ""), else -1 with the reason in err. */
+int authz_check_policy(const struct server *s, const char *text, char *err, size_t errlen);
 /* An audit line for a refused authentication. */
 void authz_audit_auth(const char *face, const char *key, const char *addr, const char *why);
 

@@ -163,6 +163,11 @@ static void sns_create_topic(areq_t *r) {
   }
   if (read_tags(r, cJSON_GetObjectItemCaseSensitive(r->in, "Tags"), tags, &ntags) != 0)
     return;
+  char why[AWS_MAX_ERRMSG];
+  if (authz_check_policy(r->s, policy, why, sizeof(why)) != 0) {
+    aws_fail(r, AWS_E_SNS_INVALID_PARAMETER, "Invalid parameter: Policy Error: %s", why);
+    return;
+  }
   gbx_err_t e =
       topics_create(r->s->topics, name, display, policy, tags, ntags, r->now, &created, &eb);
   if (e) {
@@ -197,10 +202,15 @@ static void sns_delete_topic(areq_t *r) {
 typedef struct tpage {
   const topic_t *v[SNS_PAGE];
   uint32_t n;
+  areq_t *r;
+  const topic_t *last; /* scanned last, listed or hidden */
 } tpage_t;
 
 static void tcollect(void *ctx, const topic_t *t) {
   tpage_t *p = ctx;
+  p->last = t;
+  if (!aws_may_see(p->r, AUTHZ_TOPIC, t->name, strlen(t->name)))
+    return; /* only what the caller may list */
   if (p->n < SNS_PAGE)
     p->v[p->n++] = t;
 }
@@ -218,23 +228,28 @@ static void sns_list_topics(areq_t *r) {
     memcpy(after, name, nl);
     after[nl] = 0;
   }
-  tpage_t p = {.n = 0};
+  tpage_t p = {.n = 0, .r = r};
   int more = 0;
-  topics_list(r->s->topics, "", 0, after, strlen(after), SNS_PAGE, tcollect, &p, &more);
+  /* hidden topics do not count: scan on until a page is listed or none are
+   * left, so the token names a listed topic, never a hidden one */
+  do {
+    p.last = NULL;
+    topics_list(r->s->topics, "", 0, after, strlen(after), SNS_PAGE - p.n, tcollect, &p, &more);
+    if (!p.last)
+      break;
+    snprintf(after, sizeof(after), "%s", p.last->name);
+  } while (more && p.n < SNS_PAGE);
   cJSON *o = cJSON_CreateObject();
   cJSON *list = cJSON_AddArrayToObject(o, "Topics");
   char arn[200];
   for (uint32_t i = 0; i < p.n; i++) {
-    if (!aws_may_see(r, AUTHZ_TOPIC, p.v[i]->name, strlen(p.v[i]->name)))
-      continue; /* only what the caller may list */
     cJSON *t = cJSON_CreateObject();
     topic_arn(r, p.v[i]->name, arn, sizeof(arn));
     add_str(t, "TopicArn", arn);
     cJSON_AddItemToArray(list, t);
   }
-  if (more) {
-    /* the last ARN scanned, listed or not: where the next page starts */
-    topic_arn(r, p.v[p.n - 1]->name, arn, sizeof(arn));
+  if (more && p.n) {
+    topic_arn(r, p.v[p.n - 1]->name, arn, sizeof(arn)); /* where the next page starts */
     add_str(o, "NextToken", arn);
   }
   aws_reply(r, o);
@@ -285,8 +300,13 @@ static void sns_set_topic_attributes(areq_t *r) {
     cJSON *j = v[0] ? cJSON_Parse(v) : NULL;
     int ok = !v[0] || cJSON_IsObject(j);
     cJSON_Delete(j);
+    char why[AWS_MAX_ERRMSG];
     if (!ok) {
       aws_fail(r, AWS_E_SNS_INVALID_PARAMETER, "Invalid parameter: Policy Error: null");
+      return;
+    }
+    if (authz_check_policy(r->s, v, why, sizeof(why)) != 0) {
+      aws_fail(r, AWS_E_SNS_INVALID_PARAMETER, "Invalid parameter: Policy Error: %s", why);
       return;
     }
     topics_set_attrs(r->s->topics, tp, NULL, v);
@@ -389,10 +409,16 @@ static void sns_unsubscribe(areq_t *r) {
 typedef struct spage {
   const sub_t *v[SNS_PAGE];
   uint32_t n;
+  areq_t *r;
+  const sub_t *last; /* scanned last, listed or hidden */
 } spage_t;
 
 static void scollect(void *ctx, const sub_t *s) {
   spage_t *p = ctx;
+  p->last = s;
+  const char *tn = s->topic->name;
+  if (!aws_may_see(p->r, AUTHZ_TOPIC, tn, strlen(tn)))
+    return; /* only subscriptions of topics the caller may list */
   if (p->n < SNS_PAGE)
     p->v[p->n++] = s;
 }
@@ -404,15 +430,19 @@ static void list_subs(areq_t *r, const topic_t *tp) {
     aws_fail(r, AWS_E_SNS_INVALID_PARAMETER, "Invalid parameter: NextToken");
     return;
   }
-  spage_t p = {.n = 0};
+  spage_t p = {.n = 0, .r = r};
   int more = 0;
-  topics_sub_list(r->s->topics, tp, NULL, after, SNS_PAGE, scollect, &p, &more);
+  do { /* hidden subscriptions do not count (see sns_list_topics) */
+    p.last = NULL;
+    topics_sub_list(r->s->topics, tp, NULL, after, SNS_PAGE - p.n, scollect, &p, &more);
+    if (!p.last)
+      break;
+    after = p.last->num;
+  } while (more && p.n < SNS_PAGE);
   cJSON *o = cJSON_CreateObject();
   cJSON *list = cJSON_AddArrayToObject(o, "Subscriptions");
   for (uint32_t i = 0; i < p.n; i++) {
     char arn[300], qarn[200], tarn[200];
-    if (!aws_may_see(r, AUTHZ_TOPIC, p.v[i]->topic->name, strlen(p.v[i]->topic->name)))
-      continue; /* only subscriptions of topics the caller may list */
     sub_arn(r, p.v[i], arn, sizeof(arn));
     aws_arn(r->s, "sqs", p.v[i]->queue, qarn, sizeof(qarn));
     topic_arn(r, p.v[i]->topic->name, tarn, sizeof(tarn));
@@ -424,7 +454,7 @@ static void list_subs(areq_t *r, const topic_t *tp) {
     add_str(s, "TopicArn", tarn);
     cJSON_AddItemToArray(list, s);
   }
-  if (more) {
+  if (more && p.n) {
     char id[GBX_MSGID_LEN + 1];
     topics_sub_id(r->s->topics, p.v[p.n - 1], id);
     id[GBX_MSGID_LEN] = 0;

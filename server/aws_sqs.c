@@ -65,6 +65,16 @@ static int may_use_dlq(areq_t *r, const qattrs_t *a, unsigned mask) {
          aws_authorize(r, "sqs:SendMessage", AUTHZ_QUEUE, a->dlq, strlen(a->dlq));
 }
 
+/* With authentication on, a Policy being set must be a valid resource
+ * policy. 1, or 0 after answering r. */
+static int policy_ok(areq_t *r, const qattrs_t *a, unsigned mask) {
+  char why[AWS_MAX_ERRMSG];
+  if (!(mask & QA_POLICY) || authz_check_policy(r->s, a->policy, why, sizeof(why)) == 0)
+    return 1;
+  aws_fail(r, AWS_E_INVALID_ATTRIBUTE_VALUE, "Invalid value for the parameter Policy. %s", why);
+  return 0;
+}
+
 /* The queue named by an SQS ARN, or NULL. */
 static queue_t *queue_by_arn(const areq_t *r, const char *arn) {
   const char *name;
@@ -102,7 +112,7 @@ static int may_send_to_sources(areq_t *r, queue_t *dlq) {
   if (!r->who.p)
     return 1;
   srcs_t x = {r, NULL};
-  broker_dlq_sources(r->s->broker, dlq, check_source, &x);
+  broker_dlq_origins(r->s->broker, dlq, check_source, &x);
   return !x.denied ||
          aws_authorize(r, "sqs:SendMessage", AUTHZ_QUEUE, x.denied->name, strlen(x.denied->name));
 }
@@ -427,7 +437,8 @@ static void sqs_create_queue(areq_t *r) {
   if (!tm)
     tm = cJSON_GetObjectItemCaseSensitive(r->in, "Tags");
   if (parse_qattrs(r, cJSON_GetObjectItemCaseSensitive(r->in, "Attributes"), &a, &mask) != 0 ||
-      parse_tags(r, tm, &tags, &ntags) != 0 || !may_use_dlq(r, &a, mask)) {
+      parse_tags(r, tm, &tags, &ntags) != 0 || !may_use_dlq(r, &a, mask) ||
+      !policy_ok(r, &a, mask)) {
     qattrs_free(&a);
     tags_free(tags, ntags);
     return;
@@ -534,6 +545,21 @@ static int paging(areq_t *r, int64_t *max, int *has_max, char after[GBX_MAX_NAME
   return 0;
 }
 
+/* Collects only the queues r's caller may list (aws_may_see), noting the
+ * last one scanned. */
+typedef struct vlist {
+  qlist_t l;
+  areq_t *r;
+  const queue_t *last;
+} vlist_t;
+
+static void vcollect(void *ctx, const queue_t *q) {
+  vlist_t *x = ctx;
+  x->last = q;
+  if (aws_may_see(x->r, AUTHZ_QUEUE, q->name, strlen(q->name)))
+    qcollect(&x->l, q);
+}
+
 static void sqs_list_queues(areq_t *r) {
   const char *prefix = aws_str(r->in, "QueueNamePrefix");
   int64_t max;
@@ -544,26 +570,28 @@ static void sqs_list_queues(areq_t *r) {
   if (!prefix)
     prefix = "";
   const queue_t *v[SQS_MAX_RESULTS];
-  qlist_t l = {v, 0, SQS_MAX_RESULTS};
-  broker_queue_list(r->s->broker, prefix, strlen(prefix), after, strlen(after), (uint32_t)max,
-                    qcollect, &l, &more);
+  vlist_t x = {{v, 0, (uint32_t)max}, r, NULL};
+  /* hidden queues do not count: scan on until max are listed or none are
+   * left, so the page token names a listed queue, never a hidden one */
+  do {
+    x.last = NULL;
+    broker_queue_list(r->s->broker, prefix, strlen(prefix), after, strlen(after),
+                      (uint32_t)max - x.l.n, vcollect, &x, &more);
+    if (!x.last)
+      break;
+    snprintf(after, sizeof(after), "%s", x.last->name);
+  } while (more && x.l.n < (uint32_t)max);
   cJSON *o = cJSON_CreateObject();
-  /* the next page starts after the last name scanned, listed or not */
-  const queue_t *last = l.n ? v[l.n - 1] : NULL;
-  uint32_t shown = 0;
-  for (uint32_t i = 0; i < l.n; i++) /* only what the caller may list */
-    if (aws_may_see(r, AUTHZ_QUEUE, v[i]->name, strlen(v[i]->name)))
-      v[shown++] = v[i];
-  if (shown) {
+  if (x.l.n) {
     cJSON *urls = cJSON_AddArrayToObject(o, "QueueUrls");
-    for (uint32_t i = 0; i < shown; i++) {
+    for (uint32_t i = 0; i < x.l.n; i++) {
       char url[512];
       queue_url(r, v[i]->name, url, sizeof(url));
       cJSON_AddItemToArray(urls, cJSON_CreateString(url));
     }
   }
-  if (more && has_max && last)
-    add_token(o, last->name);
+  if (more && has_max && x.l.n)
+    add_token(o, v[x.l.n - 1]->name);
   aws_reply(r, o);
 }
 
@@ -588,6 +616,8 @@ static void sqs_list_dlq_sources(areq_t *r) {
   for (uint32_t i = 0; i < l.n; i++) {
     if (after[0] && strcmp(v[i]->name, after) <= 0)
       continue;
+    if (!aws_may_see(r, AUTHZ_QUEUE, v[i]->name, strlen(v[i]->name)))
+      continue; /* only sources the caller may see */
     if (shown == max) {
       more = 1;
       break;
@@ -702,7 +732,8 @@ static void sqs_set_queue_attributes(areq_t *r) {
   gbx_errbuf_t eb = {0};
   if (qattrs_copy(&a, &q->rec.a) != 0)
     abort();
-  if (parse_qattrs(r, attrs, &a, &mask) != 0 || !may_use_dlq(r, &a, mask)) {
+  if (parse_qattrs(r, attrs, &a, &mask) != 0 || !may_use_dlq(r, &a, mask) ||
+      !policy_ok(r, &a, mask)) {
     qattrs_free(&a);
     return;
   }
@@ -836,6 +867,12 @@ static void sqs_add_permission(areq_t *r) {
   cJSON_Delete(pol);
   if (!text)
     abort();
+  char why[AWS_MAX_ERRMSG];
+  if (authz_check_policy(r->s, text, why, sizeof(why)) != 0) {
+    free(text);
+    aws_fail(r, AWS_E_INVALID_PARAMETER_VALUE, "The resulting policy would be invalid: %s", why);
+    return;
+  }
   qattrs_t a;
   gbx_errbuf_t eb = {0};
   if (qattrs_copy(&a, &q->rec.a) != 0)
@@ -1446,6 +1483,14 @@ static void on_waiter(void *ctx, waiter_t *w, gbx_err_t err, delivery_t *d, uint
   (void)ctx;
   r->w = NULL;
   free(w);
+  if (err == GBX_E_ACCESS_DENIED || err == GBX_E_AUTH_REVOKED) {
+    /* a reload revoked the signer or no longer allows the receive */
+    aws_fail(r, AWS_E_ACCESS_DENIED,
+             err == GBX_E_AUTH_REVOKED
+                 ? "The credentials that signed this request were revoked while it waited."
+                 : "The caller's policy no longer allows sqs:ReceiveMessage on this queue.");
+    return;
+  }
   if (err) {
     aws_fail(r, AWS_E_QUEUE_DOES_NOT_EXIST, NO_QUEUE);
     return;

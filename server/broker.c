@@ -652,6 +652,27 @@ uint32_t broker_dlq_sources(broker_t *b, const queue_t *q, void (*cb)(void *, co
   return n;
 }
 
+void broker_dlq_origins(broker_t *b, const queue_t *dlq, void (*cb)(void *, const queue_t *),
+                        void *ctx) {
+  /* distinct origins are few (at most the number of queues): a linear set */
+  uint32_t *seen = NULL, n = 0, cap = 0;
+  for (const msg_t *m = dlq->age_head; m; m = m->anext) {
+    uint32_t i = 0;
+    while (i < n && seen[i] != m->src_qid) i++;
+    if (i < n) continue;
+    if (n == cap) {
+      cap = cap ? 2 * cap : 16;
+      uint32_t *p = realloc(seen, cap * sizeof(*p));
+      if (!p) abort();
+      seen = p;
+    }
+    seen[n++] = m->src_qid;
+    const queue_t *src = m->src_qid ? broker_queue_by_id(b, m->src_qid) : NULL;
+    if (src) cb(ctx, src);
+  }
+  free(seen);
+}
+
 /* ---- messages ---- */
 
 gbx_err_t broker_send(broker_t *b, queue_t *q, blob_t *blob, uint32_t size, int32_t delay,
@@ -892,12 +913,18 @@ void broker_end_waits_if(broker_t *b, gbx_err_t (*verdict)(void *ctx, const wait
                          void *ctx) {
   for (uint32_t i = 0; i < b->nqueues; i++) {
     queue_t *q = b->byname[i];
-    for (waiter_t *w = q->w_head, *next; w; w = next) {
-      next = w->next;
+    /* serving a waiter may close its connection, which frees that
+     * connection's other waiters: after each one served, start over (those
+     * kept are asked again, which only costs time) */
+    for (waiter_t *w = q->w_head; w;) {
       gbx_err_t e = verdict(ctx, w);
-      if (!e) continue;
+      if (!e) {
+        w = w->next;
+        continue;
+      }
       broker_waiter_cancel(b, w);
       serve_waiter(b, w, e, NULL, 0);
+      w = q->w_head;
     }
   }
 }

@@ -151,6 +151,10 @@ int broker_wait(broker_t *b, queue_t *q, waiter_t *w, uint64_t deadline);
 void broker_waiter_cancel(broker_t *b, waiter_t *w);
 /* Answers every waiter with no messages (shutdown). */
 void broker_end_waits(broker_t *b);
+/* Calls cb once for each existing queue that messages now in dlq came from
+ * (where a redrive without a destination moves them). O(messages in dlq). */
+void broker_dlq_origins(broker_t *b, const queue_t *dlq, void (*cb)(void *, const queue_t *),
+                        void *ctx);
 /* Ends each waiter for which verdict returns an error, answering it with that
  * error (a revoked credential, a policy that no longer allows the receive). */
 void broker_end_waits_if(broker_t *b, gbx_err_t (*verdict)(void *ctx, const waiter_t *w),

@@ -6,9 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <arpa/inet.h>
 #include <openssl/crypto.h>
 
 #include "gbx_auth.h"
+#include "handshake.h"
 #include "log.h"
 #include "ops_int.h"
 #include "strutil.h"
@@ -17,10 +19,8 @@ typedef struct oconn {
   waiter_t *waiters; /* this connection's waiting receives */
   uint32_t nwaiters;
   /* authentication (only when --credentials is set) */
-  uint8_t authed, have_nonce, revoked;
-  uint8_t fails;                  /* failed proofs on this connection */
-  uint8_t nonce[GBX_AUTH_NONCE];  /* the challenge of the pending auth_begin */
-  char key[GBX_AUTH_MAX_KEY + 1]; /* the access key id of the pending auth_begin */
+  hs_state_t hs;                  /* the handshake (handshake.h) */
+  uint8_t revoked;
   auth_id_t id;                   /* who authenticated */
   const principal_t *p;           /* id's principal in the set of generation gen */
   uint64_t gen;
@@ -232,6 +232,13 @@ void ops_tags_free(qtag_t *t, uint32_t n) {
   free(t);
 }
 
+gbx_err_t ops_check_policy(req_t *q, const char *text) {
+  char why[200];
+  if (authz_check_policy(q->s, text, why, sizeof(why)) == 0) return GBX_E_OK;
+  return gbx_errbuf_set(&q->eb, GBX_E_BAD_POLICY, "attribute 'Policy': %s", why);
+}
+
+
 static void op_queue_create(req_t *q) {
   const char *name;
   uint32_t nl;
@@ -261,6 +268,7 @@ static void op_queue_create(req_t *q) {
     ops_tags_free(tags, ntags);
     return;
   }
+  if ((mask & QA_POLICY) && (e = ops_check_policy(q, a.policy))) goto out;
   memcpy(nbuf, name, nl);
   nbuf[nl] = 0;
   e = broker_queue_create(q->s->broker, nbuf, &a, tags, ntags, q->now, &created, &q->eb);
@@ -307,7 +315,8 @@ void ops_reply_names(req_t *q, const char *field, names_t *ns, int more) {
   gbx_pack_cstr(pk, field);
   msgpack_pack_array(pk, ns->n);
   for (uint32_t i = 0; i < ns->n; i++) gbx_pack_cstr(pk, ns->v[i]);
-  if (more) gbx_pack_kv_cstr(pk, "next", ns->last ? ns->last : "");
+  /* the token is the last name listed, never one hidden from the caller */
+  if (more && ns->n) gbx_pack_kv_cstr(pk, "next", ns->v[ns->n - 1]);
   ops_rend(&r, q->c);
   free(ns);
 }
@@ -337,8 +346,16 @@ static void op_queue_list(req_t *q) {
   }
   names_t *ns = ops_names_new();
   ns->q = q;
-  broker_queue_list(q->s->broker, prefix, pl, next, nl, (uint32_t)max, collect, ns, &more);
-  ops_reply_names(q, "queues", ns, more);
+  /* hidden names do not count: scan on until max are listed or none are left */
+  do {
+    ns->last = NULL;
+    broker_queue_list(q->s->broker, prefix, pl, next, nl, (uint32_t)(max - ns->n), collect, ns,
+                      &more);
+    if (!ns->last) break;
+    next = ns->last;
+    nl = (uint32_t)strlen(next);
+  } while (more && ns->n < max);
+  ops_reply_names(q, "queues", ns, more && ns->n);
 }
 
 static void op_queue_get_attrs(req_t *q) {
@@ -389,6 +406,7 @@ static void op_queue_set_attrs(req_t *q) {
     qattrs_free(&a);
     return;
   }
+  if (!e && (mask & QA_POLICY)) e = ops_check_policy(q, a.policy);
   if (!e) e = broker_queue_set_attrs(q->s->broker, qu, &a, mask, q->now, &q->eb);
   qattrs_free(&a);
   if (e) ops_fail(q, e);
@@ -450,6 +468,7 @@ static void op_queue_dlq_sources(req_t *q) {
   queue_t *qu = need_queue(q, "q");
   if (!qu) return;
   names_t *ns = ops_names_new();
+  ns->q = q; /* only sources the caller may see */
   broker_dlq_sources(q->s->broker, qu, collect, ns);
   ops_reply_names(q, "queues", ns, 0);
 }
@@ -849,7 +868,7 @@ void ops_conn_closed(void *ctx, conn_t *c) {
       }
     free(oc->parked);
   }
-  OPENSSL_cleanse(oc->nonce, sizeof(oc->nonce));
+  OPENSSL_cleanse(&oc->hs, sizeof(oc->hs));
   free(oc);
   net_conn_set_data(c, NULL);
 }
@@ -933,12 +952,13 @@ static void check_source(void *ctx, const queue_t *src) {
     x->denied = src;
 }
 
-/* A move back to the source queues writes into each: every one needs send
- * permission. 1, or 0 after replying access_denied. */
+/* A move back to the source queues writes into each queue its messages
+ * came from: every one needs send permission. 1, or 0 after replying
+ * access_denied. */
 static int may_send_to_sources(req_t *q, queue_t *dlq) {
   if (!q->who.p) return 1;
   srcs_t x = {q, NULL};
-  broker_dlq_sources(q->s->broker, dlq, check_source, &x);
+  broker_dlq_origins(q->s->broker, dlq, check_source, &x);
   return !x.denied || ops_authorize(q, "sqs:SendMessage", AUTHZ_QUEUE, x.denied->name,
                                     strlen(x.denied->name));
 }
@@ -1126,37 +1146,14 @@ int ops_may_see(req_t *q, authz_kind_t kind, const char *name, size_t nl) {
 
 static void op_auth_begin(req_t *q) {
   oconn_t *oc = oconn(q->c);
-  const char *key;
-  uint32_t kl;
-  gbx_err_t e = gbx_get_str(q->m, "key", 1, 1, GBX_AUTH_MAX_KEY, &key, &kl, NULL, &q->eb);
+  gbx_err_t e = hs_begin(&oc->hs, q->m, auth_creds(q->s->auth), gbx_auth_random, &q->eb);
   if (e) {
     ops_fail(q, e);
     return;
   }
-  if (!auth_enabled(q->s->auth)) {
-    gbx_errbuf_set(&q->eb, GBX_E_AUTH_FAILED,
-                   "this server has no credentials configured (no --credentials): there is "
-                   "nothing to authenticate against");
-    ops_fail(q, GBX_E_AUTH_FAILED);
-    return;
-  }
-  if (oc->authed) {
-    gbx_errbuf_set(&q->eb, GBX_E_AUTH_FAILED, "this connection is already authenticated");
-    ops_fail(q, GBX_E_AUTH_FAILED);
-    return;
-  }
-  /* an unknown key gets a challenge too: the failure comes at auth_prove, so
-   * a probe cannot tell which keys exist */
-  if (gbx_auth_random(oc->nonce, GBX_AUTH_NONCE) != 0) {
-    ops_fail(q, GBX_E_INTERNAL);
-    return;
-  }
-  memcpy(oc->key, key, kl);
-  oc->key[kl] = 0;
-  oc->have_nonce = 1;
   reply_t r;
   msgpack_packer *pk = ops_rbegin(&r, q->s, q->id, 1);
-  gbx_pack_kv_bin(pk, "nonce", oc->nonce, GBX_AUTH_NONCE);
+  gbx_pack_kv_bin(pk, "nonce", oc->hs.nonce, GBX_AUTH_NONCE);
   ops_rend(&r, q->c);
 }
 
@@ -1164,12 +1161,24 @@ static void op_auth_begin(req_t *q) {
  * address down; a new connection starts over only on the count). */
 #define MAX_FAILS_PER_CONN 5
 
+/* The throttle's key for c's peer: its IPv4 address, or its IPv6 /64 (one
+ * host commonly holds a whole /64, so single addresses would be free). */
 static void peer_addr(conn_t *c, char *buf, size_t cap) {
   const char *p = net_conn_peer(c), *colon = strrchr(p, ':');
   size_t n = colon ? (size_t)(colon - p) : strlen(p);
-  if (n >= cap) n = cap - 1;
-  memcpy(buf, p, n);
-  buf[n] = 0;
+  char ip[64];
+  struct in6_addr a6;
+  if (n >= sizeof(ip)) n = sizeof(ip) - 1;
+  memcpy(ip, p, n);
+  ip[n] = 0;
+  if (strchr(ip, ':') && inet_pton(AF_INET6, ip, &a6) == 1) {
+    memset(a6.s6_addr + 8, 0, 8);
+    char net[INET6_ADDRSTRLEN];
+    inet_ntop(AF_INET6, &a6, net, sizeof(net));
+    snprintf(buf, cap, "%s/64", net);
+    return;
+  }
+  snprintf(buf, cap, "%s", ip);
 }
 
 static void park(req_t *q, oconn_t *oc, const uint8_t *p, uint32_t len, uint64_t until) {
@@ -1186,50 +1195,27 @@ static void park(req_t *q, oconn_t *oc, const uint8_t *p, uint32_t len, uint64_t
 
 static void op_auth_prove(req_t *q) {
   oconn_t *oc = oconn(q->c);
-  const char *cn, *pr;
-  uint32_t cl, pl;
-  gbx_err_t e;
-  if ((e = gbx_get_bytes(q->m, "cnonce", 1, GBX_AUTH_NONCE, &cn, &cl, NULL, &q->eb)) ||
-      (e = gbx_get_bytes(q->m, "proof", 1, GBX_AUTH_PROOF, &pr, &pl, NULL, &q->eb))) {
-    ops_fail(q, e);
-    return;
-  }
-  if (!oc->have_nonce || oc->authed || cl != GBX_AUTH_NONCE) {
-    gbx_errbuf_set(&q->eb, GBX_E_AUTH_FAILED,
-                   oc->authed ? "this connection is already authenticated"
-                   : cl != GBX_AUTH_NONCE ? "cnonce must be 32 bytes"
-                                          : "auth_prove needs a challenge: send auth_begin first");
-    ops_fail(q, GBX_E_AUTH_FAILED);
-    return;
-  }
-  char addr[64];
-  peer_addr(q->c, addr, sizeof(addr));
-  oc->have_nonce = 0; /* a challenge answers one proof */
-  const principal_t *p = creds_by_akid(auth_creds(q->s->auth), oc->key, strlen(oc->key));
-  /* an unknown key is checked against a dummy secret: same work, same reply */
-  static const char dummy[] = "gearbox-no-such-key-0000000000000";
-  int ok = gbx_auth_check(GBX_AUTH_CLIENT, p ? p->secret : dummy, p ? p->secret_len : sizeof(dummy) - 1,
-                          oc->key, strlen(oc->key), oc->nonce, (const uint8_t *)cn,
-                          (const uint8_t *)pr, pl);
-  if (!ok || !p) {
-    auth_guard_fail(q->s->auth, addr, q->now);
-    authz_audit_auth("native", oc->key, net_conn_peer(q->c),
-                     p ? "wrong proof (secret)" : "unknown access key id");
-    ops_reply_err(q->s, q->c, q->id, GBX_E_AUTH_FAILED, NULL);
-    if (++oc->fails >= MAX_FAILS_PER_CONN) net_close(q->c, "too many failed authentications");
-    return;
-  }
+  const principal_t *p;
   uint8_t sproof[GBX_AUTH_PROOF];
-  if (gbx_auth_proof(GBX_AUTH_SERVER, p->secret, p->secret_len, oc->key, strlen(oc->key),
-                     oc->nonce, (const uint8_t *)cn, sproof) != 0) {
-    ops_fail(q, GBX_E_INTERNAL);
+  hs_outcome_t how;
+  char addr[64];
+  gbx_err_t e = hs_prove(&oc->hs, q->m, auth_creds(q->s->auth), &p, sproof, &how, &q->eb);
+  if (e) {
+    if (how == HS_UNKNOWN_KEY || how == HS_WRONG_PROOF) {
+      peer_addr(q->c, addr, sizeof(addr));
+      auth_guard_fail(q->s->auth, addr, q->now);
+      authz_audit_auth("native", oc->hs.key, net_conn_peer(q->c),
+                       how == HS_WRONG_PROOF ? "wrong proof (secret)" : "unknown access key id");
+    }
+    ops_fail(q, e);
+    if (oc->hs.fails >= MAX_FAILS_PER_CONN) net_close(q->c, "too many failed authentications");
     return;
   }
-  auth_guard_ok(q->s->auth, addr);
+  /* a success does not clear the address's failures: a valid key of one's
+   * own must not reset the throttle on guesses at another key */
   auth_id_of(p, &oc->id);
   oc->p = p;
   oc->gen = auth_generation(q->s->auth);
-  oc->authed = 1;
   net_conn_set_authed(q->c);
   LOG(LOG_DEBUG, "authenticated principal=%s addr=%s", p->name, net_conn_peer(q->c));
   reply_t r;
@@ -1237,6 +1223,7 @@ static void op_auth_prove(req_t *q) {
   gbx_pack_kv_cstr(pk, "principal", p->name);
   gbx_pack_kv_bin(pk, "sproof", sproof, GBX_AUTH_PROOF);
   ops_rend(&r, q->c);
+  OPENSSL_cleanse(sproof, sizeof(sproof));
 }
 
 static void op_whoami(req_t *q) {
@@ -1297,7 +1284,7 @@ void ops_auth_changed(server_t *s) {
  * not authenticated, or its credentials were revoked since. */
 static gbx_err_t caller(server_t *s, conn_t *c, authz_who_t *who) {
   oconn_t *oc = oconn(c);
-  if (!oc->authed) return GBX_E_UNAUTHENTICATED;
+  if (!oc->hs.authed) return GBX_E_UNAUTHENTICATED;
   uint64_t gen = auth_generation(s->auth);
   if (oc->gen != gen) {
     oc->p = auth_current(s->auth, &oc->id);

@@ -79,6 +79,9 @@ gbx_err_t ops_list_args(req_t *q, const char **prefix, uint32_t *pl, const char 
 /* 1 if the caller may do action on the resource; else replies access_denied
  * (naming principal, action and resource) and returns 0. */
 int ops_authorize(req_t *q, const char *action, authz_kind_t kind, const char *name, size_t nl);
+/* GBX_E_OK, or GBX_E_BAD_POLICY (message in q->eb) when authentication is
+ * on and text (a Policy attribute being set) is not a valid resource policy. */
+gbx_err_t ops_check_policy(req_t *q, const char *text);
 /* The same without replying or an audit line: list filtering. */
 int ops_may_see(req_t *q, authz_kind_t kind, const char *name, size_t nl);
 

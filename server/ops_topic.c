@@ -58,7 +58,8 @@ void op_topic_create(req_t *q) {
   if (!ops_authorize(q, q->action, AUTHZ_TOPIC, name, nl)) return;
   if ((e = gbx_get_map(q->m, "attrs", 0, 8, &am, NULL, &q->eb)) ||
       (e = gbx_get_map(q->m, "tags", 0, GBX_MAX_TAGS, &tm, NULL, &q->eb)) ||
-      (e = topic_attrs(q, am, &display, &policy)) || (e = ops_parse_tags(tm, &tags, &ntags, &q->eb)))
+      (e = topic_attrs(q, am, &display, &policy)) || (e = ops_parse_tags(tm, &tags, &ntags, &q->eb)) ||
+      (e = ops_check_policy(q, policy)))
     goto out;
   memcpy(nbuf, name, nl);
   nbuf[nl] = 0;
@@ -104,8 +105,15 @@ void op_topic_list(req_t *q) {
   }
   names_t *ns = ops_names_new();
   ns->q = q;
-  topics_list(q->s->topics, prefix, pl, next, nl, (uint32_t)max, tcollect, ns, &more);
-  ops_reply_names(q, "topics", ns, more);
+  /* hidden names do not count: scan on until max are listed or none are left */
+  do {
+    ns->last = NULL;
+    topics_list(q->s->topics, prefix, pl, next, nl, (uint32_t)(max - ns->n), tcollect, ns, &more);
+    if (!ns->last) break;
+    next = ns->last;
+    nl = (uint32_t)strlen(next);
+  } while (more && ns->n < max);
+  ops_reply_names(q, "topics", ns, more && ns->n);
 }
 
 void op_topic_get_attrs(req_t *q) {
@@ -132,6 +140,7 @@ void op_topic_set_attrs(req_t *q) {
   if (!tp) return;
   gbx_err_t e = gbx_get_map(q->m, "attrs", 1, 8, &am, NULL, &q->eb);
   if (!e) e = topic_attrs(q, am, &display, &policy);
+  if (!e) e = ops_check_policy(q, policy);
   if (!e) topics_set_attrs(q->s->topics, tp, display, policy);
   free(display);
   free(policy);
@@ -239,10 +248,16 @@ void op_unsubscribe(req_t *q) {
 typedef struct slist {
   const sub_t *v[1000];
   uint32_t n;
+  const sub_t *last; /* scanned last, listed or hidden */
+  req_t *q;
 } slist_t;
 
 static void scollect(void *ctx, const sub_t *s) {
   slist_t *l = ctx;
+  l->last = s;
+  /* only subscriptions of topics the caller may list */
+  const char *tn = s->topic->name;
+  if (!ops_may_see(l->q, AUTHZ_TOPIC, tn, strlen(tn))) return;
   if (l->n < 1000) l->v[l->n++] = s;
 }
 
@@ -260,6 +275,7 @@ void op_sub_list(req_t *q) {
     ops_fail(q, e);
     return;
   }
+  if (has_t && !ops_authorize(q, q->action, AUTHZ_TOPIC, tn, tl)) return;
   if (has_t && !(tp = topics_find(q->s->topics, tn, tl))) {
     gbx_errbuf_set(&q->eb, GBX_E_TOPIC_NOT_FOUND, "topic '%.*s' does not exist", (int)tl, tn);
     ops_fail(q, GBX_E_TOPIC_NOT_FOUND);
@@ -277,23 +293,21 @@ void op_sub_list(req_t *q) {
   slist_t *l = malloc(sizeof(*l));
   if (!l) abort();
   l->n = 0;
-  topics_sub_list(q->s->topics, tp, has_q ? qname : NULL, after, 100, scollect, l, &more);
-  /* only subscriptions of topics the caller may list */
-  uint32_t shown = 0;
-  uint8_t *see = malloc(l->n + 1);
-  if (!see) abort();
-  for (uint32_t i = 0; i < l->n; i++) {
-    const char *tn = l->v[i]->topic->name;
-    see[i] = (uint8_t)ops_may_see(q, AUTHZ_TOPIC, tn, strlen(tn));
-    shown += see[i];
-  }
+  l->q = q;
+  /* hidden subscriptions do not count: scan on until a page is listed */
+  do {
+    l->last = NULL;
+    topics_sub_list(q->s->topics, tp, has_q ? qname : NULL, after, 100 - l->n, scollect, l, &more);
+    if (!l->last) break;
+    after = l->last->num;
+  } while (more && l->n < 100);
+  more = more && l->n;
   reply_t r;
   msgpack_packer *pk = ops_rbegin(&r, q->s, q->id, more ? 2 : 1);
   char id[GBX_MSGID_LEN];
   gbx_pack_cstr(pk, "subs");
-  msgpack_pack_array(pk, shown);
+  msgpack_pack_array(pk, l->n);
   for (uint32_t i = 0; i < l->n; i++) {
-    if (!see[i]) continue;
     topics_sub_id(q->s->topics, l->v[i], id);
     msgpack_pack_map(pk, 3);
     gbx_pack_kv_str(pk, "sub", id, sizeof(id));
@@ -305,7 +319,6 @@ void op_sub_list(req_t *q) {
     gbx_pack_kv_str(pk, "next", id, sizeof(id));
   }
   ops_rend(&r, q->c);
-  free(see);
   free(l);
 }
 

@@ -252,15 +252,20 @@ static void query_free(query_t *q) {
   free(q->enc);
 }
 
-/* Decodes %XX; a '%' not followed by two hex digits, and '+', stand for
- * themselves (AWS signs the query as the client encoded it, and SDKs
- * encode a space as %20, a plus as %2B). */
+/* Decodes %XX, and '+' as a space: exactly as the form decoder reads the
+ * parameters (aws_form_decode), so what is verified is what is executed (a
+ * '+' read as a plus here but as a space there would let a signed "%2B" be
+ * swapped for an unsigned meaning). SDKs encode a space as %20 and a plus as
+ * %2B, so they never send a bare '+'. A '%' not followed by two hex digits
+ * stands for itself. */
 static size_t pct_decode(const char *s, size_t n, char *out) {
   size_t k = 0;
   for (size_t i = 0; i < n; i++) {
     if (s[i] == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
       out[k++] = (char)(hexval(s[i + 1]) << 4 | hexval(s[i + 2]));
       i += 2;
+    } else if (s[i] == '+') {
+      out[k++] = ' ';
     } else {
       out[k++] = s[i];
     }

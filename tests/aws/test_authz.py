@@ -192,6 +192,38 @@ class AuthzMatrix(unittest.TestCase):
         # a list is filtered, not refused: the outsider may list nothing
         self.assertEqual(self.client("outsider", "sns").list_topics()["Topics"], [])
 
+    def test_paging_never_names_hidden_queues(self):
+        import base64
+        self.world()
+        for q in ("aaa-hidden", "orders-b", "zzz-hidden"):
+            self.admin_sqs.create_queue(QueueName=q)
+        sqs = self.client("consumer", "sqs")
+        seen, kw = [], {"MaxResults": 1}
+        for _ in range(10):
+            page = sqs.list_queues(**kw)
+            seen += [u.rsplit("/", 1)[1] for u in page.get("QueueUrls", [])]
+            tok = page.get("NextToken")
+            if not tok:
+                break
+            name = base64.b64decode(tok + "=" * (-len(tok) % 4)).decode()
+            self.assertTrue(name.startswith("orders-") and name != "orders-secret", name)
+            kw["NextToken"] = tok
+        self.assertEqual(seen, ["orders-a", "orders-b"])
+
+    def test_invalid_policy_refused(self):
+        self.world()
+        with self.assertRaises(botocore.exceptions.ClientError) as ctx:
+            self.admin_sqs.set_queue_attributes(
+                QueueUrl=self.url("billing"),
+                Attributes={"Policy": json.dumps({"Statement": [{"Effect": "Deny", "Action": "*"}]})})
+        self.assertEqual(ctx.exception.response["Error"]["Code"], "InvalidAttributeValue")
+        with self.assertRaises(botocore.exceptions.ClientError) as ctx:
+            self.admin_sqs.add_permission(QueueUrl=self.url("billing"), Label="bad",
+                                          AWSAccountIds=["not an account"], Actions=["SendMessage"])
+        self.assertEqual(ctx.exception.response["Error"]["Code"], "InvalidParameterValue")
+        # the queue still works and its policy is unchanged
+        self.admin_sqs.send_message(QueueUrl=self.url("billing"), MessageBody="x")
+
     def test_add_permission_grants_and_deny_wins(self):
         self.world()
         self.admin_sqs.create_queue(QueueName="shared")

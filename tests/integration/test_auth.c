@@ -194,8 +194,9 @@ static void test_handshake_deadline(void **state) {
 }
 
 /* Failures from one address are slowed down: each next attempt waits
- * 100 ms << (failures - 1) before it is even evaluated, a success clears
- * the count, and a connection is closed after 5 failed proofs. */
+ * 100 ms << (failures - 1) before it is even evaluated (a success does not
+ * reset that: failures are forgotten 15 minutes after the last), and a
+ * connection is closed after 5 failed proofs. */
 static void test_failures_throttled(void **state) {
   (void)state;
   gbx_testserver_t *ts = start_with(CREDS, NULL);
@@ -212,7 +213,8 @@ static void test_failures_throttled(void **state) {
    * least 400 ms after the 3rd failed, the 5th 800 ms */
   assert_true(took[3] >= 350);
   assert_true(took[4] >= 700);
-  /* the right secret still works, after the wait, and clears the count */
+  /* the right secret still works, after the wait; the next login, with no
+   * new failure in between, does not wait */
   gbx_client_t *c = tu_connect(ts);
   int64_t t0 = tu_mono_ms();
   CHECK_OK(gbx_auth(c, "GBXADMIN00000001", "admin-secret-0123456789", NULL, &e));
@@ -618,6 +620,109 @@ static void test_list_filtered(void **state) {
   ts_free(ts);
 }
 
+/* Paging never names a hidden queue: the token is the last listed name. */
+static void test_list_paging_hides(void **state) {
+  (void)state;
+  gbx_testserver_t *ts = start_with(CREDS, NULL);
+  gbx_client_t *admin = login(ts, "GBXADMIN00000001", "admin-secret-0123456789");
+  make_world(admin);
+  static const char *const more_q[] = {"aaa-hidden", "orders-b", "zzz-hidden"};
+  for (size_t i = 0; i < 3; i++) CHECK_OK(gbx_queue_create(admin, more_q[i], NULL, NULL, 0, NULL, &e));
+  gbx_client_t *c = login(ts, "GBXCONSUMER00001", "consumer-secret-012345");
+  char *next = NULL, seen[512] = "";
+  for (int pages = 0; pages < 10; pages++) {
+    gbx_queue_list_t l;
+    CHECK_OK(gbx_queue_list(c, NULL, 1, next, &l, &e));
+    for (size_t i = 0; i < l.count; i++) {
+      strcat(seen, l.names[i]);
+      strcat(seen, " ");
+    }
+    free(next);
+    next = l.next ? strdup(l.next) : NULL;
+    if (next && strncmp(next, "orders-", 7) != 0) fail_msg("page token names '%s'", next);
+    if (next && !strcmp(next, "orders-secret")) fail_msg("page token names orders-secret");
+    gbx_queue_list_free(&l);
+    if (!next) break;
+  }
+  assert_null(next);
+  assert_string_equal(seen, "orders-a orders-b ");
+  /* a principal that may list nothing gets empty pages and no token */
+  gbx_client_t *n = login(ts, "GBXNOBODY0000001", "nobody-secret-0123456");
+  gbx_queue_list_t l;
+  CHECK_OK(gbx_queue_list(n, NULL, 1, NULL, &l, &e));
+  assert_int_equal(l.count, 0);
+  assert_null(l.next);
+  gbx_queue_list_free(&l);
+  gbx_close(n);
+  gbx_close(c);
+  gbx_close(admin);
+  ts_free(ts);
+}
+
+/* With authentication on, a Policy attribute must be a valid resource
+ * policy (a broken one would otherwise silently drop its Deny statements). */
+static void test_policy_validated(void **state) {
+  (void)state;
+  gbx_testserver_t *ts = start_with(CREDS, NULL);
+  gbx_client_t *admin = login(ts, "GBXADMIN00000001", "admin-secret-0123456789");
+  gbx_queue_attrs_t a = {0};
+  a.set = GBX_QA_POLICY;
+  a.policy = "{\"Statement\": [{\"Effect\": \"Deny\", \"Action\": \"*\"}]}";
+  assert_int_equal(gbx_queue_create(admin, "pq", &a, NULL, 0, NULL, &e), GBX_E_BAD_POLICY);
+  if (!strstr(e.message, "Policy")) fail_msg("message: %s", e.message);
+  CHECK_OK(gbx_queue_create(admin, "pq", NULL, NULL, 0, NULL, &e));
+  assert_int_equal(gbx_queue_set_attrs(admin, "pq", &a, &e), GBX_E_BAD_POLICY);
+  /* a valid one that denies the admin: it wins over the admin's Allow-all */
+  a.policy = "{\"Statement\": [{\"Effect\": \"Deny\", \"Principal\": \"*\", "
+             "\"Action\": \"sqs:SendMessage\", \"Resource\": \"*\"}]}";
+  CHECK_OK(gbx_queue_set_attrs(admin, "pq", &a, &e));
+  assert_int_equal(gbx_queue_send(admin, "pq", "x", 1, NULL, 0, 0, NULL, &e), GBX_E_ACCESS_DENIED);
+  assert_true(log_has(ts, "action=sqs:SendMessage resource=arn:aws:sqs:us-east-1:123456789012:pq"));
+  a.policy = "";
+  CHECK_OK(gbx_queue_set_attrs(admin, "pq", &a, &e));
+  CHECK_OK(gbx_queue_send(admin, "pq", "x", 1, NULL, 0, 0, NULL, &e));
+  gbx_close(admin);
+  ts_free(ts);
+}
+
+/* A message move without a destination writes into the queues its messages
+ * came from: each needs send permission, even one that is no longer
+ * configured to use this dead-letter queue. */
+static void test_move_needs_send_on_origins(void **state) {
+  (void)state;
+  static const char *const creds =
+      "{\"principals\":["
+      "{\"name\":\"admin\",\"access_key_id\":\"GBXADMIN00000001\","
+      "\"secret_access_key\":\"admin-secret-0123456789\",\"policy\":" ALLOW_ALL "},"
+      "{\"name\":\"mover\",\"access_key_id\":\"GBXMOVER00000001\","
+      "\"secret_access_key\":\"mover-secret-012345678\",\"policy\":{\"Statement\":"
+      "[{\"Effect\":\"Allow\",\"Action\":\"sqs:*MessageMoveTask*\",\"Resource\":\"dlq\"}]}}"
+      "]}";
+  gbx_testserver_t *ts = start_with(creds, NULL);
+  gbx_client_t *admin = login(ts, "GBXADMIN00000001", "admin-secret-0123456789");
+  CHECK_OK(gbx_queue_create(admin, "dlq", NULL, NULL, 0, NULL, &e));
+  gbx_queue_attrs_t a = {0};
+  a.set = GBX_QA_DLQ | GBX_QA_MAX_RECEIVES;
+  a.dead_letter_queue = "dlq";
+  a.max_receive_count = 1;
+  CHECK_OK(gbx_queue_create(admin, "src", &a, NULL, 0, NULL, &e));
+  CHECK_OK(gbx_queue_send(admin, "src", "x", 1, NULL, 0, 0, NULL, &e));
+  gbx_message_t *m = tu_recv_n(admin, "src", 1, 0, 1);
+  gbx_messages_free(m);
+  m = tu_recv_n(admin, "src", 1, 0, 0); /* the second receive dead-letters it */
+  gbx_queue_attrs_t clear = {0};
+  clear.set = GBX_QA_DLQ;
+  clear.dead_letter_queue = "";
+  CHECK_OK(gbx_queue_set_attrs(admin, "src", &clear, &e));
+  gbx_client_t *mv = login(ts, "GBXMOVER00000001", "mover-secret-012345678");
+  char *task = NULL;
+  assert_int_equal(gbx_redrive_start(mv, "dlq", NULL, 0, &task, &e), GBX_E_ACCESS_DENIED);
+  assert_non_null(strstr(e.message, ":src"));
+  gbx_close(mv);
+  gbx_close(admin);
+  ts_free(ts);
+}
+
 /* The CLI authenticates from GEARBOX_ACCESS_KEY_ID / _SECRET_ACCESS_KEY. */
 static void test_cli_credentials(void **state) {
   (void)state;
@@ -653,6 +758,9 @@ int main(void) {
       cmocka_unit_test(test_data_files_owner_only),
       cmocka_unit_test(test_matrix),
       cmocka_unit_test(test_list_filtered),
+      cmocka_unit_test(test_list_paging_hides),
+      cmocka_unit_test(test_policy_validated),
+      cmocka_unit_test(test_move_needs_send_on_origins),
       cmocka_unit_test(test_cli_credentials),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
