@@ -693,7 +693,18 @@ int server_start(server_t *s, const server_cfg_t *cfg, uv_loop_t *loop) {
     return -1;
   }
   commit_set_manual_kick(s->commit, 1);
-  net_cfg_t nc = {.max_frame = cfg->max_frame, .max_conns = cfg->max_conns,
+  /* One connection budget for both faces: each connection is a descriptor
+   * whichever face took it, and the reserve must stay the store's. */
+  fdlimit_t fl;
+  fdlimit_get(&fl);
+  s->fds.cap = fl.conn_cap;
+  s->fds.used = 0;
+  if (fl.conn_cap < cfg->max_conns)
+    LOG(LOG_INFO,
+        "at most %u connections (both faces together): the descriptor limit is %llu "
+        "(RLIMIT_NOFILE), %llu are kept for the store and the rest of the process",
+        fl.conn_cap, (unsigned long long)fl.soft, (unsigned long long)fl.reserve);
+  net_cfg_t nc = {.max_frame = cfg->max_frame, .max_conns = cfg->max_conns, .fds = &s->fds,
                   .max_outbuf = cfg->max_outbuf, .slow_ms = cfg->slow_ms,
                   .preauth_max_frame = GBX_PREAUTH_MAX_FRAME,
                   .auth_ms = s->creds ? cfg->auth_timeout_ms : 0, .tls = s->tls};
