@@ -9,7 +9,8 @@ void fdlimit_get(fdlimit_t *out) {
   out->reserve = 0;
   out->conn_cap = UINT32_MAX;
   out->store_files = -1;
-  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+    return;
   uint64_t soft = rl.rlim_cur;
   uint64_t reserve = soft / 4 > FDLIMIT_RESERVE_MIN ? soft / 4 : FDLIMIT_RESERVE_MIN;
   out->soft = soft;
@@ -20,6 +21,7 @@ void fdlimit_get(fdlimit_t *out) {
   /* Half the reserve for SSTs: the other half covers the WAL, MANIFEST,
    * LOG, compaction outputs, listeners and libuv. */
   uint64_t files = reserve / 2;
-  if (files < FDLIMIT_STORE_MIN) files = FDLIMIT_STORE_MIN;
+  if (files < FDLIMIT_STORE_MIN)
+    files = FDLIMIT_STORE_MIN;
   out->store_files = files > INT32_MAX ? INT32_MAX : (int)files;
 }

@@ -19,10 +19,10 @@
 #define FDLIMIT_STORE_MIN 32
 
 typedef struct fdlimit {
-  uint64_t soft;      /* RLIMIT_NOFILE soft limit; 0: unlimited or unknown */
-  uint64_t reserve;   /* descriptors kept from connections; 0 with soft 0 */
-  uint32_t conn_cap;  /* connections of both faces together; UINT32_MAX: no cap */
-  int store_files;    /* RocksDB max_open_files: half the reserve; -1: unlimited */
+  uint64_t soft;     /* RLIMIT_NOFILE soft limit; 0: unlimited or unknown */
+  uint64_t reserve;  /* descriptors kept from connections; 0 with soft 0 */
+  uint32_t conn_cap; /* connections of both faces together; UINT32_MAX: no cap */
+  int store_files;   /* RocksDB max_open_files: half the reserve; -1: unlimited */
 } fdlimit_t;
 
 /* Fills *out from the current RLIMIT_NOFILE (an unlimited or unreadable

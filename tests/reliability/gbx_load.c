@@ -68,10 +68,12 @@ static int run_has_any(const run_t *r, const char *list) {
     if (n > 0 && n < sizeof name) {
       memcpy(name, p, n);
       name[n] = '\0';
-      if (run_has(r, name)) return 1;
+      if (run_has(r, name))
+        return 1;
     }
     p += n;
-    if (*p == ',') p++;
+    if (*p == ',')
+      p++;
   }
   return 0;
 }
