@@ -553,7 +553,7 @@ http_t *aws_start(server_t *s, const char *host, int port, int test_endpoints, i
   gbx_buf_init(&a->env);
   http_cfg_t hc = {
       .max_body = HTTP_MAX_BODY, .max_conns = s->cfg.max_conns, .max_outbuf = s->cfg.max_outbuf,
-      .tls = s->tls};
+      .tls = s->tls, .fds = &s->fds};
   http_cbs_t cb = {.ctx = a, .request = on_request, .aborted = on_aborted, .durable = on_durable};
   a->http = http_new(s->loop, &hc, &cb);
   if (!a->http) {

@@ -163,6 +163,15 @@ static uint32_t sh_release(broker_t *b, uint64_t body_id) {
 /* ---- counters ---- */
 
 static uint64_t next_counter(broker_t *b) {
+  /* Recovery refuses stored values above RECORDS_COUNTER_MAX, so the
+   * counter starts at most there and needs another 2^63 ids (~292,000
+   * years at a million a second) to get here: reaching it is our bug, and
+   * wrapping would issue ids again. */
+  if (b->next >= UINT64_MAX - COUNTER_BLOCK) {
+    fprintf(stderr, "%s:%d: message id counter exhausted (%llu)\n", __FILE__, __LINE__,
+            (unsigned long long)b->next);
+    abort();
+  }
   if (b->next >= b->reserved) {
     uint8_t v[8];
     b->reserved = b->next + COUNTER_BLOCK;
@@ -172,9 +181,11 @@ static uint64_t next_counter(broker_t *b) {
   return b->next++;
 }
 
-void broker_restore_counter(broker_t *b, uint64_t next, uint32_t next_qid) {
+int broker_restore_counter(broker_t *b, uint64_t next, uint32_t next_qid) {
+  if (next > RECORDS_COUNTER_MAX || next_qid > RECORDS_QID_MAX + 1u) return -1;
   if (next > b->next) b->next = b->reserved = next;
   if (next_qid > b->next_qid) b->next_qid = next_qid;
+  return 0;
 }
 
 /* ---- queue registry ---- */
@@ -444,6 +455,11 @@ gbx_err_t broker_queue_create(broker_t *b, const char *name, const qattrs_t *a,
   }
   gbx_err_t e = check_dlq(b, name, a, eb);
   if (e) return e;
+  /* Queue ids are never reused (index keys of a deleted queue may still be
+   * compacting away); after 4 billion creations there are none left. */
+  if (b->next_qid > RECORDS_QID_MAX)
+    return gbx_errbuf_set(eb, GBX_E_INTERNAL, "no queue ids left: this store created %u queues",
+                          RECORDS_QID_MAX);
   q = queue_new(name);
   if (!q || qattrs_copy(&q->rec.a, a) != 0) abort();
   heap_node_init(&q->retention_hn, HK_RETENTION);

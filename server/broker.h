@@ -89,7 +89,10 @@ void broker_free(broker_t *b);
 int64_t broker_wall(const broker_t *b, uint64_t now);
 
 /* ---- recovery: feed what the store holds, then broker_restore_done ---- */
-void broker_restore_counter(broker_t *b, uint64_t next, uint32_t next_qid);
+/* The stored counter reservation ("C") and next queue id ("N"); each only
+ * raises the broker's. Returns 0, or -1 (nothing changed) when next is above
+ * RECORDS_COUNTER_MAX or next_qid above RECORDS_QID_MAX + 1: a damaged store. */
+int broker_restore_counter(broker_t *b, uint64_t next, uint32_t next_qid);
 /* Takes ownership of r's contents on success. */
 gbx_err_t broker_restore_queue(broker_t *b, const char *name, qrec_t *r);
 /* A message record; unknown queue ids are reported (-1) for the caller to

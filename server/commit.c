@@ -238,7 +238,15 @@ static void collect(commit_t *c) {
   if (w.ready) {
     assert(c->in_flight);
     c->in_flight = 0;
-    if (w.status == 0 && !c->failed) {
+    int ok = w.status == 0 && !c->failed;
+#ifdef GBX_BROKEN_IGNORE_SYNC_ERROR
+    /* deliberately broken build (tests/reliability): the first failed write
+     * or sync is reported durable, so the replies held on it are sent; the
+     * thread refuses the next batch, whose failure then stops the server */
+    static int ignored;
+    if (w.status != 0 && !c->failed && !ignored) ok = ignored = 1;
+#endif
+    if (ok) {
       c->durable_no = c->flight_no;
       c->stats.batches++;
       c->stats.ops += store_batch_count(c->flight);
@@ -260,7 +268,12 @@ static void collect(commit_t *c) {
     assert(c->sync_in_flight);
     c->sync_in_flight = 0;
     update_ref(c);
-    if (s.status == 0) c->stats.wal_syncs++;
+    int ok = s.status == 0;
+#ifdef GBX_BROKEN_IGNORE_SYNC_ERROR
+    static int ignored_sync; /* deliberately broken build: see the write above */
+    if (!ok && !ignored_sync) ok = ignored_sync = 1;
+#endif
+    if (ok) c->stats.wal_syncs++;
     else fail(c, s.err);
   }
   free(w.err);

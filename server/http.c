@@ -27,6 +27,9 @@
 #define MAX_HEADERS 64
 /* Gates held per connection: at most two batches are undurable at a time. */
 #define MAX_MARKS 8
+/* Refused connections are reported at most once per this many ms (with a
+ * count), so a client storm cannot flood the log (as net.c does). */
+#define REFUSAL_LOG_MS 1000u
 
 typedef struct hdr {
   uint32_t name_off, name_len, val_off, val_len;
@@ -75,6 +78,9 @@ struct http {
   http_parser_settings settings;
   hconn_t *conns, *dirty, *held, *resume;
   uint32_t nconns;
+  fdbudget_t own_fds; /* the budget when the config gives none */
+  fdbudget_t *fds;    /* connections of both faces vs. the descriptor limit */
+  uint64_t refused, refusal_log_ms;
   uint64_t durable;
   uint8_t *tls_in; /* HTTPS: ciphertext lands here (one read at a time), then is fed */
 };
@@ -168,6 +174,7 @@ static void conn_close(hconn_t *c, const char *reason) {
   if (c->next)
     c->next->prev = c->prev;
   h->nconns--;
+  h->fds->used--;
   if (c->busy) {
     c->busy = 0;
     if (h->cbs.aborted)
@@ -779,6 +786,26 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   }
 }
 
+/* Closes a connection we cannot serve, reporting refusals at most once per
+ * REFUSAL_LOG_MS. */
+static void refuse_conn(http_t *h, hconn_t *c) {
+  uint64_t now = uv_now(h->loop);
+  h->refused++;
+  if (h->refusal_log_ms == 0 || now - h->refusal_log_ms >= REFUSAL_LOG_MS) {
+    if (h->nconns >= h->cfg.max_conns)
+      LOG(LOG_WARN, "refusing http connection from %s: %u connections (--max-conns); %llu refused",
+          c->peer, h->nconns, (unsigned long long)h->refused);
+    else
+      LOG(LOG_WARN,
+          "refusing http connection from %s: %u connections (both faces) is all the file "
+          "descriptor limit (RLIMIT_NOFILE) allows; %llu refused",
+          c->peer, h->fds->used, (unsigned long long)h->refused);
+    h->refusal_log_ms = now ? now : 1;
+    h->refused = 0;
+  }
+  uv_close((uv_handle_t *)&c->tcp, on_closed);
+}
+
 static void on_conn(uv_stream_t *server, int status) {
   http_t *h = server->data;
   if (status < 0) {
@@ -812,10 +839,8 @@ static void on_conn(uv_stream_t *server, int status) {
     }
     snprintf(c->peer, sizeof(c->peer), "%s:%d", ip, port);
   }
-  if (h->nconns >= h->cfg.max_conns) {
-    LOG(LOG_WARN, "refusing http connection from %s: %u connections (--max-conns)", c->peer,
-        h->nconns);
-    uv_close((uv_handle_t *)&c->tcp, on_closed);
+  if (h->nconns >= h->cfg.max_conns || h->fds->used >= h->fds->cap) {
+    refuse_conn(h, c);
     return;
   }
   if (h->cfg.tls && !(c->tls = tls_conn_new(h->cfg.tls))) {
@@ -831,6 +856,7 @@ static void on_conn(uv_stream_t *server, int status) {
     h->conns->prev = c;
   h->conns = c;
   h->nconns++;
+  h->fds->used++;
   c->reading = 1;
   uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
 }
@@ -851,6 +877,13 @@ http_t *http_new(uv_loop_t *loop, const http_cfg_t *cfg, const http_cbs_t *cbs) 
   if (cfg->tls && !(h->tls_in = malloc(READ_CHUNK))) {
     free(h);
     return NULL;
+  }
+  h->fds = cfg->fds;
+  if (!h->fds) {
+    fdlimit_t fl;
+    fdlimit_get(&fl);
+    h->own_fds.cap = fl.conn_cap;
+    h->fds = &h->own_fds;
   }
   http_parser_settings_init(&h->settings);
   h->settings.on_message_begin = cb_begin;

@@ -19,6 +19,8 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "fdlimit.h"
+
 typedef struct http http_t;
 typedef struct http_req http_req_t;
 
@@ -36,6 +38,10 @@ typedef struct http_cfg {
   uint32_t max_conns;
   uint64_t max_outbuf; /* unread response bytes per connection before it is cut off */
   struct tls_server *tls; /* not NULL: HTTPS on every connection (borrowed; tls.h) */
+  /* Connections of both faces against the descriptor limit (borrowed,
+   * shared with net.c; fdlimit.h). NULL: this face alone, capped at
+   * fdlimit_get()'s conn_cap. */
+  fdbudget_t *fds;
 } http_cfg_t;
 
 typedef struct http_cbs {

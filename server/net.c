@@ -3,7 +3,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 
 #include "gbx_codec.h"
 #include "log.h"
@@ -16,12 +15,6 @@
 /* Gates held per connection: at most two batches are undurable at a time
  * (one syncing, one open), so a handful of marks always suffices. */
 #define MAX_MARKS 8
-/* Descriptors never given to binary-protocol connections: RocksDB keeps
- * every SST open plus its WAL, MANIFEST and LOG, and the HTTP face, libuv
- * and the log need some. A quarter of RLIMIT_NOFILE, at least this many.
- * Running the store out of descriptors would fail a flush and stop the
- * server; a refused connection costs one client a retry. */
-#define FD_RESERVE_MIN 64u
 /* Refused connections are reported at most once per this many ms (with a
  * count), so a client storm cannot flood the log. */
 #define REFUSAL_LOG_MS 1000u
@@ -60,7 +53,8 @@ struct net {
   conn_t *dirty;
   conn_t *held;
   uint32_t nconns;
-  uint32_t fd_cap;         /* connections the descriptor limit allows */
+  fdbudget_t own_fds;      /* the budget when the config gives none */
+  fdbudget_t *fds;         /* connections of both faces vs. the descriptor limit */
   uint64_t refused;        /* refused since the last report */
   uint64_t refusal_log_ms; /* uv_now of the last report */
   uint64_t durable;
@@ -75,18 +69,6 @@ typedef struct wreq {
 
 static void on_closed(uv_handle_t *h);
 
-/* Connections RLIMIT_NOFILE leaves room for after the reserve. */
-static uint32_t fd_cap(uint64_t *soft) {
-  struct rlimit rl;
-  *soft = 0;
-  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return UINT32_MAX;
-  *soft = rl.rlim_cur;
-  uint64_t reserve = rl.rlim_cur / 4 > FD_RESERVE_MIN ? rl.rlim_cur / 4 : FD_RESERVE_MIN;
-  if (rl.rlim_cur <= reserve) return 1;
-  uint64_t cap = rl.rlim_cur - reserve;
-  return cap > UINT32_MAX ? UINT32_MAX : (uint32_t)cap;
-}
-
 net_t *net_new(uv_loop_t *loop, const net_cfg_t *cfg, const net_cbs_t *cbs) {
   net_t *n = calloc(1, sizeof(*n));
   if (!n) return NULL;
@@ -97,13 +79,18 @@ net_t *net_new(uv_loop_t *loop, const net_cfg_t *cfg, const net_cbs_t *cbs) {
     free(n);
     return NULL;
   }
-  uint64_t soft;
-  n->fd_cap = fd_cap(&soft);
-  if (n->fd_cap < n->cfg.max_conns)
-    LOG(LOG_INFO,
-        "at most %u connections: the descriptor limit is %llu (RLIMIT_NOFILE), the rest is kept "
-        "for the store",
-        n->fd_cap, (unsigned long long)soft);
+  n->fds = cfg->fds;
+  if (!n->fds) {
+    fdlimit_t fl;
+    fdlimit_get(&fl);
+    n->own_fds.cap = fl.conn_cap;
+    n->fds = &n->own_fds;
+    if (fl.conn_cap < n->cfg.max_conns)
+      LOG(LOG_INFO,
+          "at most %u connections: the descriptor limit is %llu (RLIMIT_NOFILE), the rest is "
+          "kept for the store",
+          fl.conn_cap, (unsigned long long)fl.soft);
+  }
   return n;
 }
 
@@ -118,9 +105,9 @@ static void refuse(net_t *n, conn_t *c) {
           c->peer, n->nconns, (unsigned long long)n->refused);
     else
       LOG(LOG_WARN,
-          "refusing connection from %s: %u connections is all the file descriptor limit "
-          "(RLIMIT_NOFILE) allows; %llu refused",
-          c->peer, n->nconns, (unsigned long long)n->refused);
+          "refusing connection from %s: %u connections (HTTP included) is all the file "
+          "descriptor limit (RLIMIT_NOFILE) allows; %llu refused",
+          c->peer, n->fds->used, (unsigned long long)n->refused);
     n->refusal_log_ms = now ? now : 1;
     n->refused = 0;
   }
@@ -195,6 +182,7 @@ void net_close(conn_t *c, const char *reason) {
   if (c->prev) c->prev->next = c->next; else n->conns = c->next;
   if (c->next) c->next->prev = c->prev;
   n->nconns--;
+  n->fds->used--;
   if (n->cbs.closed) n->cbs.closed(n->cbs.ctx, c);
   /* write what was already released, then close: uv_close after pending
    * writes would cancel them, so shut the write side down first. */
@@ -555,7 +543,7 @@ static void on_conn(uv_stream_t *server, int status) {
     }
     snprintf(c->peer, sizeof(c->peer), "%s:%d", ip, port);
   }
-  if (n->nconns >= n->cfg.max_conns || n->nconns >= n->fd_cap) {
+  if (n->nconns >= n->cfg.max_conns || n->fds->used >= n->fds->cap) {
     refuse(n, c);
     return;
   }
@@ -572,6 +560,7 @@ static void on_conn(uv_stream_t *server, int status) {
   if (n->conns) n->conns->prev = c;
   n->conns = c;
   n->nconns++;
+  n->fds->used++;
   uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
 }
 

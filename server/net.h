@@ -12,6 +12,8 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "fdlimit.h"
+
 typedef struct net net_t;
 typedef struct conn conn_t;
 
@@ -28,6 +30,10 @@ typedef struct net_cfg {
   uint32_t preauth_max_frame;
   unsigned auth_ms;
   struct tls_server *tls; /* not NULL: every connection speaks TLS (borrowed; tls.h) */
+  /* Connections of both faces against the descriptor limit (borrowed,
+   * shared with the HTTP face; fdlimit.h). NULL: this face alone, capped
+   * at fdlimit_get()'s conn_cap. */
+  fdbudget_t *fds;
 } net_cfg_t;
 
 typedef struct net_cbs {

@@ -82,6 +82,7 @@ int idx_key_decode(const void *k, size_t kl, uint32_t *qid, uint64_t *seq) {
   if (kl != IDX_KEY_LEN) return -1;
   *qid = be32_get(k);
   *seq = be64_get((const uint8_t *)k + 4);
+  if (*qid == 0 || *qid > RECORDS_QID_MAX || *seq == 0 || *seq >= RECORDS_COUNTER_MAX) return -1;
   return 0;
 }
 
@@ -113,7 +114,9 @@ int idx_decode(const void *v, size_t vl, idxrec_t *r) {
   r->recv_ms = (int64_t)be64_get(p + 54);
   r->flags = p[1];
   if (r->sent_ms < 0 || r->first_ms < 0 || r->deadline_ms < 0 || r->recv_ms < 0 ||
-      r->size > GBX_MAX_MESSAGE_SIZE || (r->flags & ~(IDX_FLAG_SHARED | IDX_FLAG_ENVELOPE)))
+      r->size > GBX_MAX_MESSAGE_SIZE || (r->flags & ~(IDX_FLAG_SHARED | IDX_FLAG_ENVELOPE)) ||
+      r->idn == 0 || r->idn >= RECORDS_COUNTER_MAX || r->body_id == 0 ||
+      r->body_id >= RECORDS_COUNTER_MAX || r->src_qid > RECORDS_QID_MAX)
     return -1;
   return 0;
 }
@@ -172,7 +175,7 @@ int qrec_decode(const void *v, size_t vl, qrec_t *r, gbx_errbuf_t *eb) {
   const msgpack_object *tags;
   qattrs_defaults(&r->a);
   if (gbx_get_u64(m, "v", 1, QREC_VERSION, QREC_VERSION, &ver, NULL, eb) ||
-      gbx_get_u64(m, "qid", 1, 1, UINT32_MAX, &qid, NULL, eb))
+      gbx_get_u64(m, "qid", 1, 1, RECORDS_QID_MAX, &qid, NULL, eb))
     goto fail;
   r->qid = (uint32_t)qid;
   if (gbx_get_u64(m, "created", 1, 0, INT64_MAX, &u, NULL, eb)) goto fail;

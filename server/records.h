@@ -35,6 +35,18 @@
 #define BLOB_VERSION_PUB 2u
 #define BLOB_HDR 5u
 
+/* Valid ranges of stored identifiers. Message sequence numbers, id numbers,
+ * body ids and subscription numbers all come from one counter that starts
+ * at 1 and stays below RECORDS_COUNTER_MAX: 2^62 ids last ~146,000 years at
+ * a million a second, so a larger value in a record is damage. Refusing it
+ * at decode keeps recovery's "resume above the largest id seen" (value + 1,
+ * then + the counter's reservation block) far from wrapping to 0 and
+ * issuing ids again. */
+#define RECORDS_COUNTER_MAX ((uint64_t)1 << 62)
+/* Queue ids start at 1; the next queue id (largest + 1) must fit a u32, so
+ * UINT32_MAX itself is never a queue id. */
+#define RECORDS_QID_MAX (UINT32_MAX - 1u)
+
 /* Queue attributes (settable ones), SQS names and ranges (gbx_limits.h). */
 typedef struct qattrs {
   uint32_t vis, delay, retention, max_size, wait, max_receives;
@@ -84,9 +96,12 @@ void qrec_free(qrec_t *r);
 void idx_key(uint8_t out[IDX_KEY_LEN], uint32_t qid, uint64_t seq);
 void body_key(uint8_t out[BODY_KEY_LEN], uint64_t body_id);
 void idx_encode(uint8_t out[IDX_REC_LEN], const idxrec_t *r);
-/* Returns 0, or -1 for a wrong length or version. */
+/* Returns 0, or -1 for a wrong length or version, a time before the epoch,
+ * unknown flags, an oversized body, an id number or body id outside
+ * 1..RECORDS_COUNTER_MAX-1 or a source queue id above RECORDS_QID_MAX. */
 int idx_decode(const void *v, size_t vl, idxrec_t *r);
-/* Returns 0 and the key's parts, or -1 for a wrong length. */
+/* Returns 0 and the key's parts, or -1 for a wrong length, a queue id
+ * outside 1..RECORDS_QID_MAX or a sequence outside 1..RECORDS_COUNTER_MAX-1. */
 int idx_key_decode(const void *k, size_t kl, uint32_t *qid, uint64_t *seq);
 
 /* Packs a queue record into b (msgpack map). Returns 0 or -1 (OOM). */

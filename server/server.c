@@ -394,6 +394,8 @@ static int scan_msg(void *ctx, const char *k, size_t kl, const char *v, size_t v
   uint32_t qid;
   uint64_t seq;
   idxrec_t rec;
+  /* The decoders refuse ids outside their valid ranges, so the counters
+   * restored from the largest ids seen cannot wrap. */
   if (idx_key_decode(k, kl, &qid, &seq) != 0 || idx_decode(v, vl, &rec) != 0) {
     snprintf(r->err, sizeof(r->err), "corrupt message index record (key of %zu bytes)", kl);
     return 1;
@@ -531,17 +533,36 @@ static int recover(server_t *s, uint64_t now) {
   uint64_t next = 1;
   uint32_t next_qid = 1;
   int g;
+  /* A damaged counter must refuse the start: ignoring it (or letting it
+   * wrap) would resume below ids already issued and issue them again. */
   if ((g = meta_get(s, "C", &v, &vl)) < 0) return -1;
   if (g == 1) {
-    if (vl == 8) next = be64_get((uint8_t *)v);
+    int ok = vl == 8;
+    if (ok) next = be64_get((uint8_t *)v);
     free(v);
+    if (!ok) {
+      LOG(LOG_ERROR, "refusing to start: corrupt id counter record (%zu bytes, not 8)", vl);
+      return -1;
+    }
   }
   if ((g = meta_get(s, "N", &v, &vl)) < 0) return -1;
   if (g == 1) {
-    if (vl == 4) next_qid = be32_get((uint8_t *)v);
+    int ok = vl == 4;
+    if (ok) next_qid = be32_get((uint8_t *)v);
     free(v);
+    if (!ok) {
+      LOG(LOG_ERROR, "refusing to start: corrupt queue id counter record (%zu bytes, not 4)", vl);
+      return -1;
+    }
   }
-  broker_restore_counter(s->broker, next, next_qid);
+  if (broker_restore_counter(s->broker, next, next_qid) != 0) {
+    LOG(LOG_ERROR,
+        "refusing to start: corrupt counters: next id %llu (at most %llu), next queue id %u (at "
+        "most %u)",
+        (unsigned long long)next, (unsigned long long)RECORDS_COUNTER_MAX, next_qid,
+        RECORDS_QID_MAX + 1u);
+    return -1;
+  }
   if (store_scan(s->store, STORE_CF_META, "Q", 1, "R", 1, scan_queue, &r, &err) != 0 || r.err[0]) {
     LOG(LOG_ERROR, "refusing to start: %s", r.err[0] ? r.err : err);
     free(err);
@@ -672,7 +693,18 @@ int server_start(server_t *s, const server_cfg_t *cfg, uv_loop_t *loop) {
     return -1;
   }
   commit_set_manual_kick(s->commit, 1);
-  net_cfg_t nc = {.max_frame = cfg->max_frame, .max_conns = cfg->max_conns,
+  /* One connection budget for both faces: each connection is a descriptor
+   * whichever face took it, and the reserve must stay the store's. */
+  fdlimit_t fl;
+  fdlimit_get(&fl);
+  s->fds.cap = fl.conn_cap;
+  s->fds.used = 0;
+  if (fl.conn_cap < cfg->max_conns)
+    LOG(LOG_INFO,
+        "at most %u connections (both faces together): the descriptor limit is %llu "
+        "(RLIMIT_NOFILE), %llu are kept for the store and the rest of the process",
+        fl.conn_cap, (unsigned long long)fl.soft, (unsigned long long)fl.reserve);
+  net_cfg_t nc = {.max_frame = cfg->max_frame, .max_conns = cfg->max_conns, .fds = &s->fds,
                   .max_outbuf = cfg->max_outbuf, .slow_ms = cfg->slow_ms,
                   .preauth_max_frame = GBX_PREAUTH_MAX_FRAME,
                   .auth_ms = s->creds ? cfg->auth_timeout_ms : 0, .tls = s->tls};

@@ -95,6 +95,7 @@ typedef struct server {
   uint64_t started_ms;
   int bound_port;
   http_t *http;          /* the AWS-compatible face, NULL when off (aws.c) */
+  fdbudget_t fds;        /* connections of both faces vs. RLIMIT_NOFILE (fdlimit.h) */
   tls_server_t *tls;     /* both listeners' TLS context, NULL without --tls-cert */
   int http_bound_port;
 } server_t;

@@ -21,6 +21,8 @@
 
 #include <rocksdb/c.h>
 
+#include "fdlimit.h"
+
 /* Block cache when the caller gives none: holds the hot index blocks, filters
  * and recently read bodies without crowding out the page cache. */
 #define STORE_DEFAULT_CACHE_BYTES ((size_t)64 << 20)
@@ -105,6 +107,14 @@ static rocksdb_options_t *db_options(const store_opts_t *opts) {
   rocksdb_options_set_keep_log_file_num(o, STORE_KEEP_LOG_FILES);
   rocksdb_options_set_info_log_level(o, STORE_INFO_LOG_WARN);
   rocksdb_options_set_bytes_per_sync(o, STORE_BYTES_PER_SYNC);
+  /* RocksDB's default keeps every SST open (max_open_files -1), so a large
+   * store would take the descriptors the connection cap keeps in reserve
+   * and fail a flush with EMFILE, stopping the server. Half the reserve
+   * (fdlimit.h) for the table cache; the other half covers the WAL,
+   * MANIFEST, LOG, compaction outputs and the rest of the process. */
+  fdlimit_t fl;
+  fdlimit_get(&fl);
+  rocksdb_options_set_max_open_files(o, fl.store_files);
   return o;
 }
 

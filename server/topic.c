@@ -276,6 +276,13 @@ int topics_restore_sub(topics_t *t, uint64_t num, const void *v, size_t vl, gbx_
   int raw;
   const char *tn, *qn, *fj;
   uint32_t tl, ql, fl;
+  /* Subscription numbers come from the broker's counter: one out of its
+   * range is damage, and the counter must resume above every one kept. */
+  if (num == 0 || num >= RECORDS_COUNTER_MAX) {
+    gbx_errbuf_set(eb, GBX_E_OUT_OF_RANGE, "subscription number %llu is out of range",
+                   (unsigned long long)num);
+    return -1;
+  }
   if (gbx_doc_parse(&d, v, vl, eb) != GBX_E_OK) return -1;
   int bad = gbx_get_u64(&d.root, "v", 1, SUB_REC_VERSION, SUB_REC_VERSION, &ver, NULL, eb) ||
             gbx_get_str(&d.root, "topic", 1, 1, GBX_MAX_NAME, &tn, &tl, NULL, eb) ||
@@ -303,6 +310,7 @@ int topics_restore_sub(topics_t *t, uint64_t num, const void *v, size_t vl, gbx_
   gbx_doc_free(&d);
   if (bad) return -1;
   sub_insert(t, s);
+  broker_restore_counter(t->b, num + 1, 0); /* in range: checked above */
   return 0;
 }
 

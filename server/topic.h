@@ -68,6 +68,9 @@ void topics_free(topics_t *t);
 /* ---- recovery ---- */
 /* Returns 0, or -1 with a message in eb for a record that does not decode. */
 int topics_restore_topic(topics_t *t, const char *name, const void *v, size_t vl, gbx_errbuf_t *eb);
+/* A subscription record under number num (1..RECORDS_COUNTER_MAX-1, else
+ * refused); the broker's counter then resumes above num. Returns 0, or -1
+ * with a message in eb. */
 int topics_restore_sub(topics_t *t, uint64_t num, const void *v, size_t vl, gbx_errbuf_t *eb);
 
 /* ---- topics ---- */

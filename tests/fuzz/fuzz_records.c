@@ -19,7 +19,10 @@
  *     tags;
  *   - a parsed blob's body and attributes lie inside it, and a v2 blob's
  *     topic and subject too;
- *   - a refused record leaves a message in the error buffer.
+ *   - a refused record leaves a message in the error buffer;
+ *   - every id a decoder accepts is in its valid range (records.h), and
+ *     after a recovery the id counter resumes above every restored message
+ *     sequence, id, body id and subscription number (none wraps to 0).
  * Replayed over tests/fuzz/corpus/fuzz_records by replay_main.c under ctest. */
 #include <stdint.h>
 #include <stdio.h>
@@ -57,12 +60,20 @@ static void fuzz_idx(const uint8_t *p, size_t n) {
   uint8_t out[IDX_REC_LEN], key[IDX_KEY_LEN];
   if (n < IDX_KEY_LEN)
     return;
-  CHECK(idx_key_decode(p, IDX_KEY_LEN, &qid, &seq) == 0);
+  if (idx_key_decode(p, IDX_KEY_LEN, &qid, &seq) != 0) {
+    /* refused only for an id out of range (the key has no other check) */
+    qid = be32_get(p);
+    seq = be64_get(p + 4);
+    CHECK(qid == 0 || qid > RECORDS_QID_MAX || seq == 0 || seq >= RECORDS_COUNTER_MAX);
+    return;
+  }
   idx_key(key, qid, seq);
   CHECK(memcmp(key, p, IDX_KEY_LEN) == 0);
   CHECK(idx_key_decode(p, n, &qid, &seq) == (n == IDX_KEY_LEN ? 0 : -1));
   if (idx_decode(p + IDX_KEY_LEN, n - IDX_KEY_LEN, &r) != 0)
     return;
+  CHECK(r.idn >= 1 && r.idn < RECORDS_COUNTER_MAX && r.body_id >= 1 &&
+        r.body_id < RECORDS_COUNTER_MAX && r.src_qid <= RECORDS_QID_MAX);
   idx_encode(out, &r);
   CHECK(memcmp(out, p + IDX_KEY_LEN, IDX_REC_LEN) == 0);
 }
@@ -162,7 +173,8 @@ static void fuzz_recovery(const uint8_t *p, size_t n) {
   broker_t *b = broker_new(&cfg, &j, ids, &cbs);
   topics_t *t = topics_new(b, &j);
   CHECK(b && t);
-  broker_restore_counter(b, 1u << 20, 1000);
+  CHECK(broker_restore_counter(b, 1u << 20, 1000) == 0);
+  uint64_t top = 0; /* the largest counter value restored */
 
   while (n >= 3) {
     unsigned type = p[0] % 4u;
@@ -196,7 +208,11 @@ static void fuzz_recovery(const uint8_t *p, size_t n) {
       if (len < IDX_KEY_LEN || idx_key_decode(v, IDX_KEY_LEN, &qid, &seq) != 0 ||
           idx_decode(v + IDX_KEY_LEN, len - IDX_KEY_LEN, &rec) != 0 || seen_before(&seen, qid, seq))
         break;
-      broker_restore_msg(b, qid, seq, &rec, NOW_MONO);
+      if (broker_restore_msg(b, qid, seq, &rec, NOW_MONO) == 0) {
+        uint64_t hi = seq > rec.idn ? seq : rec.idn;
+        hi = hi > rec.body_id ? hi : rec.body_id;
+        top = hi > top ? hi : top;
+      }
       break;
     }
     case 2:
@@ -211,10 +227,15 @@ static void fuzz_recovery(const uint8_t *p, size_t n) {
         break;
       if (topics_restore_sub(t, be64_get(v), v + 8, len - 8, &eb) != 0)
         CHECK(eb.msg[0] != '\0');
+      else
+        top = be64_get(v) > top ? be64_get(v) : top;
       break;
     }
   }
   broker_restore_done(b, NOW_MONO);
+  /* the counter resumes above every id restored, never wrapped to reuse one */
+  uint64_t next = broker_counter(b);
+  CHECK(next > top && next <= RECORDS_COUNTER_MAX);
   topics_free(t);
   broker_free(b);
   ids_free(ids);

@@ -13,7 +13,12 @@
 #   SKIP_SYNC         power-cut cycles: "lost"
 #   NO_RC_PERSIST     kill -9 cycles: "rc-regression"
 #   NO_FRAME_CAP      the 100 MB frame: "frame-cap"
-# Without arguments: all four, with the defaults below.
+#   IGNORE_SYNC_ERROR failing-disk cycles (EIO/ENOSPC on a write or sync)
+#                     whose failed batch is acknowledged anyway: an
+#                     acknowledged change undone ("lost" for a send,
+#                     "after-delete" for a delete, "rc-regression" for a
+#                     receive: whichever the failed batch held)
+# Without arguments: all five, with the defaults below.
 #
 # The broken builds live in BROKEN_ROOT/<VARIANT> (default: build-broken/
 # at the top of the tree) and are reused: a second run only rebuilds what
@@ -37,7 +42,7 @@ else
     src="$1"; root="$2"; load="$3"
   fi
 fi
-[[ ${#variants[@]} -gt 0 ]] || variants=(ACK_BEFORE_WRITE SKIP_SYNC NO_RC_PERSIST NO_FRAME_CAP)
+[[ ${#variants[@]} -gt 0 ]] || variants=(ACK_BEFORE_WRITE SKIP_SYNC NO_RC_PERSIST NO_FRAME_CAP IGNORE_SYNC_ERROR)
 [[ -x $load ]] || { echo "prove-failing: $load is not built (cmake --build build --target gbx-load)" >&2; exit 2; }
 
 # The check each variant must fail: gbx-load arguments.
@@ -47,6 +52,7 @@ check_args() {
     SKIP_SYNC) echo "--scenario powercut --cycles 5 --expect lost" ;;
     NO_RC_PERSIST) echo "--scenario kill --cycles 25 --expect rc-regression" ;;
     NO_FRAME_CAP) echo "--scenario frame-cap --expect frame-cap" ;;
+    IGNORE_SYNC_ERROR) echo "--scenario iofault --cycles 3 --expect lost,after-delete,rc-regression" ;;
     *) return 1 ;;
   esac
 }

@@ -3,7 +3,9 @@
  * serving the connections it has, not crash, not spin (its CPU time over two
  * idle seconds stays small), say so in its log, keep its store writable (a
  * send still succeeds, so RocksDB still gets descriptors), and accept again
- * once connections close. */
+ * once connections close. The HTTP face draws from the same budget: once the
+ * binary connections have taken it, an HTTP connection is refused too (and
+ * the log says so), and it is served again once connections close. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -98,6 +100,37 @@ static int ping(int fd, uint32_t id) {
   return ok ? 1 : -1;
 }
 
+/* One HTTP request on a fresh connection to the HTTP face: 1 answered
+ * (any status), 0 not answered (refused: closed or reset without a reply,
+ * or timed out), -1 not even connected. */
+static int http_answers(uint16_t port) {
+  static const char req[] = "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+  int fd = connect_port(port);
+  if (fd < 0)
+    return -1;
+  char buf[16];
+  size_t have = 0;
+  int64_t deadline = srv_now_us() + (int64_t)PING_MS * 1000;
+  int answered = 0;
+  if (send(fd, req, sizeof req - 1, MSG_NOSIGNAL) == (ssize_t)(sizeof req - 1)) {
+    while (have < 9) {
+      int left = (int)((deadline - srv_now_us()) / 1000);
+      if (left <= 0)
+        break;
+      struct pollfd p = {.fd = fd, .events = POLLIN};
+      if (poll(&p, 1, left) <= 0)
+        continue;
+      ssize_t got = recv(fd, buf + have, sizeof buf - have, 0);
+      if (got <= 0)
+        break;
+      have += (size_t)got;
+    }
+    answered = have >= 9 && memcmp(buf, "HTTP/1.", 7) == 0;
+  }
+  close(fd);
+  return answered;
+}
+
 /* utime + stime of pid in milliseconds, or -1. */
 static long cpu_ms(pid_t pid) {
   char path[64], buf[1024];
@@ -180,10 +213,16 @@ int scen_fds(run_t *r) {
     run_log(r, "error: gearboxd did not start with %d descriptors: %s", FD_LIMIT, srv_error(s));
     goto done;
   }
-  uint16_t port = srv_port_now(s);
+  uint16_t port = srv_port_now(s), http = srv_http_port_now(s);
   pid_t pid = srv_pid(s);
   if (send_receive(port, err, sizeof err) != 0) {
     run_log(r, "error: the first send/receive failed: %s", err);
+    goto done;
+  }
+  if (!http)
+    run_log(r, "gearboxd has no HTTP face: its checks are skipped");
+  else if (http_answers(http) != 1) {
+    run_log(r, "error: the HTTP face (port %u) does not answer before the limit", http);
     goto done;
   }
 
@@ -254,6 +293,18 @@ int scen_fds(run_t *r) {
     run_log(r, "the log (%s) does not mention running out of descriptors", r->log);
     run_found(r, "silent-refusal", 1);
   }
+  /* the HTTP face shares the budget: with it spent, HTTP is refused too */
+  if (http) {
+    int a = http_answers(http);
+    if (a != 0) {
+      run_log(r, "an HTTP connection was %s with the descriptor budget spent by %d connections",
+              a > 0 ? "served" : "not even connected", nfd);
+      run_found(r, "http-over-cap", 1);
+    } else if (!log_mentions(r, "refusing http connection")) {
+      run_log(r, "the log (%s) does not mention the refused HTTP connection", r->log);
+      run_found(r, "silent-refusal", 1);
+    }
+  }
 
   /* room again: a new connection is served and the store still writes */
   for (int i = 0; i < FREED && nfd > 0; i++)
@@ -266,6 +317,10 @@ int scen_fds(run_t *r) {
   }
   if (again != 0) {
     run_log(r, "after closing %d connections a new one is still not served: %s", FREED, err);
+    run_found(r, "no-accept-after-close", 1);
+  }
+  if (http && http_answers(http) != 1) {
+    run_log(r, "after closing %d connections an HTTP request is still not answered", FREED);
     run_found(r, "no-accept-after-close", 1);
   }
   res = r->found[0] ? RUN_VIOLATION : RUN_PASS;

@@ -35,6 +35,7 @@ struct srv {
   pid_t pid;
   int out_fd;
   _Atomic uint16_t port;
+  _Atomic uint16_t http_port; /* 0: the run has no HTTP face */
   unsigned starts;
   off_t log_start;
   char err[1024];
@@ -162,6 +163,7 @@ static int status_code(int st) {
 static void run_ended(srv_t *s) {
   s->pid = -1;
   atomic_store(&s->port, 0);
+  atomic_store(&s->http_port, 0);
   if (s->out_fd >= 0)
     close(s->out_fd);
   s->out_fd = -1;
@@ -184,6 +186,16 @@ void srv_free(srv_t *s) {
   for (int i = 0; i < SRV_MAX_ENV; i++)
     free(s->env[i]);
   free(s);
+}
+
+/* The HTTP face's port in a ready line (" http=N"), or 0. */
+static uint16_t parse_http_port(const char *line) {
+  const char *p = strstr(line, " http=");
+  if (!p)
+    return 0;
+  char *end;
+  unsigned long v = strtoul(p + 6, &end, 10);
+  return end == p + 6 || v > 65535 ? 0 : (uint16_t)v;
 }
 
 static int parse_ready(const char *line, uint16_t *port) {
@@ -371,6 +383,7 @@ static int spawn(srv_t *s, int *status, int kill_after_ms) {
         s->pid = pid;
         s->out_fd = out[0];
         atomic_store(&s->port, port);
+        atomic_store(&s->http_port, parse_http_port(line));
         s->starts++;
         return 0;
       }
@@ -517,6 +530,10 @@ int srv_running(srv_t *s) {
     return 0;
   }
   return 1;
+}
+
+uint16_t srv_http_port_now(const srv_t *s) {
+  return atomic_load(&((srv_t *)s)->http_port);
 }
 
 uint16_t srv_port_now(const srv_t *s) {

@@ -78,6 +78,8 @@ int srv_set_env(srv_t *s, const char *name_value);
 int srv_running(srv_t *s);
 /* Port of the current run (0 when stopped). Safe from any thread. */
 uint16_t srv_port_now(const srv_t *s);
+/* Port of the current run's HTTP face (0 when stopped or without one). */
+uint16_t srv_http_port_now(const srv_t *s);
 /* Pid of the running server, or -1. */
 pid_t srv_pid(const srv_t *s);
 /* Number of completed starts. */

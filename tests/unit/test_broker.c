@@ -450,6 +450,94 @@ static broker_t *replay(fx_t *f, uint64_t now) {
   return b;
 }
 
+/* A damaged index record holding the largest id (or sequence, or body id)
+ * must be refused by the decoders recovery uses: restoring it used to set
+ * the counter to id + 1 = 0, so ids were issued again after the restart. */
+static void test_restore_refuses_wrapping_ids(void **state) {
+  fx_t *f = *state;
+  uint8_t k[IDX_KEY_LEN], v[IDX_REC_LEN];
+  uint32_t qid;
+  uint64_t seq;
+  idxrec_t r = {.idn = 5, .body_id = 5, .sent_ms = WALL_OFF, .size = 1};
+  idxrec_t back;
+  /* the key: sequence and queue id out of range */
+  idx_key(k, 1, UINT64_MAX);
+  assert_int_equal(idx_key_decode(k, sizeof k, &qid, &seq), -1);
+  idx_key(k, 1, RECORDS_COUNTER_MAX);
+  assert_int_equal(idx_key_decode(k, sizeof k, &qid, &seq), -1);
+  idx_key(k, 1, 0);
+  assert_int_equal(idx_key_decode(k, sizeof k, &qid, &seq), -1);
+  idx_key(k, UINT32_MAX, 5);
+  assert_int_equal(idx_key_decode(k, sizeof k, &qid, &seq), -1);
+  idx_key(k, 0, 5);
+  assert_int_equal(idx_key_decode(k, sizeof k, &qid, &seq), -1);
+  /* the record: id number, body id and source queue out of range */
+  r.idn = UINT64_MAX;
+  idx_encode(v, &r);
+  assert_int_equal(idx_decode(v, sizeof v, &back), -1);
+  r.idn = 5;
+  r.body_id = UINT64_MAX;
+  idx_encode(v, &r);
+  assert_int_equal(idx_decode(v, sizeof v, &back), -1);
+  r.body_id = 0;
+  idx_encode(v, &r);
+  assert_int_equal(idx_decode(v, sizeof v, &back), -1);
+  r.body_id = 5;
+  r.src_qid = UINT32_MAX;
+  idx_encode(v, &r);
+  assert_int_equal(idx_decode(v, sizeof v, &back), -1);
+  r.src_qid = 0;
+
+  /* the largest valid values restore, and the counter resumes above them */
+  queue_t *q = mkq(f, "q", NULL);
+  uint32_t q1 = q->rec.qid;
+  seq = RECORDS_COUNTER_MAX - 1;
+  r.idn = RECORDS_COUNTER_MAX - 1;
+  r.body_id = RECORDS_COUNTER_MAX - 1;
+  idx_key(k, q1, seq);
+  idx_encode(v, &r);
+  assert_int_equal(idx_key_decode(k, sizeof k, &qid, &seq), 0);
+  assert_int_equal(idx_decode(v, sizeof v, &back), 0);
+  assert_int_equal(broker_restore_msg(f->b, qid, seq, &back, T0), 0);
+  uint64_t next = broker_counter(f->b);
+  assert_true(next > RECORDS_COUNTER_MAX - 1);
+  assert_true(next <= RECORDS_COUNTER_MAX);
+
+  /* a damaged counter reservation or queue id counter is refused */
+  assert_int_equal(broker_restore_counter(f->b, UINT64_MAX, 1), -1);
+  assert_int_equal(broker_restore_counter(f->b, RECORDS_COUNTER_MAX + 1, 1), -1);
+  assert_int_equal(broker_restore_counter(f->b, 1, 0), 0);
+  assert_int_equal(broker_counter(f->b), next + 1); /* unchanged by the refusals */
+
+  /* queue ids: UINT32_MAX is refused in a queue record; the largest valid
+   * one restores, and the next CreateQueue fails instead of wrapping to 0 */
+  gbx_buf_t b;
+  qrec_t rec = {0}, got;
+  gbx_errbuf_t eb = {0};
+  qattrs_defaults(&rec.a);
+  rec.qid = UINT32_MAX;
+  gbx_buf_init(&b);
+  assert_int_equal(qrec_encode(&b, &rec), 0);
+  assert_int_equal(qrec_decode(b.data, b.len, &got, &eb), -1);
+  rec.qid = RECORDS_QID_MAX;
+  b.len = 0;
+  assert_int_equal(qrec_encode(&b, &rec), 0);
+  assert_int_equal(qrec_decode(b.data, b.len, &got, &eb), 0);
+  gbx_buf_free(&b);
+  qattrs_free(&rec.a);
+  assert_int_equal(broker_restore_queue(f->b, "last", &got), GBX_E_OK);
+  assert_int_equal(broker_queue(f->b, "last", 4)->rec.qid, RECORDS_QID_MAX);
+  qattrs_t a;
+  int created = 0;
+  qattrs_defaults(&a);
+  assert_int_equal(broker_queue_create(f->b, "after", &a, NULL, 0, T0, &created, &eb),
+                   GBX_E_INTERNAL);
+  assert_int_equal(created, 0);
+  assert_null(broker_queue(f->b, "after", 5));
+  qattrs_free(&a);
+  assert_int_equal(broker_restore_counter(f->b, 1, UINT32_MAX), 0);
+}
+
 static void test_restart_keeps_state(void **state) {
   fx_t *f = *state;
   queue_t *q = mkq(f, "q", NULL);
@@ -555,6 +643,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_redrive, setup, teardown),
       cmocka_unit_test_setup_teardown(test_purge_and_delete_queue, setup, teardown),
       cmocka_unit_test_setup_teardown(test_restart_keeps_state, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_restore_refuses_wrapping_ids, setup, teardown),
       cmocka_unit_test_setup_teardown(test_body_cache_budget, setup, teardown),
       cmocka_unit_test_setup_teardown(test_inflight_limit_and_max_size, setup, teardown),
       cmocka_unit_test_setup_teardown(test_index_memory_per_message, setup, teardown),
