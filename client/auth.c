@@ -70,3 +70,105 @@ int gbx_auth(gbx_client_t *c, const char *key, const char *secret, char **princi
   OPENSSL_cleanse(proof, sizeof(proof));
   return rc;
 }
+
+/* ---- principals -------------------------------------------------------- */
+
+int gbx_principal_put(gbx_client_t *c, const char *name, const char *key, const char *secret,
+                      const char *account, const char *policy, gbx_error_t *err) {
+  gbx_error_t err_local_;
+  if (!err)
+    err = &err_local_;
+  gbx_reply_t *r = NULL;
+  uint64_t id = request_principal_put(c, name, key, secret, account, policy, err);
+  if (!id)
+    return err->code;
+  int rc = conn_call(c, id, 0, &r, err);
+  gbx_reply_free(r);
+  return rc;
+}
+
+int gbx_principal_delete(gbx_client_t *c, const char *name, gbx_error_t *err) {
+  gbx_error_t err_local_;
+  if (!err)
+    err = &err_local_;
+  gbx_reply_t *r = NULL;
+  uint64_t id = request_one(c, GBX_OP_PRINCIPAL_DELETE, "name", name, err);
+  if (!id)
+    return err->code;
+  int rc = conn_call(c, id, 0, &r, err);
+  gbx_reply_free(r);
+  return rc;
+}
+
+void gbx_principal_list_free(gbx_principal_list_t *l) {
+  if (!l)
+    return;
+  for (size_t i = 0; i < l->count; i++) {
+    free(l->v[i].name);
+    free(l->v[i].key);
+    free(l->v[i].account);
+    free(l->v[i].source);
+    free(l->v[i].policy);
+  }
+  free(l->v);
+  l->v = NULL;
+  l->count = 0;
+}
+
+/* A copied string field of a map; required ones missing fail. */
+static int str_field(const msgpack_object *m, const char *k, int required, uint32_t max,
+                     char **out) {
+  gbx_errbuf_t eb = {0};
+  const char *p;
+  uint32_t n;
+  int present = 0;
+  *out = NULL;
+  if (gbx_get_str(m, k, required, 0, max, &p, &n, &present, &eb))
+    return -1;
+  if (!present)
+    return 0;
+  if (!(*out = malloc(n + 1u)))
+    return -1;
+  memcpy(*out, p, n);
+  (*out)[n] = 0;
+  return 0;
+}
+
+int gbx_principal_list(gbx_client_t *c, gbx_principal_list_t *out, gbx_error_t *err) {
+  gbx_error_t err_local_;
+  if (!err)
+    err = &err_local_;
+  memset(out, 0, sizeof(*out));
+  gbx_reply_t *r = NULL;
+  uint64_t id = request_principal_list(c, err);
+  if (!id)
+    return err->code;
+  int rc = conn_call(c, id, 0, &r, err);
+  if (rc)
+    return rc;
+  gbx_errbuf_t eb = {0};
+  const msgpack_object_array *a;
+  /* at most as many principals as a credentials file may hold */
+  if (gbx_get_array(reply_root(r), "principals", 1, 0, 10000, &a, NULL, &eb)) {
+    gbx_reply_free(r);
+    return conn_seterr(err, GBX_E_PROTOCOL, "malformed principal_list reply: %s", eb.msg);
+  }
+  if (a->size && !(out->v = calloc(a->size, sizeof(*out->v)))) {
+    gbx_reply_free(r);
+    return conn_seterr(err, GBX_E_NOMEM, "out of memory");
+  }
+  for (uint32_t i = 0; i < a->size && !rc; i++) {
+    const msgpack_object *m = &a->ptr[i];
+    gbx_principal_t *p = &out->v[i];
+    out->count = i + 1;
+    if (m->type != MSGPACK_OBJECT_MAP || str_field(m, "name", 1, 64, &p->name) ||
+        str_field(m, "key", 1, 128, &p->key) || str_field(m, "account", 1, 64, &p->account) ||
+        str_field(m, "source", 1, 16, &p->source) ||
+        str_field(m, "policy", 0, 1u << 20, &p->policy))
+      rc = conn_seterr(err, GBX_E_PROTOCOL, "malformed principal %u in principal_list", i);
+  }
+  gbx_reply_free(r);
+  if (rc)
+    gbx_principal_list_free(out);
+  return rc;
+}

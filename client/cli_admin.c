@@ -1,5 +1,5 @@
 /* cli_admin.c - the broker-level commands of the gearbox CLI: redrive,
- * stats, backup, ping. */
+ * stats, backup, ping, principals. */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -264,6 +264,109 @@ static int cmd_ping(cli_t *cli, const cli_cmd_t *cmd, const cli_args_t *a) {
   return cli_json_print(j);
 }
 
+
+/* ---- principals ------------------------------------------------------------ */
+
+/* Reads a small file (a secret or a policy) into a NUL-terminated string,
+ * without the trailing newline. NULL (message on stderr) on failure. */
+static char *slurp(const char *path, size_t max) {
+  FILE *f = fopen(path, "r");
+  if (!f) {
+    fprintf(stderr, "error: cannot read %s\n", path);
+    return NULL;
+  }
+  char *b = malloc(max + 2);
+  size_t n = b ? fread(b, 1, max + 1, f) : 0;
+  fclose(f);
+  if (!b || n > max) {
+    fprintf(stderr, "error: %s is larger than %zu bytes\n", path, max);
+    free(b);
+    return NULL;
+  }
+  while (n && (b[n - 1] == '\n' || b[n - 1] == '\r')) n--;
+  b[n] = 0;
+  return b;
+}
+
+static const cli_optspec_t PPUT_OPTS[] = {
+    {"key", 1, 0}, {"account", 1, 0}, {"policy-file", 1, 0}, {"secret-file", 1, 0}, {NULL, 0, 0}};
+
+static int cmd_principal_put(cli_t *cli, const cli_cmd_t *cmd, const cli_args_t *a) {
+  gbx_error_t err;
+  int rc;
+  const char *key = cli_args_get(a, "key"), *sf = cli_args_get(a, "secret-file");
+  const char *pf = cli_args_get(a, "policy-file");
+  if ((rc = cli_npos(cmd, a, 1, 1)))
+    return rc;
+  if (!key)
+    return cli_usage(cmd, "--key ACCESS_KEY_ID is required");
+  /* the secret comes from a file or the environment, never from argv */
+  char *secret = sf ? slurp(sf, 128) : NULL;
+  const char *env = getenv("GEARBOX_PRINCIPAL_SECRET");
+  if (!sf && env)
+    secret = strdup(env);
+  if (!secret) {
+    if (!sf)
+      return cli_usage(cmd, "give the secret with --secret-file FILE or GEARBOX_PRINCIPAL_SECRET");
+    return CLI_ERR;
+  }
+  char *policy = pf ? slurp(pf, 20480) : NULL;
+  if (pf && !policy) {
+    free(secret);
+    return CLI_ERR;
+  }
+  if ((rc = cli_connect(cli)) == CLI_OK) {
+    if (gbx_principal_put(cli->c, a->pos[0], key, secret, cli_args_get(a, "account"), policy,
+                          &err))
+      rc = cli_fail(&err);
+    else
+      rc = cli_print_done(cli, "principal", a->pos[0], "put", "principal put");
+  }
+  memset(secret, 0, strlen(secret));
+  free(secret);
+  free(policy);
+  return rc;
+}
+
+static int cmd_principal_delete(cli_t *cli, const cli_cmd_t *cmd, const cli_args_t *a) {
+  gbx_error_t err;
+  int rc;
+  if ((rc = cli_npos(cmd, a, 1, 1)) || (rc = cli_connect(cli)))
+    return rc;
+  if (gbx_principal_delete(cli->c, a->pos[0], &err))
+    return cli_fail(&err);
+  return cli_print_done(cli, "principal", a->pos[0], "deleted", "principal deleted");
+}
+
+static int cmd_principal_list(cli_t *cli, const cli_cmd_t *cmd, const cli_args_t *a) {
+  gbx_error_t err;
+  gbx_principal_list_t l;
+  int rc;
+  if ((rc = cli_npos(cmd, a, 0, 0)) || (rc = cli_connect(cli)))
+    return rc;
+  if (gbx_principal_list(cli->c, &l, &err))
+    return cli_fail(&err);
+  if (cli->json) {
+    cJSON *arr = cJSON_CreateArray();
+    for (size_t i = 0; arr && i < l.count; i++) {
+      cJSON *o = cJSON_CreateObject();
+      if (!o) break;
+      cJSON_AddStringToObject(o, "name", l.v[i].name);
+      cJSON_AddStringToObject(o, "key", l.v[i].key);
+      cJSON_AddStringToObject(o, "account", l.v[i].account);
+      cJSON_AddStringToObject(o, "source", l.v[i].source);
+      if (l.v[i].policy) cJSON_AddRawToObject(o, "policy", l.v[i].policy);
+      cJSON_AddItemToArray(arr, o);
+    }
+    rc = cli_json_print(arr);
+  } else {
+    for (size_t i = 0; i < l.count; i++)
+      printf("%s\t%s\t%s\t%s\n", l.v[i].name, l.v[i].key, l.v[i].account, l.v[i].source);
+  }
+  gbx_principal_list_free(&l);
+  return rc;
+}
+
 const cli_cmd_t cli_admin_cmds[] = {
     {"redrive", NULL, REDRIVE_OPTS,
      "redrive DLQ [--to QUEUE] [--rate N]\n"
@@ -289,5 +392,19 @@ const cli_cmd_t cli_admin_cmds[] = {
      cmd_backup},
     {"ping", NULL, NULL, "ping\nChecks that the server answers and shows the round trip time.\n",
      cmd_ping},
+    {"principal", "put", PPUT_OPTS,
+     "principal put NAME --key ACCESS_KEY_ID [--account ID] [--policy-file FILE]\n"
+     "                   [--secret-file FILE]\n"
+     "Adds or replaces an admin-defined principal (servers with --credentials; the\n"
+     "credentials file wins over it). The secret comes from --secret-file or the\n"
+     "environment variable GEARBOX_PRINCIPAL_SECRET, never from the command line.\n"
+     "  --policy-file FILE  its identity policy (JSON); without it, nothing is allowed\n",
+     cmd_principal_put},
+    {"principal", "delete", NULL,
+     "principal delete NAME\nRemoves an admin-defined principal; its connections are revoked.\n",
+     cmd_principal_delete},
+    {"principal", "list", NULL,
+     "principal list\nLists every principal: name, access key id, account, source (never secrets).\n",
+     cmd_principal_list},
     {NULL, NULL, NULL, NULL, NULL},
 };

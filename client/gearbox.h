@@ -217,6 +217,34 @@ GBX_API int gbx_ping(gbx_client_t *c, gbx_error_t *err);
  * (wrong key or secret; the server slows repeated failures down). */
 GBX_API int gbx_auth(gbx_client_t *c, const char *key, const char *secret, char **principal,
                      gbx_error_t *err);
+
+/* ---- principals (servers with --credentials; docs/SECURITY.md) ---------- */
+
+/* Adds or replaces the admin-defined principal `name` with access key id
+ * `key`, `secret`, account (NULL: the server's) and identity policy JSON
+ * (NULL: nothing allowed). Kept in the server's store. Fails with
+ * GBX_E_PRINCIPAL_CONFLICT when the credentials file defines the name or key
+ * (the file wins), GBX_E_BAD_PRINCIPAL / GBX_E_BAD_POLICY when invalid. A
+ * replaced principal's open connections are revoked. */
+GBX_API int gbx_principal_put(gbx_client_t *c, const char *name, const char *key,
+                              const char *secret, const char *account, const char *policy,
+                              gbx_error_t *err);
+/* Removes an admin-defined principal (its connections are revoked). */
+GBX_API int gbx_principal_delete(gbx_client_t *c, const char *name, gbx_error_t *err);
+
+/* A principal as principal_list shows it (never its secret). */
+typedef struct gbx_principal {
+  char *name, *key, *account;
+  char *source; /* "file" or "admin" */
+  char *policy; /* JSON text or NULL */
+} gbx_principal_t;
+typedef struct gbx_principal_list {
+  gbx_principal_t *v;
+  size_t count;
+} gbx_principal_list_t;
+/* Every principal; free *out with gbx_principal_list_free(). */
+GBX_API int gbx_principal_list(gbx_client_t *c, gbx_principal_list_t *out, gbx_error_t *err);
+GBX_API void gbx_principal_list_free(gbx_principal_list_t *l);
 /* Creates queue `name` with attrs (NULL: defaults) and ntags tags. *created
  * (if not NULL) is 1 if made now, 0 if it existed with the same attributes. */
 GBX_API int gbx_queue_create(gbx_client_t *c, const char *name, const gbx_queue_attrs_t *attrs,

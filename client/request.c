@@ -453,3 +453,29 @@ uint64_t request_auth_prove(gbx_client_t *c, const uint8_t *cnonce, const uint8_
   gbx_pack_kv_bin(pk, "proof", proof, GBX_AUTH_PROOF);
   return end(&rq, 0, err);
 }
+
+uint64_t request_principal_put(gbx_client_t *c, const char *name, const char *key,
+                               const char *secret, const char *account, const char *policy,
+                               gbx_error_t *err) {
+  req_t rq;
+  if (!usable(c, err))
+    return 0;
+  msgpack_packer *pk =
+      begin(&rq, c, GBX_OP_PRINCIPAL_PUT, 3 + (account ? 1u : 0u) + (policy ? 1u : 0u));
+  gbx_pack_kv_cstr(pk, "name", nz(name));
+  gbx_pack_kv_cstr(pk, "key", nz(key));
+  gbx_pack_kv_cstr(pk, "secret", nz(secret));
+  if (account)
+    gbx_pack_kv_cstr(pk, "account", account);
+  if (policy)
+    gbx_pack_kv_cstr(pk, "policy", policy);
+  return end(&rq, 0, err);
+}
+
+uint64_t request_principal_list(gbx_client_t *c, gbx_error_t *err) {
+  req_t rq;
+  if (!usable(c, err))
+    return 0;
+  begin(&rq, c, GBX_OP_PRINCIPAL_LIST, 0);
+  return end(&rq, 0, err);
+}

@@ -14,6 +14,12 @@
 uint64_t request_ping(gbx_client_t *c, gbx_error_t *err);
 /* auth_prove with the client nonce and proof (GBX_AUTH_NONCE and
  * GBX_AUTH_PROOF bytes; auth_begin is request_one with "key"). */
+/* principal_put (account and policy NULL: not sent) and principal_list;
+ * principal_delete is request_one with "name". */
+uint64_t request_principal_put(gbx_client_t *c, const char *name, const char *key,
+                               const char *secret, const char *account, const char *policy,
+                               gbx_error_t *err);
+uint64_t request_principal_list(gbx_client_t *c, gbx_error_t *err);
 uint64_t request_auth_prove(gbx_client_t *c, const uint8_t *cnonce, const uint8_t *proof,
                             gbx_error_t *err);
 /* A request whose only field is key: value, NULL sent as "" (topic_delete

@@ -2,6 +2,7 @@
 #include "auth.h"
 
 #include <limits.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,6 +78,57 @@ int auth_reload(auth_t *a, char *err, size_t errlen) {
   }
   creds_free(a->creds);
   a->creds = merged;
+  a->gen++;
+  return 0;
+}
+
+int auth_put_admin(auth_t *a, const char *entry, size_t len, int *conflict, char *err,
+                   size_t errlen) {
+  *conflict = 0;
+  if (!a->creds) {
+    snprintf(err, errlen, "principal management needs --credentials (authentication is off)");
+    return -1;
+  }
+  /* validated as a one-principal credentials file, so both paths agree */
+  static const char pre[] = "{\"principals\":[", post[] = "]}";
+  size_t n = sizeof(pre) - 1 + len + sizeof(post) - 1;
+  char *doc = malloc(n + 1);
+  if (!doc) abort();
+  memcpy(doc, pre, sizeof(pre) - 1);
+  memcpy(doc + sizeof(pre) - 1, entry, len);
+  memcpy(doc + sizeof(pre) - 1 + len, post, sizeof(post));
+  creds_t *one = creds_parse(doc, n, a->account, err, errlen);
+  OPENSSL_cleanse(doc, n);
+  free(doc);
+  if (!one) return -1;
+  principal_t p = *creds_at(one, 0);
+  p.policy = policy_clone(p.policy);
+  p.policy_json = p.policy_json ? strdup(p.policy_json) : NULL;
+  if ((creds_at(one, 0)->policy && !p.policy) || (creds_at(one, 0)->policy_json && !p.policy_json))
+    abort(); /* out of memory */
+  creds_free(one);
+  int rc = creds_put_admin(a->creds, &p, err, errlen);
+  if (rc != 0) {
+    const principal_t *f = creds_by_name(a->creds, p.name, strlen(p.name));
+    const principal_t *k = creds_by_akid(a->creds, p.akid, strlen(p.akid));
+    *conflict = (f && f->source == CREDS_FROM_FILE) || (k && k->source == CREDS_FROM_FILE);
+    policy_free(p.policy);
+    free(p.policy_json);
+  }
+  OPENSSL_cleanse(p.secret, sizeof(p.secret));
+  if (rc == 0) a->gen++;
+  return rc;
+}
+
+int auth_remove_admin(auth_t *a, const char *name, int *in_file) {
+  *in_file = 0;
+  if (!a->creds) return -1;
+  const principal_t *p = creds_by_name(a->creds, name, strlen(name));
+  if (p && p->source == CREDS_FROM_FILE) {
+    *in_file = 1;
+    return -1;
+  }
+  if (creds_remove_admin(a->creds, name, strlen(name)) != 0) return -1;
   a->gen++;
   return 0;
 }

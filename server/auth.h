@@ -39,6 +39,19 @@ uint64_t auth_generation(const auth_t *a);
 /* Notes a change made to auth_creds()'s set in place (admin operations). */
 void auth_touch(auth_t *a);
 
+/* ---- admin-defined principals (principal_put / principal_delete) ----
+ * entry is one principal in the credentials file's format (a JSON object),
+ * validated exactly as the file's entries are. */
+
+/* Adds or replaces an admin-defined principal. 0; or -1 with the reason in
+ * err and *conflict set when the file defines the name or key (the file
+ * wins). Bumps the generation: pointers to principals are stale after. */
+int auth_put_admin(auth_t *a, const char *entry, size_t len, int *conflict, char *err,
+                   size_t errlen);
+/* Removes an admin-defined principal: 0, or -1 if it is absent or defined by
+ * the file (*in_file set). Bumps the generation. */
+int auth_remove_admin(auth_t *a, const char *name, int *in_file);
+
 /* Fills id for p. */
 void auth_id_of(const principal_t *p, auth_id_t *id);
 /* The principal id still names, or NULL if it was removed or its key or

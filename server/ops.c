@@ -1313,6 +1313,9 @@ static handler_t handler_for(uint64_t op) {
   case OP_AUTH_BEGIN: return op_auth_begin;
   case OP_AUTH_PROVE: return op_auth_prove;
   case OP_WHOAMI: return op_whoami;
+  case OP_PRINCIPAL_PUT: return op_principal_put;
+  case OP_PRINCIPAL_DELETE: return op_principal_delete;
+  case OP_PRINCIPAL_LIST: return op_principal_list;
   case OP_QUEUE_CREATE: return op_queue_create;
   case OP_QUEUE_DELETE: return op_queue_delete;
   case OP_QUEUE_LIST: return op_queue_list;
@@ -1353,7 +1356,10 @@ static handler_t handler_for(uint64_t op) {
 int ops_handles(uint64_t op) { return handler_for(op) != NULL; }
 
 /* Operations on the server rather than a named queue or topic. */
-static int is_server_op(uint64_t op) { return op == OP_STATS || op == OP_BACKUP; }
+static int is_server_op(uint64_t op) {
+  return op == OP_STATS || op == OP_BACKUP || op == OP_PRINCIPAL_PUT || op == OP_PRINCIPAL_DELETE ||
+         op == OP_PRINCIPAL_LIST;
+}
 
 static const char *action_for(uint64_t op) {
   switch (op) {

@@ -85,6 +85,11 @@ gbx_err_t ops_check_policy(req_t *q, const char *text);
 /* The same without replying or an audit line: list filtering. */
 int ops_may_see(req_t *q, authz_kind_t kind, const char *name, size_t nl);
 
+/* ---- handlers in ops_admin.c ---- */
+void op_principal_put(req_t *q);
+void op_principal_delete(req_t *q);
+void op_principal_list(req_t *q);
+
 /* ---- handlers in ops_topic.c ---- */
 void op_topic_create(req_t *q);
 void op_topic_delete(req_t *q);

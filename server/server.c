@@ -685,6 +685,7 @@ int server_start(server_t *s, const server_cfg_t *cfg, uv_loop_t *loop) {
   HMAC(EVP_sha256(), key, IDS_KEY_BYTES, (const unsigned char *)"gearbox-sns-signature", 21,
        s->sign_key, &kl);
   if (recover(s, now) != 0) return -1;
+  if (ops_restore_principals(s) != 0) return -1;
 
   s->commit = commit_start(loop, s->store, cfg->policy, cfg->interval_ms, on_durable, s, &err);
   if (!s->commit) {

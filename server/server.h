@@ -126,6 +126,9 @@ void ops_serve_waiter(void *ctx, waiter_t *w, gbx_err_t err, delivery_t *d, uint
 void ops_end_waits(server_t *s);
 /* 1 if op (a code of gbx_ops.def) has a handler. */
 int ops_handles(uint64_t op);
+/* Loads the admin-defined principals kept in the store (ops_admin.c).
+ * 0, or -1 (logged) if the store cannot be read. */
+int ops_restore_principals(server_t *s);
 /* Evaluates the parked auth_prove frames whose wait ended by now. */
 void ops_release_parked(server_t *s, uint64_t now);
 /* When the earliest parked frame is due (UINT64_MAX: none). */

@@ -723,6 +723,94 @@ static void test_move_needs_send_on_origins(void **state) {
   ts_free(ts);
 }
 
+/* Admin-defined principals: put, list (no secrets), the file wins,
+ * persisted across a restart, replaced or deleted ones revoked. */
+static void test_admin_principals(void **state) {
+  (void)state;
+  gbx_testserver_t *ts = start_with(CREDS, NULL);
+  gbx_client_t *admin = login(ts, "GBXADMIN00000001", "admin-secret-0123456789");
+  static const char *const pol =
+      "{\"Statement\":[{\"Effect\":\"Allow\",\"Action\":\"sqs:*\",\"Resource\":\"ops-*\"}]}";
+  CHECK_OK(gbx_principal_put(admin, "ops", "GBXOPS0000000001", "ops-secret-0123456789", NULL, pol,
+                             &e));
+  /* the file wins: its names and keys cannot be taken */
+  assert_int_equal(gbx_principal_put(admin, "producer", "GBXOTHER00000001",
+                                     "other-secret-01234567", NULL, NULL, &e),
+                   GBX_E_PRINCIPAL_CONFLICT);
+  assert_int_equal(gbx_principal_put(admin, "thief", "GBXPRODUCER00001", "other-secret-01234567",
+                                     NULL, NULL, &e),
+                   GBX_E_PRINCIPAL_CONFLICT);
+  assert_int_equal(gbx_principal_put(admin, "weak", "GBXWEAK000000001", "short", NULL, NULL, &e),
+                   GBX_E_BAD_PRINCIPAL);
+  assert_int_equal(gbx_principal_put(admin, "badpol", "GBXBADPOL0000001", "badpol-secret-012345",
+                                     NULL, "{\"Statement\":[{\"Effect\":\"Allow\"}]}", &e),
+                   GBX_E_BAD_PRINCIPAL);
+  assert_int_equal(gbx_principal_delete(admin, "admin", &e), GBX_E_PRINCIPAL_CONFLICT);
+  assert_int_equal(gbx_principal_delete(admin, "nosuch", &e), GBX_E_PRINCIPAL_NOT_FOUND);
+  /* only principals allowed to manage principals may */
+  gbx_client_t *prod = login(ts, "GBXPRODUCER00001", "producer-secret-012345");
+  assert_int_equal(gbx_principal_put(prod, "mine", "GBXMINE000000001", "mine-secret-0123456789",
+                                     NULL, NULL, &e),
+                   GBX_E_ACCESS_DENIED);
+  gbx_principal_list_t l;
+  assert_int_equal(gbx_principal_list(prod, &l, &e), GBX_E_ACCESS_DENIED);
+  gbx_close(prod);
+  CHECK_OK(gbx_principal_list(admin, &l, &e));
+  assert_int_equal(l.count, 6);
+  int found = 0;
+  for (size_t i = 0; i < l.count; i++)
+    if (!strcmp(l.v[i].name, "ops")) {
+      found = 1;
+      assert_string_equal(l.v[i].source, "admin");
+      assert_string_equal(l.v[i].key, "GBXOPS0000000001");
+      assert_non_null(strstr(l.v[i].policy, "ops-*"));
+    } else {
+      assert_string_equal(l.v[i].source, "file");
+    }
+  assert_true(found);
+  gbx_principal_list_free(&l);
+  /* the new principal works, within its policy */
+  gbx_client_t *ops = login(ts, "GBXOPS0000000001", "ops-secret-0123456789");
+  CHECK_OK(gbx_queue_create(ops, "ops-q", NULL, NULL, 0, NULL, &e));
+  assert_int_equal(gbx_queue_create(ops, "other-q", NULL, NULL, 0, NULL, &e), GBX_E_ACCESS_DENIED);
+  gbx_close(ops);
+  gbx_close(admin);
+  /* it survives a restart */
+  ts_restart(ts);
+  admin = login(ts, "GBXADMIN00000001", "admin-secret-0123456789");
+  ops = login(ts, "GBXOPS0000000001", "ops-secret-0123456789");
+  CHECK_OK(gbx_queue_send(ops, "ops-q", "x", 1, NULL, 0, 0, NULL, &e));
+  /* a new secret revokes the open connection */
+  CHECK_OK(gbx_principal_put(admin, "ops", "GBXOPS0000000001", "ops-secret-rotated-0001", NULL,
+                             pol, &e));
+  assert_int_equal(gbx_queue_send(ops, "ops-q", "x", 1, NULL, 0, 0, NULL, &e), GBX_E_AUTH_REVOKED);
+  gbx_close(ops);
+  ops = login(ts, "GBXOPS0000000001", "ops-secret-rotated-0001");
+  gbx_close(ops);
+  /* deleted: no login */
+  CHECK_OK(gbx_principal_delete(admin, "ops", &e));
+  gbx_client_t *c = tu_connect(ts);
+  assert_int_equal(gbx_auth(c, "GBXOPS0000000001", "ops-secret-rotated-0001", NULL, &e),
+                   GBX_E_AUTH_FAILED);
+  gbx_close(c);
+  /* the CLI lists them too */
+  char out[4096];
+  setenv("GEARBOX_ACCESS_KEY_ID", "GBXADMIN00000001", 1);
+  setenv("GEARBOX_SECRET_ACCESS_KEY", "admin-secret-0123456789", 1);
+  setenv("GEARBOX_PRINCIPAL_SECRET", "cli-made-secret-0123456", 1);
+  assert_int_equal(ts_cli(ts, "principal put clio --key GBXCLIO000000001", out, sizeof(out)), 0);
+  assert_int_equal(ts_cli(ts, "principal list", out, sizeof(out)), 0);
+  assert_non_null(strstr(out, "clio\tGBXCLIO000000001"));
+  assert_null(strstr(out, "secret"));
+  unsetenv("GEARBOX_ACCESS_KEY_ID");
+  unsetenv("GEARBOX_SECRET_ACCESS_KEY");
+  unsetenv("GEARBOX_PRINCIPAL_SECRET");
+  c = login(ts, "GBXCLIO000000001", "cli-made-secret-0123456");
+  gbx_close(c);
+  gbx_close(admin);
+  ts_free(ts);
+}
+
 /* The CLI authenticates from GEARBOX_ACCESS_KEY_ID / _SECRET_ACCESS_KEY. */
 static void test_cli_credentials(void **state) {
   (void)state;
@@ -762,6 +850,7 @@ int main(void) {
       cmocka_unit_test(test_policy_validated),
       cmocka_unit_test(test_move_needs_send_on_origins),
       cmocka_unit_test(test_cli_credentials),
+      cmocka_unit_test(test_admin_principals),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
