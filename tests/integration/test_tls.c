@@ -17,6 +17,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
 #include <setjmp.h>
 #include <stddef.h>
 #include <cmocka.h>
@@ -322,6 +324,48 @@ static void test_https_curl(void **state) {
   gbx_close(c);
 }
 
+/* TLS and credentials together: the handshake runs inside TLS, and curl's
+ * own SigV4 signing (--aws-sigv4) works over HTTPS with the same key. */
+static void test_tls_with_credentials(void **state) {
+  (void)state;
+  char path[300], args[1200], out[8192];
+  snprintf(path, sizeof path, "%s/creds.json", dir);
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  fputs("{\"principals\":[{\"name\":\"tls-user\",\"access_key_id\":\"GBXTLSUSER000001\","
+        "\"secret_access_key\":\"tls-user-secret-012345\",\"policy\":{\"Statement\":"
+        "[{\"Effect\":\"Allow\",\"Action\":\"*\",\"Resource\":\"*\"}]}}]}",
+        f);
+  fclose(f);
+  assert_int_equal(chmod(path, 0600), 0);
+  snprintf(args, sizeof args, "%s --credentials %s", tls_args, path);
+  gbx_testserver_t *ts = ts_start(args);
+  gbx_tls_opts_t o = {.ca_file = ca};
+  gbx_error_t err;
+  gbx_client_t *c = tls_connect(ts, "localhost", &o);
+  assert_int_equal(gbx_queue_create(c, "sq", NULL, NULL, 0, NULL, &err), GBX_E_UNAUTHENTICATED);
+  assert_int_equal(gbx_auth(c, "GBXTLSUSER000001", "tls-user-secret-012345", NULL, &err), 0);
+  assert_int_equal(gbx_queue_create(c, "sq", NULL, NULL, 0, NULL, &err), 0);
+  gbx_close(c);
+  int port = http_port(ts);
+  snprintf(path, sizeof path, "%s/curl-sig.out", dir);
+  assert_int_equal(sh("curl -sS --max-time 20 --cacert %s -o %s --aws-sigv4 aws:amz:us-east-1:sqs "
+                      "--user GBXTLSUSER000001:tls-user-secret-012345 "
+                      "'https://localhost:%d/?Action=ListQueues'",
+                      ca, path, port),
+                   0);
+  assert_non_null(strstr(slurp(path, out, sizeof out), "/sq</QueueUrl>"));
+  /* unsigned, or signed with a wrong secret: refused with AWS's codes */
+  sh("curl -sS --max-time 20 --cacert %s -o %s 'https://localhost:%d/?Action=ListQueues'", ca,
+     path, port);
+  assert_non_null(strstr(slurp(path, out, sizeof out), "MissingAuthenticationToken"));
+  sh("curl -sS --max-time 20 --cacert %s -o %s --aws-sigv4 aws:amz:us-east-1:sqs "
+     "--user GBXTLSUSER000001:wrong-secret-0000000 'https://localhost:%d/?Action=ListQueues'",
+     ca, path, port);
+  assert_non_null(strstr(slurp(path, out, sizeof out), "SignatureDoesNotMatch"));
+  ts_free(ts);
+}
+
 /* ---- start-up checks ---- */
 
 static void test_bad_cert_refuses_start(void **state) {
@@ -349,6 +393,7 @@ int main(void) {
       cmocka_unit_test(test_s_client),           cmocka_unit_test(test_plaintext_client_refused),
       cmocka_unit_test(test_wrong_name_refused), cmocka_unit_test(test_cli),
       cmocka_unit_test(test_https_curl),         cmocka_unit_test(test_bad_cert_refuses_start),
+      cmocka_unit_test(test_tls_with_credentials),
   };
   return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
