@@ -11,7 +11,7 @@
 #include "log.h"
 
 typedef struct guard_slot {
-  char addr[64]; /* "" = free */
+  char addr[200]; /* the bucket: an address, or "address|key"; "" = free */
   uint32_t fails;
   uint64_t last;  /* time of the last failure */
   uint64_t until; /* next attempt not before */
@@ -191,7 +191,7 @@ uint64_t auth_guard_wait(auth_t *a, const char *addr, uint64_t now) {
   return g->until > now ? g->until - now : 0;
 }
 
-void auth_guard_fail(auth_t *a, const char *addr, uint64_t now) {
+void auth_guard_fail(auth_t *a, const char *addr, uint64_t now, uint32_t grace) {
   guard_slot_t *g = find(a, addr);
   if (!g) {
     /* a free slot in the window, else the one whose last failure is oldest */
@@ -209,8 +209,9 @@ void auth_guard_fail(auth_t *a, const char *addr, uint64_t now) {
   } else if (now - g->last >= AUTH_FORGET_MS) {
     g->fails = 0;
   }
-  if (g->fails < 32) g->fails++;
+  if (g->fails < 32 + grace) g->fails++;
   g->last = now;
-  uint64_t d = (uint64_t)AUTH_DELAY_BASE_MS << (g->fails - 1);
+  if (g->fails <= grace) return;
+  uint64_t d = (uint64_t)AUTH_DELAY_BASE_MS << (g->fails - grace - 1);
   g->until = now + (d < AUTH_DELAY_MAX_MS ? d : AUTH_DELAY_MAX_MS);
 }

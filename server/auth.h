@@ -72,7 +72,8 @@ const principal_t *auth_current(const auth_t *a, const auth_id_t *id);
 /* Milliseconds an attempt from addr must still wait at now (0: go ahead).
  * addr is the peer address without its port. */
 uint64_t auth_guard_wait(auth_t *a, const char *addr, uint64_t now);
-/* Records a failed attempt from addr at now. */
-void auth_guard_fail(auth_t *a, const char *addr, uint64_t now);
+/* Records a failed attempt from addr (a bucket: an address, or "address|
+ * key") at now; the first `grace` failures cost no delay. */
+void auth_guard_fail(auth_t *a, const char *addr, uint64_t now, uint32_t grace);
 
 #endif

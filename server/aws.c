@@ -250,6 +250,10 @@ static aws_err_t auth_err(sigv4_status_t st) {
 /* Verifies r's SigV4 signature with the keys of s->creds. Returns 0 with
  * r->principal and r->principal_account copied from the signer, or -1
  * after answering r with AWS's error in r's protocol. */
+/* Failed signatures of one (address, key) that cost no delay: an SDK with a
+ * stale secret retries a few times; guessing is slowed from the fourth. */
+#define AWS_AUTH_GRACE 3u
+
 static int authenticate(areq_t *r, const uint8_t *body, size_t bl) {
   sigv4_hdr_t h[AUTH_MAX_HDRS];
   int n = http_req_header_count(r->h);
@@ -275,8 +279,26 @@ static int authenticate(areq_t *r, const uint8_t *body, size_t bl) {
   r->json = http_req_header(r->h, "X-Amz-Target", &tl) != NULL;
   r->scope_svc = !strcmp(res.service, "sns") ? AWS_SNS : !strcmp(res.service, "sqs") ? AWS_SQS : 0;
   r->svc = r->scope_svc ? r->scope_svc : AWS_SQS;
+  /* Failed signatures slow down their (address, access key id): while the
+   * bucket waits out its delay, its requests are refused unverified (so a
+   * guess costs a delay), whatever their signature. Per key, not per
+   * address alone: one misconfigured client must not lock out the others
+   * on its host. */
+  char bucket[64 + SIGV4_MAX_AKID + 2], addr[64];
+  const char *peer = http_req_peer(r->h), *colon = strrchr(peer, ':');
+  snprintf(addr, sizeof(addr), "%.*s", (int)(colon ? colon - peer : (long)strlen(peer)), peer);
+  snprintf(bucket, sizeof(bucket), "%s|%s", addr, res.akid);
+  uint64_t wait = auth_guard_wait(r->s->auth, bucket, r->now);
+  if (wait) {
+    aws_fail(r, AWS_E_THROTTLED,
+             "Rate exceeded: failed signatures from this address with this key; retry in %llu ms.",
+             (unsigned long long)wait);
+    return -1;
+  }
   if (st != SIGV4_OK) {
-    authz_audit_auth("aws", res.akid, http_req_peer(r->h), sigv4_code(st));
+    if (st == SIGV4_MISMATCH || st == SIGV4_UNKNOWN_KEY)
+      auth_guard_fail(r->s->auth, bucket, r->now, AWS_AUTH_GRACE);
+    authz_audit_auth("aws", res.akid, peer, sigv4_code(st));
     aws_fail(r, auth_err(st), "%s", res.msg);
     return -1;
   }

@@ -71,7 +71,8 @@
   X(REQUEST_EXPIRED, 400, "RequestExpired", "com.amazon.coral.service#RequestExpired", 1)           \
   X(INTERNAL_FAILURE, 500, "InternalFailure", "com.amazon.coral.service#InternalFailure", 0)     \
   X(ACCESS_DENIED, 403, "AccessDenied", "com.amazon.coral.service#AccessDeniedException", 1)       \
-  X(SNS_AUTHORIZATION_ERROR, 403, "AuthorizationError", "AuthorizationError", 1)
+  X(SNS_AUTHORIZATION_ERROR, 403, "AuthorizationError", "AuthorizationError", 1)                  \
+  X(THROTTLED, 400, "Throttling", "com.amazon.coral.availability#ThrottlingException", 1)
 
 typedef enum aws_err {
   AWS_OK = 0,

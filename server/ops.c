@@ -1203,7 +1203,7 @@ static void op_auth_prove(req_t *q) {
   if (e) {
     if (how == HS_UNKNOWN_KEY || how == HS_WRONG_PROOF) {
       peer_addr(q->c, addr, sizeof(addr));
-      auth_guard_fail(q->s->auth, addr, q->now);
+      auth_guard_fail(q->s->auth, addr, q->now, 0);
       authz_audit_auth("native", oc->hs.key, net_conn_peer(q->c),
                        how == HS_WRONG_PROOF ? "wrong proof (secret)" : "unknown access key id");
     }

@@ -95,6 +95,26 @@ class Auth(unittest.TestCase):
         self.fails(sns.list_topics, "SignatureDoesNotMatch", 403)
         self.assertIn("audit: authentication refused face=aws key=%s" % AKID, self.srv.log_tail())
 
+    def test_failed_signatures_throttled(self):
+        """After 3 free failures of one (address, key), each further request
+        with that key waits out a doubling delay, refused unverified with
+        Throttling; other keys from the same address are not affected."""
+        bad = self.client("sqs", akid="AKIDGEARBOXGUESSER01", secret="guess-guess-guess-0001")
+        codes = []
+        for _ in range(12):  # the delays double, so a loaded machine gets there too
+            with self.assertRaises(botocore.exceptions.ClientError) as ctx:
+                bad.list_queues()
+            codes.append(ctx.exception.response["Error"]["Code"])
+            if codes[-1] == "Throttling":
+                self.assertIn("Rate exceeded", ctx.exception.response["Error"]["Message"])
+                break
+        self.assertEqual(codes[:4], ["InvalidClientTokenId"] * 4)
+        self.assertEqual(codes[-1], "Throttling", codes)
+        self.client("sqs").list_queues()  # the right key is another bucket
+        fails = len(codes) - 1
+        time.sleep(min(0.1 * (1 << (fails - 4)), 10) + 0.3)  # past the delay: evaluated again
+        self.fails(bad.list_queues, "InvalidClientTokenId", 403)
+
     def test_unknown_key(self):
         sqs = self.client("sqs", akid="AKIDGEARBOXNOBODY99")
         msg = self.fails(sqs.create_queue, "InvalidClientTokenId", 403, QueueName="auth-x")
