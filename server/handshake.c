@@ -16,6 +16,15 @@ gbx_err_t hs_begin(hs_state_t *st, const msgpack_object *req, const creds_t *cre
                           "is nothing to authenticate against");
   if (st->authed)
     return gbx_errbuf_set(eb, GBX_E_AUTH_FAILED, "this connection is already authenticated");
+  /* an access key id is letters and digits (IAM's rule, and the credentials
+   * file's): anything else, a NUL byte above all, can name no key, and
+   * would make the key text and its C string disagree */
+  for (uint32_t i = 0; i < kl; i++)
+    if (!((key[i] >= 'A' && key[i] <= 'Z') || (key[i] >= 'a' && key[i] <= 'z') ||
+          (key[i] >= '0' && key[i] <= '9')))
+      return gbx_errbuf_set(eb, GBX_E_AUTH_FAILED,
+                            "field 'key': an access key id is 1-%u letters and digits",
+                            GBX_AUTH_MAX_KEY);
   if (rnd(st->nonce, GBX_AUTH_NONCE) != 0)
     return gbx_errbuf_set(eb, GBX_E_INTERNAL, "no random bytes for a challenge");
   memcpy(st->key, key, kl);

@@ -10,6 +10,9 @@
  * if the key exists), so the success path is reached too.
  *
  * Invariants (abort on violation):
+ *   - an accepted challenge holds a non-empty key of letters and digits
+ *     (found by this target: a key with a NUL byte made the key text and
+ *     its C string disagree; tests/fuzz/corpus/fuzz_handshake/key_with_nul);
  *   - a prove succeeds only with an outstanding challenge for an existing
  *     key, and only with the proof the secret yields;
  *   - after any prove, success or not, the challenge is spent;
@@ -108,7 +111,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (!(flags & 1)) {
       gbx_err_t e = hs_begin(&st, &d.root, creds, det_random, &eb);
       if (before.authed) CHECK(e != GBX_E_OK);
-      if (e == GBX_E_OK) CHECK(st.have_nonce && !st.authed);
+      if (e == GBX_E_OK) {
+        CHECK(st.have_nonce && !st.authed);
+        CHECK(st.key[0] != 0); /* the key is a whole C string: no NUL inside */
+      }
     } else {
       const principal_t *who = NULL;
       uint8_t sproof[GBX_AUTH_PROOF];
