@@ -1,7 +1,9 @@
-/* commit.h - the group-commit pipeline. One commit thread, one batch in
- * flight: mutations made on the loop thread gather into the open batch while
- * the previous batch is written and synced; batches reach the disk in order.
- * The loop thread never waits on a disk.
+/* commit.h - the group-commit pipeline. A write thread with one batch in
+ * flight and, for the sync policies, a sync thread: mutations made on the
+ * loop thread gather into the open batch while the previous batch is written;
+ * under COMMIT_ALWAYS the WAL sync of written batches overlaps the write of
+ * the next. Batches reach the disk in order. The loop thread never waits on a
+ * disk.
  *
  * Loop-thread API except where noted. Batch numbers start at 1 and increase;
  * "durable N" means batches 1..N are written (and synced, per policy).
@@ -15,9 +17,10 @@
 #include "store.h"
 
 typedef enum commit_policy {
-  COMMIT_ALWAYS = 0,  /* write + sync the WAL before a batch counts as durable */
-  COMMIT_INTERVAL = 1,/* write before durable; sync the WAL every interval_ms */
-  COMMIT_NONE = 2     /* write before durable; never sync (the OS decides) */
+  COMMIT_ALWAYS = 0,   /* write, then a WAL sync begun after the write returned,
+                         before a batch counts as durable */
+  COMMIT_INTERVAL = 1, /* write before durable; sync the WAL every interval_ms */
+  COMMIT_NONE = 2      /* write before durable; never sync (the OS decides) */
 } commit_policy_t;
 
 typedef struct commit commit_t;
@@ -28,11 +31,17 @@ typedef struct commit commit_t;
 typedef void (*commit_done_cb)(void *ctx, uint64_t durable, int status, const char *err);
 
 typedef struct commit_stats {
-  uint64_t batches;        /* batches written */
-  uint64_t ops;            /* store operations written */
-  uint64_t requests;       /* requests acknowledged through commits (commit_note_request) */
-  uint64_t p50_us, p99_us, max_us; /* write+sync latency of a batch */
-  uint64_t wal_syncs;      /* interval-policy WAL syncs done */
+  uint64_t batches;  /* batches written */
+  uint64_t ops;      /* store operations written */
+  uint64_t requests; /* requests acknowledged through commits (commit_note_request) */
+  /* Commit latency. COMMIT_ALWAYS: one sample per WAL sync, from the start
+   * of the write of the oldest batch it covers to the end of the sync (what
+   * the earliest reply it releases waited for in the pipeline); other
+   * policies: the write of a batch. */
+  uint64_t p50_us, p99_us, max_us;
+  uint64_t wal_syncs; /* WAL syncs done (COMMIT_ALWAYS and COMMIT_INTERVAL) */
+  uint64_t commits;   /* durability points: WAL syncs under COMMIT_ALWAYS
+                              (one may cover several batches), batches otherwise */
 } commit_stats_t;
 
 /* Starts the commit thread writing to store (which must outlive the
@@ -53,8 +62,9 @@ uint64_t commit_durable_no(const commit_t *c);
 int commit_dirty(const commit_t *c);
 /* Counts one acknowledged request riding in the open batch (for stats). */
 void commit_note_request(commit_t *c);
-/* Hands the open batch to the commit thread if it is non-empty and none is in
- * flight; otherwise does nothing (the done handler kicks again). Call once per
+/* Hands the open batch to the write thread if it is non-empty and no write
+ * is in flight (a sync may be); otherwise does nothing (the done handler
+ * kicks again). Call once per
  * loop iteration (from a uv_prepare_t) and from the done path. */
 void commit_kick(commit_t *c);
 /* With on = 1, a finished batch does not hand the next one off by itself:
@@ -75,5 +85,8 @@ void commit_get_stats(const commit_t *c, commit_stats_t *out);
 /* Fault seam for tests: the write of batch number fail_at_batch fails as if
  * RocksDB returned an error (nothing of it is written); 0 disarms. */
 void commit_set_fault(commit_t *c, uint64_t fail_at_batch);
+/* Fault seam for tests: the fail_at_sync-th WAL sync from now (1-based)
+ * fails as if RocksDB returned an error; 0 disarms. */
+void commit_set_sync_fault(commit_t *c, uint64_t fail_at_sync);
 
 #endif

@@ -25,7 +25,8 @@
 /* Headers per request; SDK requests carry about ten. More is refused (431).
  * Their total size is capped by http_parser (HTTP_MAX_HEADER_SIZE, 80 KiB). */
 #define MAX_HEADERS 64
-/* Gates held per connection: at most two batches are undurable at a time. */
+/* Gates held per connection: a few batches are undurable at a time (see
+ * net.c); when they run out the last mark is raised, which only delays. */
 #define MAX_MARKS 8
 /* Refused connections are reported at most once per this many ms (with a
  * count), so a client storm cannot flood the log (as net.c does). */

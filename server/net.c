@@ -12,8 +12,9 @@
  * hold one whole frame (at most max_frame + header) only when a frame
  * declares that size, after the length was checked against the limit. */
 #define READ_CHUNK (64u * 1024u)
-/* Gates held per connection: at most two batches are undurable at a time
- * (one syncing, one open), so a handful of marks always suffices. */
+/* Gates held per connection: a few batches are undurable at a time (one
+ * syncing, those written since, one being written, one open). When the marks
+ * run out the last one is raised instead, which only delays replies. */
 #define MAX_MARKS 8
 /* Refused connections are reported at most once per this many ms (with a
  * count), so a client storm cannot flood the log. */

@@ -1077,7 +1077,7 @@ static void op_stats(req_t *q) {
   gbx_pack_kv_u64(pk, "batches", cs.batches);
   gbx_pack_kv_u64(pk, "synced_mutations", cs.ops);
   gbx_pack_kv_u64(pk, "acked_requests", cs.requests);
-  gbx_pack_kv_u64(pk, "msgs_per_sync", cs.batches ? cs.requests / cs.batches : 0);
+  gbx_pack_kv_u64(pk, "msgs_per_sync", cs.commits ? cs.requests / cs.commits : 0);
   gbx_pack_kv_u64(pk, "commit_p50_us", cs.p50_us);
   gbx_pack_kv_u64(pk, "commit_p99_us", cs.p99_us);
   gbx_pack_kv_u64(pk, "index_bytes_per_msg", bs.messages ? bs.index_bytes / bs.messages : 0);

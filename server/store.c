@@ -340,6 +340,11 @@ int store_write(store_t *s, store_batch_t *b, int sync, char **err) {
 
 int store_sync_wal(store_t *s, char **err) {
   char *rerr = NULL;
+  /* Without manual_wal_flush every write has already handed its WAL record
+   * to the OS, and FlushWAL(sync) is SyncWAL: it notes the WAL files and
+   * their flushed size under the DB mutex, then fdatasyncs them outside it
+   * (SyncWithoutFlush), so concurrent writes go on and are simply not
+   * covered. */
   rocksdb_flush_wal(s->db, 1, &rerr);
   if (rerr) {
     set_err(err, errmsg(rerr, "store WAL sync failed"));

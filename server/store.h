@@ -62,7 +62,11 @@ void store_batch_delete_range(store_batch_t *b, store_cf_t cf, const void *start
  * call from one commit thread while other threads call store_get. Returns 0 or
  * -1 with *err (malloc'd). */
 int store_write(store_t *s, store_batch_t *b, int sync, char **err);
-/* Syncs the WAL (interval policy). Returns 0 or -1 with *err. */
+/* Syncs the WAL files (fdatasync, and the directory for a new one): every
+ * write that returned before this call began is durable when it returns 0.
+ * Safe on one thread while another calls store_write (RocksDB's SyncWAL
+ * syncs what was already handed to the OS and does not block writers).
+ * Returns 0 or -1 with *err. */
 int store_sync_wal(store_t *s, char **err);
 
 /* Point read (thread-safe). Returns 1 and a malloc'd *val (caller frees; one

@@ -1094,19 +1094,94 @@ void *mmap64(void *a, size_t len, int prot, int flags, int fd, off_t off) {
 
 /* ---- interposed: syncs -------------------------------------------------------- */
 
+/* What a file's sync covers: the writes recorded before it began. Writes
+ * that land while the sync runs (another thread appending to the WAL as
+ * gearboxd's pipelined commit does) are not made durable by it: the kernel
+ * may or may not have them, so the emulation must assume it has not, or an
+ * acknowledgement that relied on them would go unnoticed. */
+typedef struct dirty_snap {
+  range_t r[PC_MAX_RANGES];
+  size_t nr;
+  int all_dirty;
+  uint64_t trunc_to, ext_size;
+} dirty_snap_t;
+
+static void snap_take(frec_t *r, dirty_snap_t *s) {
+  memcpy(s->r, r->r, r->nr * sizeof(range_t));
+  s->nr = r->nr;
+  s->all_dirty = r->all_dirty;
+  s->trunc_to = r->trunc_to;
+  s->ext_size = r->ext_size;
+  r->nr = 0;
+  r->all_dirty = 0;
+  r->trunc_to = UINT64_MAX;
+  r->ext_size = 0;
+}
+
+/* Puts a snapshot's dirt back (the sync failed): with mu held. */
+static void snap_merge_back(frec_t *r, const dirty_snap_t *s) {
+  if (s->all_dirty) {
+    r->all_dirty = 1;
+    r->nr = 0;
+  }
+  for (size_t i = 0; i < s->nr; i++) add_range(r, s->r[i].off, s->r[i].end);
+  if (s->trunc_to < r->trunc_to) r->trunc_to = s->trunc_to;
+  if (s->ext_size > r->ext_size) r->ext_size = s->ext_size;
+}
+
+/* A file's sync: snapshot its dirt, sync, make only the snapshot durable. */
+static int file_sync(int fd, frec_t *fr, int (*real)(int)) {
+  if (!active || in_shim || !followed(fr) || fr == DIR_ROOT) {
+    int rc = real(fd);
+    if (rc == 0) {
+      int saved = errno;
+      after_sync(fd);
+      errno = saved;
+    }
+    return rc;
+  }
+  dirty_snap_t snap; /* about 4 KiB of stack */
+  pthread_mutex_lock(&mu);
+  snap_take(fr, &snap);
+  pthread_mutex_unlock(&mu);
+  int rc = real(fd);
+  int saved = errno;
+  in_shim = 1;
+  pthread_mutex_lock(&mu);
+  if (rc != 0) {
+    snap_merge_back(fr, &snap);
+  } else {
+    /* sync_rec works on the record's own fields: swap the snapshot in,
+     * keep what was written meanwhile aside, then put it back as dirty */
+    dirty_snap_t during;
+    snap_take(fr, &during);
+    fr->nr = snap.nr;
+    memcpy(fr->r, snap.r, snap.nr * sizeof(range_t));
+    fr->all_dirty = snap.all_dirty;
+    fr->trunc_to = snap.trunc_to;
+    fr->ext_size = snap.ext_size;
+    char p[64];
+    snprintf(p, sizeof p, "/proc/self/fd/%d", fd);
+    int rfd = REAL(open)(p, O_RDONLY | O_CLOEXEC);
+    if (rfd < 0)
+      die("reopen %s for its shadow: %s", p, strerror(errno));
+    sync_rec(fr, rfd);
+    REAL(close)(rfd);
+    snap_merge_back(fr, &during);
+  }
+  pthread_mutex_unlock(&mu);
+  in_shim = 0;
+  errno = saved;
+  return rc;
+}
+
 int fsync(int fd) {
   frec_t *fr = lookup(fd);
   if (followed(fr) && fault_hit(FAIL_SYNC)) {
     fault_lose_dirty(fr);
     return -1;
   }
-  int rc = REAL(fsync)(fd);
-  if (rc == 0) {
-    int saved = errno;
-    after_sync(fd);
-    errno = saved;
-  }
-  return rc;
+  return file_sync(fd, fr, REAL(fsync));
 }
 
 int fdatasync(int fd) {
@@ -1115,13 +1190,7 @@ int fdatasync(int fd) {
     fault_lose_dirty(fr);
     return -1;
   }
-  int rc = REAL(fdatasync)(fd);
-  if (rc == 0) {
-    int saved = errno;
-    after_sync(fd);
-    errno = saved;
-  }
-  return rc;
+  return file_sync(fd, fr, REAL(fdatasync));
 }
 
 void sync(void) {
