@@ -26,16 +26,10 @@
 #include <unistd.h>
 
 #include "filter.h"
+#include "fuzz_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define CHECK(cond)                                                                                \
-  do {                                                                                             \
-    if (!(cond)) {                                                                                 \
-      fprintf(stderr, "%s:%d: invariant broken: %s\n", __FILE__, __LINE__, #cond);                 \
-      abort();                                                                                     \
-    }                                                                                              \
-  } while (0)
 
 /* Inputs longer than this are not fuzzed (libFuzzer's default -max_len is
  * 4096; the committed seeds are far smaller). */

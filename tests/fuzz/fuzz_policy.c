@@ -20,16 +20,10 @@
 
 #include "creds.h"
 #include "policy.h"
+#include "fuzz_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define CHECK(cond)                                                                                \
-  do {                                                                                             \
-    if (!(cond)) {                                                                                 \
-      fprintf(stderr, "%s:%d: invariant broken: %s\n", __FILE__, __LINE__, #cond);                 \
-      abort();                                                                                     \
-    }                                                                                              \
-  } while (0)
 
 static void check_refusal(const char *err, size_t errlen) {
   CHECK(memchr(err, '\0', errlen) != NULL && err[0] != '\0');

@@ -33,16 +33,10 @@
 #include "ids.h"
 #include "records.h"
 #include "topic.h"
+#include "fuzz_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define CHECK(cond)                                                                                \
-  do {                                                                                             \
-    if (!(cond)) {                                                                                 \
-      fprintf(stderr, "%s:%d: invariant broken: %s\n", __FILE__, __LINE__, #cond);                 \
-      abort();                                                                                     \
-    }                                                                                              \
-  } while (0)
 
 /* Start-up's "now" (monotonic ms) and wall offset, as a real start has. */
 #define NOW_MONO    5000000u

@@ -19,16 +19,10 @@
 #include <string.h>
 
 #include "reply.h"
+#include "fuzz_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define CHECK(cond)                                                                                \
-  do {                                                                                             \
-    if (!(cond)) {                                                                                 \
-      fprintf(stderr, "%s:%d: invariant broken: %s\n", __FILE__, __LINE__, #cond);                 \
-      abort();                                                                                     \
-    }                                                                                              \
-  } while (0)
 
 #define TERMINATED(buf) CHECK(memchr((buf), '\0', sizeof(buf)) != NULL)
 

@@ -27,16 +27,10 @@
 #include <unistd.h>
 
 #include "sigv4.h"
+#include "fuzz_check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define CHECK(cond)                                                                                \
-  do {                                                                                             \
-    if (!(cond)) {                                                                                 \
-      fprintf(stderr, "%s:%d: invariant broken: %s\n", __FILE__, __LINE__, #cond);                 \
-      abort();                                                                                     \
-    }                                                                                              \
-  } while (0)
 
 /* Inputs longer than this are not fuzzed (the verifier's own target limit
  * is 64 KiB; longer ones only exercise its refusal). */
