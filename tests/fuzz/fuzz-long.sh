@@ -33,6 +33,7 @@ total=${GBX_FUZZ_LONG_SECONDS:-3600}
 slice=${GBX_FUZZ_LONG_SLICE:-0}
 jobs=${GBX_FUZZ_JOBS:-1}
 home=${GBX_FUZZ_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/gearbox-fuzz}
+mkdir -p "$home" && home=$(cd "$home" && pwd) # absolute: each target runs from its own dir
 
 shopt -s nullglob
 targets=()
@@ -82,11 +83,15 @@ for t in "${targets[@]}"; do
   started=$(date +%s)
   extra=()
   if ((jobs > 1)); then extra=(-jobs="$jobs" -workers="$jobs"); fi
-  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:strict_string_checks=1 \
-  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-    "$build/tests/$t" -max_total_time="$wall" -timeout=25 -rss_limit_mb=2048 \
-    -error_exitcode=1 -timeout_exitcode=1 -artifact_prefix="$dir/artifacts/" \
-    -print_final_stats=1 "${extra[@]}" "$dir/corpus" "$here/corpus/$t" >"$dir/last.log" 2>&1
+  bin=$(cd "$build/tests" && pwd)/$t
+  # run from the target's state dir: with -jobs libFuzzer writes its
+  # workers' fuzz-N.log files into the current directory
+  (cd "$dir" &&
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:strict_string_checks=1 \
+    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+      exec "$bin" -max_total_time="$wall" -timeout=25 -rss_limit_mb=2048 \
+      -error_exitcode=1 -timeout_exitcode=1 -artifact_prefix="$dir/artifacts/" \
+      -print_final_stats=1 "${extra[@]}" "$dir/corpus" "$here/corpus/$t") >"$dir/last.log" 2>&1
   rc=$?
   book
   found=("$dir"/artifacts/*)
