@@ -25,14 +25,17 @@ void flow_init(void) {
     x ^= x >> 7;
     x ^= x << 17;
     /* random text, not bytes: topic publishes must be UTF-8 text (SNS) */
-    static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    for (size_t k = 0; k < 8 && i + k < POOL_BYTES; k++) pool[i + k] = (uint8_t)alphabet[(x >> (6 * k)) & 63];
+    static const char alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    for (size_t k = 0; k < 8 && i + k < POOL_BYTES; k++)
+      pool[i + k] = (uint8_t)alphabet[(x >> (6 * k)) & 63];
   }
 }
 
 static void put_hex(uint8_t *o, uint64_t v) {
   static const char hex[] = "0123456789abcdef";
-  for (int i = 15; i >= 0; i--, v >>= 4) o[i] = (uint8_t)hex[v & 15];
+  for (int i = 15; i >= 0; i--, v >>= 4)
+    o[i] = (uint8_t)hex[v & 15];
 }
 
 uint64_t flow_stamp_of(const uint8_t *head) {
@@ -49,8 +52,10 @@ uint64_t flow_stamp_of(const uint8_t *head) {
 static void make_body(uint8_t *body, size_t size, uint64_t ts, uint64_t seq) {
   size_t off = (size_t)((seq * 2654435761u) % (POOL_BYTES - size));
   memcpy(body, pool + off, size);
-  if (size >= 16) put_hex(body, ts);
-  if (size >= 32) put_hex(body + 16, seq);
+  if (size >= 16)
+    put_hex(body, ts);
+  if (size >= 32)
+    put_hex(body + 16, seq);
 }
 
 static int prod_fail(flow_prod_t *p, const char *what) {

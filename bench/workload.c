@@ -53,9 +53,9 @@
 /* --quick sizes: the smoke test must finish in well under a minute even
  * when the disk syncs in milliseconds (a shared CI machine) and every
  * system runs, beanstalkd at one fsync per put and per delete included. */
-#define QUICK_W1          100u
-#define QUICK_W2          500u
-#define QUICK_W4          200u
+#define QUICK_W1 100u
+#define QUICK_W2 500u
+#define QUICK_W4 200u
 /* beanstalkd syncs each put and each delete: on a loaded 2-core CI machine
  * (the ASan stage, other jobs) it managed 17 publishes/s to 10 tubes, so the
  * smoke allows it 20 s to publish and as long again to deliver */

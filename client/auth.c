@@ -17,8 +17,8 @@ static int exact_bytes(const gbx_reply_t *r, const char *key, size_t n, uint8_t 
   const char *p;
   uint32_t l;
   if (gbx_get_bytes(reply_root(r), key, 1, (uint32_t)n, &p, &l, NULL, &eb) || l != n)
-    return conn_seterr(err, GBX_E_PROTOCOL, "malformed authentication reply: '%s' must be %zu bytes",
-                       key, n);
+    return conn_seterr(err, GBX_E_PROTOCOL,
+                       "malformed authentication reply: '%s' must be %zu bytes", key, n);
   memcpy(out, p, n);
   return 0;
 }
@@ -57,8 +57,8 @@ int gbx_auth(gbx_client_t *c, const char *key, const char *secret, char **princi
   if ((rc = conn_call(c, id, 0, &r, err)))
     return rc;
   rc = exact_bytes(r, "sproof", GBX_AUTH_PROOF, sproof, err);
-  if (!rc && !gbx_auth_check(GBX_AUTH_SERVER, secret, sl, key, kl, nonce, cnonce, sproof,
-                             sizeof(sproof)))
+  if (!rc &&
+      !gbx_auth_check(GBX_AUTH_SERVER, secret, sl, key, kl, nonce, cnonce, sproof, sizeof(sproof)))
     rc = conn_seterr(err, GBX_E_AUTH_FAILED,
                      "the server's proof is wrong: it does not hold this key's secret");
   if (!rc && principal) {

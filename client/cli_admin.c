@@ -264,7 +264,6 @@ static int cmd_ping(cli_t *cli, const cli_cmd_t *cmd, const cli_args_t *a) {
   return cli_json_print(j);
 }
 
-
 /* ---- principals ------------------------------------------------------------ */
 
 /* Reads a small file (a secret or a policy) into a NUL-terminated string,
@@ -283,7 +282,8 @@ static char *slurp(const char *path, size_t max) {
     free(b);
     return NULL;
   }
-  while (n && (b[n - 1] == '\n' || b[n - 1] == '\r')) n--;
+  while (n && (b[n - 1] == '\n' || b[n - 1] == '\r'))
+    n--;
   b[n] = 0;
   return b;
 }
@@ -316,8 +316,7 @@ static int cmd_principal_put(cli_t *cli, const cli_cmd_t *cmd, const cli_args_t 
     return CLI_ERR;
   }
   if ((rc = cli_connect(cli)) == CLI_OK) {
-    if (gbx_principal_put(cli->c, a->pos[0], key, secret, cli_args_get(a, "account"), policy,
-                          &err))
+    if (gbx_principal_put(cli->c, a->pos[0], key, secret, cli_args_get(a, "account"), policy, &err))
       rc = cli_fail(&err);
     else
       rc = cli_print_done(cli, "principal", a->pos[0], "put", "principal put");
@@ -350,12 +349,14 @@ static int cmd_principal_list(cli_t *cli, const cli_cmd_t *cmd, const cli_args_t
     cJSON *arr = cJSON_CreateArray();
     for (size_t i = 0; arr && i < l.count; i++) {
       cJSON *o = cJSON_CreateObject();
-      if (!o) break;
+      if (!o)
+        break;
       cJSON_AddStringToObject(o, "name", l.v[i].name);
       cJSON_AddStringToObject(o, "key", l.v[i].key);
       cJSON_AddStringToObject(o, "account", l.v[i].account);
       cJSON_AddStringToObject(o, "source", l.v[i].source);
-      if (l.v[i].policy) cJSON_AddRawToObject(o, "policy", l.v[i].policy);
+      if (l.v[i].policy)
+        cJSON_AddRawToObject(o, "policy", l.v[i].policy);
       cJSON_AddItemToArray(arr, o);
     }
     rc = cli_json_print(arr);
@@ -404,7 +405,8 @@ const cli_cmd_t cli_admin_cmds[] = {
      "principal delete NAME\nRemoves an admin-defined principal; its connections are revoked.\n",
      cmd_principal_delete},
     {"principal", "list", NULL,
-     "principal list\nLists every principal: name, access key id, account, source (never secrets).\n",
+     "principal list\nLists every principal: name, access key id, account, source (never "
+     "secrets).\n",
      cmd_principal_list},
     {NULL, NULL, NULL, NULL, NULL},
 };

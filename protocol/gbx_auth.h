@@ -15,9 +15,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define GBX_AUTH_NONCE 32 /* bytes of each nonce: 256 bits, never repeats */
-#define GBX_AUTH_PROOF 32 /* HMAC-SHA256 */
-#define GBX_AUTH_MAX_KEY 128
+#define GBX_AUTH_NONCE      32 /* bytes of each nonce: 256 bits, never repeats */
+#define GBX_AUTH_PROOF      32 /* HMAC-SHA256 */
+#define GBX_AUTH_MAX_KEY    128
 #define GBX_AUTH_MAX_SECRET 128
 
 typedef enum { GBX_AUTH_CLIENT = 0, GBX_AUTH_SERVER = 1 } gbx_auth_side_t;

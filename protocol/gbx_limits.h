@@ -42,7 +42,7 @@
 #define GBX_MAX_MESSAGE_SIZE (1024u * 1024u)
 #define GBX_MIN_MESSAGE_SIZE 1024u
 /* Message attributes per message and their name/type lengths, as SQS. */
-#define GBX_MAX_ATTRS 10u
+#define GBX_MAX_ATTRS     10u
 #define GBX_MAX_ATTR_NAME 256u
 #define GBX_MAX_ATTR_TYPE 256u
 /* Receipt handles are short base64url strings; anything longer is forged. */
@@ -50,21 +50,21 @@
 /* Batch entry ids, as SQS: 1-80 characters of A-Za-z0-9_-. */
 #define GBX_MAX_ENTRY_ID 80u
 /* Tags per queue (SQS: 50), key 128 and value 256 characters. */
-#define GBX_MAX_TAGS 50u
-#define GBX_MAX_TAG_KEY 128u
+#define GBX_MAX_TAGS      50u
+#define GBX_MAX_TAG_KEY   128u
 #define GBX_MAX_TAG_VALUE 256u
 /* Policy documents (SQS: 20 KiB for policies). */
 #define GBX_MAX_POLICY (20u * 1024u)
 /* Queue attribute ranges, in seconds unless stated (SQS's). */
-#define GBX_VIS_DEFAULT 30u
-#define GBX_VIS_MAX (12u * 3600u)
-#define GBX_DELAY_MAX 900u
-#define GBX_RETENTION_MIN 60u
-#define GBX_RETENTION_MAX (14u * 86400u)
+#define GBX_VIS_DEFAULT       30u
+#define GBX_VIS_MAX           (12u * 3600u)
+#define GBX_DELAY_MAX         900u
+#define GBX_RETENTION_MIN     60u
+#define GBX_RETENTION_MAX     (14u * 86400u)
 #define GBX_RETENTION_DEFAULT (4u * 86400u)
-#define GBX_WAIT_MAX 20u
-#define GBX_MAX_RECEIVES_MIN 1u
-#define GBX_MAX_RECEIVES_MAX 1000u
+#define GBX_WAIT_MAX          20u
+#define GBX_MAX_RECEIVES_MIN  1u
+#define GBX_MAX_RECEIVES_MAX  1000u
 /* In-flight messages per queue (SQS standard queues: 120,000). */
 #define GBX_MAX_INFLIGHT 120000u
 /* Message ids are UUID-formatted strings of 36 characters. */
