@@ -86,6 +86,36 @@ static int start_checked(run_t *r, srv_t *s, int powercut, unsigned cycle) {
   return 0;
 }
 
+/* The load both scenarios run (queues created, workers started), or NULL
+ * after logging why. The caller frees it. */
+static load_t *start_load(run_t *r, hist_t *h, srv_t *s) {
+  char err[1024];
+  load_cfg_t lc = {.prefix = "rq",
+                   .producers = r->o.producers,
+                   .consumers = r->o.consumers,
+                   .dlq_consumers = r->o.dlq_consumers,
+                   .nqueues = r->o.nqueues,
+                   .window = r->o.window,
+                   .pad_max = r->o.pad_max,
+                   .vis_min_s = 2,
+                   .vis_max_s = 5,
+                   .max_receives = r->o.max_receives,
+                   .delete_pct = r->o.delete_pct,
+                   .max_backlog = LOAD_BACKLOG,
+                   .seed = r->o.seed};
+  load_t *l = load_new(&lc, h, s);
+  if (!l) {
+    run_log(r, "error: bad load configuration");
+    return NULL;
+  }
+  if (load_create_queues(l, err, sizeof err) != 0 || load_start(l, err, sizeof err) != 0) {
+    run_log(r, "error: %s", err);
+    load_free(l);
+    return NULL;
+  }
+  return l;
+}
+
 int scen_crash(run_t *r, int powercut) {
   int res = RUN_ERROR;
   char err[1024];
@@ -117,27 +147,8 @@ int scen_crash(run_t *r, int powercut) {
     goto done;
   if (powercut)
     run_log(r, "LD_PRELOAD=%s", srv_preload_value(s));
-  load_cfg_t lc = {.prefix = "rq",
-                   .producers = r->o.producers,
-                   .consumers = r->o.consumers,
-                   .dlq_consumers = r->o.dlq_consumers,
-                   .nqueues = r->o.nqueues,
-                   .window = r->o.window,
-                   .pad_max = r->o.pad_max,
-                   .vis_min_s = 2,
-                   .vis_max_s = 5,
-                   .max_receives = r->o.max_receives,
-                   .delete_pct = r->o.delete_pct,
-                   .max_backlog = LOAD_BACKLOG,
-                   .seed = r->o.seed};
-  if (!(l = load_new(&lc, h, s))) {
-    run_log(r, "error: bad load configuration");
+  if (!(l = start_load(r, h, s)))
     goto done;
-  }
-  if (load_create_queues(l, err, sizeof err) != 0 || load_start(l, err, sizeof err) != 0) {
-    run_log(r, "error: %s", err);
-    goto done;
-  }
   ctr = load_counters(l);
   int64_t t_start = srv_now_us();
   for (unsigned cyc = 1; cyc <= r->o.cycles; cyc++) {
@@ -315,27 +326,8 @@ int scen_iofault(run_t *r) {
   }
   if (start_checked(r, s, 1, 0) != 0)
     goto done;
-  load_cfg_t lc = {.prefix = "rq",
-                   .producers = r->o.producers,
-                   .consumers = r->o.consumers,
-                   .dlq_consumers = r->o.dlq_consumers,
-                   .nqueues = r->o.nqueues,
-                   .window = r->o.window,
-                   .pad_max = r->o.pad_max,
-                   .vis_min_s = 2,
-                   .vis_max_s = 5,
-                   .max_receives = r->o.max_receives,
-                   .delete_pct = r->o.delete_pct,
-                   .max_backlog = LOAD_BACKLOG,
-                   .seed = r->o.seed};
-  if (!(l = load_new(&lc, h, s))) {
-    run_log(r, "error: bad load configuration");
+  if (!(l = start_load(r, h, s)))
     goto done;
-  }
-  if (load_create_queues(l, err, sizeof err) != 0 || load_start(l, err, sizeof err) != 0) {
-    run_log(r, "error: %s", err);
-    goto done;
-  }
   ctr = load_counters(l);
   for (unsigned cyc = 1; cyc <= r->o.cycles; cyc++) {
     unsigned ms = r->o.min_ms + (unsigned)(run_rand(r) % (r->o.max_ms - r->o.min_ms + 1));
