@@ -25,3 +25,13 @@ void fdlimit_get(fdlimit_t *out) {
     files = FDLIMIT_STORE_MIN;
   out->store_files = files > INT32_MAX ? INT32_MAX : (int)files;
 }
+
+uint64_t fdbudget_refused(fdbudget_t *b, uint64_t now) {
+  b->refused++;
+  if (b->refusal_log_ms != 0 && now - b->refusal_log_ms < FDLIMIT_REFUSAL_LOG_MS)
+    return 0;
+  uint64_t n = b->refused;
+  b->refusal_log_ms = now ? now : 1;
+  b->refused = 0;
+  return n;
+}

@@ -34,6 +34,16 @@ void fdlimit_get(fdlimit_t *out);
 typedef struct fdbudget {
   uint32_t cap;  /* fdlimit_t.conn_cap */
   uint32_t used; /* open connections of both faces */
+  uint64_t refused;        /* refused by either face since the last report */
+  uint64_t refusal_log_ms; /* when the last report was due (0: never) */
 } fdbudget_t;
+
+/* Refusal reports are rate-limited to one per this many ms: a flood of
+ * connections must not become a flood of log lines. */
+#define FDLIMIT_REFUSAL_LOG_MS 1000u
+
+/* Counts one refused connection at now (ms). Returns the number refused
+ * since the last report when a report (one log line) is due now, else 0. */
+uint64_t fdbudget_refused(fdbudget_t *b, uint64_t now);
 
 #endif

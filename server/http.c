@@ -28,9 +28,6 @@
 /* Gates held per connection: a few batches are undurable at a time (see
  * net.c); when they run out the last mark is raised, which only delays. */
 #define MAX_MARKS 8
-/* Refused connections are reported at most once per this many ms (with a
- * count), so a client storm cannot flood the log (as net.c does). */
-#define REFUSAL_LOG_MS 1000u
 
 typedef struct hdr {
   uint32_t name_off, name_len, val_off, val_len;
@@ -81,7 +78,6 @@ struct http {
   uint32_t nconns;
   fdbudget_t own_fds; /* the budget when the config gives none */
   fdbudget_t *fds;    /* connections of both faces vs. the descriptor limit */
-  uint64_t refused, refusal_log_ms;
   uint64_t durable;
   uint8_t *tls_in; /* HTTPS: ciphertext lands here (one read at a time), then is fed */
 };
@@ -788,22 +784,17 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
 }
 
 /* Closes a connection we cannot serve, reporting refusals at most once per
- * REFUSAL_LOG_MS. */
+ * FDLIMIT_REFUSAL_LOG_MS (fdbudget_refused). */
 static void refuse_conn(http_t *h, hconn_t *c) {
-  uint64_t now = uv_now(h->loop);
-  h->refused++;
-  if (h->refusal_log_ms == 0 || now - h->refusal_log_ms >= REFUSAL_LOG_MS) {
-    if (h->nconns >= h->cfg.max_conns)
-      LOG(LOG_WARN, "refusing http connection from %s: %u connections (--max-conns); %llu refused",
-          c->peer, h->nconns, (unsigned long long)h->refused);
-    else
-      LOG(LOG_WARN,
-          "refusing http connection from %s: %u connections (both faces) is all the file "
-          "descriptor limit (RLIMIT_NOFILE) allows; %llu refused",
-          c->peer, h->fds->used, (unsigned long long)h->refused);
-    h->refusal_log_ms = now ? now : 1;
-    h->refused = 0;
-  }
+  uint64_t k = fdbudget_refused(h->fds, uv_now(h->loop));
+  if (k && h->nconns >= h->cfg.max_conns)
+    LOG(LOG_WARN, "refusing http connection from %s: %u connections (--max-conns); %llu refused",
+        c->peer, h->nconns, (unsigned long long)k);
+  else if (k)
+    LOG(LOG_WARN,
+        "refusing http connection from %s: %u connections (both faces) is all the file "
+        "descriptor limit (RLIMIT_NOFILE) allows; %llu refused",
+        c->peer, h->fds->used, (unsigned long long)k);
   uv_close((uv_handle_t *)&c->tcp, on_closed);
 }
 

@@ -16,9 +16,6 @@
  * syncing, those written since, one being written, one open). When the marks
  * run out the last one is raised instead, which only delays replies. */
 #define MAX_MARKS 8
-/* Refused connections are reported at most once per this many ms (with a
- * count), so a client storm cannot flood the log. */
-#define REFUSAL_LOG_MS 1000u
 
 struct conn {
   uv_tcp_t tcp;
@@ -56,8 +53,6 @@ struct net {
   uint32_t nconns;
   fdbudget_t own_fds;      /* the budget when the config gives none */
   fdbudget_t *fds;         /* connections of both faces vs. the descriptor limit */
-  uint64_t refused;        /* refused since the last report */
-  uint64_t refusal_log_ms; /* uv_now of the last report */
   uint64_t durable;
   uint8_t *tls_in; /* TLS: ciphertext lands here (one read at a time), then is fed */
 };
@@ -96,22 +91,17 @@ net_t *net_new(uv_loop_t *loop, const net_cfg_t *cfg, const net_cbs_t *cbs) {
 }
 
 /* Closes a connection we cannot serve, reporting refusals at most once per
- * REFUSAL_LOG_MS. */
+ * FDLIMIT_REFUSAL_LOG_MS (fdbudget_refused). */
 static void refuse(net_t *n, conn_t *c) {
-  uint64_t now = uv_now(n->loop);
-  n->refused++;
-  if (n->refusal_log_ms == 0 || now - n->refusal_log_ms >= REFUSAL_LOG_MS) {
-    if (n->nconns >= n->cfg.max_conns)
-      LOG(LOG_WARN, "refusing connection from %s: %u connections (--max-conns); %llu refused",
-          c->peer, n->nconns, (unsigned long long)n->refused);
-    else
-      LOG(LOG_WARN,
-          "refusing connection from %s: %u connections (HTTP included) is all the file "
-          "descriptor limit (RLIMIT_NOFILE) allows; %llu refused",
-          c->peer, n->fds->used, (unsigned long long)n->refused);
-    n->refusal_log_ms = now ? now : 1;
-    n->refused = 0;
-  }
+  uint64_t k = fdbudget_refused(n->fds, uv_now(n->loop));
+  if (k && n->nconns >= n->cfg.max_conns)
+    LOG(LOG_WARN, "refusing connection from %s: %u connections (--max-conns); %llu refused",
+        c->peer, n->nconns, (unsigned long long)k);
+  else if (k)
+    LOG(LOG_WARN,
+        "refusing connection from %s: %u connections (HTTP included) is all the file "
+        "descriptor limit (RLIMIT_NOFILE) allows; %llu refused",
+        c->peer, n->fds->used, (unsigned long long)k);
   uv_close((uv_handle_t *)&c->tcp, on_closed);
 }
 
