@@ -32,8 +32,8 @@ void fdlimit_get(fdlimit_t *out);
 /* One connection count against one cap, shared by both faces (loop thread
  * only). The server owns it; net.c and http.c borrow it. */
 typedef struct fdbudget {
-  uint32_t cap;  /* fdlimit_t.conn_cap */
-  uint32_t used; /* open connections of both faces */
+  uint32_t cap;            /* fdlimit_t.conn_cap */
+  uint32_t used;           /* open connections of both faces */
   uint64_t refused;        /* refused by either face since the last report */
   uint64_t refusal_log_ms; /* when the last report was due (0: never) */
 } fdbudget_t;

@@ -39,21 +39,6 @@
 /* Connections closed to make room again. */
 #define FREED 16
 
-static int connect_port(uint16_t port) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0)
-    return -1;
-  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
-    close(fd);
-    return -1;
-  }
-  int one = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  return fd;
-}
-
 /* Sends a ping and reads its reply: 1 answered with err 0, 0 not answered
  * (closed, reset or timed out), -1 a wrong answer. */
 static int ping(int fd, uint32_t id) {
@@ -105,7 +90,7 @@ static int ping(int fd, uint32_t id) {
  * or timed out), -1 not even connected. */
 static int http_answers(uint16_t port) {
   static const char req[] = "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
-  int fd = connect_port(port);
+  int fd = srv_connect_port(port);
   if (fd < 0)
     return -1;
   char buf[16];
@@ -229,7 +214,7 @@ int scen_fds(run_t *r) {
   /* connect until one is not served */
   int refused = 0;
   while (nfd < MAX_TRIES) {
-    int fd = connect_port(port);
+    int fd = srv_connect_port(port);
     if (fd < 0)
       break;
     int p = ping(fd, (uint32_t)nfd + 1);
@@ -262,7 +247,7 @@ int scen_fds(run_t *r) {
 
   /* a few more attempts while full: each must be turned away, not hang */
   for (int i = 0; i < 8; i++) {
-    int fd = connect_port(port);
+    int fd = srv_connect_port(port);
     if (fd >= 0) {
       ping(fd, 999);
       close(fd);

@@ -29,21 +29,6 @@
 /* Largest reply frame we read (an error reply is small). */
 #define REPLY_MAX 4096
 
-static int connect_port(uint16_t port) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0)
-    return -1;
-  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
-    close(fd);
-    return -1;
-  }
-  int one = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  return fd;
-}
-
 /* Reads exactly n bytes within the deadline: 1, 0 on EOF, -1 on timeout or
  * error. */
 static int read_exact(int fd, uint8_t *buf, size_t n, int64_t deadline_us) {
@@ -79,7 +64,7 @@ int scen_frame_cap(run_t *r) {
     run_log(r, "error: cannot start gearboxd: %s", s ? srv_error(s) : "out of memory");
     goto done;
   }
-  if ((fd = connect_port(srv_port_now(s))) < 0) {
+  if ((fd = srv_connect_port(srv_port_now(s))) < 0) {
     run_log(r, "error: cannot connect: %s", strerror(errno));
     goto done;
   }

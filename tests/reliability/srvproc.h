@@ -55,6 +55,8 @@ srv_t *srv_new(const srv_cfg_t *cfg);
 /* Kills a running server (SIGKILL) and frees everything. NULL is a no-op. */
 void srv_free(srv_t *s);
 /* Starts the server and waits for "gearboxd ready port=N". */
+/* A blocking TCP connection to 127.0.0.1:port with TCP_NODELAY, or -1. */
+int srv_connect_port(uint16_t port);
 int srv_start(srv_t *s);
 /* Starts the server expecting it to refuse: returns 1 if it exited before
  * its ready line (its exit code in *code, its stderr of this run in
