@@ -171,7 +171,9 @@ static void test_many_in_order(void **state) {
   assert_true(st.batches <= (uint64_t)rounds);
   assert_int_equal(st.ops, (uint64_t)rounds * (per + 1));
   assert_int_equal(st.requests, (uint64_t)rounds);
-  assert_int_equal(st.wal_syncs, (uint64_t)f->calls); /* each call came from one sync */
+  /* a call reports at least one sync; two syncs that end before the loop
+   * wakes are reported by one call (the wake-up coalesces) */
+  assert_true(st.wal_syncs >= (uint64_t)f->calls);
   assert_int_equal(st.commits, st.wal_syncs);
   assert_true(st.wal_syncs <= st.batches);
   assert_true(st.p50_us <= st.p99_us);
