@@ -16,8 +16,12 @@
  * published to the sync thread only after its write returned, so a number the
  * sync thread takes before its sync is covered by it. So batch N+1 is written
  * while batch N is synced, and N+1's sync starts as soon as N's ends; several
- * batches written during one sync share the next. Under COMMIT_INTERVAL the
- * sync thread syncs when the timer asks; COMMIT_NONE never syncs.
+ * batches written during one sync share the next. When no sync runs and the
+ * loop has nothing waiting to be written (backlog_hint), the write thread
+ * syncs its own batch instead and posts both with one wake-up: a lone
+ * request then costs one thread hop each way, not three. Either way one sync
+ * runs at a time (`syncing`). Under COMMIT_INTERVAL the sync thread syncs
+ * when the timer asks; COMMIT_NONE never syncs.
  *
  * Locking: `mu` guards the job and result fields (the hand-offs between the
  * threads) and the latency histogram; everything else is the loop thread's
@@ -95,8 +99,12 @@ struct commit {
   int sync_in_flight;     /* COMMIT_INTERVAL: a sync job is out */
   int written_since_sync; /* COMMIT_INTERVAL: a batch went out unsynced */
   int failed;             /* sticky: no batch is written after this */
-  int closed;             /* commit_stop closed the handles */
-  int handles_open;       /* close callbacks still to come */
+  /* Set by the loop when a kick found the pipeline busy with mutations
+   * waiting, cleared when it hands a batch off; read by the write thread to
+   * choose between syncing inline and handing the sync off. */
+  int backlog_hint;
+  int closed;       /* commit_stop closed the handles */
+  int handles_open; /* close callbacks still to come */
   uv_async_t async;
   uv_timer_t timer;
   commit_stats_t stats; /* counters only; percentiles come from hist */
@@ -110,7 +118,8 @@ struct commit {
   uv_cond_t cv_sync;  /* the sync thread waits for a write, a job or stop */
   uv_cond_t cv_done;  /* commit_stop waits for a result */
   int job_write, job_sync, stop;
-  int broken; /* a write or sync failed: refuse everything after */
+  int broken;  /* a write or sync failed: refuse everything after */
+  int syncing; /* COMMIT_ALWAYS: a WAL sync is running (either thread) */
   store_batch_t *job_batch;
   uint64_t job_no;
   uint64_t written_t;   /* COMMIT_ALWAYS: highest batch written, for the syncer */
@@ -199,6 +208,47 @@ static wresult_t run_write(commit_t *c, store_batch_t *b, uint64_t no, int refus
   return r;
 }
 
+/* Syncs the WAL with mu unlocked: 0, or -1 with *err. */
+static int run_sync(commit_t *c, int fault, char **err) {
+  if (fault) {
+    *err = strdup("store WAL sync failed: injected fault");
+    return -1;
+  }
+#ifdef GBX_BROKEN_SKIP_SYNC
+  /* deliberately broken build (tests/reliability): never syncs */
+  (void)c;
+  return 0;
+#else
+  return store_sync_wal(c->store, err);
+#endif
+}
+
+/* Posts one sync's outcome (mu held); takes err. Batches up to target are
+ * durable when st is 0; t0 is when the oldest write it covers began. */
+static void post_sync(commit_t *c, int st, char *err, uint64_t target, uint64_t t0, uint64_t t1) {
+  sresult_t *r = &c->res_sync;
+  c->syncing = 0;
+  r->ready = 1;
+  if (st) {
+    c->broken = 1;
+    if (!r->status) {
+      r->status = -1;
+      r->err = err;
+      err = NULL;
+    }
+  } else {
+    r->syncs++;
+    if (c->policy == COMMIT_ALWAYS) {
+      c->synced_t = target;
+      if (target > r->covered)
+        r->covered = target;
+      if (t0)
+        hist_add(&c->hist, (t1 - t0) / 1000);
+    }
+  }
+  free(err);
+}
+
 static void writer_main(void *arg) {
   commit_t *c = arg;
   uv_mutex_lock(&c->mu);
@@ -223,7 +273,26 @@ static void writer_main(void *arg) {
       c->written_t = no;
       if (!c->unsynced_t0)
         c->unsynced_t0 = t0;
-      uv_cond_signal(&c->cv_sync);
+      if (!c->syncing && !c->broken && !c->job_sync && !c->stop &&
+          !__atomic_load_n(&c->backlog_hint, __ATOMIC_RELAXED)) {
+        /* Nothing waits to be written and no sync runs: sync here, and
+         * post the write and the sync with one wake-up. A hand-off to the
+         * sync thread would only add a thread hop to this batch's latency;
+         * under load (a backlog) the hand-off lets the next write overlap
+         * this sync instead. */
+        uint64_t ut0 = c->unsynced_t0;
+        int fault = c->sync_fault_at != 0 && ++c->syncs_tried == c->sync_fault_at;
+        c->syncing = 1;
+        c->unsynced_t0 = 0;
+        uv_mutex_unlock(&c->mu);
+        char *err = NULL;
+        int st = run_sync(c, fault, &err);
+        uint64_t t1 = uv_hrtime();
+        uv_mutex_lock(&c->mu);
+        post_sync(c, st, err, no, ut0, t1);
+      } else {
+        uv_cond_signal(&c->cv_sync);
+      }
     }
     c->job_write = 0;
     c->res_write = r;
@@ -233,26 +302,11 @@ static void writer_main(void *arg) {
   uv_mutex_unlock(&c->mu);
 }
 
-/* Syncs the WAL with mu unlocked: 0, or -1 with *err. */
-static int run_sync(commit_t *c, int fault, char **err) {
-  if (fault) {
-    *err = strdup("store WAL sync failed: injected fault");
-    return -1;
-  }
-#ifdef GBX_BROKEN_SKIP_SYNC
-  /* deliberately broken build (tests/reliability): never syncs */
-  (void)c;
-  return 0;
-#else
-  return store_sync_wal(c->store, err);
-#endif
-}
-
 /* Whether the sync thread has a sync to do now (mu held). */
 static int sync_due(const commit_t *c) {
   if (c->job_sync)
     return 1; /* answered even when broken: with a refusal */
-  if (c->broken)
+  if (c->broken || c->syncing)
     return 0;
   return c->policy == COMMIT_ALWAYS && c->written_t > c->synced_t;
 }
@@ -268,6 +322,7 @@ static void syncer_main(void *arg) {
     /* Everything written up to now is what this sync covers. */
     uint64_t target = c->written_t, t0 = c->unsynced_t0;
     int refused = c->broken;
+    c->syncing = c->policy == COMMIT_ALWAYS;
     c->unsynced_t0 = 0;
     c->job_sync = 0;
     int fault = c->sync_fault_at != 0 && ++c->syncs_tried == c->sync_fault_at;
@@ -282,26 +337,7 @@ static void syncer_main(void *arg) {
     }
     uint64_t t1 = uv_hrtime();
     uv_mutex_lock(&c->mu);
-    sresult_t *r = &c->res_sync;
-    r->ready = 1;
-    if (st) {
-      c->broken = 1;
-      if (!r->status) {
-        r->status = -1;
-        r->err = err;
-        err = NULL;
-      }
-    } else {
-      r->syncs++;
-      if (c->policy == COMMIT_ALWAYS) {
-        c->synced_t = target;
-        if (target > r->covered)
-          r->covered = target;
-        if (t0)
-          hist_add(&c->hist, (t1 - t0) / 1000);
-      }
-    }
-    free(err);
+    post_sync(c, st, err, target, t0, t1);
     uv_cond_signal(&c->cv_done);
     uv_async_send(&c->async);
   }
@@ -591,8 +627,13 @@ void commit_note_request(commit_t *c) {
 
 void commit_kick(commit_t *c) {
   assert(!c->closed);
-  if (c->failed || c->in_flight || store_batch_count(c->open) == 0)
+  if (c->failed || store_batch_count(c->open) == 0)
     return;
+  if (c->in_flight) {
+    __atomic_store_n(&c->backlog_hint, 1, __ATOMIC_RELAXED);
+    return;
+  }
+  __atomic_store_n(&c->backlog_hint, 0, __ATOMIC_RELAXED);
   store_batch_t *b = c->open;
   c->open = c->flight; /* empty: cleared when its result was collected */
   c->flight = b;

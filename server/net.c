@@ -1,6 +1,7 @@
 /* net.c - see net.h. */
 #include "net.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,13 +21,13 @@
 struct conn {
   uv_tcp_t tcp;
   net_t *net;
-  conn_t *next, *prev;          /* all connections */
-  conn_t *dirty_next;           /* connections with output to write */
-  conn_t *held_next, *held_prev;/* connections with held replies */
+  conn_t *next, *prev;           /* all connections */
+  conn_t *dirty_next;            /* connections with output to write */
+  conn_t *held_next, *held_prev; /* connections with held replies */
   uint8_t *rbuf;
   size_t rlen, rcap;
-  gbx_buf_t wbuf;               /* released, not yet handed to uv_write */
-  gbx_buf_t held;               /* waiting for durability */
+  gbx_buf_t wbuf; /* released, not yet handed to uv_write */
+  gbx_buf_t held; /* waiting for durability */
   uint64_t mark_gate[MAX_MARKS];
   size_t mark_end[MAX_MARKS];
   int nmarks;
@@ -51,8 +52,8 @@ struct net {
   conn_t *dirty;
   conn_t *held;
   uint32_t nconns;
-  fdbudget_t own_fds;      /* the budget when the config gives none */
-  fdbudget_t *fds;         /* connections of both faces vs. the descriptor limit */
+  fdbudget_t own_fds; /* the budget when the config gives none */
+  fdbudget_t *fds;    /* connections of both faces vs. the descriptor limit */
   uint64_t durable;
   uint8_t *tls_in; /* TLS: ciphertext lands here (one read at a time), then is fed */
 };
@@ -67,7 +68,8 @@ static void on_closed(uv_handle_t *h);
 
 net_t *net_new(uv_loop_t *loop, const net_cfg_t *cfg, const net_cbs_t *cbs) {
   net_t *n = calloc(1, sizeof(*n));
-  if (!n) return NULL;
+  if (!n)
+    return NULL;
   n->loop = loop;
   n->cfg = *cfg;
   n->cbs = *cbs;
@@ -105,12 +107,24 @@ static void refuse(net_t *n, conn_t *c) {
   uv_close((uv_handle_t *)&c->tcp, on_closed);
 }
 
-uint32_t net_conn_count(const net_t *n) { return n->nconns; }
-void *net_conn_data(const conn_t *c) { return c->ud; }
-void net_conn_set_data(conn_t *c, void *ud) { c->ud = ud; }
-const char *net_conn_peer(const conn_t *c) { return c->peer; }
-int net_closing(const conn_t *c) { return c->closing; }
-void net_conn_ref(conn_t *c) { c->refs++; }
+uint32_t net_conn_count(const net_t *n) {
+  return n->nconns;
+}
+void *net_conn_data(const conn_t *c) {
+  return c->ud;
+}
+void net_conn_set_data(conn_t *c, void *ud) {
+  c->ud = ud;
+}
+const char *net_conn_peer(const conn_t *c) {
+  return c->peer;
+}
+int net_closing(const conn_t *c) {
+  return c->closing;
+}
+void net_conn_ref(conn_t *c) {
+  c->refs++;
+}
 
 static void conn_free(conn_t *c) {
   tls_conn_free(c->tls);
@@ -121,7 +135,8 @@ static void conn_free(conn_t *c) {
 }
 
 void net_conn_unref(conn_t *c) {
-  if (--c->refs == 0) conn_free(c);
+  if (--c->refs == 0)
+    conn_free(c);
 }
 
 static void mark_dirty(conn_t *c) {
@@ -133,9 +148,14 @@ static void mark_dirty(conn_t *c) {
 }
 
 static void held_unlink(conn_t *c) {
-  if (!c->on_held) return;
-  if (c->held_prev) c->held_prev->held_next = c->held_next; else c->net->held = c->held_next;
-  if (c->held_next) c->held_next->held_prev = c->held_prev;
+  if (!c->on_held)
+    return;
+  if (c->held_prev)
+    c->held_prev->held_next = c->held_next;
+  else
+    c->net->held = c->held_next;
+  if (c->held_next)
+    c->held_next->held_prev = c->held_prev;
   c->held_next = c->held_prev = NULL;
   c->on_held = 0;
 }
@@ -150,11 +170,13 @@ static void on_closed(uv_handle_t *h) {
 static int tls_seal(conn_t *c) {
   if (c->wbuf.len && tls_conn_write(c->tls, c->wbuf.data, c->wbuf.len) != 0) {
     c->wbuf.len = 0;
-    if (!c->closing) net_close(c, tls_conn_error(c->tls));
+    if (!c->closing)
+      net_close(c, tls_conn_error(c->tls));
     return -1;
   }
   c->wbuf.len = 0;
-  if (c->wbuf.cap > READ_CHUNK) gbx_buf_free(&c->wbuf); /* keep no large buffer */
+  if (c->wbuf.cap > READ_CHUNK)
+    gbx_buf_free(&c->wbuf); /* keep no large buffer */
   return 0;
 }
 
@@ -165,20 +187,28 @@ static int has_output(const conn_t *c) {
 }
 
 void net_close(conn_t *c, const char *reason) {
-  if (c->closing) return;
+  if (c->closing)
+    return;
   net_t *n = c->net;
   c->closing = 1;
-  if (reason) LOG(LOG_WARN, "closing connection %s: %s", c->peer, reason);
+  if (reason)
+    LOG(LOG_WARN, "closing connection %s: %s", c->peer, reason);
   held_unlink(c);
-  if (c->prev) c->prev->next = c->next; else n->conns = c->next;
-  if (c->next) c->next->prev = c->prev;
+  if (c->prev)
+    c->prev->next = c->next;
+  else
+    n->conns = c->next;
+  if (c->next)
+    c->next->prev = c->prev;
   n->nconns--;
   n->fds->used--;
-  if (n->cbs.closed) n->cbs.closed(n->cbs.ctx, c);
+  if (n->cbs.closed)
+    n->cbs.closed(n->cbs.ctx, c);
   /* write what was already released, then close: uv_close after pending
    * writes would cancel them, so shut the write side down first. */
   uv_read_stop((uv_stream_t *)&c->tcp);
-  if (c->tls && tls_seal(c) == 0) tls_conn_close_notify(c->tls); /* after the last reply */
+  if (c->tls && tls_seal(c) == 0)
+    tls_conn_close_notify(c->tls); /* after the last reply */
   if (has_output(c)) {
     mark_dirty(c);
     return; /* net_flush writes and then closes */
@@ -191,24 +221,60 @@ static void on_write(uv_write_t *req, int status) {
   conn_t *c = w->c;
   free(w->data);
   free(w);
-  if (status < 0 && status != UV_ECANCELED && !c->closing) net_close(c, uv_strerror(status));
+  if (status < 0 && status != UV_ECANCELED && !c->closing)
+    net_close(c, uv_strerror(status));
   net_conn_unref(c);
+}
+
+/* Writes what the socket takes now without queueing: the count written
+ * (0 when it takes nothing now, or when writes are already queued), or -1
+ * after closing the connection on an error. */
+static int write_now(conn_t *c, const uint8_t *data, size_t len) {
+  if (len > INT_MAX)
+    len = INT_MAX;
+  uv_buf_t buf = uv_buf_init((char *)data, (unsigned)len);
+  int n = uv_try_write((uv_stream_t *)&c->tcp, &buf, 1);
+  if (n >= 0)
+    return n;
+  if (n == UV_EAGAIN || n == UV_ENOSYS)
+    return 0;
+  if (!c->closing)
+    net_close(c, uv_strerror(n));
+  return -1;
 }
 
 static void write_out(conn_t *c) {
   uint8_t *data;
   size_t len;
   if (c->tls) { /* encrypted here, so still one write per connection per flush */
-    if (tls_seal(c) != 0 && !has_output(c)) return;
+    if (tls_seal(c) != 0 && !has_output(c))
+      return;
     if (tls_conn_take_out(c->tls, &data, &len) != 0) {
       net_close(c, "out of memory");
       return;
     }
-    if (!data) return;
+    if (!data)
+      return;
   } else {
+    /* Most replies fit the socket buffer: write them now, keep the buffer
+     * for the next flush (unless it grew large, as after TLS), and spend neither a write
+     * request nor a completion callback (and libuv's epoll_ctl) on them. */
+    int n = write_now(c, c->wbuf.data, c->wbuf.len);
+    if (n < 0)
+      return;
+    if ((size_t)n == c->wbuf.len) {
+      c->wbuf.len = 0;
+      if (c->wbuf.cap > READ_CHUNK)
+        gbx_buf_free(&c->wbuf);
+      return;
+    }
     data = c->wbuf.data;
     len = c->wbuf.len;
     gbx_buf_init(&c->wbuf); /* the write request owns the bytes now */
+    if (n > 0) {
+      memmove(data, data + n, len - (size_t)n);
+      len -= (size_t)n;
+    }
   }
   wreq_t *w = malloc(sizeof(*w));
   if (!w) {
@@ -225,14 +291,16 @@ static void write_out(conn_t *c) {
     free(w->data);
     free(w);
     net_conn_unref(c);
-    if (!c->closing) net_close(c, uv_strerror(r));
+    if (!c->closing)
+      net_close(c, uv_strerror(r));
   }
 }
 
 static void on_shutdown(uv_shutdown_t *req, int status) {
   conn_t *c = req->data;
   free(req);
-  if (!uv_is_closing((uv_handle_t *)&c->tcp)) uv_close((uv_handle_t *)&c->tcp, on_closed);
+  if (!uv_is_closing((uv_handle_t *)&c->tcp))
+    uv_close((uv_handle_t *)&c->tcp, on_closed);
 }
 
 /* Closing with output pending: uv_close would cancel queued writes, so shut
@@ -241,7 +309,8 @@ static void close_after_writes(conn_t *c) {
   uv_shutdown_t *req = malloc(sizeof(*req));
   if (req) {
     req->data = c;
-    if (uv_shutdown(req, (uv_stream_t *)&c->tcp, on_shutdown) == 0) return;
+    if (uv_shutdown(req, (uv_stream_t *)&c->tcp, on_shutdown) == 0)
+      return;
     free(req);
   }
   uv_close((uv_handle_t *)&c->tcp, on_closed);
@@ -252,9 +321,12 @@ void net_flush(net_t *n) {
     conn_t *c = n->dirty;
     n->dirty = c->dirty_next;
     c->dirty = 0;
-    if (uv_is_closing((uv_handle_t *)&c->tcp)) continue;
-    if (has_output(c)) write_out(c);
-    if (c->closing && !uv_is_closing((uv_handle_t *)&c->tcp)) close_after_writes(c);
+    if (uv_is_closing((uv_handle_t *)&c->tcp))
+      continue;
+    if (has_output(c))
+      write_out(c);
+    if (c->closing && !uv_is_closing((uv_handle_t *)&c->tcp))
+      close_after_writes(c);
   }
 }
 
@@ -263,7 +335,8 @@ static size_t unread(const conn_t *c) {
 }
 
 void net_reply(conn_t *c, const uint8_t *frame, size_t len, uint64_t gate) {
-  if (c->closing) return;
+  if (c->closing)
+    return;
   if (gate <= c->net->durable) {
     if (unread(c) + len > c->net->cfg.max_outbuf) {
       net_close(c, "client does not read its replies (output buffer limit)");
@@ -297,7 +370,8 @@ void net_reply(conn_t *c, const uint8_t *frame, size_t len, uint64_t gate) {
     c->on_held = 1;
     c->held_prev = NULL;
     c->held_next = c->net->held;
-    if (c->net->held) c->net->held->held_prev = c;
+    if (c->net->held)
+      c->net->held->held_prev = c;
     c->net->held = c;
   }
 }
@@ -307,8 +381,10 @@ void net_release(net_t *n, uint64_t durable) {
   for (conn_t *c = n->held, *next; c; c = next) {
     next = c->held_next;
     int k = 0;
-    while (k < c->nmarks && c->mark_gate[k] <= durable) k++;
-    if (!k) continue;
+    while (k < c->nmarks && c->mark_gate[k] <= durable)
+      k++;
+    if (!k)
+      continue;
     size_t end = c->mark_end[k - 1];
     if (gbx_buf_append(&c->wbuf, c->held.data, end) != 0) {
       net_close(c, "out of memory");
@@ -321,7 +397,8 @@ void net_release(net_t *n, uint64_t durable) {
       c->mark_end[i - k] = c->mark_end[i] - end;
     }
     c->nmarks -= k;
-    if (!c->nmarks) held_unlink(c);
+    if (!c->nmarks)
+      held_unlink(c);
     mark_dirty(c);
     if (unread(c) > n->cfg.max_outbuf)
       net_close(c, "client does not read its replies (output buffer limit)");
@@ -358,7 +435,8 @@ static int rbuf_reserve(conn_t *c) {
     want = GBX_FRAME_HDR + (size_t)flen;
   if (want > c->rcap) {
     uint8_t *p = realloc(c->rbuf, want);
-    if (!p) return -1;
+    if (!p)
+      return -1;
     c->rbuf = p;
     c->rcap = want;
   }
@@ -387,7 +465,8 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
  * the data, or -1 with c closing. */
 static int tls_decrypt(conn_t *c, const uint8_t *p, size_t n) {
   char why[256];
-  if (tls_conn_feed(c->tls, p, n) != 0) goto fail;
+  if (tls_conn_feed(c->tls, p, n) != 0)
+    goto fail;
   for (;;) {
     if (c->rcap - c->rlen < READ_CHUNK / 4 && rbuf_reserve(c) != 0) {
       net_close(c, "out of memory for the read buffer");
@@ -398,11 +477,14 @@ static int tls_decrypt(conn_t *c, const uint8_t *p, size_t n) {
       c->rlen += (size_t)k;
       continue;
     }
-    if (k == TLS_AGAIN) break;
-    if (k == TLS_EOF) return 1; /* frames before the close_notify still count */
+    if (k == TLS_AGAIN)
+      break;
+    if (k == TLS_EOF)
+      return 1; /* frames before the close_notify still count */
     goto fail;
   }
-  if (tls_conn_out_pending(c->tls)) mark_dirty(c); /* handshake records, tickets */
+  if (tls_conn_out_pending(c->tls))
+    mark_dirty(c); /* handshake records, tickets */
   return 0;
 
 fail:
@@ -419,7 +501,8 @@ static void process(conn_t *c) {
   net_conn_ref(c);
   while (!c->closing && !c->paused) {
     uint32_t flen;
-    if (!gbx_frame_peek(c->rbuf + off, c->rlen - off, &flen)) break;
+    if (!gbx_frame_peek(c->rbuf + off, c->rlen - off, &flen))
+      break;
     if (flen == 0) {
       send_fatal(c, GBX_E_BAD_FRAME, "frame of length 0");
       break;
@@ -438,7 +521,8 @@ static void process(conn_t *c) {
       send_fatal(c, GBX_E_FRAME_TOO_LARGE, m);
       break;
     }
-    if (c->rlen - off < GBX_FRAME_HDR + (size_t)flen) break;
+    if (c->rlen - off < GBX_FRAME_HDR + (size_t)flen)
+      break;
     n->cbs.frame(n->cbs.ctx, c, c->rbuf + off + GBX_FRAME_HDR, flen);
     off += GBX_FRAME_HDR + flen;
   }
@@ -446,8 +530,10 @@ static void process(conn_t *c) {
     /* an incomplete frame starts the slow-sender clock; progress on whole
      * frames resets it */
     /* (an unfinished TLS handshake counts as an incomplete request) */
-    if (c->rlen - off == 0 && (!c->tls || tls_conn_established(c->tls))) c->partial_since = 0;
-    else if (off || !c->partial_since) c->partial_since = uv_now(n->loop);
+    if (c->rlen - off == 0 && (!c->tls || tls_conn_established(c->tls)))
+      c->partial_since = 0;
+    else if (off || !c->partial_since)
+      c->partial_since = uv_now(n->loop);
   }
   if (!c->closing && off) {
     memmove(c->rbuf, c->rbuf + off, c->rlen - off);
@@ -481,27 +567,33 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     return;
   net_conn_ref(c);
   process(c);
-  if (eof && !c->closing) net_close(c, NULL); /* frames before the close_notify were handled */
+  if (eof && !c->closing)
+    net_close(c, NULL); /* frames before the close_notify were handled */
   net_conn_unref(c);
 }
 
-void net_conn_set_authed(conn_t *c) { c->authed = 1; }
+void net_conn_set_authed(conn_t *c) {
+  c->authed = 1;
+}
 
 void net_conn_pause(conn_t *c) {
-  if (c->paused || c->closing) return;
+  if (c->paused || c->closing)
+    return;
   c->paused = 1;
   uv_read_stop((uv_stream_t *)&c->tcp);
 }
 
 void net_conn_resume(conn_t *c) {
-  if (!c->paused || c->closing) return;
+  if (!c->paused || c->closing)
+    return;
   c->paused = 0;
   uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
   process(c);
 }
 
 void net_foreach(net_t *n, void (*fn)(void *ctx, conn_t *c), void *ctx) {
-  for (conn_t *c = n->conns; c; c = c->next) fn(ctx, c);
+  for (conn_t *c = n->conns; c; c = c->next)
+    fn(ctx, c);
 }
 
 static void on_conn(uv_stream_t *server, int status) {
@@ -511,7 +603,8 @@ static void on_conn(uv_stream_t *server, int status) {
     return;
   }
   conn_t *c = calloc(1, sizeof(*c));
-  if (!c) return;
+  if (!c)
+    return;
   uv_tcp_init(n->loop, &c->tcp);
   c->tcp.data = c;
   c->net = n;
@@ -543,12 +636,14 @@ static void on_conn(uv_stream_t *server, int status) {
     uv_close((uv_handle_t *)&c->tcp, on_closed);
     return;
   }
-  if (c->tls) c->partial_since = uv_now(n->loop); /* the handshake is on the slow-sender clock */
+  if (c->tls)
+    c->partial_since = uv_now(n->loop); /* the handshake is on the slow-sender clock */
   uv_tcp_nodelay(&c->tcp, 1);
   c->accepted = uv_now(n->loop);
   c->authed = n->cfg.auth_ms == 0;
   c->next = n->conns;
-  if (n->conns) n->conns->prev = c;
+  if (n->conns)
+    n->conns->prev = c;
   n->conns = c;
   n->nconns++;
   n->fds->used++;
@@ -608,12 +703,14 @@ void net_stop_listening(net_t *n) {
 }
 
 void net_close_all(net_t *n) {
-  while (n->conns) net_close(n->conns, NULL);
+  while (n->conns)
+    net_close(n->conns, NULL);
   net_flush(n);
 }
 
 void net_free(net_t *n) {
-  if (!n) return;
+  if (!n)
+    return;
   free(n->tls_in);
   free(n);
 }
