@@ -22,7 +22,7 @@ typedef struct redrive {
   uint32_t dst_qid; /* 0: each message's source */
   uint32_t rate;
   uint64_t moved, total;
-  int state;        /* 0 none, 1 running, 2 completed, 3 cancelled, 4 failed */
+  int state; /* 0 none, 1 running, 2 completed, 3 cancelled, 4 failed */
   char msg[96];
 } redrive_t;
 
@@ -47,7 +47,7 @@ struct broker {
   uint32_t nbyid;
   uint64_t next, reserved; /* message counter and its persisted reservation */
   uint32_t next_qid;
-  queue_t *ready;          /* queues with waiters and visible messages */
+  queue_t *ready; /* queues with waiters and visible messages */
   uint64_t cached_bytes, total_bytes, total_msgs;
   uint64_t cold; /* messages whose body is on disk only: prefetch has work */
   /* reference counts of bodies shared by fan-out copies (only those), rebuilt
@@ -57,23 +57,25 @@ struct broker {
   broker_stats_t st;
 };
 
-#define J_PUT(b, cf, k, kl, v, vl) (b)->j.put((b)->j.ctx, cf, k, kl, v, vl)
-#define J_DEL(b, cf, k, kl) (b)->j.del((b)->j.ctx, cf, k, kl)
-#define J_SDEL(b, cf, k, kl) (b)->j.sdel((b)->j.ctx, cf, k, kl)
+#define J_PUT(b, cf, k, kl, v, vl)   (b)->j.put((b)->j.ctx, cf, k, kl, v, vl)
+#define J_DEL(b, cf, k, kl)          (b)->j.del((b)->j.ctx, cf, k, kl)
+#define J_SDEL(b, cf, k, kl)         (b)->j.sdel((b)->j.ctx, cf, k, kl)
 #define J_RANGE(b, cf, s, sl, e, el) (b)->j.delrange((b)->j.ctx, cf, s, sl, e, el)
 
 static void *xcalloc(size_t n, size_t sz) {
   void *p = calloc(n, sz);
   /* Small internal allocations: running out of memory here leaves no
    * consistent way to continue, so fail loudly (Redis does the same). */
-  if (!p) abort();
+  if (!p)
+    abort();
   return p;
 }
 
 broker_t *broker_new(const broker_cfg_t *cfg, const journal_t *j, ids_t *ids,
                      const broker_cbs_t *cbs) {
   broker_t *b = calloc(1, sizeof(*b));
-  if (!b) return NULL;
+  if (!b)
+    return NULL;
   b->cfg = *cfg;
   b->j = *j;
   b->ids = ids;
@@ -85,7 +87,8 @@ broker_t *broker_new(const broker_cfg_t *cfg, const journal_t *j, ids_t *ids,
 }
 
 void broker_free(broker_t *b) {
-  if (!b) return;
+  if (!b)
+    return;
   for (uint32_t i = 0; i < b->nshared_slots; i++)
     for (struct shref *e = b->shared[i], *nx; e; e = nx) {
       nx = e->next;
@@ -102,21 +105,26 @@ void broker_free(broker_t *b) {
   free(b);
 }
 
-int64_t broker_wall(const broker_t *b, uint64_t now) { return (int64_t)now + b->cfg.wall_offset; }
+int64_t broker_wall(const broker_t *b, uint64_t now) {
+  return (int64_t)now + b->cfg.wall_offset;
+}
 static uint64_t to_mono(const broker_t *b, int64_t wall) {
   int64_t m = wall - b->cfg.wall_offset;
   return m < 0 ? 0 : (uint64_t)m;
 }
-ids_t *broker_ids(broker_t *b) { return b->ids; }
+ids_t *broker_ids(broker_t *b) {
+  return b->ids;
+}
 
 /* ---- shared body reference counts ---- */
 
-
 static shref_t **sh_slot(broker_t *b, uint64_t body_id) {
-  if (!b->nshared_slots) return NULL;
+  if (!b->nshared_slots)
+    return NULL;
   uint32_t h = (uint32_t)((body_id * 0x9E3779B97F4A7C15ull) >> 40) & (b->nshared_slots - 1);
   shref_t **p = &b->shared[h];
-  while (*p && (*p)->body_id != body_id) p = &(*p)->next;
+  while (*p && (*p)->body_id != body_id)
+    p = &(*p)->next;
   return p;
 }
 
@@ -151,8 +159,10 @@ static void sh_add(broker_t *b, uint64_t body_id, uint32_t refs) {
 /* Drops one reference; returns the references left. */
 static uint32_t sh_release(broker_t *b, uint64_t body_id) {
   shref_t **p = sh_slot(b, body_id);
-  if (!p || !*p) return 0; /* not shared after all */
-  if (--(*p)->refs) return (*p)->refs;
+  if (!p || !*p)
+    return 0; /* not shared after all */
+  if (--(*p)->refs)
+    return (*p)->refs;
   shref_t *e = *p;
   *p = e->next;
   free(e);
@@ -182,9 +192,12 @@ static uint64_t next_counter(broker_t *b) {
 }
 
 int broker_restore_counter(broker_t *b, uint64_t next, uint32_t next_qid) {
-  if (next > RECORDS_COUNTER_MAX || next_qid > RECORDS_QID_MAX + 1u) return -1;
-  if (next > b->next) b->next = b->reserved = next;
-  if (next_qid > b->next_qid) b->next_qid = next_qid;
+  if (next > RECORDS_COUNTER_MAX || next_qid > RECORDS_QID_MAX + 1u)
+    return -1;
+  if (next > b->next)
+    b->next = b->reserved = next;
+  if (next_qid > b->next_qid)
+    b->next_qid = next_qid;
   return 0;
 }
 
@@ -193,7 +206,8 @@ int broker_restore_counter(broker_t *b, uint64_t next, uint32_t next_qid) {
 static int name_cmp(const char *a, size_t al, const char *bn) {
   size_t bl = strlen(bn);
   int c = memcmp(a, bn, al < bl ? al : bl);
-  if (c) return c;
+  if (c)
+    return c;
   return al < bl ? -1 : al > bl ? 1 : 0;
 }
 
@@ -202,36 +216,45 @@ static uint32_t lower_bound(const broker_t *b, const char *name, size_t len) {
   uint32_t lo = 0, hi = b->nqueues;
   while (lo < hi) {
     uint32_t mid = (lo + hi) / 2;
-    if (name_cmp(name, len, b->byname[mid]->name) > 0) lo = mid + 1; else hi = mid;
+    if (name_cmp(name, len, b->byname[mid]->name) > 0)
+      lo = mid + 1;
+    else
+      hi = mid;
   }
   return lo;
 }
 
 queue_t *broker_queue(const broker_t *b, const char *name, size_t len) {
   uint32_t i = lower_bound(b, name, len);
-  if (i < b->nqueues && name_cmp(name, len, b->byname[i]->name) == 0) return b->byname[i];
+  if (i < b->nqueues && name_cmp(name, len, b->byname[i]->name) == 0)
+    return b->byname[i];
   return NULL;
 }
 
 queue_t *broker_queue_by_id(const broker_t *b, uint32_t qid) {
-  if (!b->nbyid) return NULL;
+  if (!b->nbyid)
+    return NULL;
   for (uint32_t j = qid & (b->nbyid - 1);; j = (j + 1) & (b->nbyid - 1)) {
     queue_t *q = b->byid[j];
-    if (!q) return NULL;
-    if (q->rec.qid == qid) return q;
+    if (!q)
+      return NULL;
+    if (q->rec.qid == qid)
+      return q;
   }
 }
 
 static void byid_rebuild(broker_t *b) {
   uint32_t n = 16;
-  while (n < b->nqueues * 2 + 2) n *= 2;
+  while (n < b->nqueues * 2 + 2)
+    n *= 2;
   free(b->byid);
   b->byid = xcalloc(n, sizeof(*b->byid));
   b->nbyid = n;
   for (uint32_t i = 0; i < b->nqueues; i++) {
     queue_t *q = b->byname[i];
     uint32_t j = q->rec.qid & (n - 1);
-    while (b->byid[j]) j = (j + 1) & (n - 1);
+    while (b->byid[j])
+      j = (j + 1) & (n - 1);
     b->byid[j] = q;
   }
 }
@@ -240,7 +263,8 @@ static void registry_add(broker_t *b, queue_t *q) {
   if (b->nqueues == b->capqueues) {
     b->capqueues = b->capqueues ? b->capqueues * 2 : 16;
     queue_t **a = realloc(b->byname, b->capqueues * sizeof(*a));
-    if (!a) abort();
+    if (!a)
+      abort();
     b->byname = a;
   }
   uint32_t i = lower_bound(b, q->name, strlen(q->name));
@@ -263,7 +287,8 @@ static void persist_queue(broker_t *b, const queue_t *q) {
   uint8_t k[1 + GBX_MAX_NAME];
   size_t nl = strlen(q->name);
   gbx_buf_init(&v);
-  if (qrec_encode(&v, &q->rec) != 0) abort();
+  if (qrec_encode(&v, &q->rec) != 0)
+    abort();
   k[0] = 'Q';
   memcpy(k + 1, q->name, nl);
   J_PUT(b, STORE_CF_META, k, 1 + nl, v.data, v.len);
@@ -272,12 +297,14 @@ static void persist_queue(broker_t *b, const queue_t *q) {
 
 gbx_err_t broker_restore_queue(broker_t *b, const char *name, qrec_t *r) {
   queue_t *q = queue_new(name);
-  if (!q) return GBX_E_NOMEM;
+  if (!q)
+    return GBX_E_NOMEM;
   q->rec = *r;
   memset(r, 0, sizeof(*r));
   heap_node_init(&q->retention_hn, HK_RETENTION);
   registry_add(b, q);
-  if (q->rec.qid >= b->next_qid) b->next_qid = q->rec.qid + 1;
+  if (q->rec.qid >= b->next_qid)
+    b->next_qid = q->rec.qid + 1;
   return GBX_E_OK;
 }
 
@@ -289,7 +316,8 @@ static void arm_retention(broker_t *b, queue_t *q) {
     return;
   }
   int64_t exp = q->age_head->sent_ms + (int64_t)q->rec.a.retention * 1000;
-  if (heap_set(&b->heap, &q->retention_hn, to_mono(b, exp)) != 0) abort();
+  if (heap_set(&b->heap, &q->retention_hn, to_mono(b, exp)) != 0)
+    abort();
 }
 
 static void mark_ready(broker_t *b, queue_t *q) {
@@ -323,7 +351,8 @@ static void msg_persist(broker_t *b, const queue_t *q, const msg_t *m) {
 
 static void body_drop(broker_t *b, msg_t *m) {
   uint8_t k[BODY_KEY_LEN];
-  if ((m->state & MSG_SHARED) && sh_release(b, m->body_id) > 0) return; /* other copies use it */
+  if ((m->state & MSG_SHARED) && sh_release(b, m->body_id) > 0)
+    return; /* other copies use it */
   body_key(k, m->body_id);
   /* Bodies are written exactly once, so SingleDelete is safe and leaves a
    * tombstone that vanishes at its first compaction with the put. */
@@ -351,18 +380,23 @@ static void msg_destroy(broker_t *b, queue_t *q, msg_t *m, int journal) {
   }
   b->total_bytes -= m->size;
   b->total_msgs--;
-  if (!m->blob) b->cold--;
+  if (!m->blob)
+    b->cold--;
   uncache(b, m);
   free(m);
-  if (was_head) arm_retention(b, q);
+  if (was_head)
+    arm_retention(b, q);
 }
 
 static void prefetch(broker_t *b, queue_t *q) {
-  if (!b->cbs.fetch || !b->cold) return;
+  if (!b->cbs.fetch || !b->cold)
+    return;
   uint32_t i = 0;
   for (msg_t *m = q->vis_head; m && i < PREFETCH_AHEAD; m = m->next, i++) {
-    if (m->blob || (m->state & MSG_FETCHING)) continue;
-    if (b->cached_bytes + m->size > b->cfg.body_cache_bytes) break;
+    if (m->blob || (m->state & MSG_FETCHING))
+      continue;
+    if (b->cached_bytes + m->size > b->cfg.body_cache_bytes)
+      break;
     m->state |= MSG_FETCHING;
     b->cbs.fetch(b->cbs.ctx, q->rec.qid, m->seq, m->body_id);
   }
@@ -370,7 +404,8 @@ static void prefetch(broker_t *b, queue_t *q) {
 
 int broker_restore_msg(broker_t *b, uint32_t qid, uint64_t seq, const idxrec_t *r, uint64_t now) {
   queue_t *q = broker_queue_by_id(b, qid);
-  if (!q) return -1;
+  if (!q)
+    return -1;
   msg_t *m = xcalloc(1, sizeof(*m));
   heap_node_init(&m->hn, HK_MSG);
   m->seq = seq;
@@ -389,22 +424,28 @@ int broker_restore_msg(broker_t *b, uint32_t qid, uint64_t seq, const idxrec_t *
   uint64_t dl = r->deadline_ms ? to_mono(b, r->deadline_ms) : 0;
   if (dl > now) {
     m->state = r->rc ? MSG_INFLIGHT : MSG_DELAYED;
-    if (heap_insert(&b->heap, &m->hn, dl) != 0) abort();
+    if (heap_insert(&b->heap, &m->hn, dl) != 0)
+      abort();
   } else {
     m->state = MSG_VISIBLE;
   }
-  if (r->flags & IDX_FLAG_ENVELOPE) m->state |= MSG_ENVELOPE;
+  if (r->flags & IDX_FLAG_ENVELOPE)
+    m->state |= MSG_ENVELOPE;
   if (r->flags & IDX_FLAG_SHARED) {
     m->state |= MSG_SHARED;
     sh_add(b, m->body_id, 1);
   }
-  if (queue_add(q, m) != 0) abort();
+  if (queue_add(q, m) != 0)
+    abort();
   b->total_bytes += m->size;
   b->total_msgs++;
   b->cold++;
-  if (seq >= b->next) b->next = b->reserved = seq + 1;
-  if (r->idn >= b->next) b->next = b->reserved = r->idn + 1;
-  if (r->body_id >= b->next) b->next = b->reserved = r->body_id + 1;
+  if (seq >= b->next)
+    b->next = b->reserved = seq + 1;
+  if (r->idn >= b->next)
+    b->next = b->reserved = r->idn + 1;
+  if (r->body_id >= b->next)
+    b->next = b->reserved = r->body_id + 1;
   return 0;
 }
 
@@ -423,45 +464,49 @@ static int dlq_cycle(broker_t *b, const char *qname, const char *dlq) {
    * nqueues steps reach either the end or a loop */
   const char *cur = dlq;
   for (uint32_t steps = 0; cur[0] && steps <= b->nqueues; steps++) {
-    if (strcmp(cur, qname) == 0) return 1;
+    if (strcmp(cur, qname) == 0)
+      return 1;
     queue_t *n = broker_queue(b, cur, strlen(cur));
-    if (!n) return 0;
+    if (!n)
+      return 0;
     cur = n->rec.a.dlq;
   }
   return cur[0] != 0;
 }
 
 static gbx_err_t check_dlq(broker_t *b, const char *qname, const qattrs_t *a, gbx_errbuf_t *eb) {
-  if (!a->dlq[0]) return GBX_E_OK;
+  if (!a->dlq[0])
+    return GBX_E_OK;
   if (!broker_queue(b, a->dlq, strlen(a->dlq)))
     return gbx_errbuf_set(eb, GBX_E_DLQ_NOT_FOUND, "dead-letter queue '%s' does not exist", a->dlq);
   if (dlq_cycle(b, qname, a->dlq))
-    return gbx_errbuf_set(eb, GBX_E_REDRIVE_CYCLE,
-                          "dead-letter queue '%s' leads back to '%s'", a->dlq, qname);
+    return gbx_errbuf_set(eb, GBX_E_REDRIVE_CYCLE, "dead-letter queue '%s' leads back to '%s'",
+                          a->dlq, qname);
   return GBX_E_OK;
 }
 
-gbx_err_t broker_queue_create(broker_t *b, const char *name, const qattrs_t *a,
-                              const qtag_t *tags, uint32_t ntags, uint64_t now, int *created,
-                              gbx_errbuf_t *eb) {
+gbx_err_t broker_queue_create(broker_t *b, const char *name, const qattrs_t *a, const qtag_t *tags,
+                              uint32_t ntags, uint64_t now, int *created, gbx_errbuf_t *eb) {
   size_t nl = strlen(name);
   queue_t *q = broker_queue(b, name, nl);
   *created = 0;
   if (q) {
     if (!qattrs_equal(&q->rec.a, a))
-      return gbx_errbuf_set(eb, GBX_E_QUEUE_EXISTS,
-                            "queue '%s' exists with different attributes", name);
+      return gbx_errbuf_set(eb, GBX_E_QUEUE_EXISTS, "queue '%s' exists with different attributes",
+                            name);
     return GBX_E_OK;
   }
   gbx_err_t e = check_dlq(b, name, a, eb);
-  if (e) return e;
+  if (e)
+    return e;
   /* Queue ids are never reused (index keys of a deleted queue may still be
    * compacting away); after 4 billion creations there are none left. */
   if (b->next_qid > RECORDS_QID_MAX)
     return gbx_errbuf_set(eb, GBX_E_INTERNAL, "no queue ids left: this store created %u queues",
                           RECORDS_QID_MAX);
   q = queue_new(name);
-  if (!q || qattrs_copy(&q->rec.a, a) != 0) abort();
+  if (!q || qattrs_copy(&q->rec.a, a) != 0)
+    abort();
   heap_node_init(&q->retention_hn, HK_RETENTION);
   q->rec.qid = b->next_qid++;
   q->rec.created_ms = q->rec.modified_ms = broker_wall(b, now);
@@ -470,7 +515,8 @@ gbx_err_t broker_queue_create(broker_t *b, const char *name, const qattrs_t *a,
     for (uint32_t i = 0; i < ntags; i++) {
       q->rec.tags[i].key = strdup(tags[i].key);
       q->rec.tags[i].value = strdup(tags[i].value);
-      if (!q->rec.tags[i].key || !q->rec.tags[i].value) abort();
+      if (!q->rec.tags[i].key || !q->rec.tags[i].value)
+        abort();
     }
     q->rec.ntags = ntags;
   }
@@ -484,10 +530,13 @@ gbx_err_t broker_queue_create(broker_t *b, const char *name, const qattrs_t *a,
 }
 
 static void serve_waiter(broker_t *b, waiter_t *w, gbx_err_t err, delivery_t *d, uint32_t n) {
-  if (w->serve) w->serve(w->serve_ctx, w, err, d, n);
-  else if (b->cbs.serve) b->cbs.serve(b->cbs.ctx, w, err, d, n);
+  if (w->serve)
+    w->serve(w->serve_ctx, w, err, d, n);
+  else if (b->cbs.serve)
+    b->cbs.serve(b->cbs.ctx, w, err, d, n);
   else
-    for (uint32_t i = 0; i < n; i++) blob_unref(d[i].blob);
+    for (uint32_t i = 0; i < n; i++)
+      blob_unref(d[i].blob);
 }
 
 static void wake_all_with(broker_t *b, queue_t *q, gbx_err_t err) {
@@ -498,14 +547,16 @@ static void wake_all_with(broker_t *b, queue_t *q, gbx_err_t err) {
   }
 }
 
-/* Drops every message of q: one range tombstone for the index, a
+/* Drops every message of q: one range tombstone for the index (4-byte
+ * bounds: stores before them wrote 12-byte ones covering the same keys), a
  * SingleDelete per body. */
 static uint64_t drop_all(broker_t *b, queue_t *q) {
-  uint8_t s[IDX_KEY_LEN], e[IDX_KEY_LEN];
+  uint8_t s[IDX_RANGE_KEY_LEN], e[IDX_RANGE_KEY_LEN];
   uint64_t n = q->count;
-  idx_key(s, q->rec.qid, 0);
-  idx_key(e, q->rec.qid + 1, 0);
-  if (n) J_RANGE(b, STORE_CF_IDX, s, sizeof(s), e, sizeof(e));
+  idx_range_key(s, q->rec.qid);
+  idx_range_key(e, q->rec.qid + 1);
+  if (n)
+    J_RANGE(b, STORE_CF_IDX, s, sizeof(s), e, sizeof(e));
   while (q->age_head) {
     msg_t *m = q->age_head;
     body_drop(b, m);
@@ -515,7 +566,8 @@ static uint64_t drop_all(broker_t *b, queue_t *q) {
 }
 
 static void unready(broker_t *b, queue_t *q) {
-  if (!q->on_ready) return;
+  if (!q->on_ready)
+    return;
   for (queue_t **p = &b->ready; *p; p = &(*p)->ready_next) {
     if (*p == q) {
       *p = q->ready_next;
@@ -535,7 +587,8 @@ gbx_err_t broker_queue_delete(broker_t *b, queue_t *q, uint64_t now) {
   J_DEL(b, STORE_CF_META, k, 1 + nl);
   heap_remove(&b->heap, &q->retention_hn);
   redrive_t *rd = q->redrive;
-  if (rd) heap_remove(&b->heap, &rd->hn);
+  if (rd)
+    heap_remove(&b->heap, &rd->hn);
   free(rd);
   /* a redrive task elsewhere that targets q ends (it will fail to find it) */
   unready(b, q);
@@ -547,14 +600,22 @@ gbx_err_t broker_queue_delete(broker_t *b, queue_t *q, uint64_t now) {
 gbx_err_t broker_queue_set_attrs(broker_t *b, queue_t *q, const qattrs_t *a, unsigned mask,
                                  uint64_t now, gbx_errbuf_t *eb) {
   qattrs_t n;
-  if (qattrs_copy(&n, &q->rec.a) != 0) abort();
-  if (mask & QA_VIS) n.vis = a->vis;
-  if (mask & QA_DELAY) n.delay = a->delay;
-  if (mask & QA_RETENTION) n.retention = a->retention;
-  if (mask & QA_MAX_SIZE) n.max_size = a->max_size;
-  if (mask & QA_WAIT) n.wait = a->wait;
-  if (mask & QA_DLQ) memcpy(n.dlq, a->dlq, sizeof(n.dlq));
-  if (mask & QA_MAX_RECEIVES) n.max_receives = a->max_receives;
+  if (qattrs_copy(&n, &q->rec.a) != 0)
+    abort();
+  if (mask & QA_VIS)
+    n.vis = a->vis;
+  if (mask & QA_DELAY)
+    n.delay = a->delay;
+  if (mask & QA_RETENTION)
+    n.retention = a->retention;
+  if (mask & QA_MAX_SIZE)
+    n.max_size = a->max_size;
+  if (mask & QA_WAIT)
+    n.wait = a->wait;
+  if (mask & QA_DLQ)
+    memcpy(n.dlq, a->dlq, sizeof(n.dlq));
+  if (mask & QA_MAX_RECEIVES)
+    n.max_receives = a->max_receives;
   if (mask & QA_POLICY) {
     free(n.policy);
     n.policy = a->policy && a->policy[0] ? strdup(a->policy) : NULL;
@@ -572,7 +633,8 @@ gbx_err_t broker_queue_set_attrs(broker_t *b, queue_t *q, const qattrs_t *a, uns
   q->rec.a = n;
   q->rec.modified_ms = broker_wall(b, now);
   persist_queue(b, q);
-  if (mask & QA_RETENTION) arm_retention(b, q);
+  if (mask & QA_RETENTION)
+    arm_retention(b, q);
   return GBX_E_OK;
 }
 
@@ -588,25 +650,31 @@ gbx_err_t broker_queue_tag(broker_t *b, queue_t *q, const qtag_t *tags, uint32_t
     int found = 0;
     for (uint32_t t = 0; t < q->rec.ntags && !found; t++)
       found = strcmp(q->rec.tags[t].key, tags[i].key) == 0;
-    for (uint32_t p = 0; p < i && !found; p++) found = strcmp(tags[p].key, tags[i].key) == 0;
+    for (uint32_t p = 0; p < i && !found; p++)
+      found = strcmp(tags[p].key, tags[i].key) == 0;
     add += !found;
   }
-  if (q->rec.ntags + add > GBX_MAX_TAGS) return GBX_E_TOO_MANY_ENTRIES;
+  if (q->rec.ntags + add > GBX_MAX_TAGS)
+    return GBX_E_TOO_MANY_ENTRIES;
   qtag_t *nt = realloc(q->rec.tags, (q->rec.ntags + add + 1) * sizeof(*nt));
-  if (!nt) abort();
+  if (!nt)
+    abort();
   q->rec.tags = nt;
   for (uint32_t i = 0; i < n; i++) {
     uint32_t t;
     for (t = 0; t < q->rec.ntags; t++)
-      if (strcmp(q->rec.tags[t].key, tags[i].key) == 0) break;
+      if (strcmp(q->rec.tags[t].key, tags[i].key) == 0)
+        break;
     char *v = strdup(tags[i].value);
-    if (!v) abort();
+    if (!v)
+      abort();
     if (t < q->rec.ntags) {
       free(q->rec.tags[t].value);
       q->rec.tags[t].value = v;
     } else {
       q->rec.tags[t].key = strdup(tags[i].key);
-      if (!q->rec.tags[t].key) abort();
+      if (!q->rec.tags[t].key)
+        abort();
       q->rec.tags[t].value = v;
       q->rec.ntags++;
     }
@@ -620,7 +688,8 @@ gbx_err_t broker_queue_untag(broker_t *b, queue_t *q, const char *const *keys, c
                              uint32_t n, uint64_t now) {
   for (uint32_t i = 0; i < n; i++) {
     for (uint32_t t = 0; t < q->rec.ntags; t++) {
-      if (strlen(q->rec.tags[t].key) == lens[i] && memcmp(q->rec.tags[t].key, keys[i], lens[i]) == 0) {
+      if (strlen(q->rec.tags[t].key) == lens[i] &&
+          memcmp(q->rec.tags[t].key, keys[i], lens[i]) == 0) {
         free(q->rec.tags[t].key);
         free(q->rec.tags[t].value);
         q->rec.tags[t] = q->rec.tags[--q->rec.ntags];
@@ -639,13 +708,16 @@ uint32_t broker_queue_list(broker_t *b, const char *prefix, size_t plen, const c
   uint32_t i = lower_bound(b, prefix, plen), n = 0;
   if (alen) {
     uint32_t j = lower_bound(b, after, alen);
-    if (j < b->nqueues && name_cmp(after, alen, b->byname[j]->name) == 0) j++;
-    if (j > i) i = j;
+    if (j < b->nqueues && name_cmp(after, alen, b->byname[j]->name) == 0)
+      j++;
+    if (j > i)
+      i = j;
   }
   *more = 0;
   for (; i < b->nqueues; i++) {
     const queue_t *q = b->byname[i];
-    if (strncmp(q->name, prefix, plen) != 0) break;
+    if (strncmp(q->name, prefix, plen) != 0)
+      break;
     if (n == max) {
       *more = 1;
       break;
@@ -674,17 +746,21 @@ void broker_dlq_origins(broker_t *b, const queue_t *dlq, void (*cb)(void *, cons
   uint32_t *seen = NULL, n = 0, cap = 0;
   for (const msg_t *m = dlq->age_head; m; m = m->anext) {
     uint32_t i = 0;
-    while (i < n && seen[i] != m->src_qid) i++;
-    if (i < n) continue;
+    while (i < n && seen[i] != m->src_qid)
+      i++;
+    if (i < n)
+      continue;
     if (n == cap) {
       cap = cap ? 2 * cap : 16;
       uint32_t *p = realloc(seen, cap * sizeof(*p));
-      if (!p) abort();
+      if (!p)
+        abort();
       seen = p;
     }
     seen[n++] = m->src_qid;
     const queue_t *src = m->src_qid ? broker_queue_by_id(b, m->src_qid) : NULL;
-    if (src) cb(ctx, src);
+    if (src)
+      cb(ctx, src);
   }
   free(seen);
 }
@@ -710,7 +786,8 @@ gbx_err_t broker_send(broker_t *b, queue_t *q, blob_t *blob, uint32_t size, int3
   m->size = size;
   m->qid = q->rec.qid;
   m->state = d ? MSG_DELAYED : MSG_VISIBLE;
-  if (d && heap_insert(&b->heap, &m->hn, now + (uint64_t)d * 1000) != 0) abort();
+  if (d && heap_insert(&b->heap, &m->hn, now + (uint64_t)d * 1000) != 0)
+    abort();
   body_key(k, m->body_id);
   J_PUT(b, STORE_CF_BODY, k, sizeof(k), blob->data, blob->len);
   if (b->cached_bytes + blob->len <= b->cfg.body_cache_bytes) {
@@ -720,23 +797,29 @@ gbx_err_t broker_send(broker_t *b, queue_t *q, blob_t *blob, uint32_t size, int3
     blob_unref(blob); /* on disk only; fetched ahead of the head later */
     b->cold++;
   }
-  if (queue_add(q, m) != 0) abort();
+  if (queue_add(q, m) != 0)
+    abort();
   msg_persist(b, q, m);
   b->total_bytes += size;
   b->total_msgs++;
   b->st.sends++;
-  if (q->age_head == m) arm_retention(b, q);
-  if (!d) mark_ready(b, q);
+  if (q->age_head == m)
+    arm_retention(b, q);
+  if (!d)
+    mark_ready(b, q);
   *idn = m->idn;
   return GBX_E_OK;
 }
 
-uint64_t broker_counter(broker_t *b) { return next_counter(b); }
+uint64_t broker_counter(broker_t *b) {
+  return next_counter(b);
+}
 
 gbx_err_t broker_fanout(broker_t *b, queue_t *const *qs, const uint8_t *envelope, uint32_t n,
                         blob_t *blob, const uint32_t *sizes, uint64_t now, uint64_t *idns) {
   uint64_t total = 0;
-  for (uint32_t i = 0; i < n; i++) total += sizes[i];
+  for (uint32_t i = 0; i < n; i++)
+    total += sizes[i];
   if (!n) {
     blob_unref(blob);
     return GBX_E_OK;
@@ -749,7 +832,8 @@ gbx_err_t broker_fanout(broker_t *b, queue_t *const *qs, const uint8_t *envelope
   uint64_t body_id = next_counter(b);
   body_key(k, body_id);
   J_PUT(b, STORE_CF_BODY, k, sizeof(k), blob->data, blob->len);
-  if (n > 1) sh_add(b, body_id, n);
+  if (n > 1)
+    sh_add(b, body_id, n);
   for (uint32_t i = 0; i < n; i++) {
     queue_t *q = qs[i];
     uint32_t d = q->rec.a.delay; /* SQS applies the queue's delay to SNS deliveries */
@@ -762,20 +846,24 @@ gbx_err_t broker_fanout(broker_t *b, queue_t *const *qs, const uint8_t *envelope
     m->qid = q->rec.qid;
     m->state = (uint8_t)((d ? MSG_DELAYED : MSG_VISIBLE) | (envelope[i] ? MSG_ENVELOPE : 0) |
                          (n > 1 ? MSG_SHARED : 0));
-    if (d && heap_insert(&b->heap, &m->hn, now + (uint64_t)d * 1000) != 0) abort();
+    if (d && heap_insert(&b->heap, &m->hn, now + (uint64_t)d * 1000) != 0)
+      abort();
     if (b->cached_bytes + blob->len <= b->cfg.body_cache_bytes) {
       m->blob = blob_ref(blob);
       b->cached_bytes += blob->len;
     } else {
       b->cold++;
     }
-    if (queue_add(q, m) != 0) abort();
+    if (queue_add(q, m) != 0)
+      abort();
     msg_persist(b, q, m);
     b->total_bytes += sizes[i];
     b->total_msgs++;
     b->st.sends++;
-    if (q->age_head == m) arm_retention(b, q);
-    if (!d) mark_ready(b, q);
+    if (q->age_head == m)
+      arm_retention(b, q);
+    if (!d)
+      mark_ready(b, q);
     idns[i] = m->idn;
   }
   blob_unref(blob);
@@ -791,14 +879,17 @@ static void dead_letter(broker_t *b, queue_t *q, msg_t *m, queue_t *dlq) {
   queue_remove(q, m);
   idx_key(k, q->rec.qid, m->seq);
   J_DEL(b, STORE_CF_IDX, k, sizeof(k));
-  if (was_head) arm_retention(b, q);
+  if (was_head)
+    arm_retention(b, q);
   m->seq = next_counter(b);
   m->src_qid = q->rec.qid;
   m->qid = dlq->rec.qid;
   m->state = (uint8_t)((m->state & 0xf0) | MSG_VISIBLE);
-  if (queue_add(dlq, m) != 0) abort();
+  if (queue_add(dlq, m) != 0)
+    abort();
   msg_persist(b, dlq, m);
-  if (dlq->age_head == m) arm_retention(b, dlq);
+  if (dlq->age_head == m)
+    arm_retention(b, dlq);
   b->st.dead_lettered++;
   mark_ready(b, dlq);
 }
@@ -810,10 +901,12 @@ gbx_err_t broker_receive(broker_t *b, queue_t *q, uint32_t max, int32_t vis, uin
   uint32_t v = vis < 0 ? q->rec.a.vis : (uint32_t)vis;
   queue_t *dlq = q->rec.a.dlq[0] ? broker_queue(b, q->rec.a.dlq, strlen(q->rec.a.dlq)) : NULL;
   *n = 0;
-  if (q->nvisible && q->ninflight >= GBX_MAX_INFLIGHT) return GBX_E_OVER_LIMIT;
+  if (q->nvisible && q->ninflight >= GBX_MAX_INFLIGHT)
+    return GBX_E_OVER_LIMIT;
   while (got < max && q->vis_head && q->ninflight < GBX_MAX_INFLIGHT) {
     msg_t *m = q->vis_head;
-    if (got && bytes + m->size > GBX_RECEIVE_REPLY_BUDGET) break;
+    if (got && bytes + m->size > GBX_RECEIVE_REPLY_BUDGET)
+      break;
     if (dlq && m->rc >= q->rec.a.max_receives) {
       dead_letter(b, q, m, dlq);
       continue;
@@ -821,11 +914,13 @@ gbx_err_t broker_receive(broker_t *b, queue_t *q, uint32_t max, int32_t vis, uin
     int64_t wall = broker_wall(b, now);
     int64_t d = wall - m->sent_ms;
     uint32_t dd = d < 0 ? 0 : d > UINT32_MAX ? UINT32_MAX : (uint32_t)d;
-    if (m->rc == 0) m->first_d = dd;
+    if (m->rc == 0)
+      m->first_d = dd;
     m->recv_d = dd;
     m->rc++;
     queue_set_state(q, m, MSG_INFLIGHT);
-    if (heap_set(&b->heap, &m->hn, now + (uint64_t)v * 1000) != 0) abort();
+    if (heap_set(&b->heap, &m->hn, now + (uint64_t)v * 1000) != 0)
+      abort();
 #ifndef GBX_BROKEN_NO_RC_PERSIST /* deliberately broken build (tests/reliability) */
     msg_persist(b, q, m);
 #endif
@@ -852,7 +947,8 @@ gbx_err_t broker_receive(broker_t *b, queue_t *q, uint32_t max, int32_t vis, uin
       heap_remove(&b->heap, &m->hn);
       queue_set_state(q, m, MSG_VISIBLE);
     }
-    if (got) mark_ready(b, q);
+    if (got)
+      mark_ready(b, q);
   }
   prefetch(b, q);
   return GBX_E_OK;
@@ -863,11 +959,15 @@ gbx_err_t broker_receive(broker_t *b, queue_t *q, uint32_t max, int32_t vis, uin
 static gbx_err_t resolve(broker_t *b, queue_t *q, const char *rh, size_t rhl, msg_t **out) {
   receipt_t r;
   *out = NULL;
-  if (ids_receipt_parse(b->ids, rh, rhl, &r) != 0 || r.qid != q->rec.qid) return GBX_E_RECEIPT_INVALID;
+  if (ids_receipt_parse(b->ids, rh, rhl, &r) != 0 || r.qid != q->rec.qid)
+    return GBX_E_RECEIPT_INVALID;
   msg_t *m = queue_find(q, r.seq);
-  if (!m) return GBX_E_OK;
-  if (r.rc < m->rc) return GBX_E_RECEIPT_STALE;
-  if (r.rc > m->rc) return GBX_E_RECEIPT_INVALID;
+  if (!m)
+    return GBX_E_OK;
+  if (r.rc < m->rc)
+    return GBX_E_RECEIPT_STALE;
+  if (r.rc > m->rc)
+    return GBX_E_RECEIPT_INVALID;
   *out = m;
   return GBX_E_OK;
 }
@@ -875,7 +975,8 @@ static gbx_err_t resolve(broker_t *b, queue_t *q, const char *rh, size_t rhl, ms
 gbx_err_t broker_delete(broker_t *b, queue_t *q, const char *rh, size_t rhl, uint64_t now) {
   msg_t *m;
   gbx_err_t e = resolve(b, q, rh, rhl, &m);
-  if (e || !m) return e;
+  if (e || !m)
+    return e;
   msg_destroy(b, q, m, 1);
   b->st.deletes++;
   return GBX_E_OK;
@@ -885,13 +986,16 @@ gbx_err_t broker_change_vis(broker_t *b, queue_t *q, const char *rh, size_t rhl,
                             uint64_t now) {
   msg_t *m;
   gbx_err_t e = resolve(b, q, rh, rhl, &m);
-  if (e) return e;
-  if (!m || msg_state(m) != MSG_INFLIGHT) return GBX_E_NOT_IN_FLIGHT;
+  if (e)
+    return e;
+  if (!m || msg_state(m) != MSG_INFLIGHT)
+    return GBX_E_NOT_IN_FLIGHT;
   /* SQS caps a message's visibility at 12 hours after the receive. */
   int64_t recv_wall = m->sent_ms + m->recv_d;
   uint64_t recv_mono = to_mono(b, recv_wall);
   uint64_t dl = now + (uint64_t)vis * 1000;
-  if (dl > recv_mono + (uint64_t)GBX_VIS_MAX * 1000) return GBX_E_OUT_OF_RANGE;
+  if (dl > recv_mono + (uint64_t)GBX_VIS_MAX * 1000)
+    return GBX_E_OUT_OF_RANGE;
   if (vis == 0) {
     heap_remove(&b->heap, &m->hn);
     queue_set_state(q, m, MSG_VISIBLE);
@@ -905,11 +1009,15 @@ gbx_err_t broker_change_vis(broker_t *b, queue_t *q, const char *rh, size_t rhl,
 
 int broker_wait(broker_t *b, queue_t *q, waiter_t *w, uint64_t deadline) {
   heap_node_init(&w->hn, HK_WAITER);
-  if (heap_insert(&b->heap, &w->hn, deadline) != 0) return -1;
+  if (heap_insert(&b->heap, &w->hn, deadline) != 0)
+    return -1;
   w->q = q;
   w->next = NULL;
   w->prev = q->w_tail;
-  if (q->w_tail) q->w_tail->next = w; else q->w_head = w;
+  if (q->w_tail)
+    q->w_tail->next = w;
+  else
+    q->w_head = w;
   q->w_tail = w;
   mark_ready(b, q);
   return 0;
@@ -917,10 +1025,17 @@ int broker_wait(broker_t *b, queue_t *q, waiter_t *w, uint64_t deadline) {
 
 void broker_waiter_cancel(broker_t *b, waiter_t *w) {
   queue_t *q = w->q;
-  if (!q) return;
+  if (!q)
+    return;
   heap_remove(&b->heap, &w->hn);
-  if (w->prev) w->prev->next = w->next; else q->w_head = w->next;
-  if (w->next) w->next->prev = w->prev; else q->w_tail = w->prev;
+  if (w->prev)
+    w->prev->next = w->next;
+  else
+    q->w_head = w->next;
+  if (w->next)
+    w->next->prev = w->prev;
+  else
+    q->w_tail = w->prev;
   w->next = w->prev = NULL;
   w->q = NULL;
 }
@@ -946,7 +1061,8 @@ void broker_end_waits_if(broker_t *b, gbx_err_t (*verdict)(void *ctx, const wait
 }
 
 void broker_end_waits(broker_t *b) {
-  for (uint32_t i = 0; i < b->nqueues; i++) wake_all_with(b, b->byname[i], GBX_E_OK);
+  for (uint32_t i = 0; i < b->nqueues; i++)
+    wake_all_with(b, b->byname[i], GBX_E_OK);
 }
 
 void broker_serve_ready(broker_t *b, uint64_t now) {
@@ -960,7 +1076,8 @@ void broker_serve_ready(broker_t *b, uint64_t now) {
       uint32_t n = 0;
       gbx_err_t e = broker_receive(b, q, w->max, w->vis, now, d, &n);
       /* all visible went to the DLQ, or the in-flight limit: keep waiting */
-      if (e != GBX_E_OK || n == 0) break;
+      if (e != GBX_E_OK || n == 0)
+        break;
       broker_waiter_cancel(b, w);
       serve_waiter(b, w, e, d, n);
     }
@@ -1028,7 +1145,8 @@ uint64_t broker_next_deadline(const broker_t *b) {
 void broker_attach_blob(broker_t *b, uint32_t qid, uint64_t seq, uint64_t body_id, blob_t *blob) {
   queue_t *q = broker_queue_by_id(b, qid);
   msg_t *m = q ? queue_find(q, seq) : NULL;
-  if (!m || m->body_id != body_id) return;
+  if (!m || m->body_id != body_id)
+    return;
   m->state &= (uint8_t)~MSG_FETCHING;
   if (blob && !m->blob && b->cached_bytes + blob->len <= b->cfg.body_cache_bytes) {
     m->blob = blob_ref(blob);
@@ -1039,8 +1157,8 @@ void broker_attach_blob(broker_t *b, uint32_t qid, uint64_t seq, uint64_t body_i
 
 /* ---- redrive ---- */
 
-gbx_err_t broker_redrive_start(broker_t *b, queue_t *dlq, queue_t *dst, uint32_t rate,
-                               uint64_t now, gbx_errbuf_t *eb) {
+gbx_err_t broker_redrive_start(broker_t *b, queue_t *dlq, queue_t *dst, uint32_t rate, uint64_t now,
+                               gbx_errbuf_t *eb) {
   redrive_t *rd = dlq->redrive;
   if (rd && rd->state == 1)
     return gbx_errbuf_set(eb, GBX_E_REDRIVE_RUNNING, "a redrive of '%s' is running", dlq->name);
@@ -1055,7 +1173,8 @@ gbx_err_t broker_redrive_start(broker_t *b, queue_t *dlq, queue_t *dst, uint32_t
   rd->rate = rate;
   rd->total = dlq->nvisible;
   rd->state = rd->total ? 1 : 2;
-  if (rd->state == 1 && heap_insert(&b->heap, &rd->hn, now) != 0) abort();
+  if (rd->state == 1 && heap_insert(&b->heap, &rd->hn, now) != 0)
+    abort();
   return GBX_E_OK;
 }
 
@@ -1064,7 +1183,8 @@ static void redrive_step(broker_t *b, redrive_t *rd, uint64_t now) {
   uint32_t step = (rd->rate + 9) / 10;
   for (uint32_t i = 0; i < step && rd->moved < rd->total; i++) {
     msg_t *m = dlq->vis_head;
-    if (!m) break;
+    if (!m)
+      break;
     uint32_t to = rd->dst_qid ? rd->dst_qid : m->src_qid;
     queue_t *dst = to ? broker_queue_by_id(b, to) : NULL;
     if (!dst) {
@@ -1078,7 +1198,8 @@ static void redrive_step(broker_t *b, redrive_t *rd, uint64_t now) {
     queue_remove(dlq, m);
     idx_key(k, dlq->rec.qid, m->seq);
     J_DEL(b, STORE_CF_IDX, k, sizeof(k));
-    if (was_head) arm_retention(b, dlq);
+    if (was_head)
+      arm_retention(b, dlq);
     /* back on the source as a fresh delivery: receive count starts over */
     m->seq = next_counter(b);
     m->rc = 0;
@@ -1086,9 +1207,11 @@ static void redrive_step(broker_t *b, redrive_t *rd, uint64_t now) {
     m->src_qid = 0;
     m->qid = dst->rec.qid;
     m->state = (uint8_t)((m->state & 0xf0) | MSG_VISIBLE);
-    if (queue_add(dst, m) != 0) abort();
+    if (queue_add(dst, m) != 0)
+      abort();
     msg_persist(b, dst, m);
-    if (dst->age_head == m) arm_retention(b, dst);
+    if (dst->age_head == m)
+      arm_retention(b, dst);
     mark_ready(b, dst);
     rd->moved++;
   }
@@ -1096,26 +1219,30 @@ static void redrive_step(broker_t *b, redrive_t *rd, uint64_t now) {
     rd->state = 2;
     return;
   }
-  if (heap_insert(&b->heap, &rd->hn, now + REDRIVE_STEP_MS) != 0) abort();
+  if (heap_insert(&b->heap, &rd->hn, now + REDRIVE_STEP_MS) != 0)
+    abort();
 }
 
 void broker_redrive_status(broker_t *b, const queue_t *dlq, redrive_status_t *st) {
   const redrive_t *rd = dlq->redrive;
   memset(st, 0, sizeof(*st));
   st->state = redrive_states[rd ? rd->state : 0];
-  if (!rd) return;
+  if (!rd)
+    return;
   st->moved = rd->moved;
   st->total = rd->total;
   if (rd->dst_qid) {
     queue_t *d = broker_queue_by_id(b, rd->dst_qid);
-    if (d) snprintf(st->dst, sizeof(st->dst), "%s", d->name);
+    if (d)
+      snprintf(st->dst, sizeof(st->dst), "%s", d->name);
   }
   snprintf(st->msg, sizeof(st->msg), "%s", rd->msg);
 }
 
 gbx_err_t broker_redrive_cancel(broker_t *b, queue_t *dlq, uint64_t *moved) {
   redrive_t *rd = dlq->redrive;
-  if (!rd || rd->state != 1) return GBX_E_NO_REDRIVE_TASK;
+  if (!rd || rd->state != 1)
+    return GBX_E_NO_REDRIVE_TASK;
   heap_remove(&b->heap, &rd->hn);
   rd->state = 3;
   *moved = rd->moved;
@@ -1131,12 +1258,14 @@ void broker_get_stats(const broker_t *b, broker_stats_t *st) {
   st->queues = b->nqueues;
   st->cached_bytes = b->cached_bytes;
   size_t idx = b->total_msgs * sizeof(msg_t) + (size_t)b->heap.cap * sizeof(void *);
-  for (uint32_t i = 0; i < b->nqueues; i++) idx += queue_index_bytes(b->byname[i]);
+  for (uint32_t i = 0; i < b->nqueues; i++)
+    idx += queue_index_bytes(b->byname[i]);
   st->index_bytes = idx;
 }
 
 uint64_t broker_oldest_age(const broker_t *b, const queue_t *q, uint64_t now) {
-  if (!q->age_head) return 0;
+  if (!q->age_head)
+    return 0;
   int64_t age = broker_wall(b, now) - q->age_head->sent_ms;
   return age > 0 ? (uint64_t)age / 1000 : 0;
 }

@@ -5,7 +5,10 @@
 #include <string.h>
 
 void be32_put(uint8_t *p, uint32_t v) {
-  p[0] = (uint8_t)(v >> 24); p[1] = (uint8_t)(v >> 16); p[2] = (uint8_t)(v >> 8); p[3] = (uint8_t)v;
+  p[0] = (uint8_t)(v >> 24);
+  p[1] = (uint8_t)(v >> 16);
+  p[2] = (uint8_t)(v >> 8);
+  p[3] = (uint8_t)v;
 }
 void be64_put(uint8_t *p, uint64_t v) {
   be32_put(p, (uint32_t)(v >> 32));
@@ -14,7 +17,9 @@ void be64_put(uint8_t *p, uint64_t v) {
 uint32_t be32_get(const uint8_t *p) {
   return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
 }
-uint64_t be64_get(const uint8_t *p) { return ((uint64_t)be32_get(p) << 32) | be32_get(p + 4); }
+uint64_t be64_get(const uint8_t *p) {
+  return ((uint64_t)be32_get(p) << 32) | be32_get(p + 4);
+}
 
 void qattrs_defaults(qattrs_t *a) {
   memset(a, 0, sizeof(*a));
@@ -28,7 +33,8 @@ void qattrs_defaults(qattrs_t *a) {
 
 static int dup_opt(char **dst, const char *src) {
   *dst = NULL;
-  if (!src) return 0;
+  if (!src)
+    return 0;
   *dst = strdup(src);
   return *dst ? 0 : -1;
 }
@@ -55,8 +61,8 @@ static int streq_opt(const char *x, const char *y) {
 
 int qattrs_equal(const qattrs_t *x, const qattrs_t *y) {
   return x->vis == y->vis && x->delay == y->delay && x->retention == y->retention &&
-         x->max_size == y->max_size && x->wait == y->wait &&
-         strcmp(x->dlq, y->dlq) == 0 && (x->dlq[0] == 0 || x->max_receives == y->max_receives) &&
+         x->max_size == y->max_size && x->wait == y->wait && strcmp(x->dlq, y->dlq) == 0 &&
+         (x->dlq[0] == 0 || x->max_receives == y->max_receives) &&
          streq_opt(x->policy, y->policy) && streq_opt(x->redrive_allow, y->redrive_allow);
 }
 
@@ -76,13 +82,21 @@ void idx_key(uint8_t out[IDX_KEY_LEN], uint32_t qid, uint64_t seq) {
   be64_put(out + 4, seq);
 }
 
-void body_key(uint8_t out[BODY_KEY_LEN], uint64_t body_id) { be64_put(out, body_id); }
+void body_key(uint8_t out[BODY_KEY_LEN], uint64_t body_id) {
+  be64_put(out, body_id);
+}
+
+void idx_range_key(uint8_t out[IDX_RANGE_KEY_LEN], uint32_t qid) {
+  be32_put(out, qid);
+}
 
 int idx_key_decode(const void *k, size_t kl, uint32_t *qid, uint64_t *seq) {
-  if (kl != IDX_KEY_LEN) return -1;
+  if (kl != IDX_KEY_LEN)
+    return -1;
   *qid = be32_get(k);
   *seq = be64_get((const uint8_t *)k + 4);
-  if (*qid == 0 || *qid > RECORDS_QID_MAX || *seq == 0 || *seq >= RECORDS_COUNTER_MAX) return -1;
+  if (*qid == 0 || *qid > RECORDS_QID_MAX || *seq == 0 || *seq >= RECORDS_COUNTER_MAX)
+    return -1;
   return 0;
 }
 
@@ -102,7 +116,8 @@ void idx_encode(uint8_t o[IDX_REC_LEN], const idxrec_t *r) {
 
 int idx_decode(const void *v, size_t vl, idxrec_t *r) {
   const uint8_t *p = v;
-  if (vl != IDX_REC_LEN || p[0] != IDX_REC_VERSION) return -1;
+  if (vl != IDX_REC_LEN || p[0] != IDX_REC_VERSION)
+    return -1;
   r->idn = be64_get(p + 2);
   r->body_id = be64_get(p + 10);
   r->sent_ms = (int64_t)be64_get(p + 18);
@@ -156,9 +171,11 @@ int qrec_encode(gbx_buf_t *b, const qrec_t *r) {
 }
 
 static char *strndup_opt(const char *p, uint32_t n) {
-  if (n == 0) return NULL;
+  if (n == 0)
+    return NULL;
   char *s = malloc((size_t)n + 1);
-  if (!s) return NULL;
+  if (!s)
+    return NULL;
   memcpy(s, p, n);
   s[n] = 0;
   return s;
@@ -167,7 +184,8 @@ static char *strndup_opt(const char *p, uint32_t n) {
 int qrec_decode(const void *v, size_t vl, qrec_t *r, gbx_errbuf_t *eb) {
   gbx_doc_t d;
   memset(r, 0, sizeof(*r));
-  if (gbx_doc_parse(&d, v, vl, eb) != GBX_E_OK) return -1;
+  if (gbx_doc_parse(&d, v, vl, eb) != GBX_E_OK)
+    return -1;
   const msgpack_object *m = &d.root;
   uint64_t ver = 0, qid = 0, u = 0;
   const char *s;
@@ -178,12 +196,15 @@ int qrec_decode(const void *v, size_t vl, qrec_t *r, gbx_errbuf_t *eb) {
       gbx_get_u64(m, "qid", 1, 1, RECORDS_QID_MAX, &qid, NULL, eb))
     goto fail;
   r->qid = (uint32_t)qid;
-  if (gbx_get_u64(m, "created", 1, 0, INT64_MAX, &u, NULL, eb)) goto fail;
+  if (gbx_get_u64(m, "created", 1, 0, INT64_MAX, &u, NULL, eb))
+    goto fail;
   r->created_ms = (int64_t)u;
-  if (gbx_get_u64(m, "modified", 1, 0, INT64_MAX, &u, NULL, eb)) goto fail;
+  if (gbx_get_u64(m, "modified", 1, 0, INT64_MAX, &u, NULL, eb))
+    goto fail;
   r->modified_ms = (int64_t)u;
-#define U32F(name, field, lo, hi)                                          \
-  if (gbx_get_u64(m, name, 1, lo, hi, &u, NULL, eb)) goto fail;            \
+#define U32F(name, field, lo, hi)                                                                  \
+  if (gbx_get_u64(m, name, 1, lo, hi, &u, NULL, eb))                                               \
+    goto fail;                                                                                     \
   r->a.field = (uint32_t)u;
   U32F("vis", vis, 0, GBX_VIS_MAX)
   U32F("delay", delay, 0, GBX_DELAY_MAX)
@@ -192,17 +213,24 @@ int qrec_decode(const void *v, size_t vl, qrec_t *r, gbx_errbuf_t *eb) {
   U32F("wait", wait, 0, GBX_WAIT_MAX)
   U32F("max_receives", max_receives, GBX_MAX_RECEIVES_MIN, GBX_MAX_RECEIVES_MAX)
 #undef U32F
-  if (gbx_get_str(m, "dlq", 1, 0, GBX_MAX_NAME, &s, &sl, NULL, eb)) goto fail;
+  if (gbx_get_str(m, "dlq", 1, 0, GBX_MAX_NAME, &s, &sl, NULL, eb))
+    goto fail;
   memcpy(r->a.dlq, s, sl);
   r->a.dlq[sl] = 0;
-  if (gbx_get_str(m, "policy", 1, 0, GBX_MAX_POLICY, &s, &sl, NULL, eb)) goto fail;
-  if (sl && !(r->a.policy = strndup_opt(s, sl))) goto oom;
-  if (gbx_get_str(m, "redrive_allow", 1, 0, GBX_MAX_POLICY, &s, &sl, NULL, eb)) goto fail;
-  if (sl && !(r->a.redrive_allow = strndup_opt(s, sl))) goto oom;
-  if (gbx_get_map(m, "tags", 1, GBX_MAX_TAGS, &tags, NULL, eb)) goto fail;
+  if (gbx_get_str(m, "policy", 1, 0, GBX_MAX_POLICY, &s, &sl, NULL, eb))
+    goto fail;
+  if (sl && !(r->a.policy = strndup_opt(s, sl)))
+    goto oom;
+  if (gbx_get_str(m, "redrive_allow", 1, 0, GBX_MAX_POLICY, &s, &sl, NULL, eb))
+    goto fail;
+  if (sl && !(r->a.redrive_allow = strndup_opt(s, sl)))
+    goto oom;
+  if (gbx_get_map(m, "tags", 1, GBX_MAX_TAGS, &tags, NULL, eb))
+    goto fail;
   if (tags->via.map.size) {
     r->tags = calloc(tags->via.map.size, sizeof(*r->tags));
-    if (!r->tags) goto oom;
+    if (!r->tags)
+      goto oom;
     for (uint32_t i = 0; i < tags->via.map.size; i++) {
       const msgpack_object *k = &tags->via.map.ptr[i].key, *val = &tags->via.map.ptr[i].val;
       if (k->type != MSGPACK_OBJECT_STR || val->type != MSGPACK_OBJECT_STR ||
@@ -214,7 +242,8 @@ int qrec_decode(const void *v, size_t vl, qrec_t *r, gbx_errbuf_t *eb) {
       r->tags[i].key = strndup_opt(k->via.str.ptr, k->via.str.size);
       r->tags[i].value = malloc(val->via.str.size + 1u);
       r->ntags = i + 1;
-      if (!r->tags[i].key || !r->tags[i].value) goto oom;
+      if (!r->tags[i].key || !r->tags[i].value)
+        goto oom;
       memcpy(r->tags[i].value, val->via.str.ptr, val->via.str.size);
       r->tags[i].value[val->via.str.size] = 0;
     }
@@ -233,15 +262,16 @@ size_t blob_pub_size(uint32_t bl, uint32_t al, uint32_t tl, uint32_t sl) {
   return (size_t)BLOB_HDR + bl + 4 + al + 16 + 1 + tl + 1 + sl;
 }
 
-void blob_pub_write(uint8_t *o, const uint8_t *body, uint32_t bl, const uint8_t *attrs,
-                    uint32_t al, uint64_t pub_idn, int64_t pub_ms, const char *topic,
-                    uint32_t tl, const char *subject, uint32_t sl) {
+void blob_pub_write(uint8_t *o, const uint8_t *body, uint32_t bl, const uint8_t *attrs, uint32_t al,
+                    uint64_t pub_idn, int64_t pub_ms, const char *topic, uint32_t tl,
+                    const char *subject, uint32_t sl) {
   o[0] = BLOB_VERSION_PUB;
   be32_put(o + 1, bl);
   memcpy(o + BLOB_HDR, body, bl);
   o += BLOB_HDR + bl;
   be32_put(o, al);
-  if (al) memcpy(o + 4, attrs, al);
+  if (al)
+    memcpy(o + 4, attrs, al);
   o += 4 + al;
   be64_put(o, pub_idn);
   be64_put(o + 8, (uint64_t)pub_ms);
@@ -250,22 +280,26 @@ void blob_pub_write(uint8_t *o, const uint8_t *body, uint32_t bl, const uint8_t 
   memcpy(o, topic, tl);
   o += tl;
   *o++ = (uint8_t)sl;
-  if (sl) memcpy(o, subject, sl);
+  if (sl)
+    memcpy(o, subject, sl);
 }
 
 /* Splits a v2 blob; every length is checked against what remains. */
 static int pub_split(const uint8_t *b, size_t len, const uint8_t **body, uint32_t *bl,
                      const uint8_t **attrs, uint32_t *al, const uint8_t **meta, size_t *ml) {
-  if (len < BLOB_HDR || b[0] != BLOB_VERSION_PUB) return -1;
+  if (len < BLOB_HDR || b[0] != BLOB_VERSION_PUB)
+    return -1;
   size_t left = len - BLOB_HDR;
   *bl = be32_get(b + 1);
-  if (*bl > left || left - *bl < 4) return -1;
+  if (*bl > left || left - *bl < 4)
+    return -1;
   *body = b + BLOB_HDR;
   left -= *bl;
   const uint8_t *p = *body + *bl;
   *al = be32_get(p);
   left -= 4;
-  if (*al > left) return -1;
+  if (*al > left)
+    return -1;
   *attrs = p + 4;
   left -= *al;
   *meta = *attrs + *al;
@@ -277,14 +311,17 @@ int blob_pub_meta(const uint8_t *blob, size_t len, blob_pub_t *o) {
   const uint8_t *body, *attrs, *m;
   uint32_t bl, al;
   size_t ml;
-  if (pub_split(blob, len, &body, &bl, &attrs, &al, &m, &ml) != 0 || ml < 18) return -1;
+  if (pub_split(blob, len, &body, &bl, &attrs, &al, &m, &ml) != 0 || ml < 18)
+    return -1;
   o->pub_idn = be64_get(m);
   o->pub_ms = (int64_t)be64_get(m + 8);
   o->topic_len = m[16];
-  if (o->topic_len == 0 || o->topic_len > GBX_MAX_NAME || ml < 18u + o->topic_len) return -1;
+  if (o->topic_len == 0 || o->topic_len > GBX_MAX_NAME || ml < 18u + o->topic_len)
+    return -1;
   o->topic = (const char *)m + 17;
   o->subject_len = m[17 + o->topic_len];
-  if (ml != 18u + o->topic_len + o->subject_len) return -1;
+  if (ml != 18u + o->topic_len + o->subject_len)
+    return -1;
   o->subject = o->subject_len ? (const char *)m + 18 + o->topic_len : NULL;
   return 0;
 }
@@ -299,9 +336,11 @@ int blob_parse(const uint8_t *blob, size_t len, const uint8_t **body, uint32_t *
         blob_pub_meta(blob, len, &meta) != 0)
       return -1;
   } else {
-    if (len < BLOB_HDR || blob[0] != BLOB_VERSION) return -1;
+    if (len < BLOB_HDR || blob[0] != BLOB_VERSION)
+      return -1;
     uint32_t bl = be32_get(blob + 1);
-    if (bl > len - BLOB_HDR) return -1;
+    if (bl > len - BLOB_HDR)
+      return -1;
     *body = blob + BLOB_HDR;
     *body_len = bl;
     *attrs = blob + BLOB_HDR + bl;

@@ -25,15 +25,18 @@
 #include "gbx_codec.h"
 
 #define RECORDS_FORMAT 1u
-#define IDX_KEY_LEN 12u
-#define BODY_KEY_LEN 8u
-#define IDX_REC_LEN 62u
-#define IDX_FLAG_SHARED 0x01u   /* body shared with other messages (fan-out) */
+#define IDX_KEY_LEN    12u
+/* Bounds of a queue's index range tombstone: shorter than any idx key, so
+ * they stay out of the idx family's memtable insert hints (store.c). */
+#define IDX_RANGE_KEY_LEN 4u
+#define BODY_KEY_LEN      8u
+#define IDX_REC_LEN       62u
+#define IDX_FLAG_SHARED   0x01u /* body shared with other messages (fan-out) */
 #define IDX_FLAG_ENVELOPE 0x02u /* delivered from a topic without raw delivery */
-#define IDX_REC_VERSION 1u
-#define BLOB_VERSION 1u
-#define BLOB_VERSION_PUB 2u
-#define BLOB_HDR 5u
+#define IDX_REC_VERSION   1u
+#define BLOB_VERSION      1u
+#define BLOB_VERSION_PUB  2u
+#define BLOB_HDR          5u
 
 /* Valid ranges of stored identifiers. Message sequence numbers, id numbers,
  * body ids and subscription numbers all come from one counter that starts
@@ -73,16 +76,16 @@ typedef struct qrec {
 /* The persisted part of a message. deadline_ms: wall-clock ms until which
  * it is invisible (delay or visibility), 0 = visible. */
 typedef struct idxrec {
-  uint64_t idn;      /* counter the message id derives from */
-  uint64_t body_id;  /* key of its blob */
-  int64_t sent_ms;   /* original send, wall ms */
-  int64_t first_ms;  /* first receive, 0 = never */
-  int64_t recv_ms;   /* latest receive, 0 = never */
+  uint64_t idn;     /* counter the message id derives from */
+  uint64_t body_id; /* key of its blob */
+  int64_t sent_ms;  /* original send, wall ms */
+  int64_t first_ms; /* first receive, 0 = never */
+  int64_t recv_ms;  /* latest receive, 0 = never */
   int64_t deadline_ms;
-  uint32_t rc;       /* receive count */
-  uint32_t size;     /* body + attribute bytes, as SQS counts */
-  uint32_t src_qid;  /* queue it was dead-lettered from, 0 = none */
-  uint8_t flags;     /* IDX_FLAG_* */
+  uint32_t rc;      /* receive count */
+  uint32_t size;    /* body + attribute bytes, as SQS counts */
+  uint32_t src_qid; /* queue it was dead-lettered from, 0 = none */
+  uint8_t flags;    /* IDX_FLAG_* */
 } idxrec_t;
 
 void qattrs_defaults(qattrs_t *a);
@@ -95,6 +98,9 @@ void qrec_free(qrec_t *r);
 
 void idx_key(uint8_t out[IDX_KEY_LEN], uint32_t qid, uint64_t seq);
 void body_key(uint8_t out[BODY_KEY_LEN], uint64_t body_id);
+/* The 4-byte key qid: sorts after every idx key of queue qid-1 and before
+ * every idx key of qid, so [range_key(q), range_key(q+1)) is all of q. */
+void idx_range_key(uint8_t out[IDX_RANGE_KEY_LEN], uint32_t qid);
 void idx_encode(uint8_t out[IDX_REC_LEN], const idxrec_t *r);
 /* Returns 0, or -1 for a wrong length or version, a time before the epoch,
  * unknown flags, an oversized body, an id number or body id outside
@@ -128,11 +134,12 @@ typedef struct blob_pub {
 } blob_pub_t;
 int blob_pub_meta(const uint8_t *blob, size_t len, blob_pub_t *out);
 /* Size of a v2 blob for these parts. */
-size_t blob_pub_size(uint32_t body_len, uint32_t attrs_len, uint32_t topic_len, uint32_t subject_len);
+size_t blob_pub_size(uint32_t body_len, uint32_t attrs_len, uint32_t topic_len,
+                     uint32_t subject_len);
 /* Writes a v2 blob into out (blob_pub_size bytes). */
 void blob_pub_write(uint8_t *out, const uint8_t *body, uint32_t bl, const uint8_t *attrs,
-                    uint32_t al, uint64_t pub_idn, int64_t pub_ms, const char *topic,
-                    uint32_t tl, const char *subject, uint32_t sl);
+                    uint32_t al, uint64_t pub_idn, int64_t pub_ms, const char *topic, uint32_t tl,
+                    const char *subject, uint32_t sl);
 
 void be32_put(uint8_t *p, uint32_t v);
 void be64_put(uint8_t *p, uint64_t v);

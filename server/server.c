@@ -508,7 +508,7 @@ static int check_stop_marker(server_t *s, uint64_t msgs, uint64_t queues) {
     LOG(LOG_ERROR, "refusing to start: %s is damaged; remove it to start anyway", path);
     return -1;
   }
-  uint64_t have = store_latest_seq(s->store);
+  uint64_t have = store_recovered_seq(s->store);
   if (have < seq || msgs != m || queues != q) {
     LOG(LOG_ERROR,
         "refusing to start: the store recovered sequence %llu with %llu messages in %llu queues, "

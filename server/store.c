@@ -15,9 +15,12 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <rocksdb/c.h>
 
@@ -45,7 +48,7 @@
 /* Compact-on-deletion for idx: a file whose any 10,000-entry window holds
  * 5,000 tombstones is compacted, so scans at start-up do not wade through
  * dead records. */
-#define STORE_DEL_WINDOW 10000
+#define STORE_DEL_WINDOW  10000
 #define STORE_DEL_TRIGGER 5000
 /* Sync SST writes every 1 MiB so a flush does not end in one huge fsync. */
 #define STORE_BYTES_PER_SYNC ((uint64_t)1 << 20)
@@ -58,6 +61,9 @@
 static const char *const cf_names[STORE_CF_COUNT] = {"default", "idx", "body"};
 
 struct store {
+  int idx_hints;          /* the idx family has memtable insert hints */
+  int passes;             /* opens it took: 2 when recovered without hints first */
+  uint64_t recovered_seq; /* latest sequence right after the WAL recovery */
   rocksdb_t *db;
   rocksdb_column_family_handle_t *cf[STORE_CF_COUNT];
   rocksdb_cache_t *cache;
@@ -84,16 +90,20 @@ static char *errmsg(char *detail, const char *fmt, ...) {
   va_end(ap);
   char *out = NULL;
   if (detail) {
-    if (asprintf(&out, "%s: %s", head, detail) < 0) out = NULL;
+    if (asprintf(&out, "%s: %s", head, detail) < 0)
+      out = NULL;
   }
-  if (!out) out = strdup(head);
+  if (!out)
+    out = strdup(head);
   free(detail);
   return out;
 }
 
 static void set_err(char **err, char *msg) {
-  if (err) *err = msg;
-  else free(msg);
+  if (err)
+    *err = msg;
+  else
+    free(msg);
 }
 
 static rocksdb_options_t *db_options(const store_opts_t *opts) {
@@ -118,26 +128,39 @@ static rocksdb_options_t *db_options(const store_opts_t *opts) {
   return o;
 }
 
-/* Memtable insert hints for the body family. Without them an insert starts
- * from where the previous one ended, and a delete misses that position
- * (the body's put sits between the last delete and this one), so it
- * searches from the top of the skip list; with them RocksDB walks up from
- * the hint only as far as it must. -50% of the body family's memtable work
- * per message (callgrind, W2). Memtable-only: nothing on disk changes.
- * NOT for idx: RocksDB 7.8 shares one hint map between a family's memtable
- * and its range-tombstone memtable, so a DeleteRange (purge, queue deletion)
- * would follow a hint into the wrong skip list and corrupt it. Hence no
- * range deletes on the body family (store_batch_delete_range refuses).
- * The C API has no setter: the option goes through the option-string
- * parser. The prefix is a body id's first byte, so one hint serves all. */
-#define STORE_BODY_HINT_OPTS "memtable_insert_with_hint_prefix_extractor=rocksdb.FixedPrefix.1"
+/* Memtable insert hints. Without them a skip-list insert starts from where
+ * the previous one ended, and a queue's updates always miss that position (a
+ * receive rewrites key k while the older entry of k sits between it and the
+ * last insert; a delete likewise; fan-out interleaves 10 queues), so each
+ * searches from the top: ~20-30 key comparisons, the largest cost of a
+ * message (bench/RESULTS.md, "Profile"). With hints RocksDB keeps one
+ * position per key prefix and walks up from it only as far as it must. The
+ * prefix: an idx key's queue id and the first byte of its seq (5 bytes), a
+ * body id's first byte. Memtable-only: nothing on disk changes.
+ *
+ * RocksDB 7.8 shares one hint map between a family's memtable and its
+ * range-tombstone memtable, so a range tombstone whose start key is in the
+ * prefix domain would follow a hint into the wrong skip list and corrupt it.
+ * Hence: idx range tombstones use 4-byte bounds (shorter than the prefix, so
+ * outside the domain), none on body (store_batch_delete_range enforces
+ * both), and a store written before (12-byte bounds in its WAL) is first
+ * recovered without idx hints and flushed (store_open).
+ * The C API has no setter: the option goes through the option-string parser. */
+#define STORE_IDX_HINT_PREFIX 5u
+static const char *const cf_hint_opts[STORE_CF_COUNT] = {
+    NULL,
+    "memtable_insert_with_hint_prefix_extractor=rocksdb.FixedPrefix.5",
+    "memtable_insert_with_hint_prefix_extractor=rocksdb.FixedPrefix.1",
+};
 
-/* Returns o with the body family's insert hints set (a new options object;
- * o is destroyed), or o unchanged if RocksDB refuses the string. */
-static rocksdb_options_t *with_insert_hints(rocksdb_options_t *o) {
+/* Returns o with the family's insert hints set (a new options object; o is
+ * destroyed), or o unchanged if RocksDB refuses the string. */
+static rocksdb_options_t *with_insert_hints(rocksdb_options_t *o, store_cf_t cf) {
+  if (!cf_hint_opts[cf])
+    return o;
   rocksdb_options_t *n = rocksdb_options_create();
   char *rerr = NULL;
-  rocksdb_get_options_from_string(o, STORE_BODY_HINT_OPTS, n, &rerr);
+  rocksdb_get_options_from_string(o, cf_hint_opts[cf], n, &rerr);
   if (rerr) { /* only a speed-up: run without it */
     rocksdb_free(rerr);
     rocksdb_options_destroy(n);
@@ -149,7 +172,7 @@ static rocksdb_options_t *with_insert_hints(rocksdb_options_t *o) {
 
 /* Options of one column family; the table options are copied into the
  * factory, the cache and filter policy are reference-counted by RocksDB. */
-static rocksdb_options_t *cf_options(store_cf_t cf, rocksdb_cache_t *cache) {
+static rocksdb_options_t *cf_options(store_cf_t cf, rocksdb_cache_t *cache, int idx_hints) {
   rocksdb_options_t *o = rocksdb_options_create();
   rocksdb_block_based_table_options_t *t = rocksdb_block_based_options_create();
   rocksdb_block_based_options_set_block_cache(t, cache);
@@ -176,11 +199,73 @@ static rocksdb_options_t *cf_options(store_cf_t cf, rocksdb_cache_t *cache) {
   }
   rocksdb_options_set_block_based_table_factory(o, t);
   rocksdb_block_based_options_destroy(t);
-  return cf == STORE_CF_BODY ? with_insert_hints(o) : o;
+  return cf == STORE_CF_IDX && !idx_hints ? o : with_insert_hints(o, cf);
+}
+
+/* The hints marker: a file beside the store holding the CURRENT file's
+ * content (the MANIFEST's name) as this binary left it after opening the
+ * store with idx hints. RocksDB writes a new MANIFEST at every open, so a
+ * store opened since by anything else (a binary before the hints, which may
+ * have written 12-byte range tombstones into the WAL) no longer matches and
+ * is recovered without hints first. */
+#define HINTS_MARKER     "IDX_HINTS"
+#define HINTS_MARKER_MAX 256
+
+/* Reads dir/name into buf (NUL-terminated, at most cap-1 bytes): its length,
+ * or -1. */
+static ssize_t read_small(const char *dir, const char *name, char *buf, size_t cap) {
+  char path[PATH_MAX];
+  if (snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path)
+    return -1;
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0)
+    return -1;
+  ssize_t n = read(fd, buf, cap - 1);
+  close(fd);
+  if (n < 0)
+    return -1;
+  buf[n] = 0;
+  return n;
+}
+
+static int hints_marker_matches(const char *dir) {
+  char cur[HINTS_MARKER_MAX], mark[HINTS_MARKER_MAX];
+  ssize_t a = read_small(dir, "CURRENT", cur, sizeof cur);
+  ssize_t b = read_small(dir, HINTS_MARKER, mark, sizeof mark);
+  return a > 0 && a == b && memcmp(cur, mark, (size_t)a) == 0;
+}
+
+static int fsync_path(const char *path, int flags) {
+  int fd = open(path, flags | O_CLOEXEC);
+  if (fd < 0)
+    return -1;
+  int rc = fsync(fd);
+  close(fd);
+  return rc;
+}
+
+/* Writes the marker for the CURRENT of now: temporary file, fsync, rename,
+ * fsync of the directory. Best effort; a stale or missing marker is safe. */
+static void hints_marker_write(const char *dir) {
+  char cur[HINTS_MARKER_MAX], tmp[PATH_MAX], path[PATH_MAX];
+  ssize_t n = read_small(dir, "CURRENT", cur, sizeof cur);
+  if (n <= 0 || snprintf(tmp, sizeof tmp, "%s/%s.tmp", dir, HINTS_MARKER) >= (int)sizeof tmp ||
+      snprintf(path, sizeof path, "%s/%s", dir, HINTS_MARKER) >= (int)sizeof path)
+    return;
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0)
+    return;
+  int ok = write(fd, cur, (size_t)n) == n && fsync(fd) == 0;
+  ok = close(fd) == 0 && ok;
+  if (!ok || rename(tmp, path) != 0) {
+    unlink(tmp);
+    return;
+  }
+  (void)fsync_path(dir, O_RDONLY | O_DIRECTORY);
 }
 
 int store_open(store_t **out, const char *dir, const store_opts_t *opts, char **err) {
-  static const store_opts_t defaults = {0, 0};
+  static const store_opts_t defaults = {0, 0, 0};
   rocksdb_options_t *dbo = NULL;
   rocksdb_options_t *cfo[STORE_CF_COUNT] = {NULL};
   char *rerr = NULL;
@@ -188,7 +273,8 @@ int store_open(store_t **out, const char *dir, const store_opts_t *opts, char **
   struct stat st;
 
   *out = NULL;
-  if (!opts) opts = &defaults;
+  if (!opts)
+    opts = &defaults;
   if (!dir || !*dir) {
     set_err(err, errmsg(NULL, "cannot open store: empty directory name"));
     return -1;
@@ -213,18 +299,64 @@ int store_open(store_t **out, const char *dir, const store_opts_t *opts, char **
     goto fail;
   }
   s->cache = rocksdb_cache_create_lru(opts->block_cache_bytes ? opts->block_cache_bytes
-                                                               : STORE_DEFAULT_CACHE_BYTES);
+                                                              : STORE_DEFAULT_CACHE_BYTES);
   dbo = db_options(opts);
-  for (int i = 0; i < STORE_CF_COUNT; i++) cfo[i] = cf_options((store_cf_t)i, s->cache);
-
-  s->db = rocksdb_open_column_families(dbo, dir, STORE_CF_COUNT, cf_names,
-                                       (const rocksdb_options_t *const *)cfo, s->cf, &rerr);
-  if (rerr || !s->db) {
-    set_err(err, errmsg(rerr, "cannot open store in %s", dir));
-    rerr = NULL;
+  /* An existing store may hold idx range tombstones with 12-byte bounds in
+   * its WAL (written before the insert hints, or by such a binary since),
+   * which must not be replayed into a hinted memtable: recover it without
+   * idx hints, flush idx, close, and open again with them (then nothing of
+   * idx is left to replay). Unless the hints marker says this binary opened
+   * the store last (see hints_marker_matches). */
+  char current[PATH_MAX];
+  int recover_first = !opts->no_idx_hints &&
+                      snprintf(current, sizeof current, "%s/CURRENT", dir) < (int)sizeof current &&
+                      stat(current, &st) == 0 && !hints_marker_matches(dir);
+  for (int pass = recover_first ? 0 : 1; pass < 2; pass++) {
+    int hints = pass == 1 && !opts->no_idx_hints;
+    for (int i = 0; i < STORE_CF_COUNT; i++) {
+      if (cfo[i])
+        rocksdb_options_destroy(cfo[i]);
+      cfo[i] = cf_options((store_cf_t)i, s->cache, hints);
+    }
+    s->db = rocksdb_open_column_families(dbo, dir, STORE_CF_COUNT, cf_names,
+                                         (const rocksdb_options_t *const *)cfo, s->cf, &rerr);
+    if (rerr || !s->db) {
+      set_err(err, errmsg(rerr, "cannot open store in %s", dir));
+      rerr = NULL;
+      s->db = NULL;
+      goto fail;
+    }
+    s->passes++;
+    /* What the WAL recovery found, before a flush and reopen: the reopen
+     * reports only the largest sequence left in the files, lower when the
+     * last writes cancelled out in the flush (a body put + SingleDelete). */
+    if (s->passes == 1)
+      s->recovered_seq = rocksdb_get_latest_sequence_number(s->db);
+    if (pass == 1) {
+      s->idx_hints = hints;
+      break;
+    }
+    rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
+    rocksdb_flushoptions_set_wait(fo, 1);
+    rocksdb_flush_cf(s->db, fo, s->cf[STORE_CF_IDX], &rerr);
+    rocksdb_flushoptions_destroy(fo);
+    for (int i = 0; i < STORE_CF_COUNT; i++) {
+      rocksdb_column_family_handle_destroy(s->cf[i]);
+      s->cf[i] = NULL;
+    }
+    rocksdb_close(s->db);
     s->db = NULL;
-    goto fail;
+    if (rerr) {
+      set_err(err, errmsg(rerr, "cannot open store in %s: flushing the recovered index", dir));
+      rerr = NULL;
+      goto fail;
+    }
   }
+  /* Every open writes a new MANIFEST and points CURRENT at it: note which,
+   * so the next start can tell that no other binary opened it since. A
+   * failure only costs the next start its fast path. */
+  if (s->idx_hints)
+    hints_marker_write(dir);
   s->wo_sync = rocksdb_writeoptions_create();
   rocksdb_writeoptions_set_sync(s->wo_sync, 1);
   s->wo_nosync = rocksdb_writeoptions_create();
@@ -233,29 +365,38 @@ int store_open(store_t **out, const char *dir, const store_opts_t *opts, char **
   rocksdb_readoptions_set_verify_checksums(s->ro_get, 1);
 
   rocksdb_options_destroy(dbo);
-  for (int i = 0; i < STORE_CF_COUNT; i++) rocksdb_options_destroy(cfo[i]);
+  for (int i = 0; i < STORE_CF_COUNT; i++)
+    rocksdb_options_destroy(cfo[i]);
   *out = s;
   return 0;
 
 fail:
-  if (dbo) rocksdb_options_destroy(dbo);
+  if (dbo)
+    rocksdb_options_destroy(dbo);
   for (int i = 0; i < STORE_CF_COUNT; i++)
-    if (cfo[i]) rocksdb_options_destroy(cfo[i]);
+    if (cfo[i])
+      rocksdb_options_destroy(cfo[i]);
   store_close(s);
   return -1;
 }
 
 void store_close(store_t *s) {
-  if (!s) return;
+  if (!s)
+    return;
   if (s->db) {
     for (int i = 0; i < STORE_CF_COUNT; i++)
-      if (s->cf[i]) rocksdb_column_family_handle_destroy(s->cf[i]);
+      if (s->cf[i])
+        rocksdb_column_family_handle_destroy(s->cf[i]);
     rocksdb_close(s->db);
   }
-  if (s->wo_sync) rocksdb_writeoptions_destroy(s->wo_sync);
-  if (s->wo_nosync) rocksdb_writeoptions_destroy(s->wo_nosync);
-  if (s->ro_get) rocksdb_readoptions_destroy(s->ro_get);
-  if (s->cache) rocksdb_cache_destroy(s->cache);
+  if (s->wo_sync)
+    rocksdb_writeoptions_destroy(s->wo_sync);
+  if (s->wo_nosync)
+    rocksdb_writeoptions_destroy(s->wo_nosync);
+  if (s->ro_get)
+    rocksdb_readoptions_destroy(s->ro_get);
+  if (s->cache)
+    rocksdb_cache_destroy(s->cache);
   free(s->dir);
   free(s);
 }
@@ -270,14 +411,16 @@ static rocksdb_column_family_handle_t *cf_handle(const store_batch_t *b, store_c
 store_batch_t *store_batch_new(store_t *s) {
   assert(s);
   store_batch_t *b = calloc(1, sizeof *b);
-  if (!b) return NULL;
+  if (!b)
+    return NULL;
   b->s = s;
   b->wb = rocksdb_writebatch_create();
   return b;
 }
 
 void store_batch_free(store_batch_t *b) {
-  if (!b) return;
+  if (!b)
+    return;
   rocksdb_writebatch_destroy(b->wb);
   free(b);
 }
@@ -287,7 +430,9 @@ void store_batch_clear(store_batch_t *b) {
   b->count = 0;
 }
 
-size_t store_batch_count(const store_batch_t *b) { return b->count; }
+size_t store_batch_count(const store_batch_t *b) {
+  return b->count;
+}
 
 size_t store_batch_bytes(const store_batch_t *b) {
   size_t n = 0;
@@ -296,8 +441,8 @@ size_t store_batch_bytes(const store_batch_t *b) {
   return n;
 }
 
-void store_batch_put(store_batch_t *b, store_cf_t cf, const void *k, size_t kl,
-                     const void *v, size_t vl) {
+void store_batch_put(store_batch_t *b, store_cf_t cf, const void *k, size_t kl, const void *v,
+                     size_t vl) {
   rocksdb_writebatch_put_cf(b->wb, cf_handle(b, cf), k, kl, v, vl);
   b->count++;
 }
@@ -312,13 +457,13 @@ void store_batch_single_delete(store_batch_t *b, store_cf_t cf, const void *k, s
   b->count++;
 }
 
-void store_batch_delete_range(store_batch_t *b, store_cf_t cf, const void *start,
-                              size_t sl, const void *end, size_t el) {
-  /* The body family has memtable insert hints, which range tombstones
-   * would corrupt (see STORE_BODY_HINT_OPTS): a caller's bug, refused
-   * before it reaches RocksDB. */
-  if (cf == STORE_CF_BODY) {
-    fprintf(stderr, "store: range tombstone refused on the body column family\n");
+void store_batch_delete_range(store_batch_t *b, store_cf_t cf, const void *start, size_t sl,
+                              const void *end, size_t el) {
+  /* A range tombstone in a family's hint domain would corrupt its memtable
+   * (see cf_hint_opts): a caller's bug, refused before it reaches RocksDB. */
+  if (cf == STORE_CF_BODY || (cf == STORE_CF_IDX && b->s->idx_hints &&
+                              (sl >= STORE_IDX_HINT_PREFIX || el >= STORE_IDX_HINT_PREFIX))) {
+    fprintf(stderr, "store: range tombstone refused on column family %d\n", (int)cf);
     abort();
   }
   rocksdb_writebatch_delete_range_cf(b->wb, cf_handle(b, cf), start, sl, end, el);
@@ -355,8 +500,8 @@ int store_sync_wal(store_t *s, char **err) {
 
 /* ---- reads ---- */
 
-int store_get(store_t *s, store_cf_t cf, const void *k, size_t kl, char **val,
-              size_t *vl, char **err) {
+int store_get(store_t *s, store_cf_t cf, const void *k, size_t kl, char **val, size_t *vl,
+              char **err) {
   char *rerr = NULL;
   assert((unsigned)cf < STORE_CF_COUNT);
   *val = NULL;
@@ -368,7 +513,8 @@ int store_get(store_t *s, store_cf_t cf, const void *k, size_t kl, char **val,
     set_err(err, errmsg(rerr, "store read failed"));
     return -1;
   }
-  if (!p) return 0;
+  if (!p)
+    return 0;
   size_t n = 0;
   const char *data = rocksdb_pinnableslice_value(p, &n);
   char *copy = malloc(n + 1);
@@ -377,7 +523,8 @@ int store_get(store_t *s, store_cf_t cf, const void *k, size_t kl, char **val,
     set_err(err, errmsg(NULL, "store read: out of memory for %zu bytes", n));
     return -1;
   }
-  if (n) memcpy(copy, data, n);
+  if (n)
+    memcpy(copy, data, n);
   copy[n] = '\0';
   rocksdb_pinnableslice_destroy(p);
   *val = copy;
@@ -385,8 +532,8 @@ int store_get(store_t *s, store_cf_t cf, const void *k, size_t kl, char **val,
   return 1;
 }
 
-int store_scan(store_t *s, store_cf_t cf, const void *lo, size_t ll, const void *hi,
-               size_t hl, store_scan_cb cb, void *ctx, char **err) {
+int store_scan(store_t *s, store_cf_t cf, const void *lo, size_t ll, const void *hi, size_t hl,
+               store_scan_cb cb, void *ctx, char **err) {
   char *rerr = NULL;
   int rc = 0;
   assert((unsigned)cf < STORE_CF_COUNT);
@@ -395,17 +542,22 @@ int store_scan(store_t *s, store_cf_t cf, const void *lo, size_t ll, const void 
   /* A start-up scan touches every record once: keep it out of the cache. */
   rocksdb_readoptions_set_fill_cache(ro, 0);
   /* The C API copies the bound keys into the options object. */
-  if (lo && ll) rocksdb_readoptions_set_iterate_lower_bound(ro, lo, ll);
-  if (hi) rocksdb_readoptions_set_iterate_upper_bound(ro, hi, hl);
+  if (lo && ll)
+    rocksdb_readoptions_set_iterate_lower_bound(ro, lo, ll);
+  if (hi)
+    rocksdb_readoptions_set_iterate_upper_bound(ro, hi, hl);
   rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, ro, s->cf[cf]);
-  if (lo && ll) rocksdb_iter_seek(it, lo, ll);
-  else rocksdb_iter_seek_to_first(it);
+  if (lo && ll)
+    rocksdb_iter_seek(it, lo, ll);
+  else
+    rocksdb_iter_seek_to_first(it);
   for (; rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
     size_t kl = 0, vl = 0;
     const char *k = rocksdb_iter_key(it, &kl);
     const char *v = rocksdb_iter_value(it, &vl);
     rc = cb(ctx, k, kl, v, vl);
-    if (rc != 0) break;
+    if (rc != 0)
+      break;
   }
   if (rc == 0) {
     /* The loop also ends on a read error: only the status tells. */
@@ -445,14 +597,17 @@ int store_checkpoint(store_t *s, const char *dir, char **err) {
 static uint64_t wal_bytes(const char *dir) {
   uint64_t total = 0;
   DIR *d = opendir(dir);
-  if (!d) return 0;
+  if (!d)
+    return 0;
   int fd = dirfd(d);
   struct dirent *e;
   while ((e = readdir(d)) != NULL) {
     size_t n = strlen(e->d_name);
-    if (n < 4 || strcmp(e->d_name + n - 4, ".log") != 0) continue;
+    if (n < 4 || strcmp(e->d_name + n - 4, ".log") != 0)
+      continue;
     struct stat st;
-    if (fstatat(fd, e->d_name, &st, 0) == 0 && S_ISREG(st.st_mode)) total += (uint64_t)st.st_size;
+    if (fstatat(fd, e->d_name, &st, 0) == 0 && S_ISREG(st.st_mode))
+      total += (uint64_t)st.st_size;
   }
   closedir(d);
   return total;
@@ -471,4 +626,14 @@ uint64_t store_disk_bytes(store_t *s) {
   return total + wal_bytes(s->dir);
 }
 
-uint64_t store_latest_seq(store_t *s) { return rocksdb_get_latest_sequence_number(s->db); }
+uint64_t store_latest_seq(store_t *s) {
+  return rocksdb_get_latest_sequence_number(s->db);
+}
+
+uint64_t store_recovered_seq(const store_t *s) {
+  return s->recovered_seq;
+}
+
+int store_open_passes(const store_t *s) {
+  return s->passes;
+}

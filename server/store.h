@@ -16,11 +16,19 @@
 typedef struct store store_t;
 typedef struct store_batch store_batch_t;
 
-typedef enum store_cf { STORE_CF_META = 0, STORE_CF_IDX = 1, STORE_CF_BODY = 2, STORE_CF_COUNT } store_cf_t;
+typedef enum store_cf {
+  STORE_CF_META = 0,
+  STORE_CF_IDX = 1,
+  STORE_CF_BODY = 2,
+  STORE_CF_COUNT
+} store_cf_t;
 
 typedef struct store_opts {
   size_t block_cache_bytes; /* 0: a sensible default (64 MiB) */
   int create_if_missing;    /* 1: create an empty store */
+  int no_idx_hints;         /* 1: no idx memtable insert hints (tests: a store
+                               as written before them; 12-byte idx range
+                               tombstones allowed) */
 } store_opts_t;
 
 /* Opens (creating if asked) the store in dir with the three column families,
@@ -46,17 +54,17 @@ void store_batch_clear(store_batch_t *b);
 size_t store_batch_count(const store_batch_t *b);
 size_t store_batch_bytes(const store_batch_t *b);
 /* Adds a put of k=v to cf; the bytes are copied into the batch. */
-void store_batch_put(store_batch_t *b, store_cf_t cf, const void *k, size_t kl,
-                     const void *v, size_t vl);
+void store_batch_put(store_batch_t *b, store_cf_t cf, const void *k, size_t kl, const void *v,
+                     size_t vl);
 /* Adds a delete of k from cf (a no-op at write time when k is absent). */
 void store_batch_delete(store_batch_t *b, store_cf_t cf, const void *k, size_t kl);
 /* For keys written exactly once (bodies): cheaper tombstones. */
 void store_batch_single_delete(store_batch_t *b, store_cf_t cf, const void *k, size_t kl);
-/* Deletes [start, end) in one range tombstone (purge, queue deletion). Never
- * on STORE_CF_BODY (its memtable insert hints forbid range tombstones, see
- * store.c): such a call is a caller's bug and aborts. */
-void store_batch_delete_range(store_batch_t *b, store_cf_t cf, const void *start,
-                              size_t sl, const void *end, size_t el);
+/* Deletes [start, end) in one range tombstone (purge, queue deletion). Only
+ * on STORE_CF_IDX with bounds shorter than 5 bytes (memtable insert hints,
+ * see store.c); anything else is a caller's bug and aborts. */
+void store_batch_delete_range(store_batch_t *b, store_cf_t cf, const void *start, size_t sl,
+                              const void *end, size_t el);
 
 /* Writes the batch atomically; sync=1 syncs the WAL before returning. Safe to
  * call from one commit thread while other threads call store_get. Returns 0 or
@@ -72,22 +80,28 @@ int store_sync_wal(store_t *s, char **err);
 /* Point read (thread-safe). Returns 1 and a malloc'd *val (caller frees; one
  * NUL byte past *vl for convenience) when found, 0 when absent (*val NULL),
  * -1 with *err on error. */
-int store_get(store_t *s, store_cf_t cf, const void *k, size_t kl, char **val,
-              size_t *vl, char **err);
+int store_get(store_t *s, store_cf_t cf, const void *k, size_t kl, char **val, size_t *vl,
+              char **err);
 
 /* Iterates keys in [lo, hi) of cf in order (hi may be NULL: to the end),
  * calling cb for each; cb returns 0 to continue, non-zero to stop (that value
  * is returned). Returns 0 when done, or -1 with *err on a read error. The
  * key/value pointers are valid only during the callback. */
 typedef int (*store_scan_cb)(void *ctx, const char *k, size_t kl, const char *v, size_t vl);
-int store_scan(store_t *s, store_cf_t cf, const void *lo, size_t ll, const void *hi,
-               size_t hl, store_scan_cb cb, void *ctx, char **err);
+int store_scan(store_t *s, store_cf_t cf, const void *lo, size_t ll, const void *hi, size_t hl,
+               store_scan_cb cb, void *ctx, char **err);
 
 /* Creates a RocksDB checkpoint (a consistent copy, hard-linked where
  * possible) in dir, which must not exist. Safe while serving. */
 int store_checkpoint(store_t *s, const char *dir, char **err);
 /* RocksDB's latest sequence number (each written operation takes one). */
 uint64_t store_latest_seq(store_t *s);
+/* The latest sequence number the open recovered from the WAL, before
+ * anything was written: what a clean stop's sequence is checked against
+ * (store_latest_seq may be lower after store_open's flush and reopen). */
+uint64_t store_recovered_seq(const store_t *s);
+/* 1, or 2 when store_open recovered without idx hints first (tests). */
+int store_open_passes(const store_t *s);
 /* Approximate bytes on disk: all SST files of the three column families plus
  * the WAL (*.log) files. For stats; does a directory scan, not per request. */
 uint64_t store_disk_bytes(store_t *s);

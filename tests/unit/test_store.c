@@ -20,21 +20,25 @@
 #include "store.h"
 
 typedef struct fixture {
-  char tmp[64];   /* the test's temp dir */
-  char db[128];   /* tmp/db */
+  char tmp[64]; /* the test's temp dir */
+  char db[128]; /* tmp/db */
   store_t *s;
 } fixture_t;
 
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-  (void)st; (void)flag; (void)ftw;
+  (void)st;
+  (void)flag;
+  (void)ftw;
   return remove(path);
 }
 
 static int setup(void **state) {
   fixture_t *f = calloc(1, sizeof *f);
-  if (!f) return -1;
+  if (!f)
+    return -1;
   strcpy(f->tmp, "/tmp/gbx-store-XXXXXX");
-  if (!mkdtemp(f->tmp)) return -1;
+  if (!mkdtemp(f->tmp))
+    return -1;
   snprintf(f->db, sizeof f->db, "%s/db", f->tmp);
   *state = f;
   return 0;
@@ -49,11 +53,12 @@ static int teardown(void **state) {
 }
 
 static store_t *open_ok(const char *dir, int create) {
-  store_opts_t o = {0, create};
+  store_opts_t o = {0, create, 0};
   store_t *s = NULL;
   char *err = NULL;
   int rc = store_open(&s, dir, &o, &err);
-  if (rc != 0) fail_msg("store_open(%s): %s", dir, err ? err : "?");
+  if (rc != 0)
+    fail_msg("store_open(%s): %s", dir, err ? err : "?");
   assert_null(err);
   assert_non_null(s);
   return s;
@@ -61,7 +66,8 @@ static store_t *open_ok(const char *dir, int create) {
 
 static void write_ok(store_t *s, store_batch_t *b, int sync) {
   char *err = NULL;
-  if (store_write(s, b, sync, &err) != 0) fail_msg("store_write: %s", err ? err : "?");
+  if (store_write(s, b, sync, &err) != 0)
+    fail_msg("store_write: %s", err ? err : "?");
   store_batch_clear(b);
 }
 
@@ -81,7 +87,8 @@ static void expect(store_t *s, store_cf_t cf, const char *k, const char *v) {
     assert_int_equal(vl, 0);
     return;
   }
-  if (rc != 1) fail_msg("key %s: expected %s, got rc %d", k, v, rc);
+  if (rc != 1)
+    fail_msg("key %s: expected %s, got rc %d", k, v, rc);
   assert_int_equal(vl, strlen(v));
   assert_memory_equal(val, v, vl);
   assert_int_equal(val[vl], '\0');
@@ -109,7 +116,7 @@ static void test_reopen_persists(void **state) {
 
 static void test_open_missing_without_create(void **state) {
   fixture_t *f = *state;
-  store_opts_t o = {0, 0};
+  store_opts_t o = {0, 0, 0};
   char *err = NULL;
   store_t *s = (store_t *)0x1;
   assert_int_equal(store_open(&s, f->db, &o, &err), -1);
@@ -117,7 +124,8 @@ static void test_open_missing_without_create(void **state) {
   assert_non_null(err);
   char want[200];
   snprintf(want, sizeof want, "cannot open store in %s: ", f->db);
-  if (strncmp(err, want, strlen(want)) != 0) fail_msg("unexpected message: %s", err);
+  if (strncmp(err, want, strlen(want)) != 0)
+    fail_msg("unexpected message: %s", err);
   free(err);
   struct stat st;
   assert_int_equal(stat(f->db, &st), -1); /* nothing was created */
@@ -131,7 +139,7 @@ static void test_unusable_dir(void **state) {
   assert_true(fd >= 0);
   close(fd);
   snprintf(dir, sizeof dir, "%s/db", file);
-  store_opts_t o = {0, 1};
+  store_opts_t o = {0, 1, 0};
   char *err = NULL;
   store_t *s = NULL;
   assert_int_equal(store_open(&s, dir, &o, &err), -1);
@@ -139,7 +147,8 @@ static void test_unusable_dir(void **state) {
   assert_non_null(err);
   char want[260];
   snprintf(want, sizeof want, "cannot open store in %s: ", dir);
-  if (strncmp(err, want, strlen(want)) != 0) fail_msg("unexpected message: %s", err);
+  if (strncmp(err, want, strlen(want)) != 0)
+    fail_msg("unexpected message: %s", err);
   /* The RocksDB reason follows the prefix. */
   assert_true(strlen(err) > strlen(want));
   free(err);
@@ -185,7 +194,7 @@ static void test_put_get_delete(void **state) {
   store_batch_delete(b, STORE_CF_IDX, "a", 1);
   store_batch_single_delete(b, STORE_CF_IDX, "b", 1);
   store_batch_delete_range(b, STORE_CF_IDX, "c", 1, "e", 1); /* c and d, not e */
-  store_batch_delete(b, STORE_CF_IDX, "never", 5);            /* absent: no-op */
+  store_batch_delete(b, STORE_CF_IDX, "never", 5);           /* absent: no-op */
   assert_int_equal(store_batch_count(b), 4);
   write_ok(f->s, b, 1);
   expect(f->s, STORE_CF_IDX, "a", NULL);
@@ -273,7 +282,8 @@ static void test_scan_bounds(void **state) {
   memset(&l, 0, sizeof l);
   assert_int_equal(store_scan(f->s, STORE_CF_BODY, NULL, 0, NULL, 0, scan_cb, &l, &err), 0);
   assert_int_equal(l.n, 18);
-  for (int i = 1; i < l.n; i++) assert_true(strcmp(l.keys[i - 1], l.keys[i]) < 0);
+  for (int i = 1; i < l.n; i++)
+    assert_true(strcmp(l.keys[i - 1], l.keys[i]) < 0);
   assert_string_equal(l.keys[0], "k00");
   assert_string_equal(l.keys[17], "z02");
 
@@ -324,7 +334,10 @@ static void test_cf_isolation(void **state) {
 }
 
 static int count_cb(void *ctx, const char *k, size_t kl, const char *v, size_t vl) {
-  (void)k; (void)kl; (void)v; (void)vl;
+  (void)k;
+  (void)kl;
+  (void)v;
+  (void)vl;
   (*(int *)ctx)++;
   return 0;
 }
@@ -355,7 +368,8 @@ static void test_checkpoint(void **state) {
   put_str(b, STORE_CF_BODY, "m", "body");
   write_ok(f->s, b, 1);
   char *err = NULL;
-  if (store_checkpoint(f->s, cp, &err) != 0) fail_msg("checkpoint: %s", err);
+  if (store_checkpoint(f->s, cp, &err) != 0)
+    fail_msg("checkpoint: %s", err);
   /* Written after the checkpoint: not in it. */
   put_str(b, STORE_CF_BODY, "later", "x");
   write_ok(f->s, b, 1);
@@ -380,8 +394,10 @@ static void test_checkpoint(void **state) {
 
 static int check_mode(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
   (void)ftw;
-  if ((st->st_mode & 077) != 0) fail_msg("%s has mode %o", path, (unsigned)(st->st_mode & 0777));
-  if (flag == FTW_D) assert_int_equal(st->st_mode & 0777, 0700);
+  if ((st->st_mode & 077) != 0)
+    fail_msg("%s has mode %o", path, (unsigned)(st->st_mode & 0777));
+  if (flag == FTW_D)
+    assert_int_equal(st->st_mode & 0777, 0700);
   return 0;
 }
 
@@ -481,6 +497,144 @@ static void three_batches_in_wal(fixture_t *f, char *wal, size_t cap) {
   assert_true(st.st_size > 3000);
 }
 
+/* ---- idx memtable insert hints and range tombstones ---- */
+
+/* A 12-byte idx key: queue id and seq, big-endian (records.c's layout). */
+static void qkey(uint8_t k[12], uint32_t qid, uint64_t seq) {
+  for (int i = 0; i < 4; i++)
+    k[i] = (uint8_t)(qid >> (24 - 8 * i));
+  for (int i = 0; i < 8; i++)
+    k[4 + i] = (uint8_t)(seq >> (56 - 8 * i));
+}
+
+static void qput(store_batch_t *b, uint32_t qid, uint64_t seq, const char *v) {
+  uint8_t k[12];
+  qkey(k, qid, seq);
+  store_batch_put(b, STORE_CF_IDX, k, sizeof k, v, strlen(v));
+}
+
+typedef struct qscan {
+  int n;
+  uint32_t qid[64];
+  uint64_t seq[64];
+} qscan_t;
+
+static int qscan_cb(void *ctx, const char *k, size_t kl, const char *v, size_t vl) {
+  qscan_t *q = ctx;
+  (void)v;
+  (void)vl;
+  assert_int_equal(kl, 12);
+  assert_true(q->n < 64);
+  const uint8_t *u = (const uint8_t *)k;
+  uint32_t qid = 0;
+  uint64_t seq = 0;
+  for (int i = 0; i < 4; i++)
+    qid = qid << 8 | u[i];
+  for (int i = 4; i < 12; i++)
+    seq = seq << 8 | u[i];
+  q->qid[q->n] = qid;
+  q->seq[q->n++] = seq;
+  return 0;
+}
+
+/* Asserts the idx family holds exactly queue 1's seqs [lo1, hi1) and queue
+ * 2's [1, 6), in order. */
+static void expect_idx(store_t *s, uint64_t lo1, uint64_t hi1) {
+  qscan_t q = {0};
+  char *err = NULL;
+  assert_int_equal(store_scan(s, STORE_CF_IDX, NULL, 0, NULL, 0, qscan_cb, &q, &err), 0);
+  assert_null(err);
+  assert_int_equal(q.n, (int)(hi1 - lo1) + 5);
+  int i = 0;
+  for (uint64_t x = lo1; x < hi1; x++, i++) {
+    assert_int_equal(q.qid[i], 1);
+    assert_int_equal(q.seq[i], x);
+  }
+  for (uint64_t x = 1; x < 6; x++, i++) {
+    assert_int_equal(q.qid[i], 2);
+    assert_int_equal(q.seq[i], x);
+  }
+}
+
+/* A store written before the idx insert hints has 12-byte range tombstones
+ * in its WAL, interleaved with rewrites of the same keys: recovery must not
+ * replay them into a hinted memtable (RocksDB would corrupt it, or assert in
+ * Debian's build), and afterwards purges with 4-byte bounds work beside the
+ * hints, across a reopen. */
+static void test_idx_hints_and_range_tombstones(void **state) {
+  fixture_t *f = *state;
+  store_opts_t old = {0, 1, 1};
+  char *err = NULL;
+  assert_int_equal(store_open(&f->s, f->db, &old, &err), 0);
+  store_batch_t *b = store_batch_new(f->s);
+  for (uint64_t x = 1; x <= 200; x++)
+    qput(b, 1, x, "sent");
+  write_ok(f->s, b, 1);
+  for (uint64_t x = 1; x <= 50; x++)
+    qput(b, 1, x, "received");
+  uint8_t lo[12], hi[12];
+  qkey(lo, 1, 0);
+  qkey(hi, 2, 0);
+  store_batch_delete_range(b, STORE_CF_IDX, lo, sizeof lo, hi, sizeof hi);
+  for (uint64_t x = 300; x < 310; x++)
+    qput(b, 1, x, "sent");
+  for (uint64_t x = 1; x < 6; x++)
+    qput(b, 2, x, "sent");
+  write_ok(f->s, b, 1);
+  store_batch_free(b);
+  store_close(f->s); /* the WAL keeps all of it: nothing was flushed */
+
+  f->s = open_ok(f->db, 0);
+  expect_idx(f->s, 300, 310);
+
+  b = store_batch_new(f->s);
+  for (int round = 0; round < 3; round++)
+    for (uint64_t x = 300; x < 310; x++)
+      qput(b, 1, x, "received");
+  for (uint64_t x = 1; x < 6; x++)
+    qput(b, 2, x, "received");
+  uint8_t s4[4] = {0, 0, 0, 1}, e4[4] = {0, 0, 0, 2};
+  store_batch_delete_range(b, STORE_CF_IDX, s4, sizeof s4, e4, sizeof e4);
+  for (uint64_t x = 400; x < 406; x++)
+    qput(b, 1, x, "sent");
+  write_ok(f->s, b, 1);
+  for (uint64_t x = 400; x < 406; x++)
+    qput(b, 1, x, "received");
+  write_ok(f->s, b, 1);
+  store_batch_free(b);
+  expect_idx(f->s, 400, 406);
+  store_close(f->s);
+
+  f->s = open_ok(f->db, 0);
+  assert_int_equal(store_open_passes(f->s), 1); /* the hints marker matched: one open */
+  expect_idx(f->s, 400, 406);
+  store_close(f->s);
+
+  /* A binary without hints opens it again (a downgrade, then an upgrade):
+   * it writes 12-byte bounds, and a body put cancelled by its SingleDelete
+   * last, so the flush leaves a lower largest sequence in the files. */
+  assert_int_equal(store_open(&f->s, f->db, &old, &err), 0);
+  b = store_batch_new(f->s);
+  qput(b, 1, 500, "sent");
+  store_batch_delete_range(b, STORE_CF_IDX, lo, sizeof lo, hi, sizeof hi);
+  for (uint64_t x = 600; x < 604; x++)
+    qput(b, 1, x, "sent");
+  write_ok(f->s, b, 1);
+  uint8_t bk[8] = {0, 0, 0, 0, 0, 0, 0, 9};
+  store_batch_put(b, STORE_CF_BODY, bk, sizeof bk, "body", 4);
+  write_ok(f->s, b, 1);
+  store_batch_single_delete(b, STORE_CF_BODY, bk, sizeof bk);
+  write_ok(f->s, b, 1);
+  store_batch_free(b);
+  uint64_t last = store_latest_seq(f->s);
+  store_close(f->s);
+
+  f->s = open_ok(f->db, 0);
+  assert_int_equal(store_open_passes(f->s), 2); /* the marker is stale: recovered first */
+  assert_true(store_recovered_seq(f->s) >= last);
+  expect_idx(f->s, 600, 604);
+}
+
 /* A crash mid-write tears the last WAL record: the store opens without it. */
 static void test_wal_torn_tail_tolerated(void **state) {
   fixture_t *f = *state;
@@ -510,7 +664,7 @@ static void test_wal_middle_corruption_refused(void **state) {
   /* Inside the first record's value (7-byte header, then the batch). */
   assert_int_equal(pwrite(fd, "X", 1, 500), 1);
   close(fd);
-  store_opts_t o = {0, 0};
+  store_opts_t o = {0, 0, 0};
   store_t *s = NULL;
   char *err = NULL;
   assert_int_equal(store_open(&s, f->db, &o, &err), -1);
@@ -534,6 +688,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_disk_bytes, setup, teardown),
       cmocka_unit_test_setup_teardown(test_wal_torn_tail_tolerated, setup, teardown),
       cmocka_unit_test_setup_teardown(test_wal_middle_corruption_refused, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_idx_hints_and_range_tombstones, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
