@@ -13,6 +13,7 @@
 #include "gbx_codec.h"
 #include "log.h"
 #include "tls.h"
+#include "wnow.h"
 
 /* Reads go into a per-connection buffer in chunks of this size. */
 #define READ_CHUNK (64u * 1024u)
@@ -197,23 +198,6 @@ static void on_write(uv_write_t *req, int status) {
   conn_unref(c);
 }
 
-/* Writes what the socket takes now without queueing: the count written
- * (0 when it takes nothing now, or when writes are already queued), or -1
- * after closing the connection on an error. */
-static int write_now(hconn_t *c, const uint8_t *data, size_t len) {
-  if (len > INT_MAX)
-    len = INT_MAX;
-  uv_buf_t buf = uv_buf_init((char *)data, (unsigned)len);
-  int n = uv_try_write((uv_stream_t *)&c->tcp, &buf, 1);
-  if (n >= 0)
-    return n;
-  if (n == UV_EAGAIN || n == UV_ENOSYS)
-    return 0;
-  if (!c->closing)
-    conn_close(c, uv_strerror(n));
-  return -1;
-}
-
 static void write_out(hconn_t *c) {
   uint8_t *data;
   size_t len;
@@ -227,25 +211,14 @@ static void write_out(hconn_t *c) {
     if (!data)
       return;
   } else {
-    /* Most replies fit the socket buffer: write them now, keep the buffer
-     * for the next flush (unless it grew large, as after TLS), and spend neither a write
-     * request nor a completion callback (and libuv's epoll_ctl) on them. */
-    int n = write_now(c, c->wbuf.data, c->wbuf.len);
-    if (n < 0)
-      return;
-    if ((size_t)n == c->wbuf.len) {
-      c->wbuf.len = 0;
-      if (c->wbuf.cap > READ_CHUNK)
-        gbx_buf_free(&c->wbuf);
+    int r = stream_write_now((uv_stream_t *)&c->tcp, &c->wbuf, READ_CHUNK, &data, &len);
+    if (r < 0) {
+      if (!c->closing)
+        conn_close(c, uv_strerror(r));
       return;
     }
-    data = c->wbuf.data;
-    len = c->wbuf.len;
-    gbx_buf_init(&c->wbuf); /* the write request owns the bytes now */
-    if (n > 0) {
-      memmove(data, data + n, len - (size_t)n);
-      len -= (size_t)n;
-    }
+    if (!data)
+      return; /* all written */
   }
   wreq_t *w = malloc(sizeof(*w));
   if (!w) {
