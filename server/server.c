@@ -99,7 +99,8 @@ static void prefetch_done(fetch_job_t *j) {
 
 static void submit_prefetch(server_t *s) {
   fetch_job_t *j = s->prefetch;
-  if (!j) return;
+  if (!j)
+    return;
   s->prefetch = NULL;
   s->fetches_in_flight++;
   if (fetch_submit(s->loop, j) != 0) {
@@ -112,7 +113,8 @@ static void submit_prefetch(server_t *s) {
 
 static void want_body(void *ctx, uint32_t qid, uint64_t seq, uint64_t body_id) {
   server_t *s = ctx;
-  if (s->prefetch && s->prefetch->n == s->prefetch->cap) submit_prefetch(s);
+  if (s->prefetch && s->prefetch->n == s->prefetch->cap)
+    submit_prefetch(s);
   if (!s->prefetch && !(s->prefetch = fetch_job_new(s->store, PREFETCH_JOB, prefetch_done, s))) {
     broker_attach_blob(s->broker, qid, seq, body_id, NULL);
     return;
@@ -127,8 +129,10 @@ static void begin_close(server_t *s);
 
 static void arm_timer(server_t *s) {
   uint64_t due = broker_next_deadline(s->broker), pd = ops_parked_due(s);
-  if (pd < due) due = pd;
-  if (due == s->timer_due) return;
+  if (pd < due)
+    due = pd;
+  if (due == s->timer_due)
+    return;
   s->timer_due = due;
   if (due == UINT64_MAX) {
     uv_timer_stop(&s->timer);
@@ -144,10 +148,12 @@ static void arm_timer(server_t *s) {
 
 static void check_disk(server_t *s) {
   uint64_t now = uv_now(s->loop);
-  if (s->disk_checked && now - s->disk_checked < DISK_CHECK_MS) return;
+  if (s->disk_checked && now - s->disk_checked < DISK_CHECK_MS)
+    return;
   s->disk_checked = now;
   struct statvfs sv;
-  if (statvfs(s->cfg.data_dir, &sv) != 0) return;
+  if (statvfs(s->cfg.data_dir, &sv) != 0)
+    return;
   uint64_t avail = (uint64_t)sv.f_bavail * sv.f_frsize;
   int low = avail < s->cfg.min_free;
   if (low != s->disk_low)
@@ -162,10 +168,12 @@ void server_fetch_after_gate(server_t *s, fetch_job_t *j) {
   j->next = NULL;
   s->fetches_in_flight++;
   if (j->gate <= commit_durable_no(s->commit)) {
-    if (fetch_submit(s->loop, j) != 0) abort();
+    if (fetch_submit(s->loop, j) != 0)
+      abort();
     return;
   }
-  if (!s->deferred) s->deferred_tail = &s->deferred;
+  if (!s->deferred)
+    s->deferred_tail = &s->deferred;
   *s->deferred_tail = j;
   s->deferred_tail = &j->next;
 }
@@ -174,15 +182,18 @@ static void submit_deferred(server_t *s, uint64_t durable) {
   while (s->deferred && s->deferred->gate <= durable) {
     fetch_job_t *j = s->deferred;
     s->deferred = j->next;
-    if (fetch_submit(s->loop, j) != 0) abort();
+    if (fetch_submit(s->loop, j) != 0)
+      abort();
   }
 }
 
 void server_note_writer(server_t *s, const void *c) {
   uint32_t n = s->nwriters[0];
   for (uint32_t i = 0; i < n; i++)
-    if (s->writers[0][i] == c) return;
-  if (n < WRITERS_TRACKED) s->writers[0][s->nwriters[0]++] = c;
+    if (s->writers[0][i] == c)
+      return;
+  if (n < WRITERS_TRACKED)
+    s->writers[0][s->nwriters[0]++] = c;
 }
 
 /* Lingering: when clients each wait for their own sync, the first request
@@ -193,19 +204,25 @@ void server_note_writer(server_t *s, const void *c) {
  * longer than a fraction of a sync. A single client never lingers. */
 #define LINGER_MAX_NS 150000u
 
-static void on_linger(uv_idle_t *h) { (void)h; /* phases() runs in check/prepare */ }
+static void on_linger(uv_idle_t *h) {
+  (void)h; /* phases() runs in check/prepare */
+}
 
 static int should_linger(server_t *s) {
-  if (!commit_dirty(s->commit) || s->stopping) return 0;
-  if (commit_durable_no(s->commit) + 1 != commit_open_no(s->commit)) return 0; /* busy anyway */
+  if (!commit_dirty(s->commit) || s->stopping)
+    return 0;
+  if (commit_durable_no(s->commit) + 1 != commit_open_no(s->commit))
+    return 0; /* busy anyway */
   uint32_t recent = s->nwriters[1];
   for (uint32_t i = 0; i < s->nwriters[2]; i++) {
     int seen = 0;
-    for (uint32_t j = 0; j < s->nwriters[1] && !seen; j++) seen = s->writers[2][i] == s->writers[1][j];
+    for (uint32_t j = 0; j < s->nwriters[1] && !seen; j++)
+      seen = s->writers[2][i] == s->writers[1][j];
     recent += !seen;
   }
   if (s->nwriters[0] >= recent || s->nwriters[0] >= WRITERS_TRACKED) {
-    if (s->linger_start) s->linger_kicks_full++;
+    if (s->linger_start)
+      s->linger_kicks_full++;
     return 0;
   }
   uint64_t now = uv_hrtime();
@@ -218,10 +235,12 @@ static int should_linger(server_t *s) {
 
 static void kick(server_t *s) {
   if (should_linger(s)) {
-    if (!uv_is_active((uv_handle_t *)&s->linger)) uv_idle_start(&s->linger, on_linger);
+    if (!uv_is_active((uv_handle_t *)&s->linger))
+      uv_idle_start(&s->linger, on_linger);
     return;
   }
-  if (uv_is_active((uv_handle_t *)&s->linger)) uv_idle_stop(&s->linger);
+  if (uv_is_active((uv_handle_t *)&s->linger))
+    uv_idle_stop(&s->linger);
   s->linger_start = 0;
   uint64_t before = commit_open_no(s->commit);
   commit_kick(s->commit);
@@ -240,7 +259,8 @@ static void phases(server_t *s) {
   kick(s);
   submit_prefetch(s);
   net_flush(s->net);
-  if (s->http) http_flush(s->http);
+  if (s->http)
+    http_flush(s->http);
   arm_timer(s);
   if (s->stopping == 1 && !commit_dirty(s->commit) &&
       commit_durable_no(s->commit) + 1 == commit_open_no(s->commit) && !s->fetches_in_flight)
@@ -251,11 +271,16 @@ static void on_timer(uv_timer_t *t) {
   server_t *s = t->data;
   s->timer_due = UINT64_MAX;
   broker_tick(s->broker, uv_now(s->loop));
-  if (s->parked) ops_release_parked(s, uv_now(s->loop));
+  if (s->parked)
+    ops_release_parked(s, uv_now(s->loop));
 }
 
-static void on_check(uv_check_t *h) { phases(h->data); }
-static void on_prepare(uv_prepare_t *h) { phases(h->data); }
+static void on_check(uv_check_t *h) {
+  phases(h->data);
+}
+static void on_prepare(uv_prepare_t *h) {
+  phases(h->data);
+}
 
 static void on_durable(void *ctx, uint64_t durable, int status, const char *err) {
   server_t *s = ctx;
@@ -270,7 +295,8 @@ static void on_durable(void *ctx, uint64_t durable, int status, const char *err)
   }
   net_release(s->net, durable);
   submit_deferred(s, durable);
-  if (s->http) http_release(s->http, durable);
+  if (s->http)
+    http_release(s->http, durable);
 }
 
 /* ---- shutdown ---- */
@@ -279,11 +305,13 @@ static uv_check_t check_h;
 
 static void on_signal(uv_signal_t *h, int sig) {
   server_t *s = h->data;
-  if (s->stopping) return;
+  if (s->stopping)
+    return;
   LOG(LOG_INFO, "signal %d: draining and stopping", sig);
   s->stopping = 1;
   net_stop_listening(s->net);
-  if (s->http) http_stop_listening(s->http);
+  if (s->http)
+    http_stop_listening(s->http);
   ops_end_waits(s);
   /* phases() finishes once the last batch is durable and released */
 }
@@ -312,7 +340,8 @@ static void begin_close(server_t *s) {
   s->stopping = 2;
   net_flush(s->net);
   net_close_all(s->net);
-  if (s->http) http_close_all(s->http);
+  if (s->http)
+    http_close_all(s->http);
   uv_timer_stop(&s->timer);
   uv_close((uv_handle_t *)&s->timer, NULL);
   uv_close((uv_handle_t *)&s->prepare, NULL);
@@ -424,14 +453,18 @@ static int load_keys(server_t *s, uint8_t key[IDS_KEY_BYTES]) {
   char *v = NULL, *err = NULL;
   size_t vl = 0;
   int r = meta_get(s, "V", &v, &vl);
-  if (r < 0) return -1;
+  if (r < 0)
+    return -1;
   if (r == 1) {
     int ok = vl == 4 && be32_get((uint8_t *)v) == RECORDS_FORMAT;
-    if (!ok) LOG(LOG_ERROR, "store format is not version %u: refusing to start", RECORDS_FORMAT);
+    if (!ok)
+      LOG(LOG_ERROR, "store format is not version %u: refusing to start", RECORDS_FORMAT);
     free(v);
-    if (!ok) return -1;
+    if (!ok)
+      return -1;
     if ((r = meta_get(s, "K", &v, &vl)) != 1 || vl != IDS_KEY_BYTES) {
-      if (r == 1) free(v);
+      if (r == 1)
+        free(v);
       LOG(LOG_ERROR, "store has no valid id key: refusing to start (corrupt store?)");
       return -1;
     }
@@ -471,7 +504,8 @@ static int load_keys(server_t *s, uint8_t key[IDS_KEY_BYTES]) {
 
 static int sync_dir(const char *dir) {
   int fd = open(dir, O_RDONLY | O_DIRECTORY);
-  if (fd < 0) return -1;
+  if (fd < 0)
+    return -1;
   int r = fsync(fd);
   close(fd);
   return r;
@@ -485,7 +519,8 @@ static void write_stop_marker(server_t *s, uint64_t seq, uint64_t msgs, uint64_t
   int fd = open(path, O_CREAT | O_TRUNC | O_WRONLY, 0600);
   if (fd < 0 || write(fd, text, (size_t)n) != n || fsync(fd) != 0 || sync_dir(s->cfg.data_dir) != 0)
     LOG(LOG_WARN, "could not write the clean-stop marker %s: %s", path, strerror(errno));
-  if (fd >= 0) close(fd);
+  if (fd >= 0)
+    close(fd);
 }
 
 /* Checks the recovered store against the marker of the last clean stop, if
@@ -496,15 +531,16 @@ static int check_stop_marker(server_t *s, uint64_t msgs, uint64_t queues) {
   snprintf(path, sizeof(path), "%s/" STOP_MARKER, s->cfg.data_dir);
   int fd = open(path, O_RDONLY);
   if (fd < 0) {
-    if (errno == ENOENT) return 0; /* no clean stop to compare with (first start, or a crash) */
+    if (errno == ENOENT)
+      return 0; /* no clean stop to compare with (first start, or a crash) */
     LOG(LOG_ERROR, "refusing to start: cannot read %s: %s", path, strerror(errno));
     return -1;
   }
   ssize_t n = read(fd, text, sizeof(text) - 1);
   close(fd);
   text[n > 0 ? n : 0] = 0;
-  if (n <= 0 || sscanf(text, "gearbox-clean-stop 1 seq=%llu messages=%llu queues=%llu", &seq, &m,
-                       &q) != 3) {
+  if (n <= 0 ||
+      sscanf(text, "gearbox-clean-stop 1 seq=%llu messages=%llu queues=%llu", &seq, &m, &q) != 3) {
     LOG(LOG_ERROR, "refusing to start: %s is damaged; remove it to start anyway", path);
     return -1;
   }
@@ -535,20 +571,24 @@ static int recover(server_t *s, uint64_t now) {
   int g;
   /* A damaged counter must refuse the start: ignoring it (or letting it
    * wrap) would resume below ids already issued and issue them again. */
-  if ((g = meta_get(s, "C", &v, &vl)) < 0) return -1;
+  if ((g = meta_get(s, "C", &v, &vl)) < 0)
+    return -1;
   if (g == 1) {
     int ok = vl == 8;
-    if (ok) next = be64_get((uint8_t *)v);
+    if (ok)
+      next = be64_get((uint8_t *)v);
     free(v);
     if (!ok) {
       LOG(LOG_ERROR, "refusing to start: corrupt id counter record (%zu bytes, not 8)", vl);
       return -1;
     }
   }
-  if ((g = meta_get(s, "N", &v, &vl)) < 0) return -1;
+  if ((g = meta_get(s, "N", &v, &vl)) < 0)
+    return -1;
   if (g == 1) {
     int ok = vl == 4;
-    if (ok) next_qid = be32_get((uint8_t *)v);
+    if (ok)
+      next_qid = be32_get((uint8_t *)v);
     free(v);
     if (!ok) {
       LOG(LOG_ERROR, "refusing to start: corrupt queue id counter record (%zu bytes, not 4)", vl);
@@ -579,7 +619,8 @@ static int recover(server_t *s, uint64_t now) {
     free(err);
     return -1;
   }
-  if (check_stop_marker(s, r.msgs, r.queues) != 0) return -1;
+  if (check_stop_marker(s, r.msgs, r.queues) != 0)
+    return -1;
   broker_restore_done(s->broker, now);
   LOG(LOG_INFO, "recovered %llu queues and %llu messages", (unsigned long long)r.queues,
       (unsigned long long)r.msgs);
@@ -609,15 +650,18 @@ static int check_exposure(const server_cfg_t *cfg) {
         cfg->host, cfg->http_port >= 0 ? ", http " : "", cfg->http_port >= 0 ? cfg->http_host : "");
     return -1;
   }
-  LOG(LOG_WARN, "WARNING: serving %s without authentication (--allow-public-without-auth): "
-                "anyone who can reach this port can read, write and delete every queue",
+  LOG(LOG_WARN,
+      "WARNING: serving %s without authentication (--allow-public-without-auth): "
+      "anyone who can reach this port can read, write and delete every queue",
       cfg->host);
   return 0;
 }
 
 static const char *policy_name(const server_cfg_t *c, char *buf, size_t n) {
-  if (c->policy == COMMIT_ALWAYS) return "always";
-  if (c->policy == COMMIT_NONE) return "none";
+  if (c->policy == COMMIT_ALWAYS)
+    return "always";
+  if (c->policy == COMMIT_NONE)
+    return "none";
   snprintf(buf, n, "interval:%u", c->interval_ms);
   return buf;
 }
@@ -633,16 +677,18 @@ int server_start(server_t *s, const server_cfg_t *cfg, uv_loop_t *loop) {
   gbx_buf_init(&s->scratch);
   signal(SIGPIPE, SIG_IGN);
   umask(077); /* data files owner-only */
-  if (check_exposure(cfg) != 0) return -1;
-  s->auth = auth_new(cfg->credentials[0] ? cfg->credentials : NULL, cfg->account, errbuf,
-                     sizeof(errbuf));
+  if (check_exposure(cfg) != 0)
+    return -1;
+  s->auth =
+      auth_new(cfg->credentials[0] ? cfg->credentials : NULL, cfg->account, errbuf, sizeof(errbuf));
   if (!s->auth) {
     LOG(LOG_ERROR, "refusing to start: %s", errbuf);
     return -1;
   }
   s->creds = auth_creds(s->auth);
   s->authz = authz_new();
-  if (!s->authz) return -1;
+  if (!s->authz)
+    return -1;
   if (s->creds)
     LOG(LOG_INFO, "authentication on: %u principals from %s", creds_count(s->creds),
         cfg->credentials);
@@ -661,7 +707,12 @@ int server_start(server_t *s, const server_cfg_t *cfg, uv_loop_t *loop) {
     free(err);
     return -1;
   }
-  if (load_keys(s, key) != 0) return -1;
+  if (store_open_passes(s->store) > 1)
+    LOG(LOG_INFO, "the store was last opened by another gearboxd: recovered it without index "
+                  "insert hints first, then opened it again (once; see IDX_HINTS in "
+                  "docs/ARCHITECTURE.md)");
+  if (load_keys(s, key) != 0)
+    return -1;
   s->ids = ids_new(key);
   if (!s->ids) {
     LOG(LOG_ERROR, "cannot set up the id generator");
@@ -672,20 +723,25 @@ int server_start(server_t *s, const server_cfg_t *cfg, uv_loop_t *loop) {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
   int64_t wall = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-  broker_cfg_t bc = {.body_cache_bytes = cfg->body_cache, .max_bytes = cfg->max_bytes,
+  broker_cfg_t bc = {.body_cache_bytes = cfg->body_cache,
+                     .max_bytes = cfg->max_bytes,
                      .wall_offset = wall - (int64_t)now};
   journal_t j = {.ctx = s, .put = j_put, .del = j_del, .sdel = j_sdel, .delrange = j_range};
   broker_cbs_t cbs = {.ctx = s, .serve = ops_serve_waiter, .fetch = want_body};
   s->broker = broker_new(&bc, &j, s->ids, &cbs);
-  if (!s->broker) return -1;
+  if (!s->broker)
+    return -1;
   s->topics = topics_new(s->broker, &j);
-  if (!s->topics) return -1;
+  if (!s->topics)
+    return -1;
   /* the envelope's signing key, derived from the store's key material */
   unsigned kl = 0;
   HMAC(EVP_sha256(), key, IDS_KEY_BYTES, (const unsigned char *)"gearbox-sns-signature", 21,
        s->sign_key, &kl);
-  if (recover(s, now) != 0) return -1;
-  if (ops_restore_principals(s) != 0) return -1;
+  if (recover(s, now) != 0)
+    return -1;
+  if (ops_restore_principals(s) != 0)
+    return -1;
 
   s->commit = commit_start(loop, s->store, cfg->policy, cfg->interval_ms, on_durable, s, &err);
   if (!s->commit) {
@@ -705,10 +761,14 @@ int server_start(server_t *s, const server_cfg_t *cfg, uv_loop_t *loop) {
         "at most %u connections (both faces together): the descriptor limit is %llu "
         "(RLIMIT_NOFILE), %llu are kept for the store and the rest of the process",
         fl.conn_cap, (unsigned long long)fl.soft, (unsigned long long)fl.reserve);
-  net_cfg_t nc = {.max_frame = cfg->max_frame, .max_conns = cfg->max_conns, .fds = &s->fds,
-                  .max_outbuf = cfg->max_outbuf, .slow_ms = cfg->slow_ms,
+  net_cfg_t nc = {.max_frame = cfg->max_frame,
+                  .max_conns = cfg->max_conns,
+                  .fds = &s->fds,
+                  .max_outbuf = cfg->max_outbuf,
+                  .slow_ms = cfg->slow_ms,
                   .preauth_max_frame = GBX_PREAUTH_MAX_FRAME,
-                  .auth_ms = s->creds ? cfg->auth_timeout_ms : 0, .tls = s->tls};
+                  .auth_ms = s->creds ? cfg->auth_timeout_ms : 0,
+                  .tls = s->tls};
   net_cbs_t ncb = {.ctx = s, .frame = ops_frame, .closed = ops_conn_closed};
   s->net = net_new(loop, &nc, &ncb);
   if (!s->net || net_listen(s->net, cfg->host, cfg->port, &s->bound_port, errbuf, sizeof(errbuf))) {
@@ -747,8 +807,8 @@ int server_start(server_t *s, const server_cfg_t *cfg, uv_loop_t *loop) {
   LOG(LOG_INFO, "listening on %s:%d%s, data in %s, sync %s", cfg->host, s->bound_port,
       s->tls ? " (TLS)" : "", cfg->data_dir, policy_name(cfg, pbuf, sizeof(pbuf)));
   if (cfg->http_port >= 0) {
-    s->http = aws_start(s, cfg->http_host, cfg->http_port, cfg->test_endpoints,
-                        &s->http_bound_port, errbuf, sizeof(errbuf));
+    s->http = aws_start(s, cfg->http_host, cfg->http_port, cfg->test_endpoints, &s->http_bound_port,
+                        errbuf, sizeof(errbuf));
     if (!s->http) {
       LOG(LOG_ERROR, "%s", errbuf);
       return -1;
@@ -761,7 +821,8 @@ int server_start(server_t *s, const server_cfg_t *cfg, uv_loop_t *loop) {
                cfg->http_host, s->http_bound_port);
   }
   char httpf[32] = "";
-  if (s->http) snprintf(httpf, sizeof(httpf), " http=%d", s->http_bound_port);
+  if (s->http)
+    snprintf(httpf, sizeof(httpf), " http=%d", s->http_bound_port);
   printf("gearboxd ready port=%d data=%s sync=%s%s\n", s->bound_port, cfg->data_dir,
          policy_name(cfg, pbuf, sizeof(pbuf)), httpf);
   fflush(stdout);
@@ -769,7 +830,8 @@ int server_start(server_t *s, const server_cfg_t *cfg, uv_loop_t *loop) {
 }
 
 static void close_handle(uv_handle_t *h, void *arg) {
-  if (!uv_is_closing(h)) uv_close(h, NULL);
+  if (!uv_is_closing(h))
+    uv_close(h, NULL);
 }
 
 /* Frees everything server_start made, whatever it got to; stops the commit
@@ -786,7 +848,8 @@ static int teardown(server_t *s) {
   topics_free(s->topics);
   broker_free(s->broker);
   gbx_buf_free(&s->envbuf);
-  if (s->store) store_close(s->store);
+  if (s->store)
+    store_close(s->store);
   ids_free(s->ids);
   net_free(s->net);
   aws_free(s->http);
@@ -799,7 +862,9 @@ static int teardown(server_t *s) {
   return rc;
 }
 
-void server_abort_start(server_t *s) { teardown(s); }
+void server_abort_start(server_t *s) {
+  teardown(s);
+}
 
 int server_run(server_t *s) {
   uv_run(s->loop, UV_RUN_DEFAULT);
@@ -810,7 +875,8 @@ int server_run(server_t *s) {
   uint64_t msgs = st.messages, queues = st.queues;
   /* the sequence number after the final commit, before the store closes */
   int rc = s->commit && commit_stop(s->commit) != 0 ? 1 : 0;
-  if (rc) LOG(LOG_ERROR, "the final commit failed");
+  if (rc)
+    LOG(LOG_ERROR, "the final commit failed");
   s->commit = NULL;
   uint64_t seq = store_latest_seq(s->store);
   teardown(s);
