@@ -215,6 +215,10 @@ int qrec_decode(const void *v, size_t vl, qrec_t *r, gbx_errbuf_t *eb) {
 #undef U32F
   if (gbx_get_str(m, "dlq", 1, 0, GBX_MAX_NAME, &s, &sl, NULL, eb))
     goto fail;
+  if (memchr(s, 0, sl)) {
+    gbx_errbuf_set(eb, GBX_E_BAD_TYPE, "queue record: NUL in the dead-letter queue name");
+    goto fail;
+  }
   memcpy(r->a.dlq, s, sl);
   r->a.dlq[sl] = 0;
   if (gbx_get_str(m, "policy", 1, 0, GBX_MAX_POLICY, &s, &sl, NULL, eb))
@@ -233,9 +237,12 @@ int qrec_decode(const void *v, size_t vl, qrec_t *r, gbx_errbuf_t *eb) {
       goto oom;
     for (uint32_t i = 0; i < tags->via.map.size; i++) {
       const msgpack_object *k = &tags->via.map.ptr[i].key, *val = &tags->via.map.ptr[i].val;
+      /* NUL inside would be cut by the C strings they become, and the
+       * record would then not encode back to what was read. */
       if (k->type != MSGPACK_OBJECT_STR || val->type != MSGPACK_OBJECT_STR ||
           k->via.str.size == 0 || k->via.str.size > GBX_MAX_TAG_KEY ||
-          val->via.str.size > GBX_MAX_TAG_VALUE) {
+          val->via.str.size > GBX_MAX_TAG_VALUE || memchr(k->via.str.ptr, 0, k->via.str.size) ||
+          memchr(val->via.str.ptr, 0, val->via.str.size)) {
         gbx_errbuf_set(eb, GBX_E_BAD_TYPE, "queue record: bad tag %u", i);
         goto fail;
       }
