@@ -216,6 +216,9 @@ gbx_err_t ops_parse_tags(const msgpack_object *map, qtag_t **out, uint32_t *n, g
       return gbx_errbuf_set(eb, GBX_E_BAD_TYPE, "tag values must be strings");
     if (k->via.str.size == 0 || k->via.str.size > GBX_MAX_TAG_KEY || v->via.str.size > GBX_MAX_TAG_VALUE)
       return gbx_errbuf_set(eb, GBX_E_OUT_OF_RANGE, "tag keys are 1-128 and values 0-256 characters");
+    /* kept as C strings: a NUL would cut them (an empty key would be stored) */
+    if (memchr(k->via.str.ptr, 0, k->via.str.size) || memchr(v->via.str.ptr, 0, v->via.str.size))
+      return gbx_errbuf_set(eb, GBX_E_BAD_TYPE, "tag keys and values must not contain NUL");
     t[i].key = str_copy(k->via.str.ptr, k->via.str.size);
     t[i].value = str_copy(v->via.str.ptr, v->via.str.size);
     *n = i + 1;
