@@ -19,18 +19,17 @@ typedef struct oconn {
   waiter_t *waiters; /* this connection's waiting receives */
   uint32_t nwaiters;
   /* authentication (only when --credentials is set) */
-  hs_state_t hs;                  /* the handshake (handshake.h) */
+  hs_state_t hs; /* the handshake (handshake.h) */
   uint8_t revoked;
-  auth_id_t id;                   /* who authenticated */
-  const principal_t *p;           /* id's principal in the set of generation gen */
+  auth_id_t id;         /* who authenticated */
+  const principal_t *p; /* id's principal in the set of generation gen */
   uint64_t gen;
-  uint8_t *parked;                /* an auth_prove frame held by the throttle */
+  uint8_t *parked; /* an auth_prove frame held by the throttle */
   uint32_t parked_len;
   uint64_t parked_until;
-  struct oconn *pnext;            /* the server's list of parked connections */
+  struct oconn *pnext; /* the server's list of parked connections */
   conn_t *c;
 } oconn_t;
-
 
 msgpack_packer *ops_rbegin(reply_t *r, server_t *s, uint64_t id, uint32_t nfields) {
   r->s = s;
@@ -69,7 +68,6 @@ void ops_reply_ok(server_t *s, conn_t *c, uint64_t id) {
 
 /* ---- request context ---- */
 
-
 void ops_fail(req_t *q, gbx_err_t code) {
   ops_reply_err(q->s, q->c, q->id, code, q->eb.code == code ? q->eb.msg : NULL);
 }
@@ -81,8 +79,8 @@ int ops_need_name(req_t *q, const char *field, const char **name, uint32_t *nl) 
     return -1;
   }
   if (!gbx_name_valid(*name, *nl)) {
-    gbx_errbuf_set(&q->eb, GBX_E_BAD_NAME, "field '%s': name must be 1-80 characters of A-Za-z0-9_-",
-                   field);
+    gbx_errbuf_set(&q->eb, GBX_E_BAD_NAME,
+                   "field '%s': name must be 1-80 characters of A-Za-z0-9_-", field);
     ops_fail(q, GBX_E_BAD_NAME);
     return -1;
   }
@@ -102,8 +100,10 @@ void ops_pack_tags(msgpack_packer *pk, const qtag_t *tags, uint32_t n) {
 static queue_t *need_queue(req_t *q, const char *field) {
   const char *name;
   uint32_t nl;
-  if (ops_need_name(q, field, &name, &nl) != 0) return NULL;
-  if (!ops_authorize(q, q->action, AUTHZ_QUEUE, name, nl)) return NULL;
+  if (ops_need_name(q, field, &name, &nl) != 0)
+    return NULL;
+  if (!ops_authorize(q, q->action, AUTHZ_QUEUE, name, nl))
+    return NULL;
   queue_t *qu = broker_queue(q->s->broker, name, nl);
   if (!qu) {
     gbx_errbuf_set(&q->eb, GBX_E_QUEUE_NOT_FOUND, "queue '%.*s' does not exist", (int)nl, name);
@@ -132,8 +132,8 @@ static gbx_err_t attr_u32(const msgpack_object *k, const msgpack_object *v, uint
   return GBX_E_OK;
 }
 
-gbx_err_t ops_attr_str(const msgpack_object *k, const msgpack_object *v, uint32_t max,
-                          char **out, gbx_errbuf_t *eb) {
+gbx_err_t ops_attr_str(const msgpack_object *k, const msgpack_object *v, uint32_t max, char **out,
+                       gbx_errbuf_t *eb) {
   if (v->type != MSGPACK_OBJECT_STR)
     return gbx_errbuf_set(eb, GBX_E_BAD_TYPE, "attribute '%.*s' must be a string",
                           (int)k->via.str.size, k->via.str.ptr);
@@ -142,7 +142,8 @@ gbx_err_t ops_attr_str(const msgpack_object *k, const msgpack_object *v, uint32_
                           (int)k->via.str.size, k->via.str.ptr, max);
   free(*out);
   *out = malloc(v->via.str.size + 1u);
-  if (!*out) abort();
+  if (!*out)
+    abort();
   memcpy(*out, v->via.str.ptr, v->via.str.size);
   (*out)[v->via.str.size] = 0;
   return GBX_E_OK;
@@ -195,10 +196,17 @@ static gbx_err_t parse_qattrs(const msgpack_object *map, qattrs_t *a, unsigned *
                          (int)(k->type == MSGPACK_OBJECT_STR ? k->via.str.size : 1),
                          k->type == MSGPACK_OBJECT_STR ? k->via.str.ptr : "?");
     }
-    if (e) return e;
+    if (e)
+      return e;
   }
-  if (a->policy && !a->policy[0]) { free(a->policy); a->policy = NULL; }
-  if (a->redrive_allow && !a->redrive_allow[0]) { free(a->redrive_allow); a->redrive_allow = NULL; }
+  if (a->policy && !a->policy[0]) {
+    free(a->policy);
+    a->policy = NULL;
+  }
+  if (a->redrive_allow && !a->redrive_allow[0]) {
+    free(a->redrive_allow);
+    a->redrive_allow = NULL;
+  }
   return GBX_E_OK;
 }
 
@@ -206,23 +214,28 @@ static gbx_err_t parse_qattrs(const msgpack_object *map, qattrs_t *a, unsigned *
 gbx_err_t ops_parse_tags(const msgpack_object *map, qtag_t **out, uint32_t *n, gbx_errbuf_t *eb) {
   *out = NULL;
   *n = 0;
-  if (!map || !map->via.map.size) return GBX_E_OK;
+  if (!map || !map->via.map.size)
+    return GBX_E_OK;
   qtag_t *t = calloc(map->via.map.size, sizeof(*t));
-  if (!t) abort();
+  if (!t)
+    abort();
   *out = t;
   for (uint32_t i = 0; i < map->via.map.size; i++) {
     const msgpack_object *k = &map->via.map.ptr[i].key, *v = &map->via.map.ptr[i].val;
     if (v->type != MSGPACK_OBJECT_STR)
       return gbx_errbuf_set(eb, GBX_E_BAD_TYPE, "tag values must be strings");
-    if (k->via.str.size == 0 || k->via.str.size > GBX_MAX_TAG_KEY || v->via.str.size > GBX_MAX_TAG_VALUE)
-      return gbx_errbuf_set(eb, GBX_E_OUT_OF_RANGE, "tag keys are 1-128 and values 0-256 characters");
+    if (k->via.str.size == 0 || k->via.str.size > GBX_MAX_TAG_KEY ||
+        v->via.str.size > GBX_MAX_TAG_VALUE)
+      return gbx_errbuf_set(eb, GBX_E_OUT_OF_RANGE,
+                            "tag keys are 1-128 and values 0-256 characters");
     /* kept as C strings: a NUL would cut them (an empty key would be stored) */
     if (memchr(k->via.str.ptr, 0, k->via.str.size) || memchr(v->via.str.ptr, 0, v->via.str.size))
       return gbx_errbuf_set(eb, GBX_E_BAD_TYPE, "tag keys and values must not contain NUL");
     t[i].key = str_copy(k->via.str.ptr, k->via.str.size);
     t[i].value = str_copy(v->via.str.ptr, v->via.str.size);
     *n = i + 1;
-    if (!t[i].key || !t[i].value) abort();
+    if (!t[i].key || !t[i].value)
+      abort();
   }
   return GBX_E_OK;
 }
@@ -237,10 +250,10 @@ void ops_tags_free(qtag_t *t, uint32_t n) {
 
 gbx_err_t ops_check_policy(req_t *q, const char *text) {
   char why[200];
-  if (authz_check_policy(q->s, text, why, sizeof(why)) == 0) return GBX_E_OK;
+  if (authz_check_policy(q->s, text, why, sizeof(why)) == 0)
+    return GBX_E_OK;
   return gbx_errbuf_set(&q->eb, GBX_E_BAD_POLICY, "attribute 'Policy': %s", why);
 }
-
 
 static void op_queue_create(req_t *q) {
   const char *name;
@@ -254,16 +267,22 @@ static void op_queue_create(req_t *q) {
   int created = 0;
   gbx_err_t e;
   qattrs_defaults(&a);
-  if ((e = gbx_get_str(q->m, "q", 1, 0, UINT32_MAX, &name, &nl, NULL, &q->eb))) goto out;
+  if ((e = gbx_get_str(q->m, "q", 1, 0, UINT32_MAX, &name, &nl, NULL, &q->eb)))
+    goto out;
   if (!gbx_name_valid(name, nl)) {
     e = gbx_errbuf_set(&q->eb, GBX_E_BAD_NAME, "queue name must be 1-80 characters of A-Za-z0-9_-");
     goto out;
   }
-  if (!ops_authorize(q, q->action, AUTHZ_QUEUE, name, nl)) return;
-  if ((e = gbx_get_map(q->m, "attrs", 0, 32, &am, NULL, &q->eb))) goto out;
-  if ((e = gbx_get_map(q->m, "tags", 0, GBX_MAX_TAGS, &tm, NULL, &q->eb))) goto out;
-  if (am && (e = parse_qattrs(am, &a, &mask, &q->eb))) goto out;
-  if ((e = ops_parse_tags(tm, &tags, &ntags, &q->eb))) goto out;
+  if (!ops_authorize(q, q->action, AUTHZ_QUEUE, name, nl))
+    return;
+  if ((e = gbx_get_map(q->m, "attrs", 0, 32, &am, NULL, &q->eb)))
+    goto out;
+  if ((e = gbx_get_map(q->m, "tags", 0, GBX_MAX_TAGS, &tm, NULL, &q->eb)))
+    goto out;
+  if (am && (e = parse_qattrs(am, &a, &mask, &q->eb)))
+    goto out;
+  if ((e = ops_parse_tags(tm, &tags, &ntags, &q->eb)))
+    goto out;
   /* a dead-letter queue is written into: it needs send permission there */
   if ((mask & QA_DLQ) && a.dlq[0] &&
       !ops_authorize(q, "sqs:SendMessage", AUTHZ_QUEUE, a.dlq, strlen(a.dlq))) {
@@ -271,7 +290,8 @@ static void op_queue_create(req_t *q) {
     ops_tags_free(tags, ntags);
     return;
   }
-  if ((mask & QA_POLICY) && (e = ops_check_policy(q, a.policy))) goto out;
+  if ((mask & QA_POLICY) && (e = ops_check_policy(q, a.policy)))
+    goto out;
   memcpy(nbuf, name, nl);
   nbuf[nl] = 0;
   e = broker_queue_create(q->s->broker, nbuf, &a, tags, ntags, q->now, &created, &q->eb);
@@ -290,22 +310,25 @@ out:
 
 static void op_queue_delete(req_t *q) {
   queue_t *qu = need_queue(q, "q");
-  if (!qu) return;
+  if (!qu)
+    return;
   broker_queue_delete(q->s->broker, qu, q->now);
   ops_reply_ok(q->s, q->c, q->id);
 }
 
-
 static void collect(void *ctx, const queue_t *qu) {
   names_t *ns = ctx;
   ns->last = qu->name;
-  if (ns->q && !ops_may_see(ns->q, AUTHZ_QUEUE, qu->name, strlen(qu->name))) return;
-  if (ns->n < OPS_MAX_NAMES) ns->v[ns->n++] = qu->name;
+  if (ns->q && !ops_may_see(ns->q, AUTHZ_QUEUE, qu->name, strlen(qu->name)))
+    return;
+  if (ns->n < OPS_MAX_NAMES)
+    ns->v[ns->n++] = qu->name;
 }
 
 names_t *ops_names_new(void) {
   names_t *ns = malloc(sizeof(*ns));
-  if (!ns) abort();
+  if (!ns)
+    abort();
   ns->n = 0;
   ns->last = NULL;
   ns->q = NULL;
@@ -317,9 +340,11 @@ void ops_reply_names(req_t *q, const char *field, names_t *ns, int more) {
   msgpack_packer *pk = ops_rbegin(&r, q->s, q->id, more ? 2 : 1);
   gbx_pack_cstr(pk, field);
   msgpack_pack_array(pk, ns->n);
-  for (uint32_t i = 0; i < ns->n; i++) gbx_pack_cstr(pk, ns->v[i]);
+  for (uint32_t i = 0; i < ns->n; i++)
+    gbx_pack_cstr(pk, ns->v[i]);
   /* the token is the last name listed, never one hidden from the caller */
-  if (more && ns->n) gbx_pack_kv_cstr(pk, "next", ns->v[ns->n - 1]);
+  if (more && ns->n)
+    gbx_pack_kv_cstr(pk, "next", ns->v[ns->n - 1]);
   ops_rend(&r, q->c);
   free(ns);
 }
@@ -354,7 +379,8 @@ static void op_queue_list(req_t *q) {
     ns->last = NULL;
     broker_queue_list(q->s->broker, prefix, pl, next, nl, (uint32_t)(max - ns->n), collect, ns,
                       &more);
-    if (!ns->last) break;
+    if (!ns->last)
+      break;
     next = ns->last;
     nl = (uint32_t)strlen(next);
   } while (more && ns->n < max);
@@ -363,7 +389,8 @@ static void op_queue_list(req_t *q) {
 
 static void op_queue_get_attrs(req_t *q) {
   queue_t *qu = need_queue(q, "q");
-  if (!qu) return;
+  if (!qu)
+    return;
   const qattrs_t *a = &qu->rec.a;
   reply_t r;
   msgpack_packer *pk = ops_rbegin(&r, q->s, q->id, 2);
@@ -393,7 +420,8 @@ static void op_queue_get_attrs(req_t *q) {
 static void op_queue_set_attrs(req_t *q) {
   queue_t *qu = need_queue(q, "q");
   const msgpack_object *am;
-  if (!qu) return;
+  if (!qu)
+    return;
   gbx_err_t e = gbx_get_map(q->m, "attrs", 1, 32, &am, NULL, &q->eb);
   qattrs_t a;
   unsigned mask = 0;
@@ -401,7 +429,8 @@ static void op_queue_set_attrs(req_t *q) {
     ops_fail(q, e);
     return;
   }
-  if (qattrs_copy(&a, &qu->rec.a) != 0) abort();
+  if (qattrs_copy(&a, &qu->rec.a) != 0)
+    abort();
   e = parse_qattrs(am, &a, &mask, &q->eb);
   /* a dead-letter queue is written into: it needs send permission there */
   if (!e && (mask & QA_DLQ) && a.dlq[0] &&
@@ -409,17 +438,22 @@ static void op_queue_set_attrs(req_t *q) {
     qattrs_free(&a);
     return;
   }
-  if (!e && (mask & QA_POLICY)) e = ops_check_policy(q, a.policy);
-  if (!e) e = broker_queue_set_attrs(q->s->broker, qu, &a, mask, q->now, &q->eb);
+  if (!e && (mask & QA_POLICY))
+    e = ops_check_policy(q, a.policy);
+  if (!e)
+    e = broker_queue_set_attrs(q->s->broker, qu, &a, mask, q->now, &q->eb);
   qattrs_free(&a);
-  if (e) ops_fail(q, e);
-  else ops_reply_ok(q->s, q->c, q->id);
+  if (e)
+    ops_fail(q, e);
+  else
+    ops_reply_ok(q->s, q->c, q->id);
 }
 
 static void op_queue_purge(req_t *q) {
   queue_t *qu = need_queue(q, "q");
   uint64_t n = 0;
-  if (!qu) return;
+  if (!qu)
+    return;
   broker_queue_purge(q->s->broker, qu, q->now, &n);
   reply_t r;
   msgpack_packer *pk = ops_rbegin(&r, q->s, q->id, 1);
@@ -432,22 +466,28 @@ static void op_queue_tag(req_t *q) {
   const msgpack_object *tm;
   qtag_t *tags = NULL;
   uint32_t n = 0;
-  if (!qu) return;
+  if (!qu)
+    return;
   gbx_err_t e = gbx_get_map(q->m, "tags", 1, GBX_MAX_TAGS, &tm, NULL, &q->eb);
-  if (!e) e = ops_parse_tags(tm, &tags, &n, &q->eb);
+  if (!e)
+    e = ops_parse_tags(tm, &tags, &n, &q->eb);
   if (!e) {
     e = broker_queue_tag(q->s->broker, qu, tags, n, q->now);
-    if (e) gbx_errbuf_set(&q->eb, e, "a queue has at most %u tags", GBX_MAX_TAGS);
+    if (e)
+      gbx_errbuf_set(&q->eb, e, "a queue has at most %u tags", GBX_MAX_TAGS);
   }
   ops_tags_free(tags, n);
-  if (e) ops_fail(q, e);
-  else ops_reply_ok(q->s, q->c, q->id);
+  if (e)
+    ops_fail(q, e);
+  else
+    ops_reply_ok(q->s, q->c, q->id);
 }
 
 static void op_queue_untag(req_t *q) {
   queue_t *qu = need_queue(q, "q");
   const msgpack_object_array *ka;
-  if (!qu) return;
+  if (!qu)
+    return;
   gbx_err_t e = gbx_get_array(q->m, "keys", 1, 0, GBX_MAX_TAGS, &ka, NULL, &q->eb);
   const char *keys[GBX_MAX_TAGS];
   uint32_t lens[GBX_MAX_TAGS];
@@ -469,7 +509,8 @@ static void op_queue_untag(req_t *q) {
 
 static void op_queue_dlq_sources(req_t *q) {
   queue_t *qu = need_queue(q, "q");
-  if (!qu) return;
+  if (!qu)
+    return;
   names_t *ns = ops_names_new();
   ns->q = q; /* only sources the caller may see */
   broker_dlq_sources(q->s->broker, qu, collect, ns);
@@ -491,10 +532,14 @@ static gbx_err_t build_message(server_t *s, const msgpack_object *m, blob_t **bl
   gbx_err_t e;
   /* sizes and counts are checked below, each with its own error code; the
    * frame limit already bounds what these fields can hold */
-  if ((e = gbx_get_bytes(m, "body", 1, UINT32_MAX, &body, &bl, NULL, eb))) return e;
-  if ((e = gbx_get_u64(m, "delay", 0, 0, GBX_DELAY_MAX, &d, &has_delay, eb))) return e;
-  if ((e = gbx_get_map(m, "attrs", 0, UINT32_MAX, &am, NULL, eb))) return e;
-  if (am && (e = gbx_attrs_decode(am, attrs, &na, eb))) return e;
+  if ((e = gbx_get_bytes(m, "body", 1, UINT32_MAX, &body, &bl, NULL, eb)))
+    return e;
+  if ((e = gbx_get_u64(m, "delay", 0, 0, GBX_DELAY_MAX, &d, &has_delay, eb)))
+    return e;
+  if ((e = gbx_get_map(m, "attrs", 0, UINT32_MAX, &am, NULL, eb)))
+    return e;
+  if (am && (e = gbx_attrs_decode(am, attrs, &na, eb)))
+    return e;
   uint64_t sz = (uint64_t)bl + gbx_attrs_size(attrs, na);
   if (sz > GBX_MAX_MESSAGE_SIZE)
     return gbx_errbuf_set(eb, GBX_E_MESSAGE_TOO_LONG, "message of %llu bytes exceeds %u",
@@ -506,11 +551,13 @@ static gbx_err_t build_message(server_t *s, const msgpack_object *m, blob_t **bl
     gbx_attrs_pack(&pk, attrs, na);
   }
   blob_t *b = blob_new(BLOB_HDR + bl + (uint32_t)s->scratch.len);
-  if (!b) return gbx_errbuf_set(eb, GBX_E_NOMEM, "out of memory");
+  if (!b)
+    return gbx_errbuf_set(eb, GBX_E_NOMEM, "out of memory");
   b->data[0] = BLOB_VERSION;
   be32_put(b->data + 1, bl);
   memcpy(b->data + BLOB_HDR, body, bl);
-  if (s->scratch.len) memcpy(b->data + BLOB_HDR + bl, s->scratch.data, s->scratch.len);
+  if (s->scratch.len)
+    memcpy(b->data + BLOB_HDR + bl, s->scratch.data, s->scratch.len);
   *blob = b;
   *size = (uint32_t)sz;
   *delay = has_delay ? (int32_t)d : -1;
@@ -526,7 +573,8 @@ static gbx_err_t send_one(req_t *q, queue_t *qu, const msgpack_object *m, char m
     return gbx_errbuf_set(&q->eb, GBX_E_DISK_FULL,
                           "free disk space is below the watermark (--min-free); sends are refused");
   gbx_err_t e = build_message(q->s, m, &b, &size, &delay, &q->eb);
-  if (e) return e;
+  if (e)
+    return e;
   if (size > qu->rec.a.max_size) {
     blob_unref(b);
     return gbx_errbuf_set(&q->eb, GBX_E_MESSAGE_TOO_LONG,
@@ -534,7 +582,8 @@ static gbx_err_t send_one(req_t *q, queue_t *qu, const msgpack_object *m, char m
                           qu->rec.a.max_size);
   }
   e = broker_send(q->s->broker, qu, b, size, delay, q->now, &idn);
-  if (e) return gbx_errbuf_set(&q->eb, e, "%s", gbx_err_message(e));
+  if (e)
+    return gbx_errbuf_set(&q->eb, e, "%s", gbx_err_message(e));
   ids_msgid(q->s->ids, idn, mid);
   return GBX_E_OK;
 }
@@ -542,7 +591,8 @@ static gbx_err_t send_one(req_t *q, queue_t *qu, const msgpack_object *m, char m
 static void op_send(req_t *q) {
   queue_t *qu = need_queue(q, "q");
   char mid[GBX_MSGID_LEN];
-  if (!qu) return;
+  if (!qu)
+    return;
   gbx_err_t e = send_one(q, qu, q->m, mid);
   if (e) {
     ops_fail(q, e);
@@ -557,8 +607,10 @@ static void op_send(req_t *q) {
 /* Validates a batch's shape: entries 1-100 maps, unique entry ids. */
 gbx_err_t ops_batch_entries(req_t *q, const msgpack_object_array **ea) {
   gbx_err_t e = gbx_get_array(q->m, "entries", 1, 0, UINT32_MAX, ea, NULL, &q->eb);
-  if (e) return e;
-  if ((*ea)->size == 0) return gbx_errbuf_set(&q->eb, GBX_E_EMPTY_BATCH, "field 'entries' is empty");
+  if (e)
+    return e;
+  if ((*ea)->size == 0)
+    return gbx_errbuf_set(&q->eb, GBX_E_EMPTY_BATCH, "field 'entries' is empty");
   if ((*ea)->size > GBX_MAX_BATCH)
     return gbx_errbuf_set(&q->eb, GBX_E_TOO_MANY_ENTRIES, "a batch holds at most %u entries",
                           GBX_MAX_BATCH);
@@ -567,7 +619,8 @@ gbx_err_t ops_batch_entries(req_t *q, const msgpack_object_array **ea) {
     if (en->type != MSGPACK_OBJECT_MAP || !gbx_map_keys_unique(en))
       return gbx_errbuf_set(&q->eb, GBX_E_BAD_TYPE, "entry %u is not a map with unique keys", i);
     const msgpack_object *id = gbx_map_get(en, "eid");
-    if (!id) continue;
+    if (!id)
+      continue;
     if (id->type != MSGPACK_OBJECT_STR || !gbx_entry_id_valid(id->via.str.ptr, id->via.str.size))
       return gbx_errbuf_set(&q->eb, GBX_E_BAD_NAME,
                             "entry %u: eid must be 1-80 characters of A-Za-z0-9_-", i);
@@ -582,8 +635,8 @@ gbx_err_t ops_batch_entries(req_t *q, const msgpack_object_array **ea) {
   return GBX_E_OK;
 }
 
-
-static void pack_results(req_t *q, const msgpack_object_array *ea, const eres_t *res, int with_mid) {
+static void pack_results(req_t *q, const msgpack_object_array *ea, const eres_t *res,
+                         int with_mid) {
   reply_t r;
   msgpack_packer *pk = ops_rbegin(&r, q->s, q->id, 1);
   gbx_pack_cstr(pk, "results");
@@ -592,17 +645,22 @@ static void pack_results(req_t *q, const msgpack_object_array *ea, const eres_t 
     const msgpack_object *id = gbx_map_get(&ea->ptr[i], "eid");
     int ok = res[i].err == GBX_E_OK;
     msgpack_pack_map(pk, (id ? 1u : 0u) + 1u + (ok ? (with_mid ? 1u : 0u) : 1u));
-    if (id) gbx_pack_kv_str(pk, "eid", id->via.str.ptr, id->via.str.size);
+    if (id)
+      gbx_pack_kv_str(pk, "eid", id->via.str.ptr, id->via.str.size);
     gbx_pack_kv_u64(pk, "err", res[i].err);
-    if (!ok) gbx_pack_kv_cstr(pk, "msg", res[i].msg);
-    else if (with_mid) gbx_pack_kv_str(pk, "mid", res[i].mid, GBX_MSGID_LEN);
+    if (!ok)
+      gbx_pack_kv_cstr(pk, "msg", res[i].msg);
+    else if (with_mid)
+      gbx_pack_kv_str(pk, "mid", res[i].mid, GBX_MSGID_LEN);
   }
   ops_rend(&r, q->c);
 }
 
 void ops_entry_result(req_t *q, eres_t *res, gbx_err_t e) {
   res->err = e;
-  if (e) snprintf(res->msg, sizeof(res->msg), "%s", q->eb.code == e && q->eb.msg[0] ? q->eb.msg : gbx_err_message(e));
+  if (e)
+    snprintf(res->msg, sizeof(res->msg), "%s",
+             q->eb.code == e && q->eb.msg[0] ? q->eb.msg : gbx_err_message(e));
   q->eb.code = GBX_E_OK;
   q->eb.msg[0] = 0;
 }
@@ -610,7 +668,8 @@ void ops_entry_result(req_t *q, eres_t *res, gbx_err_t e) {
 static void op_send_batch(req_t *q) {
   queue_t *qu = need_queue(q, "q");
   const msgpack_object_array *ea;
-  if (!qu) return;
+  if (!qu)
+    return;
   gbx_err_t e = ops_batch_entries(q, &ea);
   if (e) {
     ops_fail(q, e);
@@ -620,7 +679,8 @@ static void op_send_batch(req_t *q) {
   uint64_t total = 0;
   for (uint32_t i = 0; i < ea->size; i++) {
     const msgpack_object *b = gbx_map_get(&ea->ptr[i], "body");
-    if (b && (b->type == MSGPACK_OBJECT_STR || b->type == MSGPACK_OBJECT_BIN)) total += b->via.bin.size;
+    if (b && (b->type == MSGPACK_OBJECT_STR || b->type == MSGPACK_OBJECT_BIN))
+      total += b->via.bin.size;
   }
   if (total > GBX_MAX_BATCH_BYTES) {
     gbx_errbuf_set(&q->eb, GBX_E_BATCH_TOO_LARGE, "batch bodies total %llu bytes, more than %u",
@@ -629,7 +689,8 @@ static void op_send_batch(req_t *q) {
     return;
   }
   eres_t *res = calloc(ea->size, sizeof(*res));
-  if (!res) abort();
+  if (!res)
+    abort();
   for (uint32_t i = 0; i < ea->size; i++)
     ops_entry_result(q, &res[i], send_one(q, qu, &ea->ptr[i], res[i].mid));
   pack_results(q, ea, res, 1);
@@ -680,22 +741,26 @@ static void pack_delivery(server_t *s, msgpack_packer *pk, const delivery_t *d) 
   gbx_pack_kv_u64(pk, "first", (uint64_t)d->first_ms);
   if (al) {
     gbx_pack_cstr(pk, "attrs");
-    if (gbx_buf_append(&s->out, attrs, al) != 0) abort(); /* stored pre-packed */
+    if (gbx_buf_append(&s->out, attrs, al) != 0)
+      abort(); /* stored pre-packed */
   }
-  if (src) gbx_pack_kv_cstr(pk, "src", src->name);
+  if (src)
+    gbx_pack_kv_cstr(pk, "src", src->name);
 }
 
 /* Packs and queues a receive reply; releases the deliveries' blobs. Items
  * whose body could not be found (purged meanwhile) are left out. */
 static void reply_deliveries(server_t *s, conn_t *c, uint64_t id, delivery_t *d, uint32_t n) {
   uint32_t have = 0;
-  for (uint32_t i = 0; i < n; i++) have += d[i].blob != NULL;
+  for (uint32_t i = 0; i < n; i++)
+    have += d[i].blob != NULL;
   reply_t r;
   msgpack_packer *pk = ops_rbegin(&r, s, id, 1);
   gbx_pack_cstr(pk, "msgs");
   msgpack_pack_array(pk, have);
   for (uint32_t i = 0; i < n; i++) {
-    if (!d[i].blob) continue;
+    if (!d[i].blob)
+      continue;
     pack_delivery(s, pk, &d[i]);
     blob_unref(d[i].blob);
     d[i].blob = NULL;
@@ -717,7 +782,8 @@ static void receive_done(fetch_job_t *j) {
   uint32_t k = 0;
   /* items were added in delivery order, one per missing body */
   for (uint32_t i = 0; i < rf->n && k < j->n; i++) {
-    if (rf->d[i].blob) continue;
+    if (rf->d[i].blob)
+      continue;
     rf->d[i].blob = j->items[k].blob;
     j->items[k++].blob = NULL;
   }
@@ -726,7 +792,8 @@ static void receive_done(fetch_job_t *j) {
    * is damage, not a race (reads wait for the batch that wrote the body, and
    * a purge or delete removes the message first): say so, never hide it */
   for (uint32_t i = 0; i < rf->n && !j->failed; i++) {
-    if (rf->d[i].blob) continue;
+    if (rf->d[i].blob)
+      continue;
     queue_t *qu = broker_queue_by_id(s->broker, rf->d[i].qid);
     if (qu && queue_find(qu, rf->d[i].seq)) {
       LOG(LOG_ERROR, "the body of message %llu on queue '%s' is missing from the store",
@@ -738,12 +805,15 @@ static void receive_done(fetch_job_t *j) {
     /* a read error on the store: say so rather than drop the messages
      * silently (they stay in flight and reappear after their timeout) */
     if (!net_closing(rf->c))
-      ops_reply_err(s, rf->c, rf->id, GBX_E_INTERNAL, "reading message bodies from the store failed");
-    for (uint32_t i = 0; i < rf->n; i++) blob_unref(rf->d[i].blob);
+      ops_reply_err(s, rf->c, rf->id, GBX_E_INTERNAL,
+                    "reading message bodies from the store failed");
+    for (uint32_t i = 0; i < rf->n; i++)
+      blob_unref(rf->d[i].blob);
   } else if (!net_closing(rf->c)) {
     reply_deliveries(s, rf->c, rf->id, rf->d, rf->n);
   } else {
-    for (uint32_t i = 0; i < rf->n; i++) blob_unref(rf->d[i].blob);
+    for (uint32_t i = 0; i < rf->n; i++)
+      blob_unref(rf->d[i].blob);
   }
   net_conn_unref(rf->c);
   free(rf);
@@ -752,7 +822,8 @@ static void receive_done(fetch_job_t *j) {
 
 static void deliver(server_t *s, conn_t *c, uint64_t id, delivery_t *d, uint32_t n) {
   uint32_t missing = 0;
-  for (uint32_t i = 0; i < n; i++) missing += d[i].blob == NULL;
+  for (uint32_t i = 0; i < n; i++)
+    missing += d[i].blob == NULL;
   if (!missing) {
     reply_deliveries(s, c, id, d, n);
     return;
@@ -760,14 +831,16 @@ static void deliver(server_t *s, conn_t *c, uint64_t id, delivery_t *d, uint32_t
   /* some bodies are on disk only: read them off the loop thread, reply then */
   rfetch_t *rf = malloc(sizeof(*rf) + n * sizeof(delivery_t));
   fetch_job_t *j = rf ? fetch_job_new(s->store, missing, receive_done, rf) : NULL;
-  if (!j) abort();
+  if (!j)
+    abort();
   rf->s = s;
   rf->c = c;
   rf->id = id;
   rf->n = n;
   memcpy(rf->d, d, n * sizeof(delivery_t));
   for (uint32_t i = 0; i < n; i++)
-    if (!d[i].blob) fetch_job_add(j, d[i].qid, d[i].seq, d[i].body_id);
+    if (!d[i].blob)
+      fetch_job_add(j, d[i].qid, d[i].seq, d[i].body_id);
   net_conn_ref(c);
   /* a body sent in the batch still being written is not in RocksDB yet */
   server_fetch_after_gate(s, j);
@@ -777,7 +850,8 @@ static oconn_t *oconn(conn_t *c) {
   oconn_t *oc = net_conn_data(c);
   if (!oc) {
     oc = calloc(1, sizeof(*oc));
-    if (!oc) abort();
+    if (!oc)
+      abort();
     net_conn_set_data(c, oc);
   }
   return oc;
@@ -788,14 +862,16 @@ static void op_receive(req_t *q) {
   uint64_t max = 1, vis = 0, wait = 0;
   int has_vis = 0, has_wait = 0;
   gbx_err_t e;
-  if (!qu) return;
+  if (!qu)
+    return;
   if ((e = gbx_get_u64(q->m, "max", 0, 1, GBX_MAX_RECEIVE, &max, NULL, &q->eb)) ||
       (e = gbx_get_u64(q->m, "vis", 0, 0, GBX_VIS_MAX, &vis, &has_vis, &q->eb)) ||
       (e = gbx_get_u64(q->m, "wait", 0, 0, GBX_WAIT_MAX, &wait, &has_wait, &q->eb))) {
     ops_fail(q, e);
     return;
   }
-  if (!has_wait) wait = qu->rec.a.wait;
+  if (!has_wait)
+    wait = qu->rec.a.wait;
   delivery_t d[GBX_MAX_RECEIVE];
   uint32_t n = 0;
   e = broker_receive(q->s->broker, qu, (uint32_t)max, has_vis ? (int32_t)vis : -1, q->now, d, &n);
@@ -815,23 +891,30 @@ static void op_receive(req_t *q) {
     return;
   }
   waiter_t *w = calloc(1, sizeof(*w));
-  if (!w) abort();
+  if (!w)
+    abort();
   w->max = (uint32_t)max;
   w->vis = has_vis ? (int32_t)vis : -1;
   w->owner = q->c;
   w->req_id = q->id;
   w->who = q->who.p ? &oc->id : NULL;
-  if (broker_wait(q->s->broker, qu, w, q->now + wait * 1000) != 0) abort();
+  if (broker_wait(q->s->broker, qu, w, q->now + wait * 1000) != 0)
+    abort();
   w->onext = oc->waiters;
   w->oprev = NULL;
-  if (oc->waiters) oc->waiters->oprev = w;
+  if (oc->waiters)
+    oc->waiters->oprev = w;
   oc->waiters = w;
   oc->nwaiters++;
 }
 
 static void owner_unlink(oconn_t *oc, waiter_t *w) {
-  if (w->oprev) w->oprev->onext = w->onext; else oc->waiters = w->onext;
-  if (w->onext) w->onext->oprev = w->oprev;
+  if (w->oprev)
+    w->oprev->onext = w->onext;
+  else
+    oc->waiters = w->onext;
+  if (w->onext)
+    w->onext->oprev = w->oprev;
   oc->nwaiters--;
 }
 
@@ -851,12 +934,15 @@ void ops_serve_waiter(void *ctx, waiter_t *w, gbx_err_t err, delivery_t *d, uint
   free(w);
 }
 
-void ops_end_waits(server_t *s) { broker_end_waits(s->broker); }
+void ops_end_waits(server_t *s) {
+  broker_end_waits(s->broker);
+}
 
 void ops_conn_closed(void *ctx, conn_t *c) {
   server_t *s = ctx;
   oconn_t *oc = net_conn_data(c);
-  if (!oc) return;
+  if (!oc)
+    return;
   while (oc->waiters) {
     waiter_t *w = oc->waiters;
     broker_waiter_cancel(s->broker, w);
@@ -880,7 +966,8 @@ void ops_conn_closed(void *ctx, conn_t *c) {
 
 static gbx_err_t get_rh(req_t *q, const msgpack_object *m, const char **rh, uint32_t *len) {
   gbx_err_t e = gbx_get_str(m, "rh", 1, 0, UINT32_MAX, rh, len, NULL, &q->eb);
-  if (e) return e;
+  if (e)
+    return e;
   if (*len == 0 || *len > GBX_MAX_RECEIPT)
     return gbx_errbuf_set(&q->eb, GBX_E_RECEIPT_INVALID, "receipt handle of %u characters", *len);
   return GBX_E_OK;
@@ -890,7 +977,8 @@ static gbx_err_t delete_one(req_t *q, queue_t *qu, const msgpack_object *m) {
   const char *rh;
   uint32_t len;
   gbx_err_t e = get_rh(q, m, &rh, &len);
-  if (e) return e;
+  if (e)
+    return e;
   return broker_delete(q->s->broker, qu, rh, len, q->now);
 }
 
@@ -899,7 +987,8 @@ static gbx_err_t vis_one(req_t *q, queue_t *qu, const msgpack_object *m) {
   uint32_t len;
   uint64_t vis;
   gbx_err_t e = get_rh(q, m, &rh, &len);
-  if (e || (e = gbx_get_u64(m, "vis", 1, 0, GBX_VIS_MAX, &vis, NULL, &q->eb))) return e;
+  if (e || (e = gbx_get_u64(m, "vis", 1, 0, GBX_VIS_MAX, &vis, NULL, &q->eb)))
+    return e;
   e = broker_change_vis(q->s->broker, qu, rh, len, (uint32_t)vis, q->now);
   if (e == GBX_E_OUT_OF_RANGE)
     gbx_errbuf_set(&q->eb, e, "visibility would end more than 12 hours after the receive");
@@ -908,38 +997,51 @@ static gbx_err_t vis_one(req_t *q, queue_t *qu, const msgpack_object *m) {
 
 static void op_delete(req_t *q) {
   queue_t *qu = need_queue(q, "q");
-  if (!qu) return;
+  if (!qu)
+    return;
   gbx_err_t e = delete_one(q, qu, q->m);
-  if (e) ops_fail(q, e);
-  else ops_reply_ok(q->s, q->c, q->id);
+  if (e)
+    ops_fail(q, e);
+  else
+    ops_reply_ok(q->s, q->c, q->id);
 }
 
 static void op_change_vis(req_t *q) {
   queue_t *qu = need_queue(q, "q");
-  if (!qu) return;
+  if (!qu)
+    return;
   gbx_err_t e = vis_one(q, qu, q->m);
-  if (e) ops_fail(q, e);
-  else ops_reply_ok(q->s, q->c, q->id);
+  if (e)
+    ops_fail(q, e);
+  else
+    ops_reply_ok(q->s, q->c, q->id);
 }
 
 static void batch_apply(req_t *q, gbx_err_t (*one)(req_t *, queue_t *, const msgpack_object *)) {
   queue_t *qu = need_queue(q, "q");
   const msgpack_object_array *ea;
-  if (!qu) return;
+  if (!qu)
+    return;
   gbx_err_t e = ops_batch_entries(q, &ea);
   if (e) {
     ops_fail(q, e);
     return;
   }
   eres_t *res = calloc(ea->size, sizeof(*res));
-  if (!res) abort();
-  for (uint32_t i = 0; i < ea->size; i++) ops_entry_result(q, &res[i], one(q, qu, &ea->ptr[i]));
+  if (!res)
+    abort();
+  for (uint32_t i = 0; i < ea->size; i++)
+    ops_entry_result(q, &res[i], one(q, qu, &ea->ptr[i]));
   pack_results(q, ea, res, 0);
   free(res);
 }
 
-static void op_delete_batch(req_t *q) { batch_apply(q, delete_one); }
-static void op_change_vis_batch(req_t *q) { batch_apply(q, vis_one); }
+static void op_delete_batch(req_t *q) {
+  batch_apply(q, delete_one);
+}
+static void op_change_vis_batch(req_t *q) {
+  batch_apply(q, vis_one);
+}
 
 /* ---- redrive ---- */
 
@@ -959,11 +1061,12 @@ static void check_source(void *ctx, const queue_t *src) {
  * came from: every one needs send permission. 1, or 0 after replying
  * access_denied. */
 static int may_send_to_sources(req_t *q, queue_t *dlq) {
-  if (!q->who.p) return 1;
+  if (!q->who.p)
+    return 1;
   srcs_t x = {q, NULL};
   broker_dlq_origins(q->s->broker, dlq, check_source, &x);
-  return !x.denied || ops_authorize(q, "sqs:SendMessage", AUTHZ_QUEUE, x.denied->name,
-                                    strlen(x.denied->name));
+  return !x.denied ||
+         ops_authorize(q, "sqs:SendMessage", AUTHZ_QUEUE, x.denied->name, strlen(x.denied->name));
 }
 
 static void op_redrive_start(req_t *q) {
@@ -972,15 +1075,20 @@ static void op_redrive_start(req_t *q) {
   int has_dst = 0;
   const char *dn;
   uint32_t dl;
-  if (!dlq) return;
+  if (!dlq)
+    return;
   gbx_err_t e = gbx_get_u64(q->m, "rate", 0, 1, 500, &rate, NULL, &q->eb);
-  if (!e) e = gbx_get_str(q->m, "dst", 0, 1, GBX_MAX_NAME, &dn, &dl, &has_dst, &q->eb);
-  if (!e && has_dst && !ops_authorize(q, "sqs:SendMessage", AUTHZ_QUEUE, dn, dl)) return;
-  if (!e && !has_dst && !may_send_to_sources(q, dlq)) return;
+  if (!e)
+    e = gbx_get_str(q->m, "dst", 0, 1, GBX_MAX_NAME, &dn, &dl, &has_dst, &q->eb);
+  if (!e && has_dst && !ops_authorize(q, "sqs:SendMessage", AUTHZ_QUEUE, dn, dl))
+    return;
+  if (!e && !has_dst && !may_send_to_sources(q, dlq))
+    return;
   if (!e && has_dst && !(dst = broker_queue(q->s->broker, dn, dl)))
     e = gbx_errbuf_set(&q->eb, GBX_E_QUEUE_NOT_FOUND, "destination queue '%.*s' does not exist",
                        (int)dl, dn);
-  if (!e) e = broker_redrive_start(q->s->broker, dlq, dst, (uint32_t)rate, q->now, &q->eb);
+  if (!e)
+    e = broker_redrive_start(q->s->broker, dlq, dst, (uint32_t)rate, q->now, &q->eb);
   if (e) {
     ops_fail(q, e);
     return;
@@ -996,22 +1104,27 @@ static void op_redrive_start(req_t *q) {
 static void op_redrive_status(req_t *q) {
   queue_t *dlq = need_queue(q, "q");
   redrive_status_t st;
-  if (!dlq) return;
+  if (!dlq)
+    return;
   broker_redrive_status(q->s->broker, dlq, &st);
   reply_t r;
-  msgpack_packer *pk = ops_rbegin(&r, q->s, q->id, 3 + (st.dst[0] ? 1u : 0u) + (st.msg[0] ? 1u : 0u));
+  msgpack_packer *pk =
+      ops_rbegin(&r, q->s, q->id, 3 + (st.dst[0] ? 1u : 0u) + (st.msg[0] ? 1u : 0u));
   gbx_pack_kv_cstr(pk, "state", st.state);
   gbx_pack_kv_u64(pk, "moved", st.moved);
   gbx_pack_kv_u64(pk, "total", st.total);
-  if (st.dst[0]) gbx_pack_kv_cstr(pk, "dst", st.dst);
-  if (st.msg[0]) gbx_pack_kv_cstr(pk, "msg", st.msg);
+  if (st.dst[0])
+    gbx_pack_kv_cstr(pk, "dst", st.dst);
+  if (st.msg[0])
+    gbx_pack_kv_cstr(pk, "msg", st.msg);
   ops_rend(&r, q->c);
 }
 
 static void op_redrive_cancel(req_t *q) {
   queue_t *dlq = need_queue(q, "q");
   uint64_t moved = 0;
-  if (!dlq) return;
+  if (!dlq)
+    return;
   gbx_err_t e = broker_redrive_cancel(q->s->broker, dlq, &moved);
   if (e) {
     ops_fail(q, e);
@@ -1129,12 +1242,13 @@ static void op_backup(req_t *q) {
 
 /* ---- dispatch ---- */
 
-
 /* ---- authentication and authorization ---- */
 
 int ops_authorize(req_t *q, const char *action, authz_kind_t kind, const char *name, size_t nl) {
-  if (!q->who.p) return 1;
-  if (authz_allowed(q->s, &q->who, action, kind, name, nl, 1)) return 1;
+  if (!q->who.p)
+    return 1;
+  if (authz_allowed(q->s, &q->who, action, kind, name, nl, 1))
+    return 1;
   char arn[384];
   authz_arn(q->s, kind, name, nl, arn, sizeof(arn));
   gbx_errbuf_set(&q->eb, GBX_E_ACCESS_DENIED, "principal '%s' may not %s on %s", q->who.p->name,
@@ -1171,7 +1285,8 @@ static void peer_addr(conn_t *c, char *buf, size_t cap) {
   size_t n = colon ? (size_t)(colon - p) : strlen(p);
   char ip[64];
   struct in6_addr a6;
-  if (n >= sizeof(ip)) n = sizeof(ip) - 1;
+  if (n >= sizeof(ip))
+    n = sizeof(ip) - 1;
   memcpy(ip, p, n);
   ip[n] = 0;
   if (strchr(ip, ':') && inet_pton(AF_INET6, ip, &a6) == 1) {
@@ -1186,7 +1301,8 @@ static void peer_addr(conn_t *c, char *buf, size_t cap) {
 
 static void park(req_t *q, oconn_t *oc, const uint8_t *p, uint32_t len, uint64_t until) {
   oc->parked = malloc(len);
-  if (!oc->parked) abort();
+  if (!oc->parked)
+    abort();
   memcpy(oc->parked, p, len);
   oc->parked_len = len;
   oc->parked_until = until;
@@ -1211,7 +1327,8 @@ static void op_auth_prove(req_t *q) {
                        how == HS_WRONG_PROOF ? "wrong proof (secret)" : "unknown access key id");
     }
     ops_fail(q, e);
-    if (oc->hs.fails >= MAX_FAILS_PER_CONN) net_close(q->c, "too many failed authentications");
+    if (oc->hs.fails >= MAX_FAILS_PER_CONN)
+      net_close(q->c, "too many failed authentications");
     return;
   }
   /* a success does not clear the address's failures: a valid key of one's
@@ -1233,7 +1350,8 @@ static void op_whoami(req_t *q) {
   reply_t r;
   msgpack_packer *pk = ops_rbegin(&r, q->s, q->id, q->who.p ? 2 : 1);
   gbx_pack_kv_bool(pk, "auth", q->who.p != NULL);
-  if (q->who.p) gbx_pack_kv_cstr(pk, "principal", q->who.p->name);
+  if (q->who.p)
+    gbx_pack_kv_cstr(pk, "principal", q->who.p->name);
   ops_rend(&r, q->c);
 }
 
@@ -1253,7 +1371,8 @@ void ops_release_parked(server_t *s, uint64_t now) {
     net_conn_ref(c);
     ops_frame(s, c, f, fl); /* evaluated now (it may park again, or close c) */
     free(f);
-    if (!net_closing(c) && !oc->parked) net_conn_resume(c);
+    if (!net_closing(c) && !oc->parked)
+      net_conn_resume(c);
     net_conn_unref(c);
     pp = &s->parked; /* the list may have changed */
   }
@@ -1262,18 +1381,21 @@ void ops_release_parked(server_t *s, uint64_t now) {
 uint64_t ops_parked_due(const server_t *s) {
   uint64_t due = UINT64_MAX;
   for (const oconn_t *oc = s->parked; oc; oc = oc->pnext)
-    if (oc->parked_until < due) due = oc->parked_until;
+    if (oc->parked_until < due)
+      due = oc->parked_until;
   return due;
 }
 
 static gbx_err_t waiter_verdict(void *ctx, const waiter_t *w) {
   server_t *s = ctx;
-  if (!w->who) return GBX_E_OK;
+  if (!w->who)
+    return GBX_E_OK;
   const principal_t *p = auth_current(s->auth, w->who);
-  if (!p) return GBX_E_AUTH_REVOKED;
+  if (!p)
+    return GBX_E_AUTH_REVOKED;
   authz_who_t who = {p, "(long poll)"};
-  return authz_allowed(s, &who, "sqs:ReceiveMessage", AUTHZ_QUEUE, w->q->name,
-                       strlen(w->q->name), 1)
+  return authz_allowed(s, &who, "sqs:ReceiveMessage", AUTHZ_QUEUE, w->q->name, strlen(w->q->name),
+                       1)
              ? GBX_E_OK
              : GBX_E_ACCESS_DENIED;
 }
@@ -1287,20 +1409,25 @@ void ops_auth_changed(server_t *s) {
  * not authenticated, or its credentials were revoked since. */
 static gbx_err_t caller(server_t *s, conn_t *c, authz_who_t *who) {
   oconn_t *oc = oconn(c);
-  if (!oc->hs.authed) return GBX_E_UNAUTHENTICATED;
+  if (!oc->hs.authed)
+    return GBX_E_UNAUTHENTICATED;
   uint64_t gen = auth_generation(s->auth);
   if (oc->gen != gen) {
     oc->p = auth_current(s->auth, &oc->id);
     oc->gen = gen;
-    if (!oc->p) oc->revoked = 1;
+    if (!oc->p)
+      oc->revoked = 1;
   }
-  if (oc->revoked) return GBX_E_AUTH_REVOKED;
+  if (oc->revoked)
+    return GBX_E_AUTH_REVOKED;
   who->p = oc->p;
   who->addr = net_conn_peer(c);
   return GBX_E_OK;
 }
 
-static void op_ping(req_t *q) { ops_reply_ok(q->s, q->c, q->id); }
+static void op_ping(req_t *q) {
+  ops_reply_ok(q->s, q->c, q->id);
+}
 
 typedef void (*handler_t)(req_t *);
 
@@ -1312,51 +1439,93 @@ enum {
 
 static handler_t handler_for(uint64_t op) {
   switch (op) {
-  case OP_PING: return op_ping;
-  case OP_AUTH_BEGIN: return op_auth_begin;
-  case OP_AUTH_PROVE: return op_auth_prove;
-  case OP_WHOAMI: return op_whoami;
-  case OP_PRINCIPAL_PUT: return op_principal_put;
-  case OP_PRINCIPAL_DELETE: return op_principal_delete;
-  case OP_PRINCIPAL_LIST: return op_principal_list;
-  case OP_QUEUE_CREATE: return op_queue_create;
-  case OP_QUEUE_DELETE: return op_queue_delete;
-  case OP_QUEUE_LIST: return op_queue_list;
-  case OP_QUEUE_GET_ATTRS: return op_queue_get_attrs;
-  case OP_QUEUE_SET_ATTRS: return op_queue_set_attrs;
-  case OP_QUEUE_PURGE: return op_queue_purge;
-  case OP_QUEUE_TAG: return op_queue_tag;
-  case OP_QUEUE_UNTAG: return op_queue_untag;
-  case OP_QUEUE_DLQ_SOURCES: return op_queue_dlq_sources;
-  case OP_SEND: return op_send;
-  case OP_SEND_BATCH: return op_send_batch;
-  case OP_RECEIVE: return op_receive;
-  case OP_DELETE: return op_delete;
-  case OP_DELETE_BATCH: return op_delete_batch;
-  case OP_CHANGE_VIS: return op_change_vis;
-  case OP_CHANGE_VIS_BATCH: return op_change_vis_batch;
-  case OP_REDRIVE_START: return op_redrive_start;
-  case OP_REDRIVE_STATUS: return op_redrive_status;
-  case OP_REDRIVE_CANCEL: return op_redrive_cancel;
-  case OP_STATS: return op_stats;
-  case OP_BACKUP: return op_backup;
-  case OP_TOPIC_CREATE: return op_topic_create;
-  case OP_TOPIC_DELETE: return op_topic_delete;
-  case OP_TOPIC_LIST: return op_topic_list;
-  case OP_TOPIC_GET_ATTRS: return op_topic_get_attrs;
-  case OP_TOPIC_SET_ATTRS: return op_topic_set_attrs;
-  case OP_SUBSCRIBE: return op_subscribe;
-  case OP_UNSUBSCRIBE: return op_unsubscribe;
-  case OP_SUB_LIST: return op_sub_list;
-  case OP_SUB_GET_ATTRS: return op_sub_get_attrs;
-  case OP_SUB_SET_ATTRS: return op_sub_set_attrs;
-  case OP_PUBLISH: return op_publish;
-  case OP_PUBLISH_BATCH: return op_publish_batch;
+  case OP_PING:
+    return op_ping;
+  case OP_AUTH_BEGIN:
+    return op_auth_begin;
+  case OP_AUTH_PROVE:
+    return op_auth_prove;
+  case OP_WHOAMI:
+    return op_whoami;
+  case OP_PRINCIPAL_PUT:
+    return op_principal_put;
+  case OP_PRINCIPAL_DELETE:
+    return op_principal_delete;
+  case OP_PRINCIPAL_LIST:
+    return op_principal_list;
+  case OP_QUEUE_CREATE:
+    return op_queue_create;
+  case OP_QUEUE_DELETE:
+    return op_queue_delete;
+  case OP_QUEUE_LIST:
+    return op_queue_list;
+  case OP_QUEUE_GET_ATTRS:
+    return op_queue_get_attrs;
+  case OP_QUEUE_SET_ATTRS:
+    return op_queue_set_attrs;
+  case OP_QUEUE_PURGE:
+    return op_queue_purge;
+  case OP_QUEUE_TAG:
+    return op_queue_tag;
+  case OP_QUEUE_UNTAG:
+    return op_queue_untag;
+  case OP_QUEUE_DLQ_SOURCES:
+    return op_queue_dlq_sources;
+  case OP_SEND:
+    return op_send;
+  case OP_SEND_BATCH:
+    return op_send_batch;
+  case OP_RECEIVE:
+    return op_receive;
+  case OP_DELETE:
+    return op_delete;
+  case OP_DELETE_BATCH:
+    return op_delete_batch;
+  case OP_CHANGE_VIS:
+    return op_change_vis;
+  case OP_CHANGE_VIS_BATCH:
+    return op_change_vis_batch;
+  case OP_REDRIVE_START:
+    return op_redrive_start;
+  case OP_REDRIVE_STATUS:
+    return op_redrive_status;
+  case OP_REDRIVE_CANCEL:
+    return op_redrive_cancel;
+  case OP_STATS:
+    return op_stats;
+  case OP_BACKUP:
+    return op_backup;
+  case OP_TOPIC_CREATE:
+    return op_topic_create;
+  case OP_TOPIC_DELETE:
+    return op_topic_delete;
+  case OP_TOPIC_LIST:
+    return op_topic_list;
+  case OP_TOPIC_GET_ATTRS:
+    return op_topic_get_attrs;
+  case OP_TOPIC_SET_ATTRS:
+    return op_topic_set_attrs;
+  case OP_SUBSCRIBE:
+    return op_subscribe;
+  case OP_UNSUBSCRIBE:
+    return op_unsubscribe;
+  case OP_SUB_LIST:
+    return op_sub_list;
+  case OP_SUB_GET_ATTRS:
+    return op_sub_get_attrs;
+  case OP_SUB_SET_ATTRS:
+    return op_sub_set_attrs;
+  case OP_PUBLISH:
+    return op_publish;
+  case OP_PUBLISH_BATCH:
+    return op_publish_batch;
   }
   return NULL;
 }
 
-int ops_handles(uint64_t op) { return handler_for(op) != NULL; }
+int ops_handles(uint64_t op) {
+  return handler_for(op) != NULL;
+}
 
 /* Operations on the server rather than a named queue or topic. */
 static int is_server_op(uint64_t op) {
@@ -1366,8 +1535,9 @@ static int is_server_op(uint64_t op) {
 
 static const char *action_for(uint64_t op) {
   switch (op) {
-#define GBX_OP(sym, code, name, action) \
-  case code: return action;
+#define GBX_OP(sym, code, name, action)                                                            \
+  case code:                                                                                       \
+    return action;
 #include "gbx_ops.def"
 #undef GBX_OP
   }
@@ -1402,7 +1572,8 @@ void ops_frame(void *ctx, conn_t *c, const uint8_t *p, uint32_t len) {
   if (h && auth_enabled(s->auth) && op != OP_PING && op != OP_AUTH_BEGIN && op != OP_AUTH_PROVE &&
       (e = caller(s, c, &q.who))) {
     ops_fail(&q, e);
-    if (e == GBX_E_AUTH_REVOKED) net_close(c, "credentials revoked");
+    if (e == GBX_E_AUTH_REVOKED)
+      net_close(c, "credentials revoked");
     goto out;
   }
   if (h == op_auth_prove) {
@@ -1417,8 +1588,7 @@ void ops_frame(void *ctx, conn_t *c, const uint8_t *p, uint32_t len) {
       goto out;
     }
   }
-  if (h && q.who.p && is_server_op(op) &&
-      !ops_authorize(&q, q.action, AUTHZ_SERVER, "", 0))
+  if (h && q.who.p && is_server_op(op) && !ops_authorize(&q, q.action, AUTHZ_SERVER, "", 0))
     goto out;
   if (!h) {
     gbx_errbuf_set(&q.eb, GBX_E_UNKNOWN_OP, "unknown operation %llu", (unsigned long long)op);
