@@ -110,7 +110,11 @@ static int read_tags(areq_t *r, const cJSON *tl, qtag_t *out, uint32_t *n) {
                "Could not complete request: tag quota of per resource exceeded");
       return -1;
     }
-    if (!k || !k[0] || !v || strlen(k) > GBX_MAX_TAG_KEY || strlen(v) > GBX_MAX_TAG_VALUE) {
+    uint32_t bad;
+    size_t kl = k ? strlen(k) : 0, vl = v ? strlen(v) : 0;
+    if (!kl || !v || kl > GBX_MAX_TAG_KEY || vl > GBX_MAX_TAG_VALUE ||
+        !aws_xml_text_valid((const uint8_t *)k, kl, &bad) ||
+        !aws_xml_text_valid((const uint8_t *)v, vl, &bad)) {
       aws_fail(r, AWS_E_SNS_INVALID_PARAMETER, "Invalid parameter: Tags");
       return -1;
     }

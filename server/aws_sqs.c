@@ -376,15 +376,19 @@ static int parse_tags(areq_t *r, const cJSON *tm, qtag_t **out, uint32_t *n) {
     abort();
   for (const cJSON *c = tm->child; c; c = c->next) {
     const char *v = cJSON_IsString(c) ? c->valuestring : NULL;
-    if (!v || !c->string[0] || strlen(c->string) > GBX_MAX_TAG_KEY ||
-        strlen(v) > GBX_MAX_TAG_VALUE) {
+    size_t kl = strlen(c->string), vl = v ? strlen(v) : 0;
+    uint32_t bad;
+    /* text as in a message body: a form's %00 arrives as an invalid 0xFF */
+    if (!v || !kl || kl > GBX_MAX_TAG_KEY || vl > GBX_MAX_TAG_VALUE ||
+        !aws_xml_text_valid((const uint8_t *)c->string, kl, &bad) ||
+        !aws_xml_text_valid((const uint8_t *)v, vl, &bad)) {
       for (uint32_t i = 0; i < *n; i++) {
         free(t[i].key);
         free(t[i].value);
       }
       free(t);
       aws_fail(r, AWS_E_INVALID_PARAMETER_VALUE,
-               "Tag keys must be 1-128 and values 0-256 characters.");
+               "Tag keys must be 1-128 and values 0-256 characters of text.");
       return -1;
     }
     t[*n].key = strdup(c->string);

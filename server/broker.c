@@ -510,16 +510,9 @@ gbx_err_t broker_queue_create(broker_t *b, const char *name, const qattrs_t *a, 
   heap_node_init(&q->retention_hn, HK_RETENTION);
   q->rec.qid = b->next_qid++;
   q->rec.created_ms = q->rec.modified_ms = broker_wall(b, now);
-  if (ntags) {
-    q->rec.tags = xcalloc(ntags, sizeof(*q->rec.tags));
-    for (uint32_t i = 0; i < ntags; i++) {
-      q->rec.tags[i].key = strdup(tags[i].key);
-      q->rec.tags[i].value = strdup(tags[i].value);
-      if (!q->rec.tags[i].key || !q->rec.tags[i].value)
-        abort();
-    }
-    q->rec.ntags = ntags;
-  }
+  /* a key given twice (the AWS face's JSON and form inputs allow it) is
+   * kept once, with its last value */
+  qtags_set(&q->rec.tags, &q->rec.ntags, tags, ntags);
   uint8_t v[4];
   be32_put(v, b->next_qid);
   J_PUT(b, STORE_CF_META, "N", 1, v, 4);

@@ -20,7 +20,8 @@ static size_t principal_key(char *k, const char *name) {
 }
 
 static int need_auth_on(req_t *q) {
-  if (auth_enabled(q->s->auth)) return 1;
+  if (auth_enabled(q->s->auth))
+    return 1;
   gbx_errbuf_set(&q->eb, GBX_E_BAD_PRINCIPAL,
                  "principal management needs --credentials (authentication is off)");
   ops_fail(q, GBX_E_BAD_PRINCIPAL);
@@ -40,7 +41,8 @@ void op_principal_put(req_t *q) {
   int has_acct = 0, has_pol = 0, conflict = 0;
   gbx_err_t e;
   char err[400];
-  if (!need_auth_on(q)) return;
+  if (!need_auth_on(q))
+    return;
   if ((e = gbx_get_str(q->m, "name", 1, 1, CREDS_MAX_NAME, &name, &nl, NULL, &q->eb)) ||
       (e = gbx_get_str(q->m, "key", 1, 1, CREDS_MAX_AKID, &key, &kl, NULL, &q->eb)) ||
       (e = gbx_get_str(q->m, "secret", 1, 1, CREDS_MAX_SECRET, &secret, &sl, NULL, &q->eb)) ||
@@ -49,11 +51,20 @@ void op_principal_put(req_t *q) {
     ops_fail(q, e);
     return;
   }
+  /* copied as C strings below: a NUL would cut them unseen */
+  if (memchr(name, 0, nl) || memchr(key, 0, kl) || memchr(secret, 0, sl) ||
+      (has_acct && memchr(account, 0, al)) || (has_pol && memchr(policy, 0, pl))) {
+    ops_fail(q, gbx_errbuf_set(&q->eb, GBX_E_BAD_TYPE,
+                               "fields 'name', 'key', 'secret', 'account' and 'policy' must not "
+                               "contain NUL"));
+    return;
+  }
   /* one entry in the credentials file's format: validated as the file is */
   cJSON *o = cJSON_CreateObject(), *pol = NULL;
   char *ns = strndup(name, nl), *ks = strndup(key, kl), *ss = strndup(secret, sl);
   char *as = has_acct ? strndup(account, al) : NULL;
-  if (!o || !ns || !ks || !ss || (has_acct && !as)) abort();
+  if (!o || !ns || !ks || !ss || (has_acct && !as))
+    abort();
   if (has_pol) {
     pol = cJSON_ParseWithLength(policy, pl);
     if (!cJSON_IsObject(pol)) {
@@ -67,10 +78,13 @@ void op_principal_put(req_t *q) {
     cJSON_AddStringToObject(o, "name", ns);
     cJSON_AddStringToObject(o, "access_key_id", ks);
     cJSON_AddStringToObject(o, "secret_access_key", ss);
-    if (as) cJSON_AddStringToObject(o, "account_id", as);
-    if (pol) cJSON_AddItemToObject(o, "policy", pol);
+    if (as)
+      cJSON_AddStringToObject(o, "account_id", as);
+    if (pol)
+      cJSON_AddItemToObject(o, "policy", pol);
     text = cJSON_PrintUnformatted(o);
-    if (!text) abort();
+    if (!text)
+      abort();
     if (auth_put_admin(q->s->auth, text, strlen(text), &conflict, err, sizeof(err)) != 0)
       e = gbx_errbuf_set(&q->eb, conflict ? GBX_E_PRINCIPAL_CONFLICT : GBX_E_BAD_PRINCIPAL, "%s",
                          err);
@@ -93,8 +107,10 @@ void op_principal_put(req_t *q) {
   free(ks);
   free(ss);
   free(as);
-  if (e) ops_fail(q, e);
-  else ops_reply_ok(q->s, q->c, q->id);
+  if (e)
+    ops_fail(q, e);
+  else
+    ops_reply_ok(q->s, q->c, q->id);
 }
 
 void op_principal_delete(req_t *q) {
@@ -102,8 +118,11 @@ void op_principal_delete(req_t *q) {
   uint32_t nl;
   int in_file = 0;
   char ns[CREDS_MAX_NAME + 1], k[CREDS_MAX_NAME + 2];
-  if (!need_auth_on(q)) return;
+  if (!need_auth_on(q))
+    return;
   gbx_err_t e = gbx_get_str(q->m, "name", 1, 1, CREDS_MAX_NAME, &name, &nl, NULL, &q->eb);
+  if (!e && memchr(name, 0, nl)) /* "a\0" must not remove "a" */
+    e = gbx_errbuf_set(&q->eb, GBX_E_BAD_TYPE, "field 'name' must not contain NUL");
   if (e) {
     ops_fail(q, e);
     return;
@@ -126,7 +145,8 @@ void op_principal_delete(req_t *q) {
 }
 
 void op_principal_list(req_t *q) {
-  if (!need_auth_on(q)) return;
+  if (!need_auth_on(q))
+    return;
   const creds_t *c = auth_creds(q->s->auth);
   uint32_t n = creds_count(c);
   reply_t r;
@@ -140,7 +160,8 @@ void op_principal_list(req_t *q) {
     gbx_pack_kv_cstr(pk, "key", p->akid);
     gbx_pack_kv_cstr(pk, "account", p->account);
     gbx_pack_kv_cstr(pk, "source", p->source == CREDS_FROM_FILE ? "file" : "admin");
-    if (p->policy_json) gbx_pack_kv_cstr(pk, "policy", p->policy_json);
+    if (p->policy_json)
+      gbx_pack_kv_cstr(pk, "policy", p->policy_json);
   }
   ops_rend(&r, q->c);
 }

@@ -77,6 +77,32 @@ void qrec_free(qrec_t *r) {
   r->ntags = 0;
 }
 
+void qtags_set(qtag_t **tags, uint32_t *n, const qtag_t *in, uint32_t nin) {
+  qtag_t *t = *tags;
+  if (nin) {
+    t = realloc(t, ((size_t)*n + nin) * sizeof(*t));
+    if (!t)
+      abort();
+    *tags = t;
+  }
+  for (uint32_t i = 0; i < nin; i++) {
+    uint32_t j = 0;
+    while (j < *n && strcmp(t[j].key, in[i].key) != 0)
+      j++;
+    char *v = strdup(in[i].value);
+    if (!v)
+      abort();
+    if (j < *n) {
+      free(t[j].value);
+    } else {
+      if (!(t[j].key = strdup(in[i].key)))
+        abort();
+      (*n)++;
+    }
+    t[j].value = v;
+  }
+}
+
 void idx_key(uint8_t out[IDX_KEY_LEN], uint32_t qid, uint64_t seq) {
   be32_put(out, qid);
   be64_put(out + 4, seq);

@@ -95,6 +95,11 @@ void qattrs_free(qattrs_t *a);
 /* 1 if every attribute is equal. */
 int qattrs_equal(const qattrs_t *x, const qattrs_t *y);
 void qrec_free(qrec_t *r);
+/* Sets in[0..nin) into the *n tags at *tags (realloc'd): a key already
+ * there, or given twice, keeps its first place and takes the last value
+ * (as TagQueue does); new keys are appended. Aborts when out of memory.
+ * The caller has checked the tag limit. */
+void qtags_set(qtag_t **tags, uint32_t *n, const qtag_t *in, uint32_t nin);
 
 void idx_key(uint8_t out[IDX_KEY_LEN], uint32_t qid, uint64_t seq);
 void body_key(uint8_t out[BODY_KEY_LEN], uint64_t body_id);

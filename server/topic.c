@@ -7,7 +7,7 @@
 #include <string.h>
 
 #define TOPIC_REC_VERSION 1u
-#define SUB_REC_VERSION 1u
+#define SUB_REC_VERSION   1u
 
 struct topics {
   broker_t *b;
@@ -16,29 +16,32 @@ struct topics {
   gbx_buf_t envbuf;
   topic_t **byname; /* sorted by name */
   uint32_t n, cap;
-  sub_t **subs;     /* sorted by number */
+  sub_t **subs; /* sorted by number */
   uint32_t nsubs, capsubs;
   gbx_buf_t scratch;
 };
 
 #define J_PUT(t, k, kl, v, vl) (t)->j.put((t)->j.ctx, STORE_CF_META, k, kl, v, vl)
-#define J_DEL(t, k, kl) (t)->j.del((t)->j.ctx, STORE_CF_META, k, kl)
+#define J_DEL(t, k, kl)        (t)->j.del((t)->j.ctx, STORE_CF_META, k, kl)
 
 static void *xcalloc(size_t n, size_t sz) {
   void *p = calloc(n, sz);
-  if (!p) abort(); /* small internal allocations: see broker.c */
+  if (!p)
+    abort(); /* small internal allocations: see broker.c */
   return p;
 }
 
 static char *xstrndup(const char *s, size_t n) {
   char *d = str_copy(s, n);
-  if (!d) abort();
+  if (!d)
+    abort();
   return d;
 }
 
 topics_t *topics_new(broker_t *b, const journal_t *j) {
   topics_t *t = calloc(1, sizeof(*t));
-  if (!t) return NULL;
+  if (!t)
+    return NULL;
   t->b = b;
   t->j = *j;
   gbx_buf_init(&t->scratch);
@@ -46,7 +49,9 @@ topics_t *topics_new(broker_t *b, const journal_t *j) {
   return t;
 }
 
-void topics_set_envelope(topics_t *t, const envelope_ctx_t *ctx) { t->env = ctx; }
+void topics_set_envelope(topics_t *t, const envelope_ctx_t *ctx) {
+  t->env = ctx;
+}
 
 /* 1 if s[0..n) is well-formed UTF-8 (no overlongs, surrogates or code
  * points past U+10FFFF) without NUL: SNS messages are text, and the JSON
@@ -54,16 +59,19 @@ void topics_set_envelope(topics_t *t, const envelope_ctx_t *ctx) { t->env = ctx;
 static int utf8_text(const uint8_t *s, size_t n) {
   for (size_t i = 0; i < n;) {
     uint8_t c = s[i];
-    if (c == 0) return 0;
+    if (c == 0)
+      return 0;
     if (c < 0x80) {
       i++;
       continue;
     }
     size_t len = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 ? 2 : 0;
-    if (!len || c > 0xf4 || i + len > n) return 0;
+    if (!len || c > 0xf4 || i + len > n)
+      return 0;
     uint32_t cp = c & (0x7f >> len);
     for (size_t k = 1; k < len; k++) {
-      if ((s[i + k] & 0xc0) != 0x80) return 0;
+      if ((s[i + k] & 0xc0) != 0x80)
+        return 0;
       cp = (cp << 6) | (s[i + k] & 0x3f);
     }
     if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
@@ -92,9 +100,12 @@ static void topic_free(topic_t *tp) {
 }
 
 void topics_free(topics_t *t) {
-  if (!t) return;
-  for (uint32_t i = 0; i < t->nsubs; i++) sub_free(t->subs[i]);
-  for (uint32_t i = 0; i < t->n; i++) topic_free(t->byname[i]);
+  if (!t)
+    return;
+  for (uint32_t i = 0; i < t->nsubs; i++)
+    sub_free(t->subs[i]);
+  for (uint32_t i = 0; i < t->n; i++)
+    topic_free(t->byname[i]);
   free(t->subs);
   free(t->byname);
   gbx_buf_free(&t->scratch);
@@ -114,7 +125,10 @@ static uint32_t lower_bound(const topics_t *t, const char *name, size_t len) {
   uint32_t lo = 0, hi = t->n;
   while (lo < hi) {
     uint32_t mid = (lo + hi) / 2;
-    if (name_cmp(name, len, t->byname[mid]->name) > 0) lo = mid + 1; else hi = mid;
+    if (name_cmp(name, len, t->byname[mid]->name) > 0)
+      lo = mid + 1;
+    else
+      hi = mid;
   }
   return lo;
 }
@@ -128,7 +142,8 @@ static void topic_insert(topics_t *t, topic_t *tp) {
   if (t->n == t->cap) {
     t->cap = t->cap ? t->cap * 2 : 16;
     topic_t **a = realloc(t->byname, t->cap * sizeof(*a));
-    if (!a) abort();
+    if (!a)
+      abort();
     t->byname = a;
   }
   uint32_t i = lower_bound(t, tp->name, strlen(tp->name));
@@ -141,7 +156,10 @@ static uint32_t sub_index(const topics_t *t, uint64_t num) {
   uint32_t lo = 0, hi = t->nsubs;
   while (lo < hi) {
     uint32_t mid = (lo + hi) / 2;
-    if (t->subs[mid]->num < num) lo = mid + 1; else hi = mid;
+    if (t->subs[mid]->num < num)
+      lo = mid + 1;
+    else
+      hi = mid;
   }
   return lo;
 }
@@ -150,7 +168,8 @@ static void sub_insert(topics_t *t, sub_t *s) {
   if (t->nsubs == t->capsubs) {
     t->capsubs = t->capsubs ? t->capsubs * 2 : 16;
     sub_t **a = realloc(t->subs, t->capsubs * sizeof(*a));
-    if (!a) abort();
+    if (!a)
+      abort();
     t->subs = a;
   }
   uint32_t i = sub_index(t, s->num);
@@ -222,13 +241,15 @@ static void persist_sub(topics_t *t, const sub_t *s) {
   J_PUT(t, k, sizeof(k), t->scratch.data, t->scratch.len);
 }
 
-int topics_restore_topic(topics_t *t, const char *name, const void *v, size_t vl, gbx_errbuf_t *eb) {
+int topics_restore_topic(topics_t *t, const char *name, const void *v, size_t vl,
+                         gbx_errbuf_t *eb) {
   gbx_doc_t d;
   uint64_t ver, created;
   const char *disp, *pol;
   uint32_t dl, pl;
   const msgpack_object *tags;
-  if (gbx_doc_parse(&d, v, vl, eb) != GBX_E_OK) return -1;
+  if (gbx_doc_parse(&d, v, vl, eb) != GBX_E_OK)
+    return -1;
   if (gbx_get_u64(&d.root, "v", 1, TOPIC_REC_VERSION, TOPIC_REC_VERSION, &ver, NULL, eb) ||
       gbx_get_u64(&d.root, "created", 1, 0, INT64_MAX, &created, NULL, eb) ||
       gbx_get_str(&d.root, "display", 1, 0, TOPIC_MAX_DISPLAY, &disp, &dl, NULL, eb) ||
@@ -240,13 +261,16 @@ int topics_restore_topic(topics_t *t, const char *name, const void *v, size_t vl
   topic_t *tp = xcalloc(1, sizeof(*tp));
   snprintf(tp->name, sizeof(tp->name), "%s", name);
   tp->created_ms = (int64_t)created;
-  if (dl) tp->display = xstrndup(disp, dl);
-  if (pl) tp->policy = xstrndup(pol, pl);
+  if (dl)
+    tp->display = xstrndup(disp, dl);
+  if (pl)
+    tp->policy = xstrndup(pol, pl);
   if (tags->via.map.size) {
     tp->tags = xcalloc(tags->via.map.size, sizeof(*tp->tags));
     for (uint32_t i = 0; i < tags->via.map.size; i++) {
       const msgpack_object *k = &tags->via.map.ptr[i].key, *val = &tags->via.map.ptr[i].val;
-      if (val->type != MSGPACK_OBJECT_STR) continue;
+      if (val->type != MSGPACK_OBJECT_STR)
+        continue;
       tp->tags[tp->ntags].key = xstrndup(k->via.str.ptr, k->via.str.size);
       tp->tags[tp->ntags++].value = xstrndup(val->via.str.ptr, val->via.str.size);
     }
@@ -260,7 +284,8 @@ static gbx_err_t compile(sub_t *s, const char *json, size_t len, int scope, gbx_
   filter_t *f = NULL;
   if (len) {
     f = filter_compile(json, len, scope, eb);
-    if (!f) return eb && eb->code ? eb->code : GBX_E_BAD_FILTER_POLICY;
+    if (!f)
+      return eb && eb->code ? eb->code : GBX_E_BAD_FILTER_POLICY;
   }
   filter_free(s->filter);
   free(s->filter_json);
@@ -283,7 +308,8 @@ int topics_restore_sub(topics_t *t, uint64_t num, const void *v, size_t vl, gbx_
                    (unsigned long long)num);
     return -1;
   }
-  if (gbx_doc_parse(&d, v, vl, eb) != GBX_E_OK) return -1;
+  if (gbx_doc_parse(&d, v, vl, eb) != GBX_E_OK)
+    return -1;
   int bad = gbx_get_u64(&d.root, "v", 1, SUB_REC_VERSION, SUB_REC_VERSION, &ver, NULL, eb) ||
             gbx_get_str(&d.root, "topic", 1, 1, GBX_MAX_NAME, &tn, &tl, NULL, eb) ||
             gbx_get_str(&d.root, "queue", 1, 1, GBX_MAX_NAME, &qn, &ql, NULL, eb) ||
@@ -308,7 +334,8 @@ int topics_restore_sub(topics_t *t, uint64_t num, const void *v, size_t vl, gbx_
     }
   }
   gbx_doc_free(&d);
-  if (bad) return -1;
+  if (bad)
+    return -1;
   sub_insert(t, s);
   broker_restore_counter(t->b, num + 1, 0); /* in range: checked above */
   return 0;
@@ -316,7 +343,9 @@ int topics_restore_sub(topics_t *t, uint64_t num, const void *v, size_t vl, gbx_
 
 /* ---- topics ---- */
 
-static int streq_opt(const char *a, const char *b) { return strcmp(a ? a : "", b ? b : "") == 0; }
+static int streq_opt(const char *a, const char *b) {
+  return strcmp(a ? a : "", b ? b : "") == 0;
+}
 
 gbx_err_t topics_create(topics_t *t, const char *name, const char *display, const char *policy,
                         const qtag_t *tags, uint32_t ntags, uint64_t now, int *created,
@@ -333,16 +362,11 @@ gbx_err_t topics_create(topics_t *t, const char *name, const char *display, cons
   tp = xcalloc(1, sizeof(*tp));
   snprintf(tp->name, sizeof(tp->name), "%s", name);
   tp->created_ms = broker_wall(t->b, now);
-  if (display && display[0]) tp->display = xstrndup(display, strlen(display));
-  if (policy && policy[0]) tp->policy = xstrndup(policy, strlen(policy));
-  if (ntags) {
-    tp->tags = xcalloc(ntags, sizeof(*tp->tags));
-    for (uint32_t i = 0; i < ntags; i++) {
-      tp->tags[i].key = xstrndup(tags[i].key, strlen(tags[i].key));
-      tp->tags[i].value = xstrndup(tags[i].value, strlen(tags[i].value));
-    }
-    tp->ntags = ntags;
-  }
+  if (display && display[0])
+    tp->display = xstrndup(display, strlen(display));
+  if (policy && policy[0])
+    tp->policy = xstrndup(policy, strlen(policy));
+  qtags_set(&tp->tags, &tp->ntags, tags, ntags); /* a key given twice: kept once, last value */
   persist_topic(t, tp);
   topic_insert(t, tp);
   *created = 1;
@@ -389,8 +413,10 @@ uint32_t topics_list(topics_t *t, const char *prefix, size_t plen, const char *a
   uint32_t i = lower_bound(t, prefix, plen), n = 0;
   if (alen) {
     uint32_t j = lower_bound(t, after, alen);
-    if (j < t->n && name_cmp(after, alen, t->byname[j]->name) == 0) j++;
-    if (j > i) i = j;
+    if (j < t->n && name_cmp(after, alen, t->byname[j]->name) == 0)
+      j++;
+    if (j > i)
+      i = j;
   }
   *more = 0;
   for (; i < t->n && strncmp(t->byname[i]->name, prefix, plen) == 0; i++) {
@@ -409,7 +435,8 @@ uint32_t topics_list(topics_t *t, const char *prefix, size_t plen, const char *a
 const sub_t *topics_sub_for(const topics_t *t, const char *topic, size_t tl, const char *queue) {
   const topic_t *tp = topics_find(t, topic, tl);
   for (const sub_t *s = tp ? tp->subs : NULL; s; s = s->next)
-    if (strcmp(s->queue, queue) == 0) return s;
+    if (strcmp(s->queue, queue) == 0)
+      return s;
   return NULL;
 }
 
@@ -419,7 +446,8 @@ void topics_sub_id(const topics_t *t, const sub_t *s, char out[GBX_MSGID_LEN]) {
 
 sub_t *topics_sub_find(const topics_t *t, const char *id, size_t len) {
   uint64_t num;
-  if (ids_msgid_parse(broker_ids(t->b), id, len, &num) != 0) return NULL;
+  if (ids_msgid_parse(broker_ids(t->b), id, len, &num) != 0)
+    return NULL;
   uint32_t i = sub_index(t, num);
   return i < t->nsubs && t->subs[i]->num == num ? t->subs[i] : NULL;
 }
@@ -437,7 +465,8 @@ static int same_settings(const sub_t *s, const sub_attrs_t *a) {
 gbx_err_t topics_subscribe(topics_t *t, topic_t *tp, const char *queue, const sub_attrs_t *a,
                            sub_t **out, gbx_errbuf_t *eb) {
   for (sub_t *s = tp->subs; s; s = s->next) {
-    if (strcmp(s->queue, queue) != 0) continue;
+    if (strcmp(s->queue, queue) != 0)
+      continue;
     if (!same_settings(s, a))
       return gbx_errbuf_set(eb, GBX_E_SUBSCRIPTION_EXISTS,
                             "queue '%s' is subscribed to '%s' with different attributes", queue,
@@ -476,14 +505,17 @@ gbx_err_t topics_sub_set_attrs(topics_t *t, sub_t *s, const sub_attrs_t *a, gbx_
   if (a->set & (SA_FILTER | SA_SCOPE)) {
     /* recompile with the new policy and/or scope; on error nothing changes */
     const char *f = (a->set & SA_FILTER) ? a->filter : s->filter_json;
-    size_t fl = (a->set & SA_FILTER) ? a->filter_len : (s->filter_json ? strlen(s->filter_json) : 0);
+    size_t fl =
+        (a->set & SA_FILTER) ? a->filter_len : (s->filter_json ? strlen(s->filter_json) : 0);
     int scope = (a->set & SA_SCOPE) ? a->scope : s->scope;
     char *copy = fl ? xstrndup(f, fl) : NULL; /* f may be s->filter_json itself */
     gbx_err_t e = compile(s, copy, fl, scope, eb);
     free(copy);
-    if (e) return e;
+    if (e)
+      return e;
   }
-  if (a->set & SA_RAW) s->raw = a->raw;
+  if (a->set & SA_RAW)
+    s->raw = a->raw;
   persist_sub(t, s);
   return GBX_E_OK;
 }
@@ -494,7 +526,8 @@ uint32_t topics_sub_list(topics_t *t, const topic_t *tp, const char *queue, uint
   *more = 0;
   for (uint32_t i = after ? sub_index(t, after + 1) : 0; i < t->nsubs; i++) {
     const sub_t *s = t->subs[i];
-    if ((tp && s->topic != tp) || (queue && strcmp(s->queue, queue) != 0)) continue;
+    if ((tp && s->topic != tp) || (queue && strcmp(s->queue, queue) != 0))
+      continue;
     if (n == max) {
       *more = 1;
       break;
@@ -509,8 +542,8 @@ uint32_t topics_sub_list(topics_t *t, const topic_t *tp, const char *queue, uint
 
 gbx_err_t topics_publish(topics_t *t, topic_t *tp, const uint8_t *body, uint32_t body_len,
                          const gbx_attr_t *attrs, uint32_t nattrs, const char *subject,
-                         size_t subject_len, uint64_t now, uint64_t *pub_idn,
-                         uint32_t *delivered, gbx_errbuf_t *eb) {
+                         size_t subject_len, uint64_t now, uint64_t *pub_idn, uint32_t *delivered,
+                         gbx_errbuf_t *eb) {
   uint64_t size = (uint64_t)body_len + gbx_attrs_size(attrs, nattrs);
   *delivered = 0;
   if (size > TOPIC_MAX_MESSAGE)
@@ -531,15 +564,18 @@ gbx_err_t topics_publish(topics_t *t, topic_t *tp, const uint8_t *body, uint32_t
   if (tp->nsubs > 16) {
     qs = malloc(tp->nsubs * sizeof(*qs));
     env = malloc(tp->nsubs);
-    if (!qs || !env) abort();
+    if (!qs || !env)
+      abort();
   }
   filter_msg_t fm;
   filter_msg_init(&fm, attrs, nattrs, (const char *)body, body_len);
   uint32_t n = 0, nenv = 0;
   for (const sub_t *s = tp->subs; s; s = s->next) {
     queue_t *q = broker_queue(t->b, s->queue, strlen(s->queue));
-    if (!q) continue; /* deleted: skipped until it exists again */
-    if (s->filter && !filter_match(s->filter, &fm)) continue;
+    if (!q)
+      continue; /* deleted: skipped until it exists again */
+    if (s->filter && !filter_match(s->filter, &fm))
+      continue;
     qs[n] = q;
     env[n++] = !s->raw;
     nenv += !s->raw;
@@ -556,11 +592,12 @@ gbx_err_t topics_publish(topics_t *t, topic_t *tp, const uint8_t *body, uint32_t
   size_t bl = blob_pub_size(body_len, (uint32_t)t->scratch.len, (uint32_t)strlen(tp->name),
                             (uint32_t)subject_len);
   blob_t *blob = n ? blob_new((uint32_t)bl) : NULL;
-  if (n && !blob) abort();
+  if (n && !blob)
+    abort();
   if (blob)
-    blob_pub_write(blob->data, body, body_len, t->scratch.data, (uint32_t)t->scratch.len,
-                   *pub_idn, broker_wall(t->b, now), tp->name, (uint32_t)strlen(tp->name),
-                   subject, (uint32_t)subject_len);
+    blob_pub_write(blob->data, body, body_len, t->scratch.data, (uint32_t)t->scratch.len, *pub_idn,
+                   broker_wall(t->b, now), tp->name, (uint32_t)strlen(tp->name), subject,
+                   (uint32_t)subject_len);
   /* an enveloped copy is as long as its envelope, the same for every
    * subscription (ids are fixed-length): render it once to measure it */
   uint32_t env_size = (uint32_t)size;
@@ -570,11 +607,13 @@ gbx_err_t topics_publish(topics_t *t, topic_t *tp, const uint8_t *body, uint32_t
       env_size = (uint32_t)t->envbuf.len;
   }
   uint32_t sizes_small[16], *sizes = n > 16 ? malloc(n * sizeof(*sizes)) : sizes_small;
-  if (!sizes) abort();
+  if (!sizes)
+    abort();
   uint32_t k = 0;
   for (uint32_t i = 0; i < n; i++) {
     uint32_t sz = env[i] ? env_size : (uint32_t)size;
-    if (sz > qs[i]->rec.a.max_size) continue; /* SQS would refuse it: not delivered */
+    if (sz > qs[i]->rec.a.max_size)
+      continue; /* SQS would refuse it: not delivered */
     qs[k] = qs[i];
     env[k] = env[i];
     sizes[k++] = sz;
@@ -582,15 +621,20 @@ gbx_err_t topics_publish(topics_t *t, topic_t *tp, const uint8_t *body, uint32_t
   n = k;
   if (n) {
     uint64_t idns_small[16], *idns = n > 16 ? malloc(n * sizeof(*idns)) : idns_small;
-    if (!idns) abort();
+    if (!idns)
+      abort();
     e = broker_fanout(t->b, qs, env, n, blob, sizes, now, idns);
-    if (idns != idns_small) free(idns);
-    if (e) gbx_errbuf_set(eb, e, "%s", gbx_err_message(e));
-    else *delivered = n;
+    if (idns != idns_small)
+      free(idns);
+    if (e)
+      gbx_errbuf_set(eb, e, "%s", gbx_err_message(e));
+    else
+      *delivered = n;
   } else {
     blob_unref(blob);
   }
-  if (sizes != sizes_small) free(sizes);
+  if (sizes != sizes_small)
+    free(sizes);
   if (qs != qs_small) {
     free(qs);
     free(env);

@@ -202,6 +202,47 @@ class Http(unittest.TestCase):
         self.assertEqual(st, 400)
         self.assertIn(b"<Code>InvalidMessageContents</Code>", rb)
 
+    def test_tags_are_text_and_keys_unique(self):
+        c = self.conn()
+        # a tag holding NUL (or malformed UTF-8) is refused on both services
+        for key, value in (("k", "a\x00b"), ("\x00", "v"), ("k", "\udcff")):
+            kv = {"Tag.1.Key": key, "Tag.1.Value": value}
+            body = urllib.parse.urlencode(dict(Action="CreateQueue", QueueName="h-tagbad", **kv),
+                                          errors="surrogateescape").encode()
+            c.send(request(body))
+            st, h, rb = c.response()
+            self.assertEqual(st, 400, rb)
+            self.assertIn(b"<Code>InvalidParameterValue</Code>", rb)
+            kv = {"Tags.member.1.Key": key, "Tags.member.1.Value": value}
+            body = urllib.parse.urlencode(dict(Action="CreateTopic", Name="h-tagbad", **kv),
+                                          errors="surrogateescape").encode()
+            c.send(request(body))
+            st, h, rb = c.response()
+            self.assertEqual(st, 400, rb)
+            self.assertIn(b"<Code>InvalidParameter</Code>", rb)
+        c.send(request(form(Action="ListQueues", QueueNamePrefix="h-tagbad")))
+        st, h, rb = c.response()
+        self.assertNotIn(b"h-tagbad", rb)
+        # a key given twice is kept once, with its last value (form and JSON)
+        c.send(request(form(Action="CreateQueue", QueueName="h-tagdup", **{
+            "Tag.1.Key": "k", "Tag.1.Value": "1", "Tag.2.Key": "k", "Tag.2.Value": "2"})))
+        st, h, rb = c.response()
+        self.assertEqual(st, 200, rb)
+        c.send(request(form(Action="ListQueueTags", QueueUrl="http://x/1/h-tagdup")))
+        st, h, rb = c.response()
+        self.assertEqual(rb.count(b"<Key>k</Key>"), 1, rb)
+        self.assertIn(b"<Value>2</Value>", rb)
+        hj = {"Content-Type": "application/x-amz-json-1.0"}
+        c.send(request(b'{"QueueName": "h-tagdup2", "tags": {"k": "1", "k": "2"}}',
+                       headers=dict(hj, **{"X-Amz-Target": "AmazonSQS.CreateQueue"})))
+        st, h, rb = c.response()
+        self.assertEqual(st, 200, rb)
+        c.send(request(json.dumps({"QueueUrl": json.loads(rb)["QueueUrl"]}).encode(),
+                       headers=dict(hj, **{"X-Amz-Target": "AmazonSQS.ListQueueTags"})))
+        st, h, rb = c.response()
+        self.assertEqual(rb.count(b'"k"'), 1, rb)
+        self.assertEqual(json.loads(rb)["Tags"], {"k": "2"})
+
     def test_host_header_builds_urls(self):
         c = self.conn()
         c.send(request(form(Action="CreateQueue", QueueName="h-host"), headers={"Host": "sqs.example.test:4566"}))

@@ -19,6 +19,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "gbx_auth.h"
 #include "gbx_codec.h"
 #include "testutil.h"
 
@@ -26,7 +27,9 @@ static gbx_error_t e;
 
 /* ---- credentials files ----------------------------------------------------------- */
 
-#define ALLOW_ALL "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\",\"Action\":\"*\",\"Resource\":\"*\"}]}"
+#define ALLOW_ALL                                                                                  \
+  "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\",\"Action\":\"*\","             \
+  "\"Resource\":\"*\"}]}"
 
 /* The principals of the matrix: one of each shape of policy. */
 static const char *const CREDS =
@@ -35,7 +38,8 @@ static const char *const CREDS =
     "\"secret_access_key\":\"admin-secret-0123456789\",\"policy\":" ALLOW_ALL "},"
     "{\"name\":\"producer\",\"access_key_id\":\"GBXPRODUCER00001\","
     "\"secret_access_key\":\"producer-secret-012345\",\"policy\":{\"Version\":\"2012-10-17\","
-    "\"Statement\":[{\"Effect\":\"Allow\",\"Action\":[\"sqs:SendMessage\",\"sqs:GetQueueAttributes\"],"
+    "\"Statement\":[{\"Effect\":\"Allow\",\"Action\":[\"sqs:SendMessage\",\"sqs:"
+    "GetQueueAttributes\"],"
     "\"Resource\":\"orders-*\"},{\"Effect\":\"Allow\",\"Action\":\"sns:Publish\","
     "\"Resource\":\"arn:aws:sns:*:*:events\"}]}},"
     "{\"name\":\"consumer\",\"access_key_id\":\"GBXCONSUMER00001\","
@@ -88,8 +92,10 @@ static int log_has(gbx_testserver_t *ts, const char *needle) {
   FILE *f = fopen(ts_log_path(ts), "r");
   char line[2048];
   int found = 0;
-  if (!f) return 0;
-  while (!found && fgets(line, sizeof(line), f)) found = strstr(line, needle) != NULL;
+  if (!f)
+    return 0;
+  while (!found && fgets(line, sizeof(line), f))
+    found = strstr(line, needle) != NULL;
   fclose(f);
   return found;
 }
@@ -97,7 +103,8 @@ static int log_has(gbx_testserver_t *ts, const char *needle) {
 /* Waits up to 5 s for a log line holding needle. */
 static int log_wait(gbx_testserver_t *ts, const char *needle) {
   for (int i = 0; i < 100; i++) {
-    if (log_has(ts, needle)) return 1;
+    if (log_has(ts, needle))
+      return 1;
     tu_sleep_ms(50);
   }
   return 0;
@@ -313,7 +320,8 @@ static void test_reload_policy_change(void **state) {
       "{\"principals\":["
       "{\"name\":\"newcomer\",\"access_key_id\":\"GBXNEWCOMER00001\","
       "\"secret_access_key\":\"newcomer-secret-01234\",\"policy\":{\"Version\":\"2012-10-17\","
-      "\"Statement\":[{\"Effect\":\"Allow\",\"Action\":\"sqs:ReceiveMessage\",\"Resource\":\"*\"}]}}"
+      "\"Statement\":[{\"Effect\":\"Allow\",\"Action\":\"sqs:ReceiveMessage\",\"Resource\":\"*\"}]}"
+      "}"
       "]}";
   write_file(dir, "creds.json", narrowed, 0600);
   assert_int_equal(kill(ts_pid(ts), SIGHUP), 0);
@@ -343,7 +351,8 @@ static void expect_refused(const char *dir, const char *name, const char *text, 
     ts_free(ts);
     fail_msg("gearboxd started with credentials file %s (%s)", name, why);
   }
-  if (!strstr(err, why)) fail_msg("refusal for %s does not say '%s': %s", name, why, err);
+  if (!strstr(err, why))
+    fail_msg("refusal for %s does not say '%s': %s", name, why, err);
 }
 
 static void test_bad_credential_files(void **state) {
@@ -358,11 +367,12 @@ static void test_bad_credential_files(void **state) {
                  "{\"principals\":[{\"name\":\"a\",\"access_key_id\":\"GBXSHORT00000001\","
                  "\"secret_access_key\":\"short\"}]}",
                  0600, "secret");
-  expect_refused(dir, "badpolicy.json",
-                 "{\"principals\":[{\"name\":\"a\",\"access_key_id\":\"GBXBADPOL0000001\","
-                 "\"secret_access_key\":\"long-enough-secret-000\",\"policy\":{\"Statement\":"
-                 "[{\"Effect\":\"Allow\",\"Action\":\"*\",\"Resource\":\"*\",\"Condition\":{}}]}}]}",
-                 0600, "Condition");
+  expect_refused(
+      dir, "badpolicy.json",
+      "{\"principals\":[{\"name\":\"a\",\"access_key_id\":\"GBXBADPOL0000001\","
+      "\"secret_access_key\":\"long-enough-secret-000\",\"policy\":{\"Statement\":"
+      "[{\"Effect\":\"Allow\",\"Action\":\"*\",\"Resource\":\"*\",\"Condition\":{}}]}}]}",
+      0600, "Condition");
   /* readable by others: refused however good the contents */
   expect_refused(dir, "open.json", CREDS, 0644, "chmod 600");
   expect_refused(dir, "/nonexistent/creds.json", NULL, 0, "/nonexistent/creds.json");
@@ -415,11 +425,13 @@ static void test_data_files_owner_only(void **state) {
   assert_int_equal(stat(ts_data_dir(ts), &st), 0);
   assert_int_equal(st.st_mode & 077, 0);
   while ((de = readdir(d))) {
-    if (de->d_name[0] == '.') continue;
+    if (de->d_name[0] == '.')
+      continue;
     char p[1024];
     snprintf(p, sizeof(p), "%s/%s", ts_data_dir(ts), de->d_name);
     assert_int_equal(stat(p, &st), 0);
-    if (st.st_mode & 077) fail_msg("%s has mode %o", p, st.st_mode & 0777);
+    if (st.st_mode & 077)
+      fail_msg("%s has mode %o", p, st.st_mode & 0777);
     files++;
   }
   closedir(d);
@@ -431,13 +443,25 @@ static void test_data_files_owner_only(void **state) {
 /* ---- the authorization matrix ------------------------------------------------------------ */
 
 typedef enum {
-  A_SEND, A_RECEIVE, A_DELETE, A_GET_ATTRS, A_SET_ATTRS, A_PURGE, A_CREATE, A_DELETE_QUEUE,
-  A_PUBLISH, A_SUBSCRIBE, A_TOPIC_CREATE, A_STATS, A_SET_DLQ, A_NACTIONS
+  A_SEND,
+  A_RECEIVE,
+  A_DELETE,
+  A_GET_ATTRS,
+  A_SET_ATTRS,
+  A_PURGE,
+  A_CREATE,
+  A_DELETE_QUEUE,
+  A_PUBLISH,
+  A_SUBSCRIBE,
+  A_TOPIC_CREATE,
+  A_STATS,
+  A_SET_DLQ,
+  A_NACTIONS
 } act_t;
 
-static const char *const ACT_NAME[] = {"send", "receive", "delete", "get_attrs", "set_attrs",
-                                       "purge", "create", "delete_queue", "publish", "subscribe",
-                                       "topic_create", "stats", "set_dlq"};
+static const char *const ACT_NAME[] = {
+    "send",         "receive", "delete",    "get_attrs",    "set_attrs", "purge",  "create",
+    "delete_queue", "publish", "subscribe", "topic_create", "stats",     "set_dlq"};
 
 /* Runs one action as c on resource res; returns the error code. The
  * resources exist (the admin re-creates what a test deletes). */
@@ -450,7 +474,8 @@ static int run(gbx_client_t *c, act_t a, const char *res) {
   char *sub = NULL;
   int rc;
   switch (a) {
-  case A_SEND: return gbx_queue_send(c, res, "m", 1, NULL, 0, 0, NULL, &e);
+  case A_SEND:
+    return gbx_queue_send(c, res, "m", 1, NULL, 0, 0, NULL, &e);
   case A_RECEIVE:
     rc = gbx_queue_receive(c, res, 1, 0, 0, &m, &n, &e);
     gbx_messages_free(m);
@@ -460,16 +485,21 @@ static int run(gbx_client_t *c, act_t a, const char *res) {
     return rc == GBX_E_RECEIPT_INVALID ? GBX_E_OK : rc;
   case A_GET_ATTRS:
     rc = gbx_queue_get_attrs(c, res, &info, &e);
-    if (!rc) gbx_queue_info_free(&info);
+    if (!rc)
+      gbx_queue_info_free(&info);
     return rc;
   case A_SET_ATTRS:
     qa.set = GBX_QA_VISIBILITY;
     qa.visibility_timeout = 31;
     return gbx_queue_set_attrs(c, res, &qa, &e);
-  case A_PURGE: return gbx_queue_purge(c, res, NULL, &e);
-  case A_CREATE: return gbx_queue_create(c, res, NULL, NULL, 0, NULL, &e);
-  case A_DELETE_QUEUE: return gbx_queue_delete(c, res, &e);
-  case A_PUBLISH: return gbx_publish(c, res, "p", 1, NULL, 0, NULL, NULL, NULL, &e);
+  case A_PURGE:
+    return gbx_queue_purge(c, res, NULL, &e);
+  case A_CREATE:
+    return gbx_queue_create(c, res, NULL, NULL, 0, NULL, &e);
+  case A_DELETE_QUEUE:
+    return gbx_queue_delete(c, res, &e);
+  case A_PUBLISH:
+    return gbx_publish(c, res, "p", 1, NULL, 0, NULL, NULL, NULL, &e);
   case A_SUBSCRIBE: /* res is "topic/queue" */
   {
     char t[100];
@@ -480,10 +510,12 @@ static int run(gbx_client_t *c, act_t a, const char *res) {
     gbx_free(sub);
     return rc;
   }
-  case A_TOPIC_CREATE: return gbx_topic_create(c, res, NULL, NULL, 0, NULL, &e);
+  case A_TOPIC_CREATE:
+    return gbx_topic_create(c, res, NULL, NULL, 0, NULL, &e);
   case A_STATS:
     rc = gbx_stats(c, NULL, &st, &e);
-    if (!rc) gbx_stats_free(&st);
+    if (!rc)
+      gbx_stats_free(&st);
     return rc;
   case A_SET_DLQ: /* res is "queue/dlq" */
   {
@@ -496,7 +528,8 @@ static int run(gbx_client_t *c, act_t a, const char *res) {
     qa.max_receive_count = 5;
     return gbx_queue_set_attrs(c, q, &qa, &e);
   }
-  case A_NACTIONS: break;
+  case A_NACTIONS:
+    break;
   }
   return -1;
 }
@@ -511,47 +544,75 @@ typedef struct expect {
 /* The expectations, written from the policies in CREDS by hand. */
 static const expect_t MATRIX[] = {
     /* admin: everything */
-    {"admin", A_SEND, "billing", 1}, {"admin", A_RECEIVE, "orders-secret", 1},
-    {"admin", A_STATS, "", 1}, {"admin", A_PUBLISH, "audit", 1},
+    {"admin", A_SEND, "billing", 1},
+    {"admin", A_RECEIVE, "orders-secret", 1},
+    {"admin", A_STATS, "", 1},
+    {"admin", A_PUBLISH, "audit", 1},
     /* producer: send + get_attrs on orders-*, publish on events */
-    {"producer", A_SEND, "orders-a", 1}, {"producer", A_SEND, "orders-secret", 1},
-    {"producer", A_SEND, "billing", 0}, {"producer", A_GET_ATTRS, "orders-a", 1},
-    {"producer", A_GET_ATTRS, "billing", 0}, {"producer", A_RECEIVE, "orders-a", 0},
-    {"producer", A_DELETE, "orders-a", 0}, {"producer", A_SET_ATTRS, "orders-a", 0},
-    {"producer", A_PURGE, "orders-a", 0}, {"producer", A_CREATE, "orders-new", 0},
-    {"producer", A_DELETE_QUEUE, "orders-a", 0}, {"producer", A_PUBLISH, "events", 1},
-    {"producer", A_PUBLISH, "audit", 0}, {"producer", A_SUBSCRIBE, "events/orders-a", 0},
-    {"producer", A_TOPIC_CREATE, "events2", 0}, {"producer", A_STATS, "", 0},
+    {"producer", A_SEND, "orders-a", 1},
+    {"producer", A_SEND, "orders-secret", 1},
+    {"producer", A_SEND, "billing", 0},
+    {"producer", A_GET_ATTRS, "orders-a", 1},
+    {"producer", A_GET_ATTRS, "billing", 0},
+    {"producer", A_RECEIVE, "orders-a", 0},
+    {"producer", A_DELETE, "orders-a", 0},
+    {"producer", A_SET_ATTRS, "orders-a", 0},
+    {"producer", A_PURGE, "orders-a", 0},
+    {"producer", A_CREATE, "orders-new", 0},
+    {"producer", A_DELETE_QUEUE, "orders-a", 0},
+    {"producer", A_PUBLISH, "events", 1},
+    {"producer", A_PUBLISH, "audit", 0},
+    {"producer", A_SUBSCRIBE, "events/orders-a", 0},
+    {"producer", A_TOPIC_CREATE, "events2", 0},
+    {"producer", A_STATS, "", 0},
     /* consumer: receive/delete/change-vis on orders-* except orders-secret */
-    {"consumer", A_RECEIVE, "orders-a", 1}, {"consumer", A_DELETE, "orders-a", 1},
-    {"consumer", A_RECEIVE, "orders-secret", 0}, {"consumer", A_DELETE, "orders-secret", 0},
-    {"consumer", A_RECEIVE, "billing", 0}, {"consumer", A_SEND, "orders-a", 0},
-    {"consumer", A_GET_ATTRS, "orders-a", 0}, {"consumer", A_PUBLISH, "events", 0},
+    {"consumer", A_RECEIVE, "orders-a", 1},
+    {"consumer", A_DELETE, "orders-a", 1},
+    {"consumer", A_RECEIVE, "orders-secret", 0},
+    {"consumer", A_DELETE, "orders-secret", 0},
+    {"consumer", A_RECEIVE, "billing", 0},
+    {"consumer", A_SEND, "orders-a", 0},
+    {"consumer", A_GET_ATTRS, "orders-a", 0},
+    {"consumer", A_PUBLISH, "events", 0},
     {"consumer", A_PURGE, "orders-a", 0},
     /* wiring: subscribe (and create/set attrs) but no send: the subscription
      * and the dead-letter queue write into a queue, so both are denied */
-    {"wiring", A_SUBSCRIBE, "events/orders-a", 0}, {"wiring", A_SET_ATTRS, "orders-a", 1},
-    {"wiring", A_SET_DLQ, "orders-a/billing", 0}, {"wiring", A_CREATE, "wired", 1},
+    {"wiring", A_SUBSCRIBE, "events/orders-a", 0},
+    {"wiring", A_SET_ATTRS, "orders-a", 1},
+    {"wiring", A_SET_DLQ, "orders-a/billing", 0},
+    {"wiring", A_CREATE, "wired", 1},
     {"wiring", A_SEND, "orders-a", 0},
     /* nobody: no policy, nothing */
-    {"nobody", A_SEND, "orders-a", 0}, {"nobody", A_RECEIVE, "orders-a", 0},
-    {"nobody", A_STATS, "", 0}, {"nobody", A_CREATE, "x", 0}, {"nobody", A_TOPIC_CREATE, "t", 0},
-    {"nobody", A_PUBLISH, "events", 0}, {"nobody", A_DELETE_QUEUE, "billing", 0},
+    {"nobody", A_SEND, "orders-a", 0},
+    {"nobody", A_RECEIVE, "orders-a", 0},
+    {"nobody", A_STATS, "", 0},
+    {"nobody", A_CREATE, "x", 0},
+    {"nobody", A_TOPIC_CREATE, "t", 0},
+    {"nobody", A_PUBLISH, "events", 0},
+    {"nobody", A_DELETE_QUEUE, "billing", 0},
 };
 
 static const char *key_of(const char *who) {
-  if (!strcmp(who, "admin")) return "GBXADMIN00000001";
-  if (!strcmp(who, "producer")) return "GBXPRODUCER00001";
-  if (!strcmp(who, "consumer")) return "GBXCONSUMER00001";
-  if (!strcmp(who, "wiring")) return "GBXWIRING0000001";
+  if (!strcmp(who, "admin"))
+    return "GBXADMIN00000001";
+  if (!strcmp(who, "producer"))
+    return "GBXPRODUCER00001";
+  if (!strcmp(who, "consumer"))
+    return "GBXCONSUMER00001";
+  if (!strcmp(who, "wiring"))
+    return "GBXWIRING0000001";
   return "GBXNOBODY0000001";
 }
 
 static const char *secret_of(const char *who) {
-  if (!strcmp(who, "admin")) return "admin-secret-0123456789";
-  if (!strcmp(who, "producer")) return "producer-secret-012345";
-  if (!strcmp(who, "consumer")) return "consumer-secret-012345";
-  if (!strcmp(who, "wiring")) return "wiring-secret-0123456";
+  if (!strcmp(who, "admin"))
+    return "admin-secret-0123456789";
+  if (!strcmp(who, "producer"))
+    return "producer-secret-012345";
+  if (!strcmp(who, "consumer"))
+    return "consumer-secret-012345";
+  if (!strcmp(who, "wiring"))
+    return "wiring-secret-0123456";
   return "nobody-secret-0123456";
 }
 
@@ -561,7 +622,8 @@ static void make_world(gbx_client_t *admin) {
   static const char *const qs[] = {"orders-a", "orders-secret", "billing"};
   for (size_t i = 0; i < 3; i++) {
     int rc = gbx_queue_create(admin, qs[i], NULL, NULL, 0, NULL, &e);
-    if (rc && rc != GBX_E_QUEUE_EXISTS) fail_msg("create %s: %s", qs[i], e.message);
+    if (rc && rc != GBX_E_QUEUE_EXISTS)
+      fail_msg("create %s: %s", qs[i], e.message);
   }
   CHECK_OK(gbx_topic_create(admin, "events", NULL, NULL, 0, NULL, &e));
   CHECK_OK(gbx_topic_create(admin, "audit", NULL, NULL, 0, NULL, &e));
@@ -627,7 +689,8 @@ static void test_list_paging_hides(void **state) {
   gbx_client_t *admin = login(ts, "GBXADMIN00000001", "admin-secret-0123456789");
   make_world(admin);
   static const char *const more_q[] = {"aaa-hidden", "orders-b", "zzz-hidden"};
-  for (size_t i = 0; i < 3; i++) CHECK_OK(gbx_queue_create(admin, more_q[i], NULL, NULL, 0, NULL, &e));
+  for (size_t i = 0; i < 3; i++)
+    CHECK_OK(gbx_queue_create(admin, more_q[i], NULL, NULL, 0, NULL, &e));
   gbx_client_t *c = login(ts, "GBXCONSUMER00001", "consumer-secret-012345");
   char *next = NULL, seen[512] = "";
   for (int pages = 0; pages < 10; pages++) {
@@ -639,10 +702,13 @@ static void test_list_paging_hides(void **state) {
     }
     free(next);
     next = l.next ? strdup(l.next) : NULL;
-    if (next && strncmp(next, "orders-", 7) != 0) fail_msg("page token names '%s'", next);
-    if (next && !strcmp(next, "orders-secret")) fail_msg("page token names orders-secret");
+    if (next && strncmp(next, "orders-", 7) != 0)
+      fail_msg("page token names '%s'", next);
+    if (next && !strcmp(next, "orders-secret"))
+      fail_msg("page token names orders-secret");
     gbx_queue_list_free(&l);
-    if (!next) break;
+    if (!next)
+      break;
   }
   assert_null(next);
   assert_string_equal(seen, "orders-a orders-b ");
@@ -669,7 +735,8 @@ static void test_policy_validated(void **state) {
   a.set = GBX_QA_POLICY;
   a.policy = "{\"Statement\": [{\"Effect\": \"Deny\", \"Action\": \"*\"}]}";
   assert_int_equal(gbx_queue_create(admin, "pq", &a, NULL, 0, NULL, &e), GBX_E_BAD_POLICY);
-  if (!strstr(e.message, "Policy")) fail_msg("message: %s", e.message);
+  if (!strstr(e.message, "Policy"))
+    fail_msg("message: %s", e.message);
   CHECK_OK(gbx_queue_create(admin, "pq", NULL, NULL, 0, NULL, &e));
   assert_int_equal(gbx_queue_set_attrs(admin, "pq", &a, &e), GBX_E_BAD_POLICY);
   /* a valid one that denies the admin: it wins over the admin's Allow-all */
@@ -723,6 +790,93 @@ static void test_move_needs_send_on_origins(void **state) {
   ts_free(ts);
 }
 
+/* A raw connection logged in as key/secret (for requests libgearbox, which
+ * takes C strings, cannot make): auth_begin, then auth_prove with a proof
+ * computed here. */
+static int raw_login(gbx_testserver_t *ts, const char *key, const char *secret) {
+  int fd = ts_raw_connect(ts);
+  tu_raw_t k;
+  msgpack_packer *p = tu_raw_request(&k, GBX_OP_AUTH_BEGIN, 1, 1);
+  gbx_pack_kv_cstr(p, "key", key);
+  assert_int_equal(ts_raw_send_frame(fd, k.b.data, (uint32_t)k.b.len), 0);
+  gbx_buf_free(&k.b);
+  static uint8_t buf[TU_RAW_REPLY_MAX];
+  long n = ts_raw_read_frame(fd, buf, sizeof buf, 10000);
+  assert_true(n > 0);
+  gbx_doc_t d;
+  gbx_errbuf_t eb;
+  assert_int_equal(gbx_doc_parse(&d, buf, (size_t)n, &eb), GBX_E_OK);
+  const char *np;
+  uint32_t nl;
+  assert_int_equal(gbx_get_bytes(&d.root, "nonce", 1, GBX_AUTH_NONCE, &np, &nl, NULL, &eb),
+                   GBX_E_OK);
+  assert_int_equal(nl, GBX_AUTH_NONCE);
+  uint8_t nonce[GBX_AUTH_NONCE], cnonce[GBX_AUTH_NONCE], proof[GBX_AUTH_PROOF];
+  memcpy(nonce, np, nl);
+  gbx_doc_free(&d);
+  assert_int_equal(gbx_auth_random(cnonce, sizeof cnonce), 0);
+  assert_int_equal(gbx_auth_proof(GBX_AUTH_CLIENT, secret, strlen(secret), key, strlen(key), nonce,
+                                  cnonce, proof),
+                   0);
+  p = tu_raw_request(&k, GBX_OP_AUTH_PROVE, 2, 2);
+  gbx_pack_kv_bin(p, "cnonce", cnonce, sizeof cnonce);
+  gbx_pack_kv_bin(p, "proof", proof, sizeof proof);
+  assert_int_equal(ts_raw_send_frame(fd, k.b.data, (uint32_t)k.b.len), 0);
+  gbx_buf_free(&k.b);
+  tu_reply_t r = tu_raw_read_reply(fd);
+  assert_int_equal(r.id, 2);
+  assert_int_equal(r.err, GBX_E_OK);
+  return fd;
+}
+
+/* Sends a principal_put (with name, key, secret of the given lengths) or,
+ * when !key, a principal_delete of name on fd; returns the reply's error. */
+static int raw_principal(int fd, const char *name, size_t nl, const char *key, size_t kl) {
+  tu_raw_t k;
+  msgpack_packer *p =
+      tu_raw_request(&k, key ? GBX_OP_PRINCIPAL_PUT : GBX_OP_PRINCIPAL_DELETE, 7, key ? 3 : 1);
+  gbx_pack_kv_str(p, "name", name, nl);
+  if (key) {
+    gbx_pack_kv_str(p, "key", key, kl);
+    gbx_pack_kv_cstr(p, "secret", "nul-test-secret-0123456789");
+  }
+  assert_int_equal(ts_raw_send_frame(fd, k.b.data, (uint32_t)k.b.len), 0);
+  gbx_buf_free(&k.b);
+  tu_reply_t r = tu_raw_read_reply(fd);
+  assert_int_equal(r.id, 7);
+  return r.err;
+}
+
+/* Names and keys are kept as C strings: one holding a NUL is refused, so
+ * "ops\0x" neither defines a principal "ops" nor deletes it. */
+static void test_principal_nul(void **state) {
+  (void)state;
+  gbx_testserver_t *ts = start_with(CREDS, NULL);
+  gbx_client_t *admin = login(ts, "GBXADMIN00000001", "admin-secret-0123456789");
+  CHECK_OK(
+      gbx_principal_put(admin, "ops", "GBXOPS0000000001", "ops-secret-0123456789", NULL, NULL, &e));
+  int fd = raw_login(ts, "GBXADMIN00000001", "admin-secret-0123456789");
+  assert_int_equal(raw_principal(fd, "nul\0x", 5, "GBXNUL0000000001", 16), GBX_E_BAD_TYPE);
+  assert_int_equal(raw_principal(fd, "nul", 3, "GBXNUL0\0AAAAAAAA", 16), GBX_E_BAD_TYPE);
+  assert_int_equal(raw_principal(fd, "ops\0", 4, NULL, 0), GBX_E_BAD_TYPE);
+  /* the raw path itself works: a clean put is accepted */
+  assert_int_equal(raw_principal(fd, "clean", 5, "GBXCLEAN00000001", 16), GBX_E_OK);
+  close(fd);
+  gbx_principal_list_t l;
+  CHECK_OK(gbx_principal_list(admin, &l, &e));
+  int ops = 0, clean = 0;
+  for (size_t i = 0; i < l.count; i++) {
+    assert_null(strstr(l.v[i].name, "nul"));
+    ops += !strcmp(l.v[i].name, "ops");
+    clean += !strcmp(l.v[i].name, "clean");
+  }
+  assert_int_equal(ops, 1);
+  assert_int_equal(clean, 1);
+  gbx_principal_list_free(&l);
+  gbx_close(admin);
+  ts_free(ts);
+}
+
 /* Admin-defined principals: put, list (no secrets), the file wins,
  * persisted across a restart, replaced or deleted ones revoked. */
 static void test_admin_principals(void **state) {
@@ -731,11 +885,11 @@ static void test_admin_principals(void **state) {
   gbx_client_t *admin = login(ts, "GBXADMIN00000001", "admin-secret-0123456789");
   static const char *const pol =
       "{\"Statement\":[{\"Effect\":\"Allow\",\"Action\":\"sqs:*\",\"Resource\":\"ops-*\"}]}";
-  CHECK_OK(gbx_principal_put(admin, "ops", "GBXOPS0000000001", "ops-secret-0123456789", NULL, pol,
-                             &e));
+  CHECK_OK(
+      gbx_principal_put(admin, "ops", "GBXOPS0000000001", "ops-secret-0123456789", NULL, pol, &e));
   /* the file wins: its names and keys cannot be taken */
-  assert_int_equal(gbx_principal_put(admin, "producer", "GBXOTHER00000001",
-                                     "other-secret-01234567", NULL, NULL, &e),
+  assert_int_equal(gbx_principal_put(admin, "producer", "GBXOTHER00000001", "other-secret-01234567",
+                                     NULL, NULL, &e),
                    GBX_E_PRINCIPAL_CONFLICT);
   assert_int_equal(gbx_principal_put(admin, "thief", "GBXPRODUCER00001", "other-secret-01234567",
                                      NULL, NULL, &e),
@@ -749,9 +903,9 @@ static void test_admin_principals(void **state) {
   assert_int_equal(gbx_principal_delete(admin, "nosuch", &e), GBX_E_PRINCIPAL_NOT_FOUND);
   /* only principals allowed to manage principals may */
   gbx_client_t *prod = login(ts, "GBXPRODUCER00001", "producer-secret-012345");
-  assert_int_equal(gbx_principal_put(prod, "mine", "GBXMINE000000001", "mine-secret-0123456789",
-                                     NULL, NULL, &e),
-                   GBX_E_ACCESS_DENIED);
+  assert_int_equal(
+      gbx_principal_put(prod, "mine", "GBXMINE000000001", "mine-secret-0123456789", NULL, NULL, &e),
+      GBX_E_ACCESS_DENIED);
   gbx_principal_list_t l;
   assert_int_equal(gbx_principal_list(prod, &l, &e), GBX_E_ACCESS_DENIED);
   gbx_close(prod);
@@ -781,8 +935,8 @@ static void test_admin_principals(void **state) {
   ops = login(ts, "GBXOPS0000000001", "ops-secret-0123456789");
   CHECK_OK(gbx_queue_send(ops, "ops-q", "x", 1, NULL, 0, 0, NULL, &e));
   /* a new secret revokes the open connection */
-  CHECK_OK(gbx_principal_put(admin, "ops", "GBXOPS0000000001", "ops-secret-rotated-0001", NULL,
-                             pol, &e));
+  CHECK_OK(gbx_principal_put(admin, "ops", "GBXOPS0000000001", "ops-secret-rotated-0001", NULL, pol,
+                             &e));
   assert_int_equal(gbx_queue_send(ops, "ops-q", "x", 1, NULL, 0, 0, NULL, &e), GBX_E_AUTH_REVOKED);
   gbx_close(ops);
   ops = login(ts, "GBXOPS0000000001", "ops-secret-rotated-0001");
@@ -851,6 +1005,7 @@ int main(void) {
       cmocka_unit_test(test_move_needs_send_on_origins),
       cmocka_unit_test(test_cli_credentials),
       cmocka_unit_test(test_admin_principals),
+      cmocka_unit_test(test_principal_nul),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

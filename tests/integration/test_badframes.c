@@ -561,6 +561,57 @@ static void test_bad_utf8_and_nul_names(void **state) {
   tu_assert_alive(f->ts);
 }
 
+/* A tags map {key: value} (lengths given, so they may hold a NUL) for a
+ * queue_create (of "tagged") or a queue_tag (of "q"). */
+static void tag_request(gbx_testserver_t *ts, uint64_t op, const char *key, size_t kl,
+                        const char *val, size_t vl, const char *what) {
+  tu_raw_t k;
+  msgpack_packer *p = tu_raw_request(&k, op, 60, 2);
+  gbx_pack_kv_cstr(p, "q", op == GBX_OP_QUEUE_CREATE ? "tagged" : "q");
+  gbx_pack_cstr(p, "tags");
+  msgpack_pack_map(p, 1);
+  gbx_pack_strn(p, key, kl);
+  gbx_pack_strn(p, val, vl);
+  bad_request(ts, &k, 60, GBX_E_BAD_TYPE, what);
+}
+
+/* Tags are kept as C strings: a NUL in a key or value is refused. Stored, a
+ * key starting with NUL became "", and the queue record was then refused at
+ * the next start; so the server must still start after the attempts. */
+static void test_nul_in_tags(void **state) {
+  tu_fx_t *f = *state;
+  create_queue(f->ts, "q");
+  static const struct {
+    const char *k, *v;
+    size_t kl, vl;
+    const char *what;
+  } tags[] = {
+      {"\0", "v", 1, 1, "key only a NUL"},       {"\0rm", "v", 3, 1, "key starting with NUL"},
+      {"a\0b", "v", 3, 1, "NUL inside the key"}, {"k", "a\0b", 1, 3, "NUL inside the value"},
+      {"k", "\0", 1, 1, "value only a NUL"},
+  };
+  for (size_t i = 0; i < sizeof tags / sizeof tags[0]; i++) {
+    tag_request(f->ts, GBX_OP_QUEUE_CREATE, tags[i].k, tags[i].kl, tags[i].v, tags[i].vl,
+                tags[i].what);
+    tag_request(f->ts, GBX_OP_QUEUE_TAG, tags[i].k, tags[i].kl, tags[i].v, tags[i].vl,
+                tags[i].what);
+  }
+  /* nothing was created, and the store still opens */
+  ts_restart(f->ts);
+  gbx_client_t *c = ts_connect(f->ts);
+  gbx_queue_list_t l;
+  CHECK_OK(gbx_queue_list(c, NULL, 0, NULL, &l, &e));
+  assert_int_equal(l.count, 1);
+  assert_string_equal(l.names[0], "q");
+  gbx_queue_list_free(&l);
+  gbx_queue_info_t info;
+  CHECK_OK(gbx_queue_get_attrs(c, "q", &info, &e));
+  assert_int_equal(info.ntags, 0);
+  gbx_queue_info_free(&info);
+  gbx_close(c);
+  tu_assert_alive(f->ts);
+}
+
 /* ---- odd but legal writes ------------------------------------------------------------- */
 
 static void test_byte_by_byte(void **state) {
@@ -741,6 +792,7 @@ int main(void) {
       T(test_wrong_field_types),
       T(test_negative_and_overflowing_numbers),
       T(test_bad_utf8_and_nul_names),
+      T(test_nul_in_tags),
       T(test_byte_by_byte),
       T(test_many_requests_one_write),
       cmocka_unit_test(test_slow_consumer_cut_off),
