@@ -115,7 +115,7 @@ static void peek_reply(peek_t *p) {
     ids_msgid(r->s->ids, it->idn, mid);
     mid[GBX_MSGID_LEN] = 0;
     add_str(m, "MessageId", mid);
-    int text = aws_xml_text_valid(body, bl, &badc);
+    int text = text_valid(body, bl, &badc);
     char *b = text ? str_copy(body, bl) : aws_b64(body, bl);
     if (!b)
       abort();
@@ -175,7 +175,9 @@ static void test_peek(areq_t *r, const char *name, size_t nl) {
     return;
   }
   if (ql > 4 && !strncmp(qs, "max=", 4)) {
-    unsigned long m = strtoul(qs + 4, NULL, 10);
+    unsigned long m = 0; /* the query is not NUL-terminated: no strtoul */
+    for (size_t i = 4; i < ql && qs[i] >= '0' && qs[i] <= '9' && m <= PEEK_MAX; i++)
+      m = m * 10 + (unsigned long)(qs[i] - '0');
     max = m < 1 ? 1 : m > PEEK_MAX ? PEEK_MAX : (uint32_t)m;
   }
   peek_t *p = calloc(1, sizeof(*p));
@@ -311,7 +313,8 @@ static int authenticate(areq_t *r, const uint8_t *body, size_t bl) {
 }
 
 int aws_authorize(areq_t *r, const char *action, authz_kind_t kind, const char *name, size_t nl) {
-  if (!r->who.p || authz_allowed(r->s, &r->who, action, kind, name, nl, 1)) return 1;
+  if (!r->who.p || authz_allowed(r->s, &r->who, action, kind, name, nl, 1))
+    return 1;
   char arn[384];
   authz_arn(r->s, kind, name, nl, arn, sizeof(arn));
   if (r->svc == AWS_SNS)
@@ -371,19 +374,6 @@ static void set_base(areq_t *r) {
     snprintf(r->base, sizeof(r->base), "http://%s:%d", s->cfg.host, s->bound_port);
 }
 
-/* 1 if a JSON text holds the escape \u0000. cJSON would end the string
- * there, silently shortening it; no SQS text may hold U+0000 anyway. */
-static int json_has_nul(const char *p, size_t n) {
-  for (size_t i = 0; i + 1 < n; i++) {
-    if (p[i] != '\\')
-      continue;
-    if (p[i + 1] == 'u' && i + 5 < n && !memcmp(p + i + 2, "0000", 4))
-      return 1;
-    i++; /* the escaped character */
-  }
-  return 0;
-}
-
 static void route(areq_t *r) {
   server_t *s = r->s;
   size_t pl, bl;
@@ -395,12 +385,14 @@ static void route(areq_t *r) {
     return;
   if (r->a->test_endpoints) {
     if (pl == 15 && !memcmp(path, "/moto-api/reset", 15) && !strcmp(method, "POST")) {
-      if (!aws_authorize(r, "gearbox:Reset", AUTHZ_SERVER, "", 0)) return;
+      if (!aws_authorize(r, "gearbox:Reset", AUTHZ_SERVER, "", 0))
+        return;
       test_reset(r);
       return;
     }
     if (pl > 14 && !memcmp(path, "/gearbox/peek/", 14) && !strcmp(method, "GET")) {
-      if (!aws_authorize(r, "gearbox:Peek", AUTHZ_QUEUE, path + 14, pl - 14)) return;
+      if (!aws_authorize(r, "gearbox:Peek", AUTHZ_QUEUE, path + 14, pl - 14))
+        return;
       test_peek(r, path + 14, pl - 14);
       return;
     }
@@ -573,9 +565,11 @@ http_t *aws_start(server_t *s, const char *host, int port, int test_endpoints, i
   gbx_buf_init(&a->out);
   gbx_buf_init(&a->scratch);
   gbx_buf_init(&a->env);
-  http_cfg_t hc = {
-      .max_body = HTTP_MAX_BODY, .max_conns = s->cfg.max_conns, .max_outbuf = s->cfg.max_outbuf,
-      .tls = s->tls, .fds = &s->fds};
+  http_cfg_t hc = {.max_body = HTTP_MAX_BODY,
+                   .max_conns = s->cfg.max_conns,
+                   .max_outbuf = s->cfg.max_outbuf,
+                   .tls = s->tls,
+                   .fds = &s->fds};
   http_cbs_t cb = {.ctx = a, .request = on_request, .aborted = on_aborted, .durable = on_durable};
   a->http = http_new(s->loop, &hc, &cb);
   if (!a->http) {

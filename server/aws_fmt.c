@@ -674,7 +674,7 @@ aws_err_t aws_mattrs_parse(aws_t *a, const cJSON *ma, aws_mattrs_t *m, char *why
                  name, type);
         return AWS_E_INVALID_PARAMETER_VALUE;
       }
-      if (!aws_xml_text_valid((const uint8_t *)v, strlen(v), &badc)) {
+      if (!text_valid((const uint8_t *)v, strlen(v), &badc)) {
         snprintf(why, wl,
                  "Message (user) attribute '%.256s' value contains invalid character #x%X.", name,
                  badc == 0xFFFFFFFFu ? 0xFFFDu : badc);
@@ -691,53 +691,6 @@ aws_err_t aws_mattrs_parse(aws_t *a, const cJSON *ma, aws_mattrs_t *m, char *why
 }
 
 /* ---- text and digests ---- */
-
-int aws_xml_text_valid(const uint8_t *p, size_t n, uint32_t *bad) {
-  size_t i = 0;
-  while (i < n) {
-    uint32_t c = p[i], need;
-    if (c < 0x80) {
-      need = 0;
-    } else if ((c & 0xE0) == 0xC0) {
-      need = 1;
-      c &= 0x1F;
-    } else if ((c & 0xF0) == 0xE0) {
-      need = 2;
-      c &= 0x0F;
-    } else if ((c & 0xF8) == 0xF0) {
-      need = 3;
-      c &= 0x07;
-    } else {
-      *bad = 0xFFFFFFFFu;
-      return 0;
-    }
-    if (need && i + need >= n) {
-      *bad = 0xFFFFFFFFu;
-      return 0;
-    }
-    for (uint32_t k = 1; k <= need; k++) {
-      if ((p[i + k] & 0xC0) != 0x80) {
-        *bad = 0xFFFFFFFFu;
-        return 0;
-      }
-      c = (c << 6) | (p[i + k] & 0x3F);
-    }
-    /* overlong forms and surrogates are malformed UTF-8 */
-    if ((need == 1 && c < 0x80) || (need == 2 && c < 0x800) || (need == 3 && c < 0x10000) ||
-        (c >= 0xD800 && c <= 0xDFFF) || c > 0x10FFFF) {
-      *bad = 0xFFFFFFFFu;
-      return 0;
-    }
-    int ok = c == 0x9 || c == 0xA || c == 0xD || (c >= 0x20 && c <= 0xD7FF) ||
-             (c >= 0xE000 && c <= 0xFFFD) || c >= 0x10000;
-    if (!ok) {
-      *bad = c;
-      return 0;
-    }
-    i += need + 1;
-  }
-  return 1;
-}
 
 void aws_xml_escape(gbx_buf_t *b, const char *p, size_t n) {
   size_t run = 0;

@@ -21,6 +21,7 @@
 
 #include "http.h"
 #include "server.h"
+#include "text.h"
 
 /* AWS's errors: symbol, HTTP status, query-protocol code, JSON `__type`
  * shape (SQS's are prefixed "com.amazonaws.sqs#" unless they hold a '#'),
@@ -59,19 +60,19 @@
   X(SNS_INVALID_BATCH_ID, 400, "InvalidBatchEntryId", "InvalidBatchEntryId", 1)                    \
   X(SNS_BATCH_TOO_LONG, 400, "BatchRequestTooLong", "BatchRequestTooLong", 1)                      \
   X(SNS_TAG_LIMIT, 400, "TagLimitExceeded", "TagLimitExceeded", 1)                                 \
-  X(SNS_RESOURCE_NOT_FOUND, 404, "ResourceNotFound", "ResourceNotFound", 1) \
+  X(SNS_RESOURCE_NOT_FOUND, 404, "ResourceNotFound", "ResourceNotFound", 1)                        \
   X(MISSING_AUTH_TOKEN, 403, "MissingAuthenticationToken",                                         \
     "com.amazon.coral.service#MissingAuthenticationTokenException", 1)                             \
   X(INCOMPLETE_SIGNATURE, 400, "IncompleteSignature",                                              \
     "com.amazon.coral.service#IncompleteSignatureException", 1)                                    \
   X(INVALID_CLIENT_TOKEN_ID, 403, "InvalidClientTokenId",                                          \
-    "com.amazon.coral.service#UnrecognizedClientException", 1)                                            \
+    "com.amazon.coral.service#UnrecognizedClientException", 1)                                     \
   X(SIGNATURE_DOES_NOT_MATCH, 403, "SignatureDoesNotMatch",                                        \
-    "com.amazon.coral.service#InvalidSignatureException", 1)                                  \
-  X(REQUEST_EXPIRED, 400, "RequestExpired", "com.amazon.coral.service#RequestExpired", 1)           \
-  X(INTERNAL_FAILURE, 500, "InternalFailure", "com.amazon.coral.service#InternalFailure", 0)     \
+    "com.amazon.coral.service#InvalidSignatureException", 1)                                       \
+  X(REQUEST_EXPIRED, 400, "RequestExpired", "com.amazon.coral.service#RequestExpired", 1)          \
+  X(INTERNAL_FAILURE, 500, "InternalFailure", "com.amazon.coral.service#InternalFailure", 0)       \
   X(ACCESS_DENIED, 403, "AccessDenied", "com.amazon.coral.service#AccessDeniedException", 1)       \
-  X(SNS_AUTHORIZATION_ERROR, 403, "AuthorizationError", "AuthorizationError", 1)                  \
+  X(SNS_AUTHORIZATION_ERROR, 403, "AuthorizationError", "AuthorizationError", 1)                   \
   X(THROTTLED, 400, "Throttling", "com.amazon.coral.availability#ThrottlingException", 1)
 
 typedef enum aws_err {
@@ -128,7 +129,7 @@ typedef struct areq {
   auth_id_t id;    /* the signer, for revocation of its long polls */
   authz_who_t who; /* who.p valid while the request is handled synchronously; NULL: auth off */
   char iam[80];    /* the action's IAM name: "sqs:<Action>" or "sns:<Action>" */
-  int scope_svc; /* AWS_SQS or AWS_SNS from a verified credential scope, else 0 */
+  int scope_svc;   /* AWS_SQS or AWS_SNS from a verified credential scope, else 0 */
 } areq_t;
 
 /* ---- lifecycle (aws.c) ---- */
@@ -218,11 +219,6 @@ void aws_mattrs_free(aws_mattrs_t *m);
 
 /* ---- text and digests ---- */
 
-/* 1 if p[0..n) is UTF-8 made of XML 1.0 characters (#x9 #xA #xD
- * #x20-#xD7FF #xE000-#xFFFD #x10000-#x10FFFF), as SQS requires of bodies
- * and string attribute values; else 0 and *bad the first offender's code
- * point (0xFFFFFFFF for malformed UTF-8). */
-int aws_xml_text_valid(const uint8_t *p, size_t n, uint32_t *bad);
 /* Appends p[0..n) to b with XML escaping (&, <, >, ", ', and CR as &#xD;
  * so parsers keep it). */
 void aws_xml_escape(gbx_buf_t *b, const char *p, size_t n);

@@ -113,8 +113,7 @@ static int read_tags(areq_t *r, const cJSON *tl, qtag_t *out, uint32_t *n) {
     uint32_t bad;
     size_t kl = k ? strlen(k) : 0, vl = v ? strlen(v) : 0;
     if (!kl || !v || kl > GBX_MAX_TAG_KEY || vl > GBX_MAX_TAG_VALUE ||
-        !aws_xml_text_valid((const uint8_t *)k, kl, &bad) ||
-        !aws_xml_text_valid((const uint8_t *)v, vl, &bad)) {
+        !text_valid((const uint8_t *)k, kl, &bad) || !text_valid((const uint8_t *)v, vl, &bad)) {
       aws_fail(r, AWS_E_SNS_INVALID_PARAMETER, "Invalid parameter: Tags");
       return -1;
     }
@@ -151,7 +150,11 @@ static void sns_create_topic(areq_t *r) {
   }
   for (const cJSON *c = cJSON_IsObject(attrs) ? attrs->child : NULL; c; c = c->next) {
     const char *v = cJSON_IsString(c) ? c->valuestring : "";
-    if (!strcmp(c->string, "DisplayName") && strlen(v) <= TOPIC_MAX_DISPLAY) {
+    if (!text_json_valid(v, strlen(v))) {
+      aws_fail(r, AWS_E_SNS_INVALID_PARAMETER,
+               "Invalid parameter: Attributes Reason: %s must be text", c->string);
+      return;
+    } else if (!strcmp(c->string, "DisplayName") && strlen(v) <= TOPIC_MAX_DISPLAY) {
       display = v;
     } else if (!strcmp(c->string, "Policy") && strlen(v) <= GBX_MAX_POLICY) {
       policy = v;
@@ -298,7 +301,10 @@ static void sns_set_topic_attributes(areq_t *r) {
   const char *name = aws_str(r->in, "AttributeName"), *v = aws_str(r->in, "AttributeValue");
   if (!v)
     v = "";
-  if (name && !strcmp(name, "DisplayName") && strlen(v) <= TOPIC_MAX_DISPLAY) {
+  if (!text_json_valid(v, strlen(v))) {
+    aws_fail(r, AWS_E_SNS_INVALID_PARAMETER, "Invalid parameter: AttributeValue must be text");
+    return;
+  } else if (name && !strcmp(name, "DisplayName") && strlen(v) <= TOPIC_MAX_DISPLAY) {
     topics_set_attrs(r->s->topics, tp, v, NULL);
   } else if (name && !strcmp(name, "Policy") && strlen(v) <= GBX_MAX_POLICY) {
     cJSON *j = v[0] ? cJSON_Parse(v) : NULL;
@@ -558,7 +564,7 @@ static aws_err_t publish_one(areq_t *r, topic_t *tp, const cJSON *m, char mid[GB
     }
     msg = aws_str(per, "sqs") ? aws_str(per, "sqs") : def;
   }
-  if (!aws_xml_text_valid((const uint8_t *)msg, strlen(msg), &badc)) {
+  if (!text_valid((const uint8_t *)msg, strlen(msg), &badc)) {
     snprintf(why, wl, "Invalid parameter: Message: not valid UTF-8 text");
     ae = AWS_E_SNS_INVALID_PARAMETER;
     goto out;

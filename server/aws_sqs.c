@@ -300,7 +300,7 @@ static int parse_qattrs(areq_t *r, const cJSON *attrs, qattrs_t *a, unsigned *ma
              (!strcmp(perm, "allowAll") || !strcmp(perm, "denyAll") || !strcmp(perm, "byQueue"));
       }
       cJSON_Delete(j);
-      if (!ok || strlen(v) > GBX_MAX_POLICY) {
+      if (!ok || strlen(v) > GBX_MAX_POLICY || !text_json_valid(v, strlen(v))) {
         aws_fail(r, AWS_E_INVALID_ATTRIBUTE_VALUE, "Invalid value for the parameter %s.", k);
         return -1;
       }
@@ -380,8 +380,8 @@ static int parse_tags(areq_t *r, const cJSON *tm, qtag_t **out, uint32_t *n) {
     uint32_t bad;
     /* text as in a message body: a form's %00 arrives as an invalid 0xFF */
     if (!v || !kl || kl > GBX_MAX_TAG_KEY || vl > GBX_MAX_TAG_VALUE ||
-        !aws_xml_text_valid((const uint8_t *)c->string, kl, &bad) ||
-        !aws_xml_text_valid((const uint8_t *)v, vl, &bad)) {
+        !text_valid((const uint8_t *)c->string, kl, &bad) ||
+        !text_valid((const uint8_t *)v, vl, &bad)) {
       for (uint32_t i = 0; i < *n; i++) {
         free(t[i].key);
         free(t[i].value);
@@ -983,7 +983,7 @@ static aws_err_t prepare(areq_t *r, queue_t *q, const cJSON *m, prep_t *p, char 
     return AWS_E_INVALID_PARAMETER_VALUE;
   }
   size_t bl = strlen(body);
-  if (!aws_xml_text_valid((const uint8_t *)body, bl, &badc)) {
+  if (!text_valid((const uint8_t *)body, bl, &badc)) {
     if (badc == 0xFFFFFFFFu)
       snprintf(why, wl,
                "Invalid binary character was found in the message body: it is not valid UTF-8.");
@@ -1232,7 +1232,7 @@ static char *clean_text(const char *p, size_t n) {
     uint32_t bad;
     /* find the longest valid prefix of at most 4 bytes */
     for (size_t s = 1; s <= 4 && i + s <= n; s++) {
-      if (aws_xml_text_valid((const uint8_t *)p + i, s, &bad)) {
+      if (text_valid((const uint8_t *)p + i, s, &bad)) {
         step = s;
         memcpy(o + k, p + i, s);
         k += s;
@@ -1309,7 +1309,7 @@ static cJSON *render_msg(areq_t *r, const delivery_t *d, unsigned sys, const cJS
   add_str(m, "MessageId", mid);
   add_str(m, "ReceiptHandle", rh);
   uint32_t badc;
-  int b64body = !aws_xml_text_valid(body, bl, &badc);
+  int b64body = !text_valid(body, bl, &badc);
   char *text;
   if (b64body) {
     text = aws_b64(body, bl);
@@ -1359,7 +1359,7 @@ static cJSON *render_msg(areq_t *r, const delivery_t *d, unsigned sys, const cJS
     sel[k] = all[i];
     cleaned[k] = NULL;
     if (strncmp(sel[k].type, "Binary", 6) &&
-        !aws_xml_text_valid((const uint8_t *)sel[k].value, sel[k].value_len, &badc)) {
+        !text_valid((const uint8_t *)sel[k].value, sel[k].value_len, &badc)) {
       cleaned[k] = clean_text(sel[k].value, sel[k].value_len);
       sel[k].value = cleaned[k];
       sel[k].value_len = (uint32_t)strlen(cleaned[k]);

@@ -474,6 +474,16 @@ static int dlq_cycle(broker_t *b, const char *qname, const char *dlq) {
   return cur[0] != 0;
 }
 
+/* The queue record's decoder refuses longer policies: a rewritten one
+ * (RemovePermission re-prints it) must not get past that on the way in. */
+static gbx_err_t check_policy_sizes(const qattrs_t *a, gbx_errbuf_t *eb) {
+  if ((a->policy && strlen(a->policy) > GBX_MAX_POLICY) ||
+      (a->redrive_allow && strlen(a->redrive_allow) > GBX_MAX_POLICY))
+    return gbx_errbuf_set(eb, GBX_E_OUT_OF_RANGE, "a queue policy is at most %u bytes",
+                          GBX_MAX_POLICY);
+  return GBX_E_OK;
+}
+
 static gbx_err_t check_dlq(broker_t *b, const char *qname, const qattrs_t *a, gbx_errbuf_t *eb) {
   if (!a->dlq[0])
     return GBX_E_OK;
@@ -497,6 +507,8 @@ gbx_err_t broker_queue_create(broker_t *b, const char *name, const qattrs_t *a, 
     return GBX_E_OK;
   }
   gbx_err_t e = check_dlq(b, name, a, eb);
+  if (!e)
+    e = check_policy_sizes(a, eb);
   if (e)
     return e;
   /* Queue ids are never reused (index keys of a deleted queue may still be
@@ -592,6 +604,9 @@ gbx_err_t broker_queue_delete(broker_t *b, queue_t *q, uint64_t now) {
 
 gbx_err_t broker_queue_set_attrs(broker_t *b, queue_t *q, const qattrs_t *a, unsigned mask,
                                  uint64_t now, gbx_errbuf_t *eb) {
+  gbx_err_t e0 = check_policy_sizes(a, eb);
+  if (e0)
+    return e0;
   qattrs_t n;
   if (qattrs_copy(&n, &q->rec.a) != 0)
     abort();

@@ -595,12 +595,18 @@ static int cb_headers_complete(http_parser *p) {
     c->fail_status = 413;
     return -1;
   }
-  if (p->content_length != ULLONG_MAX && p->content_length > 0 && p->content_length > r->body.cap) {
-    uint8_t *d = realloc(r->body.data, (size_t)p->content_length);
+  /* room for the declared body, up to one read's worth: a client that
+   * declares the limit and sends nothing (before its signature is checked)
+   * holds no more; larger bodies grow as their bytes arrive */
+  size_t want = p->content_length == ULLONG_MAX  ? 0
+                : p->content_length < READ_CHUNK ? (size_t)p->content_length
+                                                 : READ_CHUNK;
+  if (want > r->body.cap) {
+    uint8_t *d = realloc(r->body.data, want);
     if (!d)
       return -1;
     r->body.data = d;
-    r->body.cap = (size_t)p->content_length;
+    r->body.cap = want;
   }
   size_t el;
   const char *ex = http_req_header(r, "Expect", &el);

@@ -397,13 +397,21 @@ static void send_fatal(conn_t *c, gbx_err_t code, const char *msg) {
   net_close(c, msg);
 }
 
+/* The largest frame c may send now: before authentication only small
+ * frames (the handshake) are read. */
+static uint32_t frame_cap(const conn_t *c) {
+  return c->authed ? c->net->cfg.max_frame : c->net->cfg.preauth_max_frame;
+}
+
 /* Makes room in rbuf for at least one more chunk, or for the whole of a
- * frame whose header (already checked against the limit) asks for more.
- * Returns 0, or -1 out of memory. */
+ * frame whose header asks for more and is within the limit (TLS decrypts
+ * several chunks before process() has looked at the header: an over-limit
+ * one must not size the buffer first). Returns 0, or -1 out of memory. */
 static int rbuf_reserve(conn_t *c) {
   size_t want = c->rlen + READ_CHUNK;
   uint32_t flen;
-  if (gbx_frame_peek(c->rbuf, c->rlen, &flen) && GBX_FRAME_HDR + (size_t)flen > want)
+  if (gbx_frame_peek(c->rbuf, c->rlen, &flen) && flen <= frame_cap(c) &&
+      GBX_FRAME_HDR + (size_t)flen > want)
     want = GBX_FRAME_HDR + (size_t)flen;
   if (want > c->rcap) {
     uint8_t *p = realloc(c->rbuf, want);
@@ -479,8 +487,7 @@ static void process(conn_t *c) {
       send_fatal(c, GBX_E_BAD_FRAME, "frame of length 0");
       break;
     }
-    /* before authentication, only small frames (the handshake) are read */
-    uint32_t cap = c->authed ? n->cfg.max_frame : n->cfg.preauth_max_frame;
+    uint32_t cap = frame_cap(c);
 #ifdef GBX_BROKEN_NO_FRAME_CAP
     /* deliberately broken build (tests/reliability): no frame-size cap */
     if (0) {

@@ -14,6 +14,7 @@
 #include "log.h"
 #include "ops_int.h"
 #include "strutil.h"
+#include "text.h"
 
 typedef struct oconn {
   waiter_t *waiters; /* this connection's waiting receives */
@@ -132,14 +133,20 @@ static gbx_err_t attr_u32(const msgpack_object *k, const msgpack_object *v, uint
   return GBX_E_OK;
 }
 
-gbx_err_t ops_attr_str(const msgpack_object *k, const msgpack_object *v, uint32_t max, char **out,
-                       gbx_errbuf_t *eb) {
+gbx_err_t ops_attr_str(const msgpack_object *k, const msgpack_object *v, uint32_t max, int json,
+                       char **out, gbx_errbuf_t *eb) {
+  uint32_t bad;
   if (v->type != MSGPACK_OBJECT_STR)
     return gbx_errbuf_set(eb, GBX_E_BAD_TYPE, "attribute '%.*s' must be a string",
                           (int)k->via.str.size, k->via.str.ptr);
   if (v->via.str.size > max)
     return gbx_errbuf_set(eb, GBX_E_OUT_OF_RANGE, "attribute '%.*s' is longer than %u bytes",
                           (int)k->via.str.size, k->via.str.ptr, max);
+  if (!text_valid((const uint8_t *)v->via.str.ptr, v->via.str.size, &bad) ||
+      (json && json_has_nul(v->via.str.ptr, v->via.str.size)))
+    return gbx_errbuf_set(eb, GBX_E_BAD_TYPE,
+                          "attribute '%.*s' must be text: UTF-8 without NUL or control characters",
+                          (int)k->via.str.size, k->via.str.ptr);
   free(*out);
   *out = malloc(v->via.str.size + 1u);
   if (!*out)
@@ -186,10 +193,10 @@ static gbx_err_t parse_qattrs(const msgpack_object *map, qattrs_t *a, unsigned *
       }
       *mask |= QA_DLQ;
     } else if (ops_key_is(k, "Policy")) {
-      e = ops_attr_str(k, v, GBX_MAX_POLICY, &a->policy, eb);
+      e = ops_attr_str(k, v, GBX_MAX_POLICY, 1, &a->policy, eb);
       *mask |= QA_POLICY;
     } else if (ops_key_is(k, "RedriveAllowPolicy")) {
-      e = ops_attr_str(k, v, GBX_MAX_POLICY, &a->redrive_allow, eb);
+      e = ops_attr_str(k, v, GBX_MAX_POLICY, 1, &a->redrive_allow, eb);
       *mask |= QA_REDRIVE_ALLOW;
     } else {
       e = gbx_errbuf_set(eb, GBX_E_UNKNOWN_ATTRIBUTE, "unknown queue attribute '%.*s'",
@@ -228,9 +235,14 @@ gbx_err_t ops_parse_tags(const msgpack_object *map, qtag_t **out, uint32_t *n, g
         v->via.str.size > GBX_MAX_TAG_VALUE)
       return gbx_errbuf_set(eb, GBX_E_OUT_OF_RANGE,
                             "tag keys are 1-128 and values 0-256 characters");
-    /* kept as C strings: a NUL would cut them (an empty key would be stored) */
-    if (memchr(k->via.str.ptr, 0, k->via.str.size) || memchr(v->via.str.ptr, 0, v->via.str.size))
-      return gbx_errbuf_set(eb, GBX_E_BAD_TYPE, "tag keys and values must not contain NUL");
+    /* kept as C strings (a NUL would cut them: an empty key would be stored)
+     * and shown as XML and JSON on the AWS face: text only */
+    uint32_t bad;
+    if (!text_valid((const uint8_t *)k->via.str.ptr, k->via.str.size, &bad) ||
+        !text_valid((const uint8_t *)v->via.str.ptr, v->via.str.size, &bad))
+      return gbx_errbuf_set(eb, GBX_E_BAD_TYPE,
+                            "tag keys and values must be text: UTF-8 without NUL or control "
+                            "characters");
     t[i].key = str_copy(k->via.str.ptr, k->via.str.size);
     t[i].value = str_copy(v->via.str.ptr, v->via.str.size);
     *n = i + 1;

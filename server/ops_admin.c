@@ -10,6 +10,7 @@
 
 #include "log.h"
 #include "ops_int.h"
+#include "text.h"
 
 /* META key of an admin-defined principal. */
 static size_t principal_key(char *k, const char *name) {
@@ -53,7 +54,7 @@ void op_principal_put(req_t *q) {
   }
   /* copied as C strings below: a NUL would cut them unseen */
   if (memchr(name, 0, nl) || memchr(key, 0, kl) || memchr(secret, 0, sl) ||
-      (has_acct && memchr(account, 0, al)) || (has_pol && memchr(policy, 0, pl))) {
+      (has_acct && memchr(account, 0, al)) || (has_pol && json_has_nul(policy, pl))) {
     ops_fail(q, gbx_errbuf_set(&q->eb, GBX_E_BAD_TYPE,
                                "fields 'name', 'key', 'secret', 'account' and 'policy' must not "
                                "contain NUL"));

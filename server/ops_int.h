@@ -43,10 +43,10 @@ void ops_reply_ok(server_t *s, conn_t *c, uint64_t id);
 void ops_fail(req_t *q, gbx_err_t code);
 /* 1 if msgpack key k is the string s. */
 int ops_key_is(const msgpack_object *k, const char *s);
-/* Copies a string attribute value (at most max bytes) into *out (malloc'd,
- * replacing what was there). */
-gbx_err_t ops_attr_str(const msgpack_object *k, const msgpack_object *v, uint32_t max, char **out,
-                       gbx_errbuf_t *eb);
+/* Copies a string attribute value (at most max bytes of text, text.h; a
+ * JSON document when json) into *out (malloc'd, replacing what was there). */
+gbx_err_t ops_attr_str(const msgpack_object *k, const msgpack_object *v, uint32_t max, int json,
+                       char **out, gbx_errbuf_t *eb);
 /* Parses a tag map into malloc'd tags; free with ops_tags_free. */
 gbx_err_t ops_parse_tags(const msgpack_object *map, qtag_t **out, uint32_t *n, gbx_errbuf_t *eb);
 void ops_tags_free(qtag_t *t, uint32_t n);

@@ -10,8 +10,10 @@
 static topic_t *need_topic(req_t *q) {
   const char *name;
   uint32_t nl;
-  if (ops_need_name(q, "t", &name, &nl) != 0) return NULL;
-  if (!ops_authorize(q, q->action, AUTHZ_TOPIC, name, nl)) return NULL;
+  if (ops_need_name(q, "t", &name, &nl) != 0)
+    return NULL;
+  if (!ops_authorize(q, q->action, AUTHZ_TOPIC, name, nl))
+    return NULL;
   topic_t *tp = topics_find(q->s->topics, name, nl);
   if (!tp) {
     gbx_errbuf_set(&q->eb, GBX_E_TOPIC_NOT_FOUND, "topic '%.*s' does not exist", (int)nl, name);
@@ -27,10 +29,13 @@ static gbx_err_t topic_attrs(req_t *q, const msgpack_object *am, char **display,
   for (uint32_t i = 0; am && i < am->via.map.size; i++) {
     const msgpack_object *k = &am->via.map.ptr[i].key, *v = &am->via.map.ptr[i].val;
     gbx_err_t e;
-    if (ops_key_is(k, "DisplayName")) e = ops_attr_str(k, v, TOPIC_MAX_DISPLAY, display, &q->eb);
-    else if (ops_key_is(k, "Policy")) e = ops_attr_str(k, v, GBX_MAX_POLICY, policy, &q->eb);
-    else e = gbx_errbuf_set(&q->eb, GBX_E_UNKNOWN_ATTRIBUTE, "unknown topic attribute '%.*s'",
-                            (int)k->via.str.size, k->via.str.ptr);
+    if (ops_key_is(k, "DisplayName"))
+      e = ops_attr_str(k, v, TOPIC_MAX_DISPLAY, 0, display, &q->eb);
+    else if (ops_key_is(k, "Policy"))
+      e = ops_attr_str(k, v, GBX_MAX_POLICY, 1, policy, &q->eb);
+    else
+      e = gbx_errbuf_set(&q->eb, GBX_E_UNKNOWN_ATTRIBUTE, "unknown topic attribute '%.*s'",
+                         (int)k->via.str.size, k->via.str.ptr);
     if (e) {
       free(*display);
       free(*policy);
@@ -50,16 +55,18 @@ void op_topic_create(req_t *q) {
   uint32_t ntags = 0;
   int created = 0;
   gbx_err_t e;
-  if ((e = gbx_get_str(q->m, "t", 1, 0, UINT32_MAX, &name, &nl, NULL, &q->eb))) goto out;
+  if ((e = gbx_get_str(q->m, "t", 1, 0, UINT32_MAX, &name, &nl, NULL, &q->eb)))
+    goto out;
   if (!gbx_name_valid(name, nl)) {
     e = gbx_errbuf_set(&q->eb, GBX_E_BAD_NAME, "topic name must be 1-80 characters of A-Za-z0-9_-");
     goto out;
   }
-  if (!ops_authorize(q, q->action, AUTHZ_TOPIC, name, nl)) return;
+  if (!ops_authorize(q, q->action, AUTHZ_TOPIC, name, nl))
+    return;
   if ((e = gbx_get_map(q->m, "attrs", 0, 8, &am, NULL, &q->eb)) ||
       (e = gbx_get_map(q->m, "tags", 0, GBX_MAX_TAGS, &tm, NULL, &q->eb)) ||
-      (e = topic_attrs(q, am, &display, &policy)) || (e = ops_parse_tags(tm, &tags, &ntags, &q->eb)) ||
-      (e = ops_check_policy(q, policy)))
+      (e = topic_attrs(q, am, &display, &policy)) ||
+      (e = ops_parse_tags(tm, &tags, &ntags, &q->eb)) || (e = ops_check_policy(q, policy)))
     goto out;
   memcpy(nbuf, name, nl);
   nbuf[nl] = 0;
@@ -80,17 +87,19 @@ out:
 
 void op_topic_delete(req_t *q) {
   topic_t *tp = need_topic(q);
-  if (!tp) return;
+  if (!tp)
+    return;
   topics_delete(q->s->topics, tp);
   ops_reply_ok(q->s, q->c, q->id);
 }
 
-
 static void tcollect(void *ctx, const topic_t *tp) {
   names_t *ns = ctx;
   ns->last = tp->name;
-  if (ns->q && !ops_may_see(ns->q, AUTHZ_TOPIC, tp->name, strlen(tp->name))) return;
-  if (ns->n < OPS_MAX_NAMES) ns->v[ns->n++] = tp->name;
+  if (ns->q && !ops_may_see(ns->q, AUTHZ_TOPIC, tp->name, strlen(tp->name)))
+    return;
+  if (ns->n < OPS_MAX_NAMES)
+    ns->v[ns->n++] = tp->name;
 }
 
 void op_topic_list(req_t *q) {
@@ -109,7 +118,8 @@ void op_topic_list(req_t *q) {
   do {
     ns->last = NULL;
     topics_list(q->s->topics, prefix, pl, next, nl, (uint32_t)(max - ns->n), tcollect, ns, &more);
-    if (!ns->last) break;
+    if (!ns->last)
+      break;
     next = ns->last;
     nl = (uint32_t)strlen(next);
   } while (more && ns->n < max);
@@ -118,7 +128,8 @@ void op_topic_list(req_t *q) {
 
 void op_topic_get_attrs(req_t *q) {
   topic_t *tp = need_topic(q);
-  if (!tp) return;
+  if (!tp)
+    return;
   reply_t r;
   msgpack_packer *pk = ops_rbegin(&r, q->s, q->id, 2);
   gbx_pack_cstr(pk, "attrs");
@@ -137,15 +148,21 @@ void op_topic_set_attrs(req_t *q) {
   topic_t *tp = need_topic(q);
   const msgpack_object *am;
   char *display = NULL, *policy = NULL;
-  if (!tp) return;
+  if (!tp)
+    return;
   gbx_err_t e = gbx_get_map(q->m, "attrs", 1, 8, &am, NULL, &q->eb);
-  if (!e) e = topic_attrs(q, am, &display, &policy);
-  if (!e) e = ops_check_policy(q, policy);
-  if (!e) topics_set_attrs(q->s->topics, tp, display, policy);
+  if (!e)
+    e = topic_attrs(q, am, &display, &policy);
+  if (!e)
+    e = ops_check_policy(q, policy);
+  if (!e)
+    topics_set_attrs(q->s->topics, tp, display, policy);
   free(display);
   free(policy);
-  if (e) ops_fail(q, e);
-  else ops_reply_ok(q->s, q->c, q->id);
+  if (e)
+    ops_fail(q, e);
+  else
+    ops_reply_ok(q->s, q->c, q->id);
 }
 
 /* Reads subscription attributes (FilterPolicy, FilterPolicyScope,
@@ -162,7 +179,8 @@ static gbx_err_t parse_sub_attrs(req_t *q, const msgpack_object *am, sub_attrs_t
       a->filter_len = v->via.str.size;
     } else if (ops_key_is(k, "FilterPolicyScope")) {
       if (v->type != MSGPACK_OBJECT_STR)
-        return gbx_errbuf_set(&q->eb, GBX_E_BAD_TYPE, "attribute 'FilterPolicyScope' must be a string");
+        return gbx_errbuf_set(&q->eb, GBX_E_BAD_TYPE,
+                              "attribute 'FilterPolicyScope' must be a string");
       if (v->via.str.size == 17 && !memcmp(v->via.str.ptr, "MessageAttributes", 17))
         a->scope = FILTER_SCOPE_ATTRIBUTES;
       else if (v->via.str.size == 11 && !memcmp(v->via.str.ptr, "MessageBody", 11))
@@ -173,12 +191,14 @@ static gbx_err_t parse_sub_attrs(req_t *q, const msgpack_object *am, sub_attrs_t
       a->set |= SA_SCOPE;
     } else if (ops_key_is(k, "RawMessageDelivery")) {
       if (v->type != MSGPACK_OBJECT_BOOLEAN)
-        return gbx_errbuf_set(&q->eb, GBX_E_BAD_TYPE, "attribute 'RawMessageDelivery' must be a bool");
+        return gbx_errbuf_set(&q->eb, GBX_E_BAD_TYPE,
+                              "attribute 'RawMessageDelivery' must be a bool");
       a->set |= SA_RAW;
       a->raw = v->via.boolean;
     } else {
-      return gbx_errbuf_set(&q->eb, GBX_E_UNKNOWN_ATTRIBUTE, "unknown subscription attribute '%.*s'",
-                            (int)k->via.str.size, k->via.str.ptr);
+      return gbx_errbuf_set(&q->eb, GBX_E_UNKNOWN_ATTRIBUTE,
+                            "unknown subscription attribute '%.*s'", (int)k->via.str.size,
+                            k->via.str.ptr);
     }
   }
   return GBX_E_OK;
@@ -192,14 +212,18 @@ void op_subscribe(req_t *q) {
   sub_attrs_t a;
   sub_t *s = NULL;
   char qname[GBX_MAX_NAME + 1];
-  if (!tp) return;
+  if (!tp)
+    return;
   gbx_err_t e = gbx_get_str(q->m, "q", 1, 0, UINT32_MAX, &qn, &ql, NULL, &q->eb);
   if (!e && !gbx_name_valid(qn, ql))
     e = gbx_errbuf_set(&q->eb, GBX_E_BAD_NAME, "queue name must be 1-80 characters of A-Za-z0-9_-");
   /* the subscription writes every matching publish into the queue */
-  if (!e && !ops_authorize(q, "sqs:SendMessage", AUTHZ_QUEUE, qn, ql)) return;
-  if (!e) e = gbx_get_map(q->m, "attrs", 0, 8, &am, NULL, &q->eb);
-  if (!e) e = parse_sub_attrs(q, am, &a);
+  if (!e && !ops_authorize(q, "sqs:SendMessage", AUTHZ_QUEUE, qn, ql))
+    return;
+  if (!e)
+    e = gbx_get_map(q->m, "attrs", 0, 8, &am, NULL, &q->eb);
+  if (!e)
+    e = parse_sub_attrs(q, am, &a);
   if (!e) {
     memcpy(qname, qn, ql);
     qname[ql] = 0;
@@ -240,7 +264,8 @@ static sub_t *need_sub(req_t *q) {
 
 void op_unsubscribe(req_t *q) {
   sub_t *s = need_sub(q);
-  if (!s) return;
+  if (!s)
+    return;
   topics_unsubscribe(q->s->topics, s);
   ops_reply_ok(q->s, q->c, q->id);
 }
@@ -257,8 +282,10 @@ static void scollect(void *ctx, const sub_t *s) {
   l->last = s;
   /* only subscriptions of topics the caller may list */
   const char *tn = s->topic->name;
-  if (!ops_may_see(l->q, AUTHZ_TOPIC, tn, strlen(tn))) return;
-  if (l->n < 1000) l->v[l->n++] = s;
+  if (!ops_may_see(l->q, AUTHZ_TOPIC, tn, strlen(tn)))
+    return;
+  if (l->n < 1000)
+    l->v[l->n++] = s;
 }
 
 void op_sub_list(req_t *q) {
@@ -275,10 +302,16 @@ void op_sub_list(req_t *q) {
     ops_fail(q, e);
     return;
   }
-  if (has_t && !ops_authorize(q, q->action, AUTHZ_TOPIC, tn, tl)) return;
+  if (has_t && !ops_authorize(q, q->action, AUTHZ_TOPIC, tn, tl))
+    return;
   if (has_t && !(tp = topics_find(q->s->topics, tn, tl))) {
     gbx_errbuf_set(&q->eb, GBX_E_TOPIC_NOT_FOUND, "topic '%.*s' does not exist", (int)tl, tn);
     ops_fail(q, GBX_E_TOPIC_NOT_FOUND);
+    return;
+  }
+  if (has_q && !gbx_name_valid(qn, ql)) { /* "x\0y" would list x's */
+    gbx_errbuf_set(&q->eb, GBX_E_BAD_NAME, "queue name must be 1-80 characters of A-Za-z0-9_-");
+    ops_fail(q, GBX_E_BAD_NAME);
     return;
   }
   if (has_q) {
@@ -291,14 +324,16 @@ void op_sub_list(req_t *q) {
     return;
   }
   slist_t *l = malloc(sizeof(*l));
-  if (!l) abort();
+  if (!l)
+    abort();
   l->n = 0;
   l->q = q;
   /* hidden subscriptions do not count: scan on until a page is listed */
   do {
     l->last = NULL;
     topics_sub_list(q->s->topics, tp, has_q ? qname : NULL, after, 100 - l->n, scollect, l, &more);
-    if (!l->last) break;
+    if (!l->last)
+      break;
     after = l->last->num;
   } while (more && l->n < 100);
   more = more && l->n;
@@ -324,7 +359,8 @@ void op_sub_list(req_t *q) {
 
 void op_sub_get_attrs(req_t *q) {
   sub_t *s = need_sub(q);
-  if (!s) return;
+  if (!s)
+    return;
   reply_t r;
   msgpack_packer *pk = ops_rbegin(&r, q->s, q->id, 1);
   gbx_pack_cstr(pk, "attrs");
@@ -342,12 +378,17 @@ void op_sub_set_attrs(req_t *q) {
   sub_t *s = need_sub(q);
   const msgpack_object *am;
   sub_attrs_t a;
-  if (!s) return;
+  if (!s)
+    return;
   gbx_err_t e = gbx_get_map(q->m, "attrs", 1, 8, &am, NULL, &q->eb);
-  if (!e) e = parse_sub_attrs(q, am, &a);
-  if (!e) e = topics_sub_set_attrs(q->s->topics, s, &a, &q->eb);
-  if (e) ops_fail(q, e);
-  else ops_reply_ok(q->s, q->c, q->id);
+  if (!e)
+    e = parse_sub_attrs(q, am, &a);
+  if (!e)
+    e = topics_sub_set_attrs(q->s->topics, s, &a, &q->eb);
+  if (e)
+    ops_fail(q, e);
+  else
+    ops_reply_ok(q->s, q->c, q->id);
 }
 
 typedef struct pres {
@@ -366,13 +407,16 @@ static gbx_err_t publish_one(req_t *q, topic_t *tp, const msgpack_object *m, pre
       (e = gbx_get_str(m, "subject", 0, 1, TOPIC_MAX_SUBJECT, &subj, &sl, NULL, &q->eb)) ||
       (e = gbx_get_map(m, "attrs", 0, UINT32_MAX, &am, NULL, &q->eb)))
     return e;
-  if (am && (e = gbx_attrs_decode(am, attrs, &na, &q->eb))) return e;
+  if (am && (e = gbx_attrs_decode(am, attrs, &na, &q->eb)))
+    return e;
   if (q->s->disk_low)
-    return gbx_errbuf_set(&q->eb, GBX_E_DISK_FULL,
-                          "free disk space is below the watermark (--min-free); publishes are refused");
-  e = topics_publish(q->s->topics, tp, (const uint8_t *)body, bl, attrs, na, subj, sl, q->now,
-                     &pub, &out->delivered, &q->eb);
-  if (e) return e;
+    return gbx_errbuf_set(
+        &q->eb, GBX_E_DISK_FULL,
+        "free disk space is below the watermark (--min-free); publishes are refused");
+  e = topics_publish(q->s->topics, tp, (const uint8_t *)body, bl, attrs, na, subj, sl, q->now, &pub,
+                     &out->delivered, &q->eb);
+  if (e)
+    return e;
   ids_msgid(q->s->ids, pub, out->mid);
   return GBX_E_OK;
 }
@@ -380,7 +424,8 @@ static gbx_err_t publish_one(req_t *q, topic_t *tp, const msgpack_object *m, pre
 void op_publish(req_t *q) {
   topic_t *tp = need_topic(q);
   pres_t pr;
-  if (!tp) return;
+  if (!tp)
+    return;
   gbx_err_t e = publish_one(q, tp, q->m, &pr);
   if (e) {
     ops_fail(q, e);
@@ -396,7 +441,8 @@ void op_publish(req_t *q) {
 void op_publish_batch(req_t *q) {
   topic_t *tp = need_topic(q);
   const msgpack_object_array *ea;
-  if (!tp) return;
+  if (!tp)
+    return;
   gbx_err_t e = ops_batch_entries(q, &ea);
   if (!e && ea->size > TOPIC_MAX_BATCH)
     e = gbx_errbuf_set(&q->eb, GBX_E_TOO_MANY_ENTRIES, "a publish batch holds at most %u entries",
@@ -406,10 +452,12 @@ void op_publish_batch(req_t *q) {
     uint64_t total = 0;
     for (uint32_t i = 0; i < ea->size; i++) {
       const msgpack_object *b = gbx_map_get(&ea->ptr[i], "body");
-      if (b && (b->type == MSGPACK_OBJECT_STR || b->type == MSGPACK_OBJECT_BIN)) total += b->via.bin.size;
+      if (b && (b->type == MSGPACK_OBJECT_STR || b->type == MSGPACK_OBJECT_BIN))
+        total += b->via.bin.size;
     }
     if (total > TOPIC_MAX_MESSAGE)
-      e = gbx_errbuf_set(&q->eb, GBX_E_BATCH_TOO_LARGE, "publish batch bodies total %llu bytes, more than %u",
+      e = gbx_errbuf_set(&q->eb, GBX_E_BATCH_TOO_LARGE,
+                         "publish batch bodies total %llu bytes, more than %u",
                          (unsigned long long)total, TOPIC_MAX_MESSAGE);
   }
   if (e) {
@@ -420,7 +468,8 @@ void op_publish_batch(req_t *q) {
   pres_t pr[TOPIC_MAX_BATCH];
   memset(res, 0, sizeof(res));
   memset(pr, 0, sizeof(pr));
-  for (uint32_t i = 0; i < ea->size; i++) ops_entry_result(q, &res[i], publish_one(q, tp, &ea->ptr[i], &pr[i]));
+  for (uint32_t i = 0; i < ea->size; i++)
+    ops_entry_result(q, &res[i], publish_one(q, tp, &ea->ptr[i], &pr[i]));
   reply_t r;
   msgpack_packer *pk = ops_rbegin(&r, q->s, q->id, 1);
   gbx_pack_cstr(pk, "results");
@@ -429,7 +478,8 @@ void op_publish_batch(req_t *q) {
     const msgpack_object *id = gbx_map_get(&ea->ptr[i], "eid");
     int ok = res[i].err == GBX_E_OK;
     msgpack_pack_map(pk, (id ? 1u : 0u) + 1u + (ok ? 2u : 1u));
-    if (id) gbx_pack_kv_str(pk, "eid", id->via.str.ptr, id->via.str.size);
+    if (id)
+      gbx_pack_kv_str(pk, "eid", id->via.str.ptr, id->via.str.size);
     gbx_pack_kv_u64(pk, "err", res[i].err);
     if (!ok) {
       gbx_pack_kv_cstr(pk, "msg", res[i].msg);
@@ -440,4 +490,3 @@ void op_publish_batch(req_t *q) {
   }
   ops_rend(&r, q->c);
 }
-

@@ -2,6 +2,7 @@
 #include "topic.h"
 
 #include "strutil.h"
+#include "text.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -295,6 +296,15 @@ static gbx_err_t compile(sub_t *s, const char *json, size_t len, int scope, gbx_
   return GBX_E_OK;
 }
 
+/* A filter policy a client sets must be text (text.h); the store's are
+ * compiled as they are. */
+static gbx_err_t new_filter_ok(const sub_attrs_t *a, gbx_errbuf_t *eb) {
+  if (!(a->set & SA_FILTER) || !a->filter_len || text_json_valid(a->filter, a->filter_len))
+    return GBX_E_OK;
+  return gbx_errbuf_set(eb, GBX_E_BAD_FILTER_POLICY,
+                        "filter policy must be text: UTF-8 without NUL or control characters");
+}
+
 int topics_restore_sub(topics_t *t, uint64_t num, const void *v, size_t vl, gbx_errbuf_t *eb) {
   gbx_doc_t d;
   uint64_t ver, scope;
@@ -474,13 +484,16 @@ gbx_err_t topics_subscribe(topics_t *t, topic_t *tp, const char *queue, const su
     *out = s;
     return GBX_E_OK;
   }
+  gbx_err_t e = new_filter_ok(a, eb);
+  if (e)
+    return e;
   sub_t *s = xcalloc(1, sizeof(*s));
   s->topic = tp;
   snprintf(s->queue, sizeof(s->queue), "%s", queue);
   s->raw = (a->set & SA_RAW) ? a->raw : 0;
   int scope = (a->set & SA_SCOPE) ? a->scope : FILTER_SCOPE_ATTRIBUTES;
-  gbx_err_t e = compile(s, (a->set & SA_FILTER) ? a->filter : NULL,
-                        (a->set & SA_FILTER) ? a->filter_len : 0, scope, eb);
+  e = compile(s, (a->set & SA_FILTER) ? a->filter : NULL, (a->set & SA_FILTER) ? a->filter_len : 0,
+              scope, eb);
   if (e) {
     free(s);
     return e;
@@ -502,6 +515,9 @@ gbx_err_t topics_unsubscribe(topics_t *t, sub_t *s) {
 }
 
 gbx_err_t topics_sub_set_attrs(topics_t *t, sub_t *s, const sub_attrs_t *a, gbx_errbuf_t *eb) {
+  gbx_err_t ok = new_filter_ok(a, eb);
+  if (ok)
+    return ok;
   if (a->set & (SA_FILTER | SA_SCOPE)) {
     /* recompile with the new policy and/or scope; on error nothing changes */
     const char *f = (a->set & SA_FILTER) ? a->filter : s->filter_json;

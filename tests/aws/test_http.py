@@ -243,6 +243,62 @@ class Http(unittest.TestCase):
         self.assertEqual(rb.count(b'"k"'), 1, rb)
         self.assertEqual(json.loads(rb)["Tags"], {"k": "2"})
 
+    def test_text_attributes_refused(self):
+        c = self.conn()
+        hj = {"Content-Type": "application/x-amz-json-1.0"}
+        c.send(request(form(Action="CreateQueue", QueueName="h-text")))
+        st, h, rb = c.response()
+        self.assertEqual(st, 200, rb)
+        url = "http://127.0.0.1/123456789012/h-text"
+        # a raw NUL inside a JSON string: refused, not cut (cJSON would keep "a")
+        c.send(request(b'{"QueueUrl": "%s", "MessageBody": "a\x00b"}' % url.encode(),
+                       headers=dict(hj, **{"X-Amz-Target": "AmazonSQS.SendMessage"})))
+        st, h, rb = c.response()
+        self.assertEqual(st, 400, rb)
+        self.assertIn("InvalidMessageContents", json.loads(rb)["__type"])
+        # policies must be text: no control characters, no NUL (%00 or \u0000)
+        for pol in ('{"Id": "a\x01"}', '{"Id": "a\x00"}', '{"Id": "a\\u0000"}'):
+            c.send(request(form(Action="SetQueueAttributes", QueueUrl=url,
+                                **{"Attribute.1.Name": "Policy", "Attribute.1.Value": pol})))
+            st, h, rb = c.response()
+            self.assertEqual(st, 400, (pol, rb))
+            self.assertIn(b"<Code>InvalidAttributeValue</Code>", rb)
+            c.send(request(form(Action="CreateTopic", Name="h-text",
+                                **{"Attributes.entry.1.key": "Policy", "Attributes.entry.1.value": pol})))
+            st, h, rb = c.response()
+            self.assertEqual(st, 400, (pol, rb))
+            self.assertIn(b"<Code>InvalidParameter</Code>", rb)
+        c.send(request(form(Action="CreateTopic", Name="h-text",
+                            **{"Attributes.entry.1.key": "DisplayName", "Attributes.entry.1.value": "a\x00b"})))
+        st, h, rb = c.response()
+        self.assertEqual(st, 400, rb)
+        c.send(request(form(Action="ListTopics")))
+        st, h, rb = c.response()
+        self.assertNotIn(b"h-text", rb)
+
+    def test_rewritten_policy_stays_within_limit(self):
+        """RemovePermission re-prints the policy: 1e9 becomes 1000000000, so
+        a policy within 20 KiB can outgrow it. The queue record's decoder
+        refuses longer ones, so the change is refused, not stored."""
+        c = self.conn()
+        c.send(request(form(Action="CreateQueue", QueueName="h-grow")))
+        self.assertEqual(c.response()[0], 200)
+        url = "http://127.0.0.1/123456789012/h-grow"
+        stmt = '{"Sid": "%s", "Effect": "Allow", "Principal": "*", "Action": "sqs:SendMessage", "Resource": "*"}'
+        pol = '{"Statement": [%s, %s], "N": [%s]}' % (stmt % "a", stmt % "b", ",".join(["1e9"] * 4000))
+        self.assertLess(len(pol), 20480)
+        c.send(request(form(Action="SetQueueAttributes", QueueUrl=url,
+                            **{"Attribute.1.Name": "Policy", "Attribute.1.Value": pol})))
+        st, h, rb = c.response()
+        self.assertEqual(st, 200, rb)
+        c.send(request(form(Action="RemovePermission", QueueUrl=url, Label="a")))
+        st, h, rb = c.response()
+        self.assertEqual(st, 400, rb)
+        self.assertIn(b"at most 20480 bytes", rb)
+        c.send(request(form(Action="GetQueueAttributes", QueueUrl=url, **{"AttributeName.1": "Policy"})))
+        st, h, rb = c.response()
+        self.assertEqual(rb.count(b"1e9"), 4000)
+
     def test_host_header_builds_urls(self):
         c = self.conn()
         c.send(request(form(Action="CreateQueue", QueueName="h-host"), headers={"Host": "sqs.example.test:4566"}))

@@ -612,6 +612,78 @@ static void test_nul_in_tags(void **state) {
   tu_assert_alive(f->ts);
 }
 
+/* A request {op, id 70, name_key: name, attrs: {attr: val[0..vl)}}, plus
+ * q: "q" for a subscribe; expects err. */
+static void attr_request(gbx_testserver_t *ts, uint64_t op, const char *name_key, const char *name,
+                         const char *attr, const char *val, size_t vl, int err, const char *what) {
+  tu_raw_t k;
+  int sub = op == GBX_OP_SUBSCRIBE;
+  msgpack_packer *p = tu_raw_request(&k, op, 70, 2 + sub);
+  gbx_pack_kv_cstr(p, name_key, name);
+  if (sub)
+    gbx_pack_kv_cstr(p, "q", "q");
+  gbx_pack_cstr(p, "attrs");
+  msgpack_pack_map(p, 1);
+  gbx_pack_kv_str(p, attr, val, vl);
+  bad_request(ts, &k, 70, err, what);
+}
+
+/* Policies, display names and filter policies are kept as C strings and
+ * shown as XML and JSON on the AWS face: NUL (raw, or a JSON \u0000 that
+ * cJSON would end the string at), control characters and malformed UTF-8
+ * are refused where they are set. A filter policy with a NUL was stored cut
+ * ("{\"k\":") and refused at the next start; so the server must still
+ * start after the attempts. */
+static void test_text_attributes(void **state) {
+  tu_fx_t *f = *state;
+  create_queue(f->ts, "q");
+  gbx_client_t *c = ts_connect(f->ts);
+  CHECK_OK(gbx_topic_create(c, "tp", NULL, NULL, 0, NULL, &e));
+  static const struct {
+    const char *v;
+    size_t n;
+    const char *what;
+  } bad[] = {
+      {"{\"k\":\0[\"v\"]}", 12, "raw NUL between tokens"},
+      {"{\"k\":[\"v\0w\"]}", 13, "raw NUL in a string"},
+      {"{\"k\":[\"v\\u0000w\"]}", 18, "escaped NUL"},
+      {"{\"k\":[\"v\x01w\"]}", 13, "control character"},
+      {"{\"k\":[\"v\xffw\"]}", 13, "malformed UTF-8"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    attr_request(f->ts, GBX_OP_SUBSCRIBE, "t", "tp", "FilterPolicy", bad[i].v, bad[i].n,
+                 GBX_E_BAD_FILTER_POLICY, bad[i].what);
+    attr_request(f->ts, GBX_OP_QUEUE_CREATE, "q", "pq", "Policy", bad[i].v, bad[i].n,
+                 GBX_E_BAD_TYPE, bad[i].what);
+    attr_request(f->ts, GBX_OP_TOPIC_CREATE, "t", "pt", "Policy", bad[i].v, bad[i].n,
+                 GBX_E_BAD_TYPE, bad[i].what);
+  }
+  attr_request(f->ts, GBX_OP_TOPIC_CREATE, "t", "pt", "DisplayName", "a\0b", 3, GBX_E_BAD_TYPE,
+               "NUL in a display name");
+  attr_request(f->ts, GBX_OP_QUEUE_CREATE, "q", "pq", "RedriveAllowPolicy", "{}\0", 3,
+               GBX_E_BAD_TYPE, "NUL after a redrive-allow policy");
+  /* a queue name with a NUL lists nobody's subscriptions */
+  CHECK_OK(gbx_subscribe(c, "tp", "q", NULL, NULL, &e));
+  tu_raw_t k;
+  msgpack_packer *p = tu_raw_request(&k, GBX_OP_SUB_LIST, 71, 1);
+  gbx_pack_kv_str(p, "q", "q\0x", 3);
+  bad_request(f->ts, &k, 71, GBX_E_BAD_NAME, "sub_list of q\\0x");
+  /* nothing else was made, and the store still opens */
+  gbx_close(c);
+  ts_restart(f->ts);
+  c = ts_connect(f->ts);
+  gbx_sub_list_t sl;
+  CHECK_OK(gbx_sub_list(c, "tp", NULL, NULL, &sl, &e));
+  assert_int_equal(sl.count, 1);
+  gbx_sub_list_free(&sl);
+  gbx_queue_list_t l;
+  CHECK_OK(gbx_queue_list(c, NULL, 0, NULL, &l, &e));
+  assert_int_equal(l.count, 1);
+  gbx_queue_list_free(&l);
+  gbx_close(c);
+  tu_assert_alive(f->ts);
+}
+
 /* ---- odd but legal writes ------------------------------------------------------------- */
 
 static void test_byte_by_byte(void **state) {
@@ -793,6 +865,7 @@ int main(void) {
       T(test_negative_and_overflowing_numbers),
       T(test_bad_utf8_and_nul_names),
       T(test_nul_in_tags),
+      T(test_text_attributes),
       T(test_byte_by_byte),
       T(test_many_requests_one_write),
       cmocka_unit_test(test_slow_consumer_cut_off),
