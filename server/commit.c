@@ -98,6 +98,7 @@ struct commit {
   int in_flight;          /* a write job is out */
   int sync_in_flight;     /* COMMIT_INTERVAL: a sync job is out */
   int written_since_sync; /* COMMIT_INTERVAL: a batch went out unsynced */
+  int tick_missed;        /* COMMIT_INTERVAL: a tick found the last sync still out */
   int failed;             /* sticky: no batch is written after this */
   /* Set by the loop when a kick found the pipeline busy with mutations
    * waiting, cleared when it hands a batch off; read by the write thread to
@@ -380,6 +381,8 @@ static void make_durable(commit_t *c, uint64_t no) {
   c->cb(c->ctx, c->durable_no, 0, NULL);
 }
 
+static void queue_sync(commit_t *c);
+
 static void collect(commit_t *c) {
   wresult_t w;
   sresult_t s;
@@ -451,6 +454,11 @@ static void collect(commit_t *c) {
       make_durable(c, s.covered);
     if (!ok)
       fail(c, s.err);
+    /* a sync slower than the interval made a tick skip: what was written
+     * since it began is synced now, not a whole interval later */
+    if (c->policy == COMMIT_INTERVAL && c->tick_missed && !c->failed && c->written_since_sync)
+      queue_sync(c);
+    c->tick_missed = 0;
     update_ref(c);
   }
   free(w.err);
@@ -481,7 +489,9 @@ static void queue_sync(commit_t *c) {
 
 static void timer_cb(uv_timer_t *h) {
   commit_t *c = h->data;
-  if (!c->failed && c->written_since_sync && !c->sync_in_flight)
+  if (c->sync_in_flight)
+    c->tick_missed = 1;
+  else if (!c->failed && c->written_since_sync)
     queue_sync(c);
 }
 

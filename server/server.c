@@ -878,6 +878,14 @@ int server_run(server_t *s) {
   if (rc)
     LOG(LOG_ERROR, "the final commit failed");
   s->commit = NULL;
+  /* the marker below says the store holds everything up to seq: under
+   * --sync none (and RocksDB's Close does not sync the WAL) make it true */
+  char *serr = NULL;
+  if (rc == 0 && store_sync_wal(s->store, &serr) != 0) {
+    LOG(LOG_ERROR, "the final WAL sync failed: %s", serr ? serr : "?");
+    rc = 1;
+  }
+  free(serr);
   uint64_t seq = store_latest_seq(s->store);
   teardown(s);
   if (rc == 0) {

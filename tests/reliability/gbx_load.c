@@ -1,7 +1,7 @@
 /* gbx_load.c - gbx-load, the driver of the reliability suite: runs one
  * scenario against a real gearboxd and judges it.
  *
- *   gbx-load --scenario kill|powercut|iofault|clock|frame-cap|corrupt [options]
+ *   gbx-load --scenario kill|powercut|iofault|stop-powercut|clock|frame-cap|corrupt [options]
  *
  * Exit status: 0 the scenario passed; 1 the server broke a promise (the
  * violations are printed); 2 the harness could not run the scenario. With
@@ -147,6 +147,7 @@ static void usage(FILE *f) {
          "  kill       kill -9 gearboxd at random moments under load, restart, check the history\n"
          "  powercut   the same, emulating a power cut (LD_PRELOAD shim) at each kill\n"
          "  iofault    the Nth write or sync of the store fails (EIO/ENOSPC): exit, ack nothing\n"
+         "  stop-powercut  clean stops each followed by a power cut: every start comes up whole\n"
          "  fds        a low descriptor limit: connect until refused; no crash, no spin, recovers\n"
          "  clock      jump the wall clock (libfaketime) with messages in flight and delayed\n"
          "  frame-cap  a 100 MB declared frame gets frame_too_large and a closed connection\n"
@@ -339,6 +340,8 @@ int main(int argc, char **argv) {
     res = scen_crash(&r, 1);
   else if (!strcmp(r.o.scenario, "iofault"))
     res = scen_iofault(&r);
+  else if (!strcmp(r.o.scenario, "stop-powercut"))
+    res = scen_stop_powercut(&r);
   else if (!strcmp(r.o.scenario, "fds"))
     res = scen_fds(&r);
   else if (!strcmp(r.o.scenario, "clock"))

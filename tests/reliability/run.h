@@ -76,6 +76,9 @@ int scen_crash(run_t *r, int powercut);
 /* A failing disk: the Nth write or sync fails (EIO, ENOSPC) under load;
  * gearboxd must exit non-zero without acknowledging the failed batch. */
 int scen_iofault(run_t *r);
+/* Clean stops each followed by a power cut: every start must come up
+ * with every acknowledged message (--sync none included). */
+int scen_stop_powercut(run_t *r);
 /* Descriptor exhaustion: a low RLIMIT_NOFILE, connections until refused. */
 int scen_fds(run_t *r);
 /* Wall-clock jumps with messages in flight and delayed. */

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "checker.h"
+#include "gearbox.h"
 #include "history.h"
 #include "load.h"
 #include "run.h"
@@ -385,5 +386,82 @@ done:
   load_free(l);
   srv_free(s);
   hist_free(h);
+  return res;
+}
+
+/* A clean stop is durable under every --sync policy: N messages are sent
+ * (acknowledged), gearboxd stops cleanly, the power is cut, and the next
+ * start must come up (its clean-stop marker claims the sequence it stopped
+ * at) with all N. Under --sync none a stop that wrote the marker without
+ * syncing the WAL refused that start ("acknowledged data is missing"). */
+#define STOP_PC_MESSAGES 200
+int scen_stop_powercut(run_t *r) {
+  int res = RUN_ERROR;
+  srv_t *s = NULL;
+  gbx_client_t *c = NULL;
+  gbx_error_t e = {0};
+  srv_cfg_t cfg;
+  char pc_dir[PATH_MAX + 16], pc_side[PATH_MAX + 16];
+  run_srv_cfg(r, &cfg);
+  if (!r->o.shim[0] || !r->o.apply[0]) {
+    run_log(r, "error: the power-cut shim or apply tool was not built");
+    return RUN_ERROR;
+  }
+  snprintf(pc_dir, sizeof pc_dir, "GBX_PC_DIR=%s", r->data);
+  snprintf(pc_side, sizeof pc_side, "GBX_PC_SIDE=%s", r->side);
+  cfg.env[0] = pc_dir;
+  cfg.env[1] = pc_side;
+  cfg.preload[0] = r->o.shim;
+  if (!(s = srv_new(&cfg))) {
+    run_log(r, "error: out of memory");
+    return RUN_ERROR;
+  }
+  for (unsigned cyc = 1; cyc <= r->o.cycles; cyc++) {
+    if (start_checked(r, s, 1, cyc) != 0) {
+      res = run_has(r, "restart-refused") ? RUN_VIOLATION : RUN_ERROR;
+      goto done;
+    }
+    if (!(c = gbx_connect("127.0.0.1", srv_port_now(s), &e)) ||
+        (cyc == 1 && gbx_queue_create(c, "stop-pc", NULL, NULL, 0, NULL, &e) != 0)) {
+      run_log(r, "error: %s", e.message);
+      goto done;
+    }
+    for (int i = 0; i < STOP_PC_MESSAGES; i++)
+      if (gbx_queue_send(c, "stop-pc", "x", 1, NULL, 0, 0, NULL, &e) != 0) {
+        run_log(r, "error: send: %s", e.message);
+        goto done;
+      }
+    gbx_close(c);
+    c = NULL;
+    if (run_stop_clean(r, s) != 0 || powercut_apply(r, cyc, 0) != 0)
+      goto done;
+  }
+  if (start_checked(r, s, 1, r->o.cycles + 1) != 0) {
+    res = run_has(r, "restart-refused") ? RUN_VIOLATION : RUN_ERROR;
+    goto done;
+  }
+  gbx_queue_info_t info;
+  if (!(c = gbx_connect("127.0.0.1", srv_port_now(s), &e)) ||
+      gbx_queue_get_attrs(c, "stop-pc", &info, &e) != 0) {
+    run_log(r, "error: %s", e.message);
+    goto done;
+  }
+  uint64_t want = (uint64_t)STOP_PC_MESSAGES * r->o.cycles;
+  run_log(r,
+          "%u clean stops, each followed by a power cut: %" PRIu64 " of %" PRIu64
+          " acknowledged messages there",
+          r->o.cycles, (uint64_t)info.visible, want);
+  if (info.visible != want)
+    run_found(r, "lost", want - info.visible);
+  gbx_queue_info_free(&info);
+  res = RUN_PASS;
+done:
+  gbx_close(c);
+  if (srv_running(s)) {
+    int code;
+    srv_stop(s, &code);
+  }
+  run_check_sanitizers(r, s);
+  srv_free(s);
   return res;
 }
