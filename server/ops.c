@@ -1219,37 +1219,79 @@ static void op_stats(req_t *q) {
   free(ns);
 }
 
+/* A backup on the threadpool: a checkpoint flushes the memtables and links
+ * or copies files, which the loop thread must not wait for. It counts as a
+ * store read in flight, so a stop waits for it before closing the store. */
+typedef struct backup_job {
+  uv_work_t work;
+  server_t *s;
+  conn_t *c;
+  uint64_t id;
+  int rc;
+  char *err;
+  char path[PATH_MAX];
+} backup_job_t;
+
+static void backup_work(uv_work_t *w) {
+  backup_job_t *b = w->data;
+  b->rc = store_checkpoint(b->s->store, b->path, &b->err);
+}
+
+static void backup_done(uv_work_t *w, int status) {
+  backup_job_t *b = w->data;
+  server_t *s = b->s;
+  s->fetches_in_flight--;
+  if (status == 0 && b->rc == 0)
+    LOG(LOG_INFO, "backup written to %s", b->path);
+  if (!net_closing(b->c) && (status != 0 || b->rc != 0)) {
+    char msg[PATH_MAX + 256];
+    snprintf(msg, sizeof(msg), "checkpoint to '%s' failed: %s", b->path,
+             status   ? uv_strerror(status)
+             : b->err ? b->err
+                      : "?");
+    ops_reply_err(s, b->c, b->id, GBX_E_BACKUP_FAILED, msg);
+  } else if (!net_closing(b->c)) {
+    reply_t r;
+    msgpack_packer *pk = ops_rbegin(&r, s, b->id, 1);
+    gbx_pack_kv_cstr(pk, "dir", b->path);
+    ops_rend(&r, b->c);
+  }
+  net_conn_unref(b->c);
+  free(b->err);
+  free(b);
+}
+
 static void op_backup(req_t *q) {
   const char *dir;
   uint32_t dl;
-  char path[PATH_MAX], *err = NULL;
   gbx_err_t e = gbx_get_str(q->m, "dir", 1, 1, PATH_MAX - 1, &dir, &dl, NULL, &q->eb);
   if (e) {
     ops_fail(q, e);
     return;
   }
-  memcpy(path, dir, dl);
-  path[dl] = 0;
-  if (memchr(path, 0, dl)) {
+  if (memchr(dir, 0, dl)) {
     gbx_errbuf_set(&q->eb, GBX_E_BAD_TYPE, "field 'dir' holds a NUL byte");
     ops_fail(q, GBX_E_BAD_TYPE);
     return;
   }
-  /* A checkpoint hard-links SST files and copies the (small) live WAL; it
-   * runs on the loop thread, which RocksDB allows while serving, and takes
-   * milliseconds for a store whose memtables are flushed. */
-  if (store_checkpoint(q->s->store, path, &err) != 0) {
-    gbx_errbuf_set(&q->eb, GBX_E_BACKUP_FAILED, "checkpoint to '%s' failed: %s", path,
-                   err ? err : "?");
-    free(err);
+  backup_job_t *b = calloc(1, sizeof(*b));
+  if (!b)
+    abort();
+  memcpy(b->path, dir, dl);
+  b->path[dl] = 0;
+  b->s = q->s;
+  b->c = q->c;
+  b->id = q->id;
+  b->work.data = b;
+  int rc = uv_queue_work(q->s->loop, &b->work, backup_work, backup_done);
+  if (rc != 0) {
+    gbx_errbuf_set(&q->eb, GBX_E_BACKUP_FAILED, "cannot start the checkpoint: %s", uv_strerror(rc));
+    free(b);
     ops_fail(q, GBX_E_BACKUP_FAILED);
     return;
   }
-  LOG(LOG_INFO, "backup written to %s", path);
-  reply_t r;
-  msgpack_packer *pk = ops_rbegin(&r, q->s, q->id, 1);
-  gbx_pack_kv_cstr(pk, "dir", path);
-  ops_rend(&r, q->c);
+  net_conn_ref(q->c);
+  q->s->fetches_in_flight++;
 }
 
 /* ---- dispatch ---- */
