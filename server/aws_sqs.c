@@ -1717,10 +1717,14 @@ static void sqs_start_move_task(areq_t *r) {
     return;
   }
   gbx_err_t e = broker_redrive_start(r->s->broker, dlq, dst, (uint32_t)rate, r->now, &eb);
-  if (e) {
+  if (e == GBX_E_REDRIVE_RUNNING) {
     aws_fail(r, AWS_E_UNSUPPORTED_OPERATION,
              "There is already a task running. Only one active task is allowed for a source "
              "queue arn at a given time.");
+    return;
+  }
+  if (e) {
+    aws_fail(r, AWS_E_INVALID_PARAMETER_VALUE, "%s", eb.msg);
     return;
   }
   char h[512];

@@ -271,7 +271,14 @@ static void registry_add(broker_t *b, queue_t *q) {
   memmove(b->byname + i + 1, b->byname + i, (b->nqueues - i) * sizeof(*b->byname));
   b->byname[i] = q;
   b->nqueues++;
-  byid_rebuild(b);
+  if (b->nbyid < b->nqueues * 2 + 2) { /* grown by doubling: a restore of n queues is O(n) */
+    byid_rebuild(b);
+    return;
+  }
+  uint32_t j = q->rec.qid & (b->nbyid - 1);
+  while (b->byid[j])
+    j = (j + 1) & (b->nbyid - 1);
+  b->byid[j] = q;
 }
 
 static void registry_del(broker_t *b, queue_t *q) {
@@ -422,6 +429,11 @@ int broker_restore_msg(broker_t *b, uint32_t qid, uint64_t seq, const idxrec_t *
   m->src_qid = r->src_qid;
   m->qid = qid;
   uint64_t dl = r->deadline_ms ? to_mono(b, r->deadline_ms) : 0;
+  /* a wall clock set back since the record was written must not hide a
+   * message for longer than any visibility timeout or delay could */
+  uint64_t most = now + 1000ull * (r->rc ? GBX_VIS_MAX : GBX_DELAY_MAX);
+  if (dl > most)
+    dl = most;
   if (dl > now) {
     m->state = r->rc ? MSG_INFLIGHT : MSG_DELAYED;
     if (heap_insert(&b->heap, &m->hn, dl) != 0)
@@ -892,7 +904,8 @@ static void dead_letter(broker_t *b, queue_t *q, msg_t *m, queue_t *dlq) {
   m->seq = next_counter(b);
   m->src_qid = q->rec.qid;
   m->qid = dlq->rec.qid;
-  m->state = (uint8_t)((m->state & 0xf0) | MSG_VISIBLE);
+  /* a body fetch under way is for the old key: it will not find this */
+  m->state = (uint8_t)((m->state & 0xf0 & ~MSG_FETCHING) | MSG_VISIBLE);
   if (queue_add(dlq, m) != 0)
     abort();
   msg_persist(b, dlq, m);
@@ -1168,6 +1181,9 @@ void broker_attach_blob(broker_t *b, uint32_t qid, uint64_t seq, uint64_t body_i
 gbx_err_t broker_redrive_start(broker_t *b, queue_t *dlq, queue_t *dst, uint32_t rate, uint64_t now,
                                gbx_errbuf_t *eb) {
   redrive_t *rd = dlq->redrive;
+  if (dst == dlq) /* it would only reset receive counts and lose the sources */
+    return gbx_errbuf_set(eb, GBX_E_OUT_OF_RANGE,
+                          "the destination of a redrive cannot be the dead-letter queue itself");
   if (rd && rd->state == 1)
     return gbx_errbuf_set(eb, GBX_E_REDRIVE_RUNNING, "a redrive of '%s' is running", dlq->name);
   if (!rd) {
@@ -1208,13 +1224,17 @@ static void redrive_step(broker_t *b, redrive_t *rd, uint64_t now) {
     J_DEL(b, STORE_CF_IDX, k, sizeof(k));
     if (was_head)
       arm_retention(b, dlq);
-    /* back on the source as a fresh delivery: receive count starts over */
+    /* back on the source as a new message (SQS: redriven messages get a new
+     * enqueue time, so the retention period starts over; kept, it could
+     * expire at once on a source with a shorter retention than the DLQ's):
+     * receive count starts over; a fetch under way is for the old key */
     m->seq = next_counter(b);
+    m->sent_ms = broker_wall(b, now);
     m->rc = 0;
     m->first_d = m->recv_d = 0;
     m->src_qid = 0;
     m->qid = dst->rec.qid;
-    m->state = (uint8_t)((m->state & 0xf0) | MSG_VISIBLE);
+    m->state = (uint8_t)((m->state & 0xf0 & ~MSG_FETCHING) | MSG_VISIBLE);
     if (queue_add(dst, m) != 0)
       abort();
     msg_persist(b, dst, m);

@@ -511,50 +511,104 @@ static int sync_dir(const char *dir) {
   return r;
 }
 
-static void write_stop_marker(server_t *s, uint64_t seq, uint64_t msgs, uint64_t queues) {
-  char path[PATH_MAX + 16], text[128];
-  snprintf(path, sizeof(path), "%s/" STOP_MARKER, s->cfg.data_dir);
+/* Writes the marker whole or not at all (tmp, fsync, rename, dir fsync): a
+ * crash while writing it must not leave a damaged one, which refuses the
+ * start. Returns 0 or -1 with errno. */
+static int write_stop_marker(const char *dir, uint64_t seq, uint64_t msgs, uint64_t queues) {
+  char path[PATH_MAX + 16], tmp[PATH_MAX + 32], text[128];
+  snprintf(path, sizeof(path), "%s/" STOP_MARKER, dir);
+  snprintf(tmp, sizeof(tmp), "%s/" STOP_MARKER ".tmp", dir);
   int n = snprintf(text, sizeof(text), "gearbox-clean-stop 1 seq=%llu messages=%llu queues=%llu\n",
                    (unsigned long long)seq, (unsigned long long)msgs, (unsigned long long)queues);
-  int fd = open(path, O_CREAT | O_TRUNC | O_WRONLY, 0600);
-  if (fd < 0 || write(fd, text, (size_t)n) != n || fsync(fd) != 0 || sync_dir(s->cfg.data_dir) != 0)
-    LOG(LOG_WARN, "could not write the clean-stop marker %s: %s", path, strerror(errno));
+  int fd = open(tmp, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0600);
+  int ok = fd >= 0 && write(fd, text, (size_t)n) == n && fsync(fd) == 0;
   if (fd >= 0)
     close(fd);
+  ok = ok && rename(tmp, path) == 0 && sync_dir(dir) == 0;
+  return ok ? 0 : -1;
 }
 
-/* Checks the recovered store against the marker of the last clean stop, if
- * any, and removes the marker. Returns 0, or -1 (logged) to refuse. */
-static int check_stop_marker(server_t *s, uint64_t msgs, uint64_t queues) {
+/* Reads the marker: 1 and its fields, 0 when there is none (first start or
+ * a crash), -1 with the refusal in why. */
+static int read_stop_marker(const char *dir, unsigned long long *seq, unsigned long long *m,
+                            unsigned long long *q, char *why, size_t wl) {
   char path[PATH_MAX + 16], text[160];
-  unsigned long long seq, m, q;
-  snprintf(path, sizeof(path), "%s/" STOP_MARKER, s->cfg.data_dir);
-  int fd = open(path, O_RDONLY);
+  snprintf(path, sizeof(path), "%s/" STOP_MARKER, dir);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     if (errno == ENOENT)
-      return 0; /* no clean stop to compare with (first start, or a crash) */
-    LOG(LOG_ERROR, "refusing to start: cannot read %s: %s", path, strerror(errno));
+      return 0;
+    snprintf(why, wl, "refusing to start: cannot read %s: %s", path, strerror(errno));
     return -1;
   }
   ssize_t n = read(fd, text, sizeof(text) - 1);
   close(fd);
   text[n > 0 ? n : 0] = 0;
   if (n <= 0 ||
-      sscanf(text, "gearbox-clean-stop 1 seq=%llu messages=%llu queues=%llu", &seq, &m, &q) != 3) {
-    LOG(LOG_ERROR, "refusing to start: %s is damaged; remove it to start anyway", path);
+      sscanf(text, "gearbox-clean-stop 1 seq=%llu messages=%llu queues=%llu", seq, m, q) != 3) {
+    snprintf(why, wl, "refusing to start: %s is damaged; remove it to start anyway", path);
     return -1;
   }
+  return 1;
+}
+
+/* The refusal when the store holds less than the marker says. counted:
+ * what the scan found (" with N messages in Q queues"), or "". */
+static void missing(char *why, size_t wl, const char *dir, uint64_t have, const char *counted,
+                    unsigned long long seq, unsigned long long m, unsigned long long q) {
+  snprintf(why, wl,
+           "refusing to start: the store recovered sequence %llu%s, but was cleanly stopped at "
+           "sequence %llu with %llu messages in %llu queues: acknowledged data is missing "
+           "(truncated or damaged WAL or MANIFEST?). Restore a backup, or remove %s/" STOP_MARKER
+           " to start with what is left",
+           (unsigned long long)have, counted, seq, m, q, dir);
+}
+
+/* store_opts_t.recovered: right after RocksDB recovered the store, before
+ * anything flushes or is scanned, the recovered sequence is checked against
+ * the marker's. A later open can report less than this one did (a flush
+ * drops writes that cancel out), so once checked the marker is rewritten
+ * without its sequence: a crash between here and the end of the scan must
+ * not make the next start refuse a healthy store. ud: the data dir. */
+static int stop_seq_check(void *ud, uint64_t have, char **err) {
+  const char *dir = ud;
+  char why[PATH_MAX + 512];
+  unsigned long long seq, m, q;
+  int r = read_stop_marker(dir, &seq, &m, &q, why, sizeof(why));
+  if (r == 0)
+    return 0;
+  if (r > 0 && have < seq)
+    missing(why, sizeof(why), dir, have, "", seq, m, q);
+  else if (r > 0 && seq != 0 && write_stop_marker(dir, 0, m, q) != 0)
+    snprintf(why, sizeof(why), "refusing to start: cannot rewrite %s/" STOP_MARKER ": %s", dir,
+             strerror(errno));
+  else if (r > 0)
+    return 0;
+  *err = strdup(why);
+  return -1;
+}
+
+/* After the scan: checks the recovered counts against the marker of the
+ * last clean stop, if any, and removes the marker. Returns 0, or -1
+ * (logged) to refuse. */
+static int check_stop_marker(server_t *s, uint64_t msgs, uint64_t queues) {
+  char path[PATH_MAX + 16], why[PATH_MAX + 512], counted[96];
+  unsigned long long seq, m, q;
+  int r = read_stop_marker(s->cfg.data_dir, &seq, &m, &q, why, sizeof(why));
+  if (r == 0)
+    return 0;
   uint64_t have = store_recovered_seq(s->store);
-  if (have < seq || msgs != m || queues != q) {
-    LOG(LOG_ERROR,
-        "refusing to start: the store recovered sequence %llu with %llu messages in %llu queues, "
-        "but was cleanly stopped at sequence %llu with %llu messages in %llu queues: acknowledged "
-        "data is missing (truncated or damaged WAL or MANIFEST?). Restore a backup, or remove %s "
-        "to start with what is left",
-        (unsigned long long)have, (unsigned long long)msgs, (unsigned long long)queues, seq, m, q,
-        path);
+  if (r > 0 && (have < seq || msgs != m || queues != q)) {
+    snprintf(counted, sizeof(counted), " with %llu messages in %llu queues",
+             (unsigned long long)msgs, (unsigned long long)queues);
+    missing(why, sizeof(why), s->cfg.data_dir, have, counted, seq, m, q);
+    r = -1;
+  }
+  if (r < 0) {
+    LOG(LOG_ERROR, "%s", why);
     return -1;
   }
+  snprintf(path, sizeof(path), "%s/" STOP_MARKER, s->cfg.data_dir);
   if (unlink(path) != 0 || sync_dir(s->cfg.data_dir) != 0) {
     LOG(LOG_ERROR, "refusing to start: cannot remove %s: %s", path, strerror(errno));
     return -1;
@@ -701,7 +755,10 @@ int server_start(server_t *s, const server_cfg_t *cfg, uv_loop_t *loop) {
       return -1;
     }
   }
-  store_opts_t so = {.block_cache_bytes = 0, .create_if_missing = 1};
+  store_opts_t so = {.block_cache_bytes = 0,
+                     .create_if_missing = 1,
+                     .recovered = stop_seq_check,
+                     .recovered_ud = (void *)cfg->data_dir};
   if (store_open(&s->store, cfg->data_dir, &so, &err) != 0) {
     LOG(LOG_ERROR, "%s", err);
     free(err);
@@ -888,11 +945,8 @@ int server_run(server_t *s) {
   free(serr);
   uint64_t seq = store_latest_seq(s->store);
   teardown(s);
-  if (rc == 0) {
-    server_t m = {0};
-    snprintf(m.cfg.data_dir, sizeof(m.cfg.data_dir), "%s", dir);
-    write_stop_marker(&m, seq, msgs, queues);
-  }
+  if (rc == 0 && write_stop_marker(dir, seq, msgs, queues) != 0)
+    LOG(LOG_WARN, "could not write the clean-stop marker in %s: %s", dir, strerror(errno));
   LOG(LOG_INFO, "stopped");
   return rc;
 }

@@ -125,7 +125,21 @@ static rocksdb_options_t *db_options(const store_opts_t *opts) {
   fdlimit_t fl;
   fdlimit_get(&fl);
   rocksdb_options_set_max_open_files(o, fl.store_files);
-  return o;
+  /* Keep the WAL through recovery instead of flushing it at open: a flush
+   * drops writes that cancel out (a body put + SingleDelete), after which
+   * RocksDB reports a lower latest sequence, so a crash right after an open
+   * would make the next start's clean-stop check (opts->recovered) refuse
+   * a healthy store. No setter in the C API: the option-string parser. */
+  rocksdb_options_t *n = rocksdb_options_create();
+  char *rerr = NULL;
+  rocksdb_get_options_from_string(o, "avoid_flush_during_recovery=true", n, &rerr);
+  if (rerr) { /* cannot happen with RocksDB >= 5.x; the check still runs */
+    rocksdb_free(rerr);
+    rocksdb_options_destroy(n);
+    return o;
+  }
+  rocksdb_options_destroy(o);
+  return n;
 }
 
 /* Memtable insert hints. Without them a skip-list insert starts from where
@@ -264,8 +278,31 @@ static void hints_marker_write(const char *dir) {
   (void)fsync_path(dir, O_RDONLY | O_DIRECTORY);
 }
 
+static int has_current(const char *dir) {
+  char p[PATH_MAX];
+  struct stat st;
+  return snprintf(p, sizeof p, "%s/CURRENT", dir) < (int)sizeof p && stat(p, &st) == 0;
+}
+
+/* 1 if dir holds files only a store that was opened has (tables, WAL
+ * files): then a missing CURRENT is damage, not a new store. A MANIFEST
+ * alone is not enough: a first start killed while RocksDB created the
+ * store leaves one before CURRENT. */
+static int holds_store_files(const char *dir) {
+  DIR *d = opendir(dir);
+  struct dirent *e;
+  int found = 0;
+  while (d && !found && (e = readdir(d)) != NULL) {
+    size_t n = strlen(e->d_name);
+    found = n > 4 && (!strcmp(e->d_name + n - 4, ".sst") || !strcmp(e->d_name + n - 4, ".log"));
+  }
+  if (d)
+    closedir(d);
+  return found;
+}
+
 int store_open(store_t **out, const char *dir, const store_opts_t *opts, char **err) {
-  static const store_opts_t defaults = {0, 0, 0};
+  static const store_opts_t defaults = {0};
   rocksdb_options_t *dbo = NULL;
   rocksdb_options_t *cfo[STORE_CF_COUNT] = {NULL};
   char *rerr = NULL;
@@ -291,6 +328,14 @@ int store_open(store_t **out, const char *dir, const store_opts_t *opts, char **
    * create it (and a LOG file in it) before noticing there is no store. */
   if (opts->create_if_missing) {
     (void)mkdir(dir, 0700);
+    if (!has_current(dir) && holds_store_files(dir)) {
+      set_err(err, errmsg(NULL,
+                          "cannot open store in %s: it holds store files but no CURRENT, so it "
+                          "is damaged, not new (creating an empty store there would serve "
+                          "nothing of it); restore a backup",
+                          dir));
+      goto fail;
+    }
   } else if (stat(dir, &st) != 0) {
     set_err(err, errmsg(NULL, "cannot open store in %s: %s", dir, strerror(errno)));
     goto fail;
@@ -330,8 +375,12 @@ int store_open(store_t **out, const char *dir, const store_opts_t *opts, char **
     /* What the WAL recovery found, before a flush and reopen: the reopen
      * reports only the largest sequence left in the files, lower when the
      * last writes cancelled out in the flush (a body put + SingleDelete). */
-    if (s->passes == 1)
+    if (s->passes == 1) {
       s->recovered_seq = rocksdb_get_latest_sequence_number(s->db);
+      /* before anything flushes: see store_opts_t.recovered */
+      if (opts->recovered && opts->recovered(opts->recovered_ud, s->recovered_seq, err) != 0)
+        goto fail;
+    }
     if (pass == 1) {
       s->idx_hints = hints;
       break;

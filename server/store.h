@@ -29,6 +29,12 @@ typedef struct store_opts {
   int no_idx_hints;         /* 1: no idx memtable insert hints (tests: a store
                                as written before them; 12-byte idx range
                                tombstones allowed) */
+  /* Called once, right after RocksDB recovered the store and before
+   * anything is flushed, with the latest sequence it recovered (what the
+   * clean-stop check compares). Non-zero (with *err malloc'd) fails the
+   * open. NULL: none. */
+  int (*recovered)(void *ud, uint64_t seq, char **err);
+  void *recovered_ud;
 } store_opts_t;
 
 /* Opens (creating if asked) the store in dir with the three column families,

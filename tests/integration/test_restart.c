@@ -406,6 +406,48 @@ static void test_kill9_during_sends(void **state) {
   assert_in_range(have, (uint64_t)acked, (uint64_t)acked + SENDERS);
 }
 
+/* A start that dies after opening a cleanly stopped store (here: killed
+ * once serving, with the clean-stop marker put back as it was, which is
+ * what a kill between the open and the marker's removal leaves) must not
+ * make the next start refuse. The last writes before the stop cancel out
+ * (messages sent, then deleted): a flush at open used to drop them, after
+ * which RocksDB reported a lower sequence than the marker's. */
+static void test_crash_while_starting_after_clean_stop(void **state) {
+  tu_fx_t *f = *state;
+  tu_create_queue(f->c, "cs", NULL);
+  for (int i = 0; i < 3; i++)
+    CHECK_OK(gbx_queue_send(f->c, "cs", "gone", 4, NULL, 0, 0, NULL, &e));
+  gbx_message_t *m = NULL;
+  size_t n = 0;
+  CHECK_OK(gbx_queue_receive(f->c, "cs", 10, 30, 0, &m, &n, &e));
+  assert_int_equal(n, 3);
+  for (size_t i = 0; i < n; i++)
+    CHECK_OK(gbx_message_delete(f->c, "cs", m[i].receipt, &e));
+  gbx_messages_free(m); /* the deletes are the last writes: they cancel the sends */
+  gbx_close(f->c);
+  f->c = NULL;
+  assert_int_equal(ts_stop(f->ts), 0);
+  char path[4200], marker[256];
+  snprintf(path, sizeof path, "%s/CLEAN_STOP", ts_data_dir(f->ts));
+  FILE *fp = fopen(path, "r");
+  assert_non_null(fp);
+  size_t ml = fread(marker, 1, sizeof marker, fp);
+  fclose(fp);
+  assert_true(ml > 0);
+  ts_start_again(f->ts);
+  ts_kill9(f->ts);
+  fp = fopen(path, "w");
+  assert_non_null(fp);
+  assert_int_equal(fwrite(marker, 1, ml, fp), ml);
+  fclose(fp);
+  ts_start_again(f->ts);
+  gbx_client_t *c = tu_reconnect(f);
+  gbx_queue_info_t info;
+  CHECK_OK(gbx_queue_get_attrs(c, "cs", &info, &e));
+  assert_int_equal(info.visible + info.not_visible, 0);
+  gbx_queue_info_free(&info);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, tu_setup, tu_teardown)
 
 int main(void) {
@@ -413,7 +455,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       T(test_clean_restart),      T(test_kill9_restart),
       T(test_two_restarts),       T(test_concurrent_senders_kill9),
-      T(test_kill9_during_sends),
+      T(test_kill9_during_sends), T(test_crash_while_starting_after_clean_stop),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -41,7 +41,8 @@ static void serve_cb(void *ctx, waiter_t *w, gbx_err_t err, delivery_t *d, uint3
   s->err = err;
   s->n = n;
   s->seq0 = n ? d[0].seq : 0;
-  for (uint32_t i = 0; i < n; i++) blob_unref(d[i].blob);
+  for (uint32_t i = 0; i < n; i++)
+    blob_unref(d[i].blob);
 }
 
 static void fetch_cb(void *ctx, uint32_t qid, uint64_t seq, uint64_t body_id) {
@@ -83,7 +84,8 @@ static queue_t *mkq(fx_t *f, const char *name, void (*tweak)(qattrs_t *)) {
   int created;
   gbx_errbuf_t eb;
   qattrs_defaults(&a);
-  if (tweak) tweak(&a);
+  if (tweak)
+    tweak(&a);
   assert_int_equal(broker_queue_create(f->b, name, &a, NULL, 0, T0, &created, &eb), GBX_E_OK);
   qattrs_free(&a);
   return broker_queue(f->b, name, strlen(name));
@@ -111,7 +113,8 @@ static uint32_t qrecv(fx_t *f, queue_t *q, uint32_t max, int32_t vis, uint64_t n
 }
 
 static void release(delivery_t *d, uint32_t n) {
-  for (uint32_t i = 0; i < n; i++) blob_unref(d[i].blob);
+  for (uint32_t i = 0; i < n; i++)
+    blob_unref(d[i].blob);
 }
 
 static void rh_of(fx_t *f, const delivery_t *d, char out[IDS_RECEIPT_LEN]) {
@@ -177,14 +180,16 @@ static void test_max_receives_to_dlq(void **state) {
   assert_int_equal(q->count, 0);
   assert_int_equal(dlq->nvisible, 1);
   assert_int_equal(qrecv(f, dlq, 1, 30, now, d), 1);
-  assert_int_equal(d[0].idn, idn);      /* same id */
-  assert_int_equal(d[0].rc, 3);         /* count kept, plus this receive */
+  assert_int_equal(d[0].idn, idn); /* same id */
+  assert_int_equal(d[0].rc, 3);    /* count kept, plus this receive */
   assert_int_equal(d[0].src_qid, q->rec.qid);
   assert_int_equal(d[0].sent_ms, (int64_t)T0 + WALL_OFF); /* retention from the original send */
   release(d, 1);
 }
 
-static void short_retention(qattrs_t *a) { a->retention = 60; }
+static void short_retention(qattrs_t *a) {
+  a->retention = 60;
+}
 
 static void test_retention(void **state) {
   fx_t *f = *state;
@@ -201,8 +206,10 @@ static void test_retention(void **state) {
   broker_tick(f->b, T0 + 90000);
   assert_int_equal(q->count, 0);
   /* both gone from the store too */
-  for (size_t i = 0; i < f->rec.n; i++) assert_int_not_equal(f->rec.a[i].cf, STORE_CF_IDX);
-  for (size_t i = 0; i < f->rec.n; i++) assert_int_not_equal(f->rec.a[i].cf, STORE_CF_BODY);
+  for (size_t i = 0; i < f->rec.n; i++)
+    assert_int_not_equal(f->rec.a[i].cf, STORE_CF_IDX);
+  for (size_t i = 0; i < f->rec.n; i++)
+    assert_int_not_equal(f->rec.a[i].cf, STORE_CF_BODY);
 }
 
 static void test_receipts(void **state) {
@@ -216,7 +223,8 @@ static void test_receipts(void **state) {
   release(d, 1);
   broker_tick(f->b, T0 + 1000);
   /* expired but not yet received again: the handle still works for visibility? no: not in flight */
-  assert_int_equal(broker_change_vis(f->b, q, rh1, sizeof(rh1), 10, T0 + 1000), GBX_E_NOT_IN_FLIGHT);
+  assert_int_equal(broker_change_vis(f->b, q, rh1, sizeof(rh1), 10, T0 + 1000),
+                   GBX_E_NOT_IN_FLIGHT);
   qrecv(f, q, 1, 30, T0 + 1000, d);
   rh_of(f, &d[0], rh2);
   release(d, 1);
@@ -246,7 +254,8 @@ static void test_change_vis(void **state) {
   rh_of(f, &d[0], rh);
   release(d, 1);
   /* capped at 12 h after the receive */
-  assert_int_equal(broker_change_vis(f->b, q, rh, sizeof(rh), 43200, T0 + 1000), GBX_E_OUT_OF_RANGE);
+  assert_int_equal(broker_change_vis(f->b, q, rh, sizeof(rh), 43200, T0 + 1000),
+                   GBX_E_OUT_OF_RANGE);
   assert_int_equal(broker_change_vis(f->b, q, rh, sizeof(rh), 43200, T0), GBX_E_OK);
   assert_int_equal(broker_change_vis(f->b, q, rh, sizeof(rh), 100, T0 + 10), GBX_E_OK);
   broker_tick(f->b, T0 + 100009);
@@ -331,7 +340,8 @@ static void test_create_idempotent_and_cycles(void **state) {
   assert_int_equal(broker_queue_create(f->b, "a", &a, NULL, 0, T0, &created, &eb), GBX_E_OK);
   assert_int_equal(created, 0);
   a.vis = 31;
-  assert_int_equal(broker_queue_create(f->b, "a", &a, NULL, 0, T0, &created, &eb), GBX_E_QUEUE_EXISTS);
+  assert_int_equal(broker_queue_create(f->b, "a", &a, NULL, 0, T0, &created, &eb),
+                   GBX_E_QUEUE_EXISTS);
   /* b -> a, then a -> b would be a cycle */
   qattrs_defaults(&a);
   strcpy(a.dlq, "a");
@@ -354,13 +364,15 @@ static void test_redrive(void **state) {
   delivery_t d[4];
   gbx_errbuf_t eb;
   uint64_t now = T0;
-  for (int i = 0; i < 25; i++) qsend(f, q, "x", -1, now);
+  for (int i = 0; i < 25; i++)
+    qsend(f, q, "x", -1, now);
   /* receive everything three times with 1 s visibility: all go to the DLQ */
   for (int round = 0; round < 3; round++) {
     for (;;) {
       uint32_t n = qrecv(f, q, 4, 1, now, d);
       release(d, n);
-      if (!n && !q->nvisible) break;
+      if (!n && !q->nvisible)
+        break;
     }
     now += 1000;
     broker_tick(f->b, now);
@@ -388,15 +400,54 @@ static void test_redrive(void **state) {
   release(d, 1);
 }
 
+static void dlq_short_retention(qattrs_t *a) {
+  dlq_attrs(a);
+  a->retention = 60;
+}
+
+/* SQS: a redriven message gets a new enqueue time, so its retention starts
+ * over. Kept, a message dead-lettered longer ago than the source's retention
+ * expired at the first tick after the move (the task said "moved"). A
+ * destination equal to the dead-letter queue itself is refused. */
+static void test_redrive_resets_retention(void **state) {
+  fx_t *f = *state;
+  queue_t *dlq = mkq(f, "dlq", NULL); /* 4 days */
+  queue_t *q = mkq(f, "src", dlq_short_retention);
+  delivery_t d[2];
+  gbx_errbuf_t eb;
+  qsend(f, q, "x", -1, T0);
+  release(d, qrecv(f, q, 1, 1, T0, d));
+  broker_tick(f->b, T0 + 1000);
+  release(d, qrecv(f, q, 1, 1, T0 + 1000, d));
+  broker_tick(f->b, T0 + 2000);
+  assert_int_equal(qrecv(f, q, 1, 1, T0 + 2000, d), 0); /* moved to the DLQ */
+  assert_int_equal(dlq->nvisible, 1);
+  uint64_t now = T0 + 100000; /* past the source's 60 s retention of the original send */
+  assert_int_equal(broker_redrive_start(f->b, dlq, dlq, 100, now, &eb), GBX_E_OUT_OF_RANGE);
+  assert_int_equal(broker_redrive_start(f->b, dlq, NULL, 100, now, &eb), GBX_E_OK);
+  broker_tick(f->b, now);
+  broker_tick(f->b, now + 1000);
+  assert_int_equal(q->nvisible, 1);
+  assert_int_equal(qrecv(f, q, 1, 30, now + 1000, d), 1);
+  assert_int_equal(d[0].sent_ms, (int64_t)now + WALL_OFF);
+  release(d, 1);
+  broker_tick(f->b, now + 59999); /* its retention counts from the redrive */
+  assert_int_equal(q->count, 1);
+  broker_tick(f->b, now + 60000);
+  assert_int_equal(q->count, 0);
+}
+
 static void test_purge_and_delete_queue(void **state) {
   fx_t *f = *state;
   queue_t *q = mkq(f, "q", NULL);
   uint64_t n;
-  for (int i = 0; i < 5; i++) qsend(f, q, "x", -1, T0);
+  for (int i = 0; i < 5; i++)
+    qsend(f, q, "x", -1, T0);
   assert_int_equal(broker_queue_purge(f->b, q, T0, &n), GBX_E_OK);
   assert_int_equal(n, 5);
   assert_int_equal(q->count, 0);
-  for (size_t i = 0; i < f->rec.n; i++) assert_int_not_equal(f->rec.a[i].cf, STORE_CF_BODY);
+  for (size_t i = 0; i < f->rec.n; i++)
+    assert_int_not_equal(f->rec.a[i].cf, STORE_CF_BODY);
   waiter_t w = {0};
   w.max = 1;
   w.vis = -1;
@@ -421,13 +472,16 @@ static broker_t *replay(fx_t *f, uint64_t now) {
   uint32_t nq = 1;
   for (size_t i = 0; i < f->rec.n; i++) {
     kv_t *e = &f->rec.a[i];
-    if (e->cf == STORE_CF_META && e->k[0] == 'C') next = be64_get(e->v);
-    if (e->cf == STORE_CF_META && e->k[0] == 'N') nq = be32_get(e->v);
+    if (e->cf == STORE_CF_META && e->k[0] == 'C')
+      next = be64_get(e->v);
+    if (e->cf == STORE_CF_META && e->k[0] == 'N')
+      nq = be32_get(e->v);
   }
   broker_restore_counter(b, next, nq);
   for (size_t i = 0; i < f->rec.n; i++) {
     kv_t *e = &f->rec.a[i];
-    if (e->cf != STORE_CF_META || e->k[0] != 'Q') continue;
+    if (e->cf != STORE_CF_META || e->k[0] != 'Q')
+      continue;
     qrec_t r;
     gbx_errbuf_t eb;
     char name[GBX_MAX_NAME + 1];
@@ -441,7 +495,8 @@ static broker_t *replay(fx_t *f, uint64_t now) {
     uint32_t qid;
     uint64_t seq;
     idxrec_t r;
-    if (e->cf != STORE_CF_IDX) continue;
+    if (e->cf != STORE_CF_IDX)
+      continue;
     assert_int_equal(idx_key_decode(e->k, e->kl, &qid, &seq), 0);
     assert_int_equal(idx_decode(e->v, e->vl, &r), 0);
     assert_int_equal(broker_restore_msg(b, qid, seq, &r, now), 0);
@@ -566,7 +621,8 @@ static void test_restart_keeps_state(void **state) {
   release(d, 1);
   msg_t *m = NULL;
   for (msg_t *x = q->age_head; x; x = x->anext)
-    if (x->idn == idn) m = x;
+    if (x->idn == idn)
+      m = x;
   assert_non_null(m);
   assert_int_equal(m->rc, 1);
   assert_int_equal(broker_delete(f->b, q, rh, sizeof(rh), later), GBX_E_OK);
@@ -580,13 +636,49 @@ static void test_restart_keeps_state(void **state) {
   broker_free(b3);
 }
 
+/* A deadline restored from a store written while the wall clock was ahead
+ * (or read now that it was set back) hides a message no longer than any
+ * visibility timeout (12 h) or delay (15 min) could; it used to stay hidden
+ * for the whole difference (from a clock stuck in 1970: decades). */
+static void test_restore_caps_deadlines(void **state) {
+  fx_t *f = *state;
+  queue_t *q = mkq(f, "q", NULL);
+  delivery_t d[2];
+  qsend(f, q, "inflight", -1, T0);
+  qsend(f, q, "delayed", 10, T0);
+  assert_int_equal(qrecv(f, q, 1, 30, T0, d), 1);
+  release(d, 1);
+  const int64_t ten_days = 10LL * 86400 * 1000;
+  for (size_t i = 0; i < f->rec.n; i++) {
+    kv_t *e = &f->rec.a[i];
+    idxrec_t r;
+    if (e->cf != STORE_CF_IDX || idx_decode(e->v, e->vl, &r) != 0 || !r.deadline_ms)
+      continue;
+    r.deadline_ms += ten_days;
+    idx_encode((uint8_t *)e->v, &r);
+  }
+  broker_t *b2 = replay(f, T0);
+  broker_free(f->b);
+  f->b = b2;
+  q = broker_queue(f->b, "q", 1);
+  assert_int_equal(q->ninflight, 1);
+  assert_int_equal(q->ndelayed, 1);
+  broker_tick(f->b, T0 + 1000ull * GBX_DELAY_MAX);
+  assert_int_equal(q->ndelayed, 0);
+  assert_int_equal(q->ninflight, 1);
+  broker_tick(f->b, T0 + 1000ull * GBX_VIS_MAX);
+  assert_int_equal(q->ninflight, 0);
+  assert_int_equal(q->nvisible, 2);
+}
+
 static void test_body_cache_budget(void **state) {
   fx_t *f = *state;
   broker_free(f->b);
   f->b = mk_broker(f, 3 * (BLOB_HDR + 4));
   queue_t *q = mkq(f, "q", NULL);
   delivery_t d[8];
-  for (int i = 0; i < 5; i++) qsend(f, q, "abcd", -1, T0);
+  for (int i = 0; i < 5; i++)
+    qsend(f, q, "abcd", -1, T0);
   broker_stats_t st;
   broker_get_stats(f->b, &st);
   assert_int_equal(st.cached_bytes, 3 * (BLOB_HDR + 4));
@@ -594,7 +686,8 @@ static void test_body_cache_budget(void **state) {
   uint32_t n = qrecv(f, q, 8, 30, T0, d);
   assert_int_equal(n, 5);
   int missing = 0;
-  for (uint32_t i = 0; i < n; i++) missing += d[i].blob == NULL;
+  for (uint32_t i = 0; i < n; i++)
+    missing += d[i].blob == NULL;
   assert_int_equal(missing, 2); /* those are read from disk by the caller */
   release(d, n);
 }
@@ -606,13 +699,15 @@ static void test_index_memory_per_message(void **state) {
   queue_t *q = mkq(f, "q", NULL);
   f->rec.off = 1;
   broker_stats_t st;
-  for (int i = 0; i < 100000; i++) qsend(f, q, "x", i % 2 ? 5 : -1, T0);
+  for (int i = 0; i < 100000; i++)
+    qsend(f, q, "x", i % 2 ? 5 : -1, T0);
   broker_get_stats(f->b, &st);
   assert_int_equal(st.messages, 100000);
   assert_int_equal(st.cached_bytes, 0);
   assert_int_equal(sizeof(msg_t), 112);
   /* message + its share of the seq table and the deadline heap */
-  print_message("index bytes per message: %llu\n", (unsigned long long)(st.index_bytes / st.messages));
+  print_message("index bytes per message: %llu\n",
+                (unsigned long long)(st.index_bytes / st.messages));
   assert_true(st.index_bytes / st.messages <= 140);
 }
 
@@ -641,6 +736,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_visibility_expiry_wakes_waiter, setup, teardown),
       cmocka_unit_test_setup_teardown(test_create_idempotent_and_cycles, setup, teardown),
       cmocka_unit_test_setup_teardown(test_redrive, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_redrive_resets_retention, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_restore_caps_deadlines, setup, teardown),
       cmocka_unit_test_setup_teardown(test_purge_and_delete_queue, setup, teardown),
       cmocka_unit_test_setup_teardown(test_restart_keeps_state, setup, teardown),
       cmocka_unit_test_setup_teardown(test_restore_refuses_wrapping_ids, setup, teardown),

@@ -62,7 +62,7 @@ static void done_cb(void *ctx, uint64_t durable, int status, const char *err) {
 }
 
 static store_t *open_store(const char *dir, int create) {
-  store_opts_t o = {0, create, 0};
+  store_opts_t o = {.create_if_missing = create};
   store_t *s = NULL;
   char *err = NULL;
   if (store_open(&s, dir, &o, &err) != 0)

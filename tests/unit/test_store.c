@@ -53,7 +53,7 @@ static int teardown(void **state) {
 }
 
 static store_t *open_ok(const char *dir, int create) {
-  store_opts_t o = {0, create, 0};
+  store_opts_t o = {.create_if_missing = create};
   store_t *s = NULL;
   char *err = NULL;
   int rc = store_open(&s, dir, &o, &err);
@@ -116,7 +116,7 @@ static void test_reopen_persists(void **state) {
 
 static void test_open_missing_without_create(void **state) {
   fixture_t *f = *state;
-  store_opts_t o = {0, 0, 0};
+  store_opts_t o = {.create_if_missing = 0};
   char *err = NULL;
   store_t *s = (store_t *)0x1;
   assert_int_equal(store_open(&s, f->db, &o, &err), -1);
@@ -131,6 +131,34 @@ static void test_open_missing_without_create(void **state) {
   assert_int_equal(stat(f->db, &st), -1); /* nothing was created */
 }
 
+/* A store whose CURRENT is gone is damaged, not new: it is refused with a
+ * message that says so, and nothing is created. (RocksDB itself refuses to
+ * create a store over a leftover WAL file, with a message about creating a
+ * new store; gearboxd's check also covers tables without a WAL.) */
+static void test_missing_current_refused(void **state) {
+  fixture_t *f = *state;
+  store_t *s = open_ok(f->db, 1);
+  store_batch_t *b = store_batch_new(s);
+  put_str(b, STORE_CF_META, "k", "v");
+  write_ok(s, b, 1);
+  store_batch_free(b);
+  store_close(s);
+  char cur[200];
+  snprintf(cur, sizeof cur, "%s/CURRENT", f->db);
+  assert_int_equal(unlink(cur), 0);
+  store_opts_t o = {.create_if_missing = 1};
+  char *err = NULL;
+  s = NULL;
+  assert_int_equal(store_open(&s, f->db, &o, &err), -1);
+  assert_null(s);
+  assert_non_null(err);
+  if (!strstr(err, "no CURRENT"))
+    fail_msg("unexpected message: %s", err);
+  free(err);
+  struct stat st;
+  assert_int_equal(stat(cur, &st), -1);
+}
+
 static void test_unusable_dir(void **state) {
   fixture_t *f = *state;
   char file[160], dir[200];
@@ -139,7 +167,7 @@ static void test_unusable_dir(void **state) {
   assert_true(fd >= 0);
   close(fd);
   snprintf(dir, sizeof dir, "%s/db", file);
-  store_opts_t o = {0, 1, 0};
+  store_opts_t o = {.create_if_missing = 1};
   char *err = NULL;
   store_t *s = NULL;
   assert_int_equal(store_open(&s, dir, &o, &err), -1);
@@ -563,7 +591,7 @@ static void expect_idx(store_t *s, uint64_t lo1, uint64_t hi1) {
  * hints, across a reopen. */
 static void test_idx_hints_and_range_tombstones(void **state) {
   fixture_t *f = *state;
-  store_opts_t old = {0, 1, 1};
+  store_opts_t old = {.create_if_missing = 1, .no_idx_hints = 1};
   char *err = NULL;
   assert_int_equal(store_open(&f->s, f->db, &old, &err), 0);
   store_batch_t *b = store_batch_new(f->s);
@@ -664,7 +692,7 @@ static void test_wal_middle_corruption_refused(void **state) {
   /* Inside the first record's value (7-byte header, then the batch). */
   assert_int_equal(pwrite(fd, "X", 1, 500), 1);
   close(fd);
-  store_opts_t o = {0, 0, 0};
+  store_opts_t o = {.create_if_missing = 0};
   store_t *s = NULL;
   char *err = NULL;
   assert_int_equal(store_open(&s, f->db, &o, &err), -1);
@@ -678,6 +706,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_reopen_persists, setup, teardown),
       cmocka_unit_test_setup_teardown(test_open_missing_without_create, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_missing_current_refused, setup, teardown),
       cmocka_unit_test_setup_teardown(test_unusable_dir, setup, teardown),
       cmocka_unit_test_setup_teardown(test_put_get_delete, setup, teardown),
       cmocka_unit_test_setup_teardown(test_scan_bounds, setup, teardown),
