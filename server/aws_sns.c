@@ -150,7 +150,9 @@ static void sns_create_topic(areq_t *r) {
   }
   for (const cJSON *c = cJSON_IsObject(attrs) ? attrs->child : NULL; c; c = c->next) {
     const char *v = cJSON_IsString(c) ? c->valuestring : "";
-    if (!text_json_valid(v, strlen(v))) {
+    uint32_t bad;
+    if (!strcmp(c->string, "Policy") ? !text_json_valid(v, strlen(v))
+                                     : !text_valid((const uint8_t *)v, strlen(v), &bad)) {
       aws_fail(r, AWS_E_SNS_INVALID_PARAMETER,
                "Invalid parameter: Attributes Reason: %s must be text", c->string);
       return;
@@ -301,7 +303,9 @@ static void sns_set_topic_attributes(areq_t *r) {
   const char *name = aws_str(r->in, "AttributeName"), *v = aws_str(r->in, "AttributeValue");
   if (!v)
     v = "";
-  if (!text_json_valid(v, strlen(v))) {
+  uint32_t bad;
+  if (name && !strcmp(name, "Policy") ? !text_json_valid(v, strlen(v))
+                                      : !text_valid((const uint8_t *)v, strlen(v), &bad)) {
     aws_fail(r, AWS_E_SNS_INVALID_PARAMETER, "Invalid parameter: AttributeValue must be text");
     return;
   } else if (name && !strcmp(name, "DisplayName") && strlen(v) <= TOPIC_MAX_DISPLAY) {

@@ -1241,6 +1241,7 @@ static void backup_done(uv_work_t *w, int status) {
   backup_job_t *b = w->data;
   server_t *s = b->s;
   s->fetches_in_flight--;
+  s->backup_running = 0;
   if (status == 0 && b->rc == 0)
     LOG(LOG_INFO, "backup written to %s", b->path);
   if (!net_closing(b->c) && (status != 0 || b->rc != 0)) {
@@ -1274,6 +1275,13 @@ static void op_backup(req_t *q) {
     ops_fail(q, GBX_E_BAD_TYPE);
     return;
   }
+  /* one at a time: a checkpoint holds a threadpool worker that body reads
+   * share, for as long as its flush and copies take */
+  if (q->s->backup_running) {
+    gbx_errbuf_set(&q->eb, GBX_E_BACKUP_FAILED, "a backup is running; try again when it ends");
+    ops_fail(q, GBX_E_BACKUP_FAILED);
+    return;
+  }
   backup_job_t *b = calloc(1, sizeof(*b));
   if (!b)
     abort();
@@ -1292,6 +1300,7 @@ static void op_backup(req_t *q) {
   }
   net_conn_ref(q->c);
   q->s->fetches_in_flight++;
+  q->s->backup_running = 1;
 }
 
 /* ---- dispatch ---- */

@@ -553,15 +553,25 @@ static int read_stop_marker(const char *dir, unsigned long long *seq, unsigned l
 }
 
 /* The refusal when the store holds less than the marker says. counted:
- * what the scan found (" with N messages in Q queues"), or "". */
+ * what the scan found (" with N messages in Q queues"), or "". A marker
+ * already checked at this start's open holds sequence 0: only the counts
+ * are compared then, and only they are named. */
 static void missing(char *why, size_t wl, const char *dir, uint64_t have, const char *counted,
                     unsigned long long seq, unsigned long long m, unsigned long long q) {
+  char got[160], want[96];
+  if (seq)
+    snprintf(got, sizeof(got), "sequence %llu%s", (unsigned long long)have, counted);
+  else
+    snprintf(got, sizeof(got), "%s", counted + (counted[0] == ' ' ? 6 : 0)); /* skip " with " */
+  if (seq)
+    snprintf(want, sizeof(want), "at sequence %llu ", seq);
+  else
+    want[0] = 0;
   snprintf(why, wl,
-           "refusing to start: the store recovered sequence %llu%s, but was cleanly stopped at "
-           "sequence %llu with %llu messages in %llu queues: acknowledged data is missing "
-           "(truncated or damaged WAL or MANIFEST?). Restore a backup, or remove %s/" STOP_MARKER
-           " to start with what is left",
-           (unsigned long long)have, counted, seq, m, q, dir);
+           "refusing to start: the store recovered %s, but was cleanly stopped %swith %llu "
+           "messages in %llu queues: acknowledged data is missing (truncated or damaged WAL or "
+           "MANIFEST?). Restore a backup, or remove %s/" STOP_MARKER " to start with what is left",
+           got, want, m, q, dir);
 }
 
 /* store_opts_t.recovered: right after RocksDB recovered the store, before

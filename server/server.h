@@ -29,23 +29,23 @@ typedef struct server_cfg {
   unsigned interval_ms;
   uint32_t max_frame;
   uint32_t max_conns;
-  uint32_t max_waiters;   /* waiting receives per connection */
+  uint32_t max_waiters; /* waiting receives per connection */
   uint64_t max_outbuf;
-  uint64_t max_bytes;     /* stored message bytes, 0 = unlimited */
-  uint64_t body_cache;    /* bodies kept in memory */
-  char region[64];        /* ARNs: arn:aws:sns:REGION:ACCOUNT:topic */
+  uint64_t max_bytes;  /* stored message bytes, 0 = unlimited */
+  uint64_t body_cache; /* bodies kept in memory */
+  char region[64];     /* ARNs: arn:aws:sns:REGION:ACCOUNT:topic */
   char account[32];
-  char public_url[256];   /* base of URLs in SNS envelopes; "" = http://HOST:PORT */
-  uint64_t min_free;      /* refuse sends while the data dir's disk has less free */
-  unsigned slow_ms;       /* close a connection whose frame stays incomplete this long */
-  char http_host[256];    /* the AWS-compatible HTTP face (--http) */
-  int http_port;          /* -1: off */
-  int test_endpoints;     /* --test-endpoints: moto-api reset and peek */
+  char public_url[256];       /* base of URLs in SNS envelopes; "" = http://HOST:PORT */
+  uint64_t min_free;          /* refuse sends while the data dir's disk has less free */
+  unsigned slow_ms;           /* close a connection whose frame stays incomplete this long */
+  char http_host[256];        /* the AWS-compatible HTTP face (--http) */
+  int http_port;              /* -1: off */
+  int test_endpoints;         /* --test-endpoints: moto-api reset and peek */
   char credentials[PATH_MAX]; /* --credentials FILE; "" = none (protected mode) */
   int allow_public_noauth;    /* --allow-public-without-auth */
   unsigned auth_timeout_ms;   /* --auth-timeout: handshake deadline */
-  char tls_cert[PATH_MAX]; /* --tls-cert: PEM chain; "" = plain TCP on both listeners */
-  char tls_key[PATH_MAX];  /* --tls-key: PEM private key (given with --tls-cert) */
+  char tls_cert[PATH_MAX];    /* --tls-cert: PEM chain; "" = plain TCP on both listeners */
+  char tls_key[PATH_MAX];     /* --tls-key: PEM private key (given with --tls-cert) */
 } server_cfg_t;
 
 /* Defaults for every flag (documented in README and PROTOCOL.md). */
@@ -63,40 +63,41 @@ typedef struct server {
   broker_t *broker;
   topics_t *topics;
   envelope_ctx_t env;
-  struct creds *creds;     /* NULL: authentication off (no --credentials) */
-  auth_t *auth;            /* credentials, reload, the failure throttle */
-  authz_t *authz;          /* cached resource policies */
-  struct oconn *parked;    /* connections whose auth_prove waits out the throttle */
-  uv_signal_t sighup;      /* reloads the credentials file */
+  struct creds *creds;  /* NULL: authentication off (no --credentials) */
+  auth_t *auth;         /* credentials, reload, the failure throttle */
+  authz_t *authz;       /* cached resource policies */
+  struct oconn *parked; /* connections whose auth_prove waits out the throttle */
+  uv_signal_t sighup;   /* reloads the credentials file */
   uint8_t sign_key[32];
   char base_url[300];
-  gbx_buf_t envbuf;      /* scratch for rendering envelopes */
+  gbx_buf_t envbuf; /* scratch for rendering envelopes */
   net_t *net;
   ids_t *ids;
   uv_timer_t timer;
   uv_prepare_t prepare;
   uv_signal_t sigint, sigterm;
   uint64_t timer_due;
-  fetch_job_t *prefetch; /* prefetch requests gathered this iteration */
+  fetch_job_t *prefetch;                  /* prefetch requests gathered this iteration */
   fetch_job_t *deferred, **deferred_tail; /* reads waiting for their batch */
   uint32_t fetches_in_flight;
-  gbx_buf_t out;         /* scratch reply buffer */
-  gbx_buf_t scratch;     /* scratch for attribute packing */
+  int backup_running; /* a checkpoint is on the threadpool (one at a time) */
+  gbx_buf_t out;      /* scratch reply buffer */
+  gbx_buf_t scratch;  /* scratch for attribute packing */
   int stopping;
-  int disk_low;          /* free space below cfg.min_free: sends are refused */
+  int disk_low; /* free space below cfg.min_free: sends are refused */
   /* group-commit linger: the connections that wrote into the open batch and
    * into the last two batches handed off (see phases() in server.c) */
   const void *writers[3][WRITERS_TRACKED];
   uint32_t nwriters[3];
-  uint64_t linger_start;  /* uv_hrtime() when the current linger began, 0 = none */
-  uv_idle_t linger;       /* keeps the loop polling (not blocking) while lingering */
+  uint64_t linger_start; /* uv_hrtime() when the current linger began, 0 = none */
+  uv_idle_t linger;      /* keeps the loop polling (not blocking) while lingering */
   uint64_t lingers, linger_kicks_full;
   uint64_t disk_checked; /* when free space was last read (mono ms) */
   uint64_t started_ms;
   int bound_port;
-  http_t *http;          /* the AWS-compatible face, NULL when off (aws.c) */
-  fdbudget_t fds;        /* connections of both faces vs. RLIMIT_NOFILE (fdlimit.h) */
-  tls_server_t *tls;     /* both listeners' TLS context, NULL without --tls-cert */
+  http_t *http;      /* the AWS-compatible face, NULL when off (aws.c) */
+  fdbudget_t fds;    /* connections of both faces vs. RLIMIT_NOFILE (fdlimit.h) */
+  tls_server_t *tls; /* both listeners' TLS context, NULL without --tls-cert */
   int http_bound_port;
 } server_t;
 

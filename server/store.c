@@ -125,20 +125,21 @@ static rocksdb_options_t *db_options(const store_opts_t *opts) {
   fdlimit_t fl;
   fdlimit_get(&fl);
   rocksdb_options_set_max_open_files(o, fl.store_files);
-  /* Keep the WAL through recovery instead of flushing it at open: a flush
-   * drops writes that cancel out (a body put + SingleDelete), after which
-   * RocksDB reports a lower latest sequence, so a crash right after an open
-   * would make the next start's clean-stop check (opts->recovered) refuse
-   * a healthy store. No setter in the C API: the option-string parser. */
+  /* Keep the WAL through recovery instead of flushing it inside Open: a
+   * flush drops writes that cancel out (a body put + SingleDelete), after
+   * which RocksDB reports a lower latest sequence, so a crash right after an
+   * open would make the next start's clean-stop check (opts->recovered)
+   * refuse a healthy store. store_open flushes once that check has run. No
+   * setter in the C API: the option-string parser. */
   rocksdb_options_t *n = rocksdb_options_create();
   char *rerr = NULL;
   rocksdb_get_options_from_string(o, "avoid_flush_during_recovery=true", n, &rerr);
-  if (rerr) { /* cannot happen with RocksDB >= 5.x; the check still runs */
+  rocksdb_options_destroy(o);
+  if (rerr) { /* RocksDB has had the option since 5.x: refuse rather than run without */
     rocksdb_free(rerr);
     rocksdb_options_destroy(n);
-    return o;
+    return NULL;
   }
-  rocksdb_options_destroy(o);
   return n;
 }
 
@@ -294,7 +295,9 @@ static int holds_store_files(const char *dir) {
   int found = 0;
   while (d && !found && (e = readdir(d)) != NULL) {
     size_t n = strlen(e->d_name);
-    found = n > 4 && (!strcmp(e->d_name + n - 4, ".sst") || !strcmp(e->d_name + n - 4, ".log"));
+    size_t digits = strspn(e->d_name, "0123456789"); /* RocksDB names them 000123.log */
+    found = n > 4 && digits == n - 4 && digits > 0 &&
+            (!strcmp(e->d_name + n - 4, ".sst") || !strcmp(e->d_name + n - 4, ".log"));
   }
   if (d)
     closedir(d);
@@ -345,7 +348,13 @@ int store_open(store_t **out, const char *dir, const store_opts_t *opts, char **
   }
   s->cache = rocksdb_cache_create_lru(opts->block_cache_bytes ? opts->block_cache_bytes
                                                               : STORE_DEFAULT_CACHE_BYTES);
-  dbo = db_options(opts);
+  if (!(dbo = db_options(opts))) {
+    set_err(err, errmsg(NULL,
+                        "cannot open store in %s: RocksDB refused the option "
+                        "avoid_flush_during_recovery",
+                        dir));
+    goto fail;
+  }
   /* An existing store may hold idx range tombstones with 12-byte bounds in
    * its WAL (written before the insert hints, or by such a binary since),
    * which must not be replayed into a hinted memtable: recover it without
@@ -400,6 +409,19 @@ int store_open(store_t **out, const char *dir, const store_opts_t *opts, char **
       rerr = NULL;
       goto fail;
     }
+  }
+  /* Now that the recovered sequence was checked, flush what the recovery
+   * kept in memory, as RocksDB would have at open: the kept WAL would
+   * otherwise be replayed again at every start after a crash. */
+  rocksdb_flushoptions_t *ffo = rocksdb_flushoptions_create();
+  rocksdb_flushoptions_set_wait(ffo, 1);
+  for (int i = 0; i < STORE_CF_COUNT && !rerr; i++)
+    rocksdb_flush_cf(s->db, ffo, s->cf[i], &rerr);
+  rocksdb_flushoptions_destroy(ffo);
+  if (rerr) {
+    set_err(err, errmsg(rerr, "cannot open store in %s: flushing the recovered WAL", dir));
+    rerr = NULL;
+    goto fail;
   }
   /* Every open writes a new MANIFEST and points CURRENT at it: note which,
    * so the next start can tell that no other binary opened it since. A

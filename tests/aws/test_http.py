@@ -275,6 +275,11 @@ class Http(unittest.TestCase):
         c.send(request(form(Action="ListTopics")))
         st, h, rb = c.response()
         self.assertNotIn(b"h-text", rb)
+        # a display name is text, not JSON: the six characters \u0000 are fine there
+        c.send(request(form(Action="CreateTopic", Name="h-text-ok",
+                            **{"Attributes.entry.1.key": "DisplayName", "Attributes.entry.1.value": "a\\u0000b"})))
+        st, h, rb = c.response()
+        self.assertEqual(st, 200, rb)
 
     def test_rewritten_policy_stays_within_limit(self):
         """RemovePermission re-prints the policy: 1e9 becomes 1000000000, so
