@@ -117,6 +117,26 @@ static load_t *start_load(run_t *r, hist_t *h, srv_t *s) {
   return l;
 }
 
+/* The power-cut shim's environment for cfg (env[0..1], preload[0]),
+ * pointing into pc (which must outlive cfg's use). Returns 0, or -1 after
+ * logging when the shim or its apply tool was not built. */
+typedef struct pc_env {
+  char dir[PATH_MAX + 16], side[PATH_MAX + 16];
+} pc_env_t;
+
+static int with_shim(run_t *r, srv_cfg_t *cfg, pc_env_t *pc) {
+  if (!r->o.shim[0] || !r->o.apply[0]) {
+    run_log(r, "error: the power-cut shim or apply tool was not built");
+    return -1;
+  }
+  snprintf(pc->dir, sizeof pc->dir, "GBX_PC_DIR=%s", r->data);
+  snprintf(pc->side, sizeof pc->side, "GBX_PC_SIDE=%s", r->side);
+  cfg->env[0] = pc->dir;
+  cfg->env[1] = pc->side;
+  cfg->preload[0] = r->o.shim;
+  return 0;
+}
+
 int scen_crash(run_t *r, int powercut) {
   int res = RUN_ERROR;
   char err[1024];
@@ -127,19 +147,10 @@ int scen_crash(run_t *r, int powercut) {
   uint64_t reconnects = 0;
   unsigned interrupted = 0;
   srv_cfg_t cfg;
-  char pc_dir[PATH_MAX + 16], pc_side[PATH_MAX + 16];
+  pc_env_t pc;
   run_srv_cfg(r, &cfg);
-  if (powercut) {
-    if (!r->o.shim[0] || !r->o.apply[0]) {
-      run_log(r, "error: the power-cut shim or apply tool was not built");
-      goto done;
-    }
-    snprintf(pc_dir, sizeof pc_dir, "GBX_PC_DIR=%s", r->data);
-    snprintf(pc_side, sizeof pc_side, "GBX_PC_SIDE=%s", r->side);
-    cfg.env[0] = pc_dir;
-    cfg.env[1] = pc_side;
-    cfg.preload[0] = r->o.shim;
-  }
+  if (powercut && with_shim(r, &cfg, &pc) != 0)
+    goto done;
   if (!h || !(s = srv_new(&cfg))) {
     run_log(r, "error: out of memory");
     goto done;
@@ -310,17 +321,10 @@ int scen_iofault(run_t *r) {
   srv_t *s = NULL;
   load_counters_t *ctr = NULL;
   srv_cfg_t cfg;
-  char pc_dir[PATH_MAX + 16], pc_side[PATH_MAX + 16];
+  pc_env_t pc;
   run_srv_cfg(r, &cfg);
-  if (!r->o.shim[0] || !r->o.apply[0]) {
-    run_log(r, "error: the power-cut shim or apply tool was not built");
+  if (with_shim(r, &cfg, &pc) != 0)
     goto done;
-  }
-  snprintf(pc_dir, sizeof pc_dir, "GBX_PC_DIR=%s", r->data);
-  snprintf(pc_side, sizeof pc_side, "GBX_PC_SIDE=%s", r->side);
-  cfg.env[0] = pc_dir;
-  cfg.env[1] = pc_side;
-  cfg.preload[0] = r->o.shim;
   if (!h || !(s = srv_new(&cfg))) {
     run_log(r, "error: out of memory");
     goto done;
@@ -401,17 +405,10 @@ int scen_stop_powercut(run_t *r) {
   gbx_client_t *c = NULL;
   gbx_error_t e = {0};
   srv_cfg_t cfg;
-  char pc_dir[PATH_MAX + 16], pc_side[PATH_MAX + 16];
+  pc_env_t pc;
   run_srv_cfg(r, &cfg);
-  if (!r->o.shim[0] || !r->o.apply[0]) {
-    run_log(r, "error: the power-cut shim or apply tool was not built");
+  if (with_shim(r, &cfg, &pc) != 0)
     return RUN_ERROR;
-  }
-  snprintf(pc_dir, sizeof pc_dir, "GBX_PC_DIR=%s", r->data);
-  snprintf(pc_side, sizeof pc_side, "GBX_PC_SIDE=%s", r->side);
-  cfg.env[0] = pc_dir;
-  cfg.env[1] = pc_side;
-  cfg.preload[0] = r->o.shim;
   if (!(s = srv_new(&cfg))) {
     run_log(r, "error: out of memory");
     return RUN_ERROR;

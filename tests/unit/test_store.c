@@ -131,18 +131,27 @@ static void test_open_missing_without_create(void **state) {
   assert_int_equal(stat(f->db, &st), -1); /* nothing was created */
 }
 
+/* Creates a store in dir holding one synced write (in its WAL only) and
+ * closes it; returns the write's sequence. */
+static uint64_t one_write_store(const char *dir) {
+  store_t *s = open_ok(dir, 1);
+  store_batch_t *b = store_batch_new(s);
+  put_str(b, STORE_CF_META, "k", "v");
+  write_ok(s, b, 1);
+  store_batch_free(b);
+  uint64_t last = store_latest_seq(s);
+  store_close(s);
+  return last;
+}
+
 /* A store whose CURRENT is gone is damaged, not new: it is refused with a
  * message that says so, and nothing is created. (RocksDB itself refuses to
  * create a store over a leftover WAL file, with a message about creating a
  * new store; gearboxd's check also covers tables without a WAL.) */
 static void test_missing_current_refused(void **state) {
   fixture_t *f = *state;
-  store_t *s = open_ok(f->db, 1);
-  store_batch_t *b = store_batch_new(s);
-  put_str(b, STORE_CF_META, "k", "v");
-  write_ok(s, b, 1);
-  store_batch_free(b);
-  store_close(s);
+  store_t *s;
+  one_write_store(f->db);
   char cur[200];
   snprintf(cur, sizeof cur, "%s/CURRENT", f->db);
   assert_int_equal(unlink(cur), 0);
@@ -208,13 +217,8 @@ static int recovered_hook(void *ud, uint64_t seq, char **err) {
  * start refuse. After the hook the store flushes what it recovered. */
 static void test_recovered_hook_before_flush(void **state) {
   fixture_t *f = *state;
-  store_t *s = open_ok(f->db, 1);
-  store_batch_t *b = store_batch_new(s);
-  put_str(b, STORE_CF_META, "k", "v");
-  write_ok(s, b, 1);
-  store_batch_free(b);
-  uint64_t last = store_latest_seq(s);
-  store_close(s);
+  store_t *s;
+  uint64_t last = one_write_store(f->db);
   assert_int_equal(count_tables(f->db), 0); /* all of it is in the WAL */
   hook_seen_t h = {.dir = f->db};
   store_opts_t o = {.recovered = recovered_hook, .recovered_ud = &h};
