@@ -1000,6 +1000,9 @@ gbx_err_t broker_delete(broker_t *b, queue_t *q, const char *rh, size_t rhl, uin
     return e;
   msg_destroy(b, q, m, 1);
   b->st.deletes++;
+  /* at the in-flight limit a waiter stays parked while messages are
+   * visible: a delete makes room for it */
+  mark_ready(b, q);
   return GBX_E_OK;
 }
 

@@ -329,6 +329,38 @@ static void test_visibility_expiry_wakes_waiter(void **state) {
   assert_int_equal(f->served[0].n, 1);
 }
 
+/* A long poll parked while the queue was at its in-flight limit is served
+ * as soon as a delete makes room (it waited for its timeout, up to 20 s,
+ * while plain receives got the messages). */
+static void test_waiter_served_when_room_frees(void **state) {
+  fx_t *f = *state;
+  queue_t *q = mkq(f, "q", NULL);
+  delivery_t d[10];
+  char rh[IDS_RECEIPT_LEN];
+  f->rec.off = 1; /* bulk: the recording journal's lookups are linear */
+  for (uint32_t i = 0; i < GBX_MAX_INFLIGHT; i++)
+    qsend(f, q, "x", -1, T0);
+  uint32_t got = 0, n;
+  while ((n = qrecv(f, q, 10, 600, T0, d)) > 0) {
+    if (!got)
+      rh_of(f, &d[0], rh);
+    got += n;
+    release(d, n);
+  }
+  assert_int_equal(got, GBX_MAX_INFLIGHT);
+  waiter_t w = {0};
+  w.max = 1;
+  w.vis = -1;
+  broker_wait(f->b, q, &w, T0 + 20000);
+  qsend(f, q, "late", -1, T0 + 1);
+  broker_serve_ready(f->b, T0 + 1); /* at the limit: it stays parked */
+  assert_int_equal(f->nserved, 0);
+  assert_int_equal(broker_delete(f->b, q, rh, sizeof(rh), T0 + 2), GBX_E_OK);
+  broker_serve_ready(f->b, T0 + 2);
+  assert_int_equal(f->nserved, 1);
+  assert_int_equal(f->served[0].n, 1);
+}
+
 static void test_create_idempotent_and_cycles(void **state) {
   fx_t *f = *state;
   qattrs_t a;
@@ -737,6 +769,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_create_idempotent_and_cycles, setup, teardown),
       cmocka_unit_test_setup_teardown(test_redrive, setup, teardown),
       cmocka_unit_test_setup_teardown(test_redrive_resets_retention, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_waiter_served_when_room_frees, setup, teardown),
       cmocka_unit_test_setup_teardown(test_restore_caps_deadlines, setup, teardown),
       cmocka_unit_test_setup_teardown(test_purge_and_delete_queue, setup, teardown),
       cmocka_unit_test_setup_teardown(test_restart_keeps_state, setup, teardown),
