@@ -751,11 +751,12 @@ static void md5_len(EVP_MD_CTX *m, const void *p, uint32_t n) {
 }
 
 int aws_attrs_md5(const gbx_attr_t *a, uint32_t n, char out[33]) {
-  const gbx_attr_t *sorted[GBX_MAX_ATTRS];
+  /* a received message can carry its 10 attributes plus Gearbox.BodyEncoding */
+  const gbx_attr_t *sorted[GBX_MAX_ATTRS + 1];
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned ml = 0;
   static const char hex[] = "0123456789abcdef";
-  if (!n || n > GBX_MAX_ATTRS)
+  if (!n || n > GBX_MAX_ATTRS + 1)
     return -1;
   for (uint32_t i = 0; i < n; i++)
     sorted[i] = &a[i];

@@ -227,7 +227,8 @@ void aws_md5_hex(const void *p, size_t n, char out[33]);
 /* MD5OfMessageAttributes as SQS computes it: attributes sorted by name;
  * each contributes len(name) name len(type) type, a transport byte (1
  * String/Number, 2 Binary) and len(value) value, lengths as 4-byte
- * big-endian. Returns 0, or -1 if n == 0 (no digest). */
+ * big-endian. n: at most GBX_MAX_ATTRS + 1 (a received message's 10 and
+ * Gearbox.BodyEncoding). Returns 0, or -1 if n is 0 or more (no digest). */
 int aws_attrs_md5(const gbx_attr_t *a, uint32_t n, char out[33]);
 /* Base64 of p[0..n) (malloc'd, NUL-terminated), or NULL on OOM. */
 char *aws_b64(const void *p, size_t n);

@@ -1394,8 +1394,8 @@ static cJSON *render_msg(areq_t *r, const delivery_t *d, unsigned sys, const cJS
       add_str(v, "DataType", type);
     }
     /* the digest covers the attributes returned, as SDKs verify them */
-    aws_attrs_md5(sel, k, md5);
-    add_str(m, "MD5OfMessageAttributes", md5);
+    if (aws_attrs_md5(sel, k, md5) == 0)
+      add_str(m, "MD5OfMessageAttributes", md5);
     cJSON_AddItemToObject(m, "MessageAttributes", ma);
   }
   for (uint32_t i = 0; i < k; i++)

@@ -33,7 +33,10 @@
  *     empty arrays are not leaves. A body that is not a JSON object matches
  *     nothing (no error). Each key is matched on its own: two keys may be
  *     satisfied by different elements of the same array.
- *   - A missing key (or one with no leaf) matches only {"exists": false};
+ *   - A missing key (or one with no leaf, or only null leaves: SNS wants a
+ *     non-null, non-empty value) matches only {"exists": false}; in
+ *     attribute scope a message without any attribute matches no policy
+ *     but {} (SNS: exists:false needs at least one attribute present);
  *     anything-but never matches a missing key. anything-but with values
  *     matches any present value not equal to one of them (a number is never
  *     equal to a string); anything-but prefix/suffix match only strings.

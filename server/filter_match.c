@@ -215,8 +215,10 @@ static int leaves_match(const filter_t *f, const fkey_t *k, const cJSON *j, int 
   }
   if (!json_leaf(j, &v))
     return 0;
-  *found = 1;
-  return k->exists_true || conds_match(f, k, &v);
+  /* SNS: exists:true needs a non-null, non-empty value; null is absent */
+  int present = v.type != FV_NULL;
+  *found |= present;
+  return (present && k->exists_true) || conds_match(f, k, &v);
 }
 
 /* ---- message caches ------------------------------------------------------ */
@@ -299,14 +301,16 @@ static int attr_key(const filter_t *f, const fkey_t *k, filter_msg_t *m) {
   int32_t i = find_attr(f, k, m);
   if (i < 0)
     return k->exists_false;
-  if (k->exists_true)
-    return 1;
   const gbx_attr_t *a = &m->attrs[i];
   if (a->type_len == 12 && memcmp(a->type, "String.Array", 12) == 0) {
+    /* an array without a non-null element ("[]") is an empty value: absent
+     * for exists, as in body scope */
     const cJSON *arr = array_doc(m, (uint32_t)i);
     int found = 0;
-    return arr && leaves_match(f, k, arr, &found);
+    return (arr && leaves_match(f, k, arr, &found)) || (arr && !found && k->exists_false);
   }
+  if (k->exists_true)
+    return 1;
   fval_t v;
   if (type_is(a->type, a->type_len, "Number")) {
     v = number_text(a->value, a->value_len);
@@ -422,6 +426,10 @@ int filter_match(const filter_t *f, filter_msg_t *m) {
   const fnode_t *root = &f->nodes[0];
   if (root->nkeys == 0 && root->nor == 0)
     return 1; /* the empty policy {} */
+  /* SNS: a message without attributes matches no attribute policy, not
+   * even {"k": [{"exists": false}]} */
+  if (f->scope != FILTER_SCOPE_BODY && m->nattrs == 0)
+    return 0;
   if (f->scope == FILTER_SCOPE_BODY) {
     const cJSON *doc = body_doc(m);
     kpath_t path = {.n = 0};

@@ -4,6 +4,7 @@ the other way round; a topic publish reaches SQS with and without raw
 delivery; Debian's aws CLI drives SQS and SNS end to end."""
 import base64
 import hashlib
+import struct
 import json
 import unittest
 
@@ -62,6 +63,31 @@ class CrossFace(unittest.TestCase):
         self.assertEqual(base64.b64decode(m["Body"]), raw)
         self.assertEqual(m["MD5OfBody"], hashlib.md5(m["Body"].encode()).hexdigest())
         self.assertEqual(m["MessageAttributes"]["Gearbox.BodyEncoding"], {"DataType": "String", "StringValue": "base64"})
+
+    def test_native_binary_body_ten_attributes(self):
+        """Ten attributes plus Gearbox.BodyEncoding: MD5OfMessageAttributes
+        covers all eleven returned (it was the body's MD5: the digest took at
+        most ten, and SDKs that verify it threw)."""
+        self.srv.cli("queue", "create", "x-binary-10")
+        args = []
+        for i in range(10):
+            args += ["--attr", "a%d=String:v%d" % (i, i)]
+        self.srv.cli("send", "x-binary-10", *args, input=b"\x00\xff")
+        m = self.sqs.receive_message(QueueUrl=self.srv.url("x-binary-10"),
+                                     MessageAttributeNames=["All"])["Messages"][0]
+        attrs = m["MessageAttributes"]
+        self.assertEqual(len(attrs), 11)
+        d = hashlib.md5()
+        for name in sorted(attrs):
+            a = attrs[name]
+            for part in (name.encode(), a["DataType"].encode()):
+                d.update(struct.pack(">I", len(part)) + part)
+            if "BinaryValue" in a:
+                d.update(b"\x02" + struct.pack(">I", len(a["BinaryValue"])) + a["BinaryValue"])
+            else:
+                v = a["StringValue"].encode()
+                d.update(b"\x01" + struct.pack(">I", len(v)) + v)
+        self.assertEqual(m["MD5OfMessageAttributes"], d.hexdigest())
 
     def test_native_publish_to_sqs(self):
         tarn = self.sns.create_topic(Name="x-topic")["TopicArn"]

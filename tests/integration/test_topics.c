@@ -747,7 +747,7 @@ static const fcase_t ATTR_CASES[] = {
     {"exists false",
      "{\"debug\":[{\"exists\":false}]}",
      ATTR,
-     {{"absent", "color=String:red", 1}, {"none", NULL, 1}, {"present", "debug=String:yes", 0}}},
+     {{"absent", "color=String:red", 1}, {"none", NULL, 0}, {"present", "debug=String:yes", 0}}},
     {"exists true",
      "{\"debug\":[{\"exists\":true}]}",
      ATTR,

@@ -210,8 +210,14 @@ static void test_anything_but(void **state) {
       {"{\"a\": [{\"anything-but\": 7}]}", {{"a", "Number", "8"}}, NULL, 1},
       {"{\"a\": [{\"anything-but\": [\"x\", 7]}]}", {{"a", "String.Array", "[\"x\", 7]"}}, NULL, 0},
       {"{\"a\": [{\"anything-but\": [\"x\", 7]}]}", {{"a", "String.Array", "[\"x\", 8]"}}, NULL, 1},
-      /* combined with exists: false it also takes a missing attribute */
-      {"{\"a\": [{\"anything-but\": [\"rugby\"]}, {\"exists\": false}]}", {{0}}, NULL, 1},
+      /* combined with exists: false it also takes a missing attribute (when
+       * the message has attributes at all: SNS matches no attribute policy
+       * against an empty set) */
+      {"{\"a\": [{\"anything-but\": [\"rugby\"]}, {\"exists\": false}]}", {{0}}, NULL, 0},
+      {"{\"a\": [{\"anything-but\": [\"rugby\"]}, {\"exists\": false}]}",
+       {{"b", "String", "x"}},
+       NULL,
+       1},
       {"{\"a\": [{\"anything-but\": [\"rugby\"]}, {\"exists\": false}]}",
        {{"a", "String", "rugby"}},
        NULL,
@@ -326,15 +332,19 @@ static void test_exists(void **state) {
        1},
       {t, {{"customer_interests", "String.Array", "[\"baseball\"]"}}, NULL, 0},
       {t, {{"store", "Number", "1"}}, NULL, 1},
-      {t, {{"store", "String.Array", "[]"}}, NULL, 1},
+      {t, {{"store", "String.Array", "[]"}}, NULL, 0}, /* SNS: non-null, non-empty */
+      {t, {{"store", "String.Array", "[null]"}}, NULL, 0},
+      {f, {{"store", "String.Array", "[]"}}, NULL, 1},
       {t, {{"store", "Binary", "x"}}, NULL, 0},
       {t, {{0}}, NULL, 0},
       {f, {{"store", "String", "fans"}}, NULL, 0},
       {f, {{"customer_interests", "String.Array", "[\"baseball\"]"}}, NULL, 1},
       {f, {{"store", "Binary", "x"}}, NULL, 1},
-      {f, {{0}}, NULL, 1},
+      {f, {{0}}, NULL, 0}, /* SNS: exists:false needs at least one attribute */
+      {f, {{"other", "String", "x"}}, NULL, 1},
       /* exists true or false: always */
-      {"{\"s\": [{\"exists\": true}, {\"exists\": false}]}", {{0}}, NULL, 1},
+      {"{\"s\": [{\"exists\": true}, {\"exists\": false}]}", {{0}}, NULL, 0},
+      {"{\"s\": [{\"exists\": true}, {\"exists\": false}]}", {{"o", "String", "x"}}, NULL, 1},
       {"{\"s\": [{\"exists\": true}, {\"exists\": false}]}", {{"s", "String", "x"}}, NULL, 1},
       /* exists: false or a value */
       {"{\"s\": [\"x\", {\"exists\": false}]}", {{"s", "String", "x"}}, NULL, 1},
@@ -516,7 +526,7 @@ static void test_body(void **state) {
       {ABC, {{0}}, "  {\"a\": {\"b\": {\"c\": \"x\"}}}\n", 1},
       /* exists looks for leaves: an object or an empty array has none */
       {EX, {{0}}, "{\"a\": 1}", 1},
-      {EX, {{0}}, "{\"a\": null}", 1},
+      {EX, {{0}}, "{\"a\": null}", 0}, /* SNS: exists:true needs a non-null value */
       {EX, {{0}}, "{\"a\": [false]}", 1},
       {EX, {{0}}, "{\"a\": {\"b\": 1}}", 0},
       {EX, {{0}}, "{\"a\": []}", 0},
@@ -524,7 +534,7 @@ static void test_body(void **state) {
       {NEX, {{0}}, "{\"x\": 1}", 1},
       {NEX, {{0}}, "{\"a\": {\"b\": 1}}", 1},
       {NEX, {{0}}, "{\"a\": []}", 1},
-      {NEX, {{0}}, "{\"a\": null}", 0},
+      {NEX, {{0}}, "{\"a\": null}", 1},
       {NEX, {{0}}, "not json", 0},
   };
   RUN(cases);
@@ -951,7 +961,7 @@ static void test_api_edges(void **state) {
   assert_int_equal(m.body_len, 0);
   assert_int_equal(filter_match(NULL, &m), 1); /* no policy: everything */
   filter_t *f = compile_ok("{\"a\": [{\"exists\": false}]}", FILTER_SCOPE_ATTRIBUTES);
-  assert_int_equal(filter_match(f, &m), 1);
+  assert_int_equal(filter_match(f, &m), 0); /* no attributes: no attribute policy matches */
   filter_free(f);
   f = compile_ok("{\"a\": [{\"exists\": false}]}", FILTER_SCOPE_BODY);
   assert_int_equal(filter_match(f, &m), 0); /* no body: not a JSON object */
