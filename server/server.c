@@ -552,21 +552,21 @@ static int read_stop_marker(const char *dir, unsigned long long *seq, unsigned l
   return 1;
 }
 
-/* The refusal when the store holds less than the marker says. counted:
- * what the scan found (" with N messages in Q queues"), or "". A marker
- * already checked at this start's open holds sequence 0: only the counts
- * are compared then, and only they are named. */
-static void missing(char *why, size_t wl, const char *dir, uint64_t have, const char *counted,
+/* The refusal when the store holds less than the marker says. scanned:
+ * the message and queue counts the scan found, or NULL before the scan. A
+ * marker already checked at this start's open holds sequence 0: only the
+ * counts are compared then, and only they are named. */
+static void missing(char *why, size_t wl, const char *dir, uint64_t have, const uint64_t *scanned,
                     unsigned long long seq, unsigned long long m, unsigned long long q) {
-  char got[160], want[96];
-  if (seq)
-    snprintf(got, sizeof(got), "sequence %llu%s", (unsigned long long)have, counted);
-  else
-    snprintf(got, sizeof(got), "%s", counted + (counted[0] == ' ' ? 6 : 0)); /* skip " with " */
+  char got[160] = "", want[64] = "";
+  int n = seq ? snprintf(got, sizeof(got), "sequence %llu%s", (unsigned long long)have,
+                         scanned ? " with " : "")
+              : 0;
+  if (scanned)
+    snprintf(got + n, sizeof(got) - (size_t)n, "%llu messages in %llu queues",
+             (unsigned long long)scanned[0], (unsigned long long)scanned[1]);
   if (seq)
     snprintf(want, sizeof(want), "at sequence %llu ", seq);
-  else
-    want[0] = 0;
   snprintf(why, wl,
            "refusing to start: the store recovered %s, but was cleanly stopped %swith %llu "
            "messages in %llu queues: acknowledged data is missing (truncated or damaged WAL or "
@@ -588,7 +588,7 @@ static int stop_seq_check(void *ud, uint64_t have, char **err) {
   if (r == 0)
     return 0;
   if (r > 0 && have < seq)
-    missing(why, sizeof(why), dir, have, "", seq, m, q);
+    missing(why, sizeof(why), dir, have, NULL, seq, m, q);
   else if (r > 0 && seq != 0 && write_stop_marker(dir, 0, m, q) != 0)
     snprintf(why, sizeof(why), "refusing to start: cannot rewrite %s/" STOP_MARKER ": %s", dir,
              strerror(errno));
@@ -602,16 +602,15 @@ static int stop_seq_check(void *ud, uint64_t have, char **err) {
  * last clean stop, if any, and removes the marker. Returns 0, or -1
  * (logged) to refuse. */
 static int check_stop_marker(server_t *s, uint64_t msgs, uint64_t queues) {
-  char path[PATH_MAX + 16], why[PATH_MAX + 512], counted[96];
+  char path[PATH_MAX + 16], why[PATH_MAX + 512];
   unsigned long long seq, m, q;
   int r = read_stop_marker(s->cfg.data_dir, &seq, &m, &q, why, sizeof(why));
   if (r == 0)
     return 0;
   uint64_t have = store_recovered_seq(s->store);
   if (r > 0 && (have < seq || msgs != m || queues != q)) {
-    snprintf(counted, sizeof(counted), " with %llu messages in %llu queues",
-             (unsigned long long)msgs, (unsigned long long)queues);
-    missing(why, sizeof(why), s->cfg.data_dir, have, counted, seq, m, q);
+    const uint64_t scanned[2] = {msgs, queues};
+    missing(why, sizeof(why), s->cfg.data_dir, have, scanned, seq, m, q);
     r = -1;
   }
   if (r < 0) {
