@@ -85,7 +85,7 @@ static void test_reset(areq_t *r) {
 
 typedef struct peek {
   areq_t *r;
-  uint32_t n;
+  uint32_t n, max;
   struct pitem {
     uint64_t idn;
     int64_t sent_ms;
@@ -161,8 +161,23 @@ static void peek_fetched(fetch_job_t *j) {
   fetch_job_free(j);
 }
 
-/* GET /gearbox/peek/QUEUE?max=N: the first N messages by age, any state,
- * without changing them. */
+static int peek_one(void *ctx, const msg_t *m) {
+  peek_t *p = ctx;
+  struct pitem *it = &p->it[p->n++];
+  it->idn = m->idn;
+  it->sent_ms = m->sent_ms;
+  it->rc = m->rc;
+  it->state = msg_state(m);
+  it->qid = m->qid;
+  it->seq = m->seq;
+  it->body_id = m->body_id;
+  it->blob = blob_ref(m->blob);
+  return p->n >= p->max;
+}
+
+/* GET /gearbox/peek/QUEUE?max=N: N messages in any state, without changing
+ * them: by age, except that messages which arrived out of age order
+ * (queue.h) come after the others. */
 static void test_peek(areq_t *r, const char *name, size_t nl) {
   server_t *s = r->s;
   queue_t *q = gbx_name_valid(name, nl) ? broker_queue(s->broker, name, nl) : NULL;
@@ -184,19 +199,11 @@ static void test_peek(areq_t *r, const char *name, size_t nl) {
   if (!p)
     abort();
   p->r = r;
+  p->max = max;
+  queue_each(q, peek_one, p);
   uint32_t missing = 0;
-  for (const msg_t *m = q->age_head; m && p->n < max; m = m->anext) {
-    struct pitem *it = &p->it[p->n++];
-    it->idn = m->idn;
-    it->sent_ms = m->sent_ms;
-    it->rc = m->rc;
-    it->state = msg_state(m);
-    it->qid = m->qid;
-    it->seq = m->seq;
-    it->body_id = m->body_id;
-    it->blob = blob_ref(m->blob);
-    missing += !it->blob;
-  }
+  for (uint32_t i = 0; i < p->n; i++)
+    missing += !p->it[i].blob;
   if (!missing) {
     peek_reply(p);
     return;

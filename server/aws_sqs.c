@@ -1110,6 +1110,22 @@ static void add_failed(cJSON *failed, const char *id, aws_err_t e, const char *w
   cJSON_AddItemToArray(failed, f);
 }
 
+/* What a batch entry declares, as SQS sums a batch: the body and each
+ * attribute's name, type and value, whether or not the entry is valid (a
+ * valid entry's size is prepare()'s). Binary values count decoded. */
+static uint64_t entry_bytes(const cJSON *e) {
+  const char *body = aws_str(e, "MessageBody");
+  uint64_t n = body ? strlen(body) : 0;
+  const cJSON *ma = cJSON_GetObjectItemCaseSensitive(e, "MessageAttributes");
+  for (const cJSON *a = cJSON_IsObject(ma) ? ma->child : NULL; a; a = a->next) {
+    const char *t = aws_str(a, "DataType"), *sv = aws_str(a, "StringValue"),
+               *bv = aws_str(a, "BinaryValue");
+    n += strlen(a->string) + (t ? strlen(t) : 0) + (sv ? strlen(sv) : 0) +
+         (bv ? strlen(bv) / 4 * 3 : 0);
+  }
+  return n;
+}
+
 static void sqs_send_message_batch(areq_t *r) {
   queue_t *q = need_queue(r);
   if (!q)
@@ -1124,8 +1140,7 @@ static void sqs_send_message_batch(areq_t *r) {
   uint32_t n = 0;
   for (const cJSON *c = en->child; c; c = c->next, n++) {
     err[n] = prepare(r, q, c, &p[n], why[n], sizeof(why[n]));
-    if (!err[n])
-      total += p[n].size;
+    total += err[n] ? entry_bytes(c) : p[n].size;
   }
   if (total > GBX_MAX_BATCH_BYTES) {
     for (uint32_t i = 0; i < n; i++)

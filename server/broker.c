@@ -309,6 +309,7 @@ gbx_err_t broker_restore_queue(broker_t *b, const char *name, qrec_t *r) {
   q->rec = *r;
   memset(r, 0, sizeof(*r));
   heap_node_init(&q->retention_hn, HK_RETENTION);
+  heap_node_init(&q->dlq_more_hn, HK_DLQ_MORE);
   registry_add(b, q);
   if (q->rec.qid >= b->next_qid)
     b->next_qid = q->rec.qid + 1;
@@ -318,11 +319,12 @@ gbx_err_t broker_restore_queue(broker_t *b, const char *name, qrec_t *r) {
 /* ---- deadlines and readiness ---- */
 
 static void arm_retention(broker_t *b, queue_t *q) {
-  if (!q->age_head) {
+  const msg_t *oldest = queue_oldest(q);
+  if (!oldest) {
     heap_remove(&b->heap, &q->retention_hn);
     return;
   }
-  int64_t exp = q->age_head->sent_ms + (int64_t)q->rec.a.retention * 1000;
+  int64_t exp = oldest->sent_ms + (int64_t)q->rec.a.retention * 1000;
   if (heap_set(&b->heap, &q->retention_hn, to_mono(b, exp)) != 0)
     abort();
 }
@@ -377,7 +379,7 @@ static void uncache(broker_t *b, msg_t *m) {
 /* Removes m from q for good: heap, lists, store (index and body). */
 static void msg_destroy(broker_t *b, queue_t *q, msg_t *m, int journal) {
   uint8_t k[IDX_KEY_LEN];
-  int was_head = q->age_head == m;
+  int was_head = queue_oldest(q) == m;
   heap_remove(&b->heap, &m->hn);
   queue_remove(q, m);
   if (journal) {
@@ -532,6 +534,7 @@ gbx_err_t broker_queue_create(broker_t *b, const char *name, const qattrs_t *a, 
   if (!q || qattrs_copy(&q->rec.a, a) != 0)
     abort();
   heap_node_init(&q->retention_hn, HK_RETENTION);
+  heap_node_init(&q->dlq_more_hn, HK_DLQ_MORE);
   q->rec.qid = b->next_qid++;
   q->rec.created_ms = q->rec.modified_ms = broker_wall(b, now);
   /* a key given twice (the AWS face's JSON and form inputs allow it) is
@@ -574,8 +577,8 @@ static uint64_t drop_all(broker_t *b, queue_t *q) {
   idx_range_key(e, q->rec.qid + 1);
   if (n)
     J_RANGE(b, STORE_CF_IDX, s, sizeof(s), e, sizeof(e));
-  while (q->age_head) {
-    msg_t *m = q->age_head;
+  /* from the newest end of each age structure: O(1) removals */
+  for (msg_t *m; (m = q->age_tail ? q->age_tail : q->nlate ? q->late[q->nlate - 1] : NULL);) {
     body_drop(b, m);
     msg_destroy(b, q, m, 0);
   }
@@ -603,6 +606,7 @@ gbx_err_t broker_queue_delete(broker_t *b, queue_t *q, uint64_t now) {
   memcpy(k + 1, q->name, nl);
   J_DEL(b, STORE_CF_META, k, 1 + nl);
   heap_remove(&b->heap, &q->retention_hn);
+  heap_remove(&b->heap, &q->dlq_more_hn);
   redrive_t *rd = q->redrive;
   if (rd)
     heap_remove(&b->heap, &rd->hn);
@@ -760,29 +764,39 @@ uint32_t broker_dlq_sources(broker_t *b, const queue_t *q, void (*cb)(void *, co
   return n;
 }
 
+typedef struct origins {
+  broker_t *b;
+  void (*cb)(void *, const queue_t *);
+  void *ctx;
+  uint32_t *seen, n, cap; /* distinct origins are few (at most the queues): a linear set */
+} origins_t;
+
+static int origin_of(void *ctx, const msg_t *m) {
+  origins_t *o = ctx;
+  uint32_t i = 0;
+  while (i < o->n && o->seen[i] != m->src_qid)
+    i++;
+  if (i < o->n)
+    return 0;
+  if (o->n == o->cap) {
+    o->cap = o->cap ? 2 * o->cap : 16;
+    uint32_t *p = realloc(o->seen, o->cap * sizeof(*p));
+    if (!p)
+      abort();
+    o->seen = p;
+  }
+  o->seen[o->n++] = m->src_qid;
+  const queue_t *src = m->src_qid ? broker_queue_by_id(o->b, m->src_qid) : NULL;
+  if (src)
+    o->cb(o->ctx, src);
+  return 0;
+}
+
 void broker_dlq_origins(broker_t *b, const queue_t *dlq, void (*cb)(void *, const queue_t *),
                         void *ctx) {
-  /* distinct origins are few (at most the number of queues): a linear set */
-  uint32_t *seen = NULL, n = 0, cap = 0;
-  for (const msg_t *m = dlq->age_head; m; m = m->anext) {
-    uint32_t i = 0;
-    while (i < n && seen[i] != m->src_qid)
-      i++;
-    if (i < n)
-      continue;
-    if (n == cap) {
-      cap = cap ? 2 * cap : 16;
-      uint32_t *p = realloc(seen, cap * sizeof(*p));
-      if (!p)
-        abort();
-      seen = p;
-    }
-    seen[n++] = m->src_qid;
-    const queue_t *src = m->src_qid ? broker_queue_by_id(b, m->src_qid) : NULL;
-    if (src)
-      cb(ctx, src);
-  }
-  free(seen);
+  origins_t o = {.b = b, .cb = cb, .ctx = ctx};
+  queue_each(dlq, origin_of, &o);
+  free(o.seen);
 }
 
 /* ---- messages ---- */
@@ -823,7 +837,7 @@ gbx_err_t broker_send(broker_t *b, queue_t *q, blob_t *blob, uint32_t size, int3
   b->total_bytes += size;
   b->total_msgs++;
   b->st.sends++;
-  if (q->age_head == m)
+  if (queue_oldest(q) == m)
     arm_retention(b, q);
   if (!d)
     mark_ready(b, q);
@@ -880,7 +894,7 @@ gbx_err_t broker_fanout(broker_t *b, queue_t *const *qs, const uint8_t *envelope
     b->total_bytes += sizes[i];
     b->total_msgs++;
     b->st.sends++;
-    if (q->age_head == m)
+    if (queue_oldest(q) == m)
       arm_retention(b, q);
     if (!d)
       mark_ready(b, q);
@@ -894,7 +908,7 @@ gbx_err_t broker_fanout(broker_t *b, queue_t *const *qs, const uint8_t *envelope
  * receive count and send time; source recorded. */
 static void dead_letter(broker_t *b, queue_t *q, msg_t *m, queue_t *dlq) {
   uint8_t k[IDX_KEY_LEN];
-  int was_head = q->age_head == m;
+  int was_head = queue_oldest(q) == m;
   heap_remove(&b->heap, &m->hn);
   queue_remove(q, m);
   idx_key(k, q->rec.qid, m->seq);
@@ -909,15 +923,22 @@ static void dead_letter(broker_t *b, queue_t *q, msg_t *m, queue_t *dlq) {
   if (queue_add(dlq, m) != 0)
     abort();
   msg_persist(b, dlq, m);
-  if (dlq->age_head == m)
+  if (queue_oldest(dlq) == m)
     arm_retention(b, dlq);
   b->st.dead_lettered++;
   mark_ready(b, dlq);
 }
 
+/* Dead-letter moves one receive makes at most. Messages over MaxReceiveCount
+ * pile up when a redrive policy is set on a queue that already holds them
+ * (the usual way a DLQ is added, after poison messages were noticed); moving
+ * 100,000 of them in one receive would hold the loop thread, and its batch,
+ * for as long as that takes. */
+#define DLQ_MOVES_PER_RECEIVE 1000u
+
 gbx_err_t broker_receive(broker_t *b, queue_t *q, uint32_t max, int32_t vis, uint64_t now,
                          delivery_t *out, uint32_t *n) {
-  uint32_t got = 0;
+  uint32_t got = 0, moved = 0;
   uint64_t bytes = 0;
   uint32_t v = vis < 0 ? q->rec.a.vis : (uint32_t)vis;
   queue_t *dlq = q->rec.a.dlq[0] ? broker_queue(b, q->rec.a.dlq, strlen(q->rec.a.dlq)) : NULL;
@@ -929,7 +950,15 @@ gbx_err_t broker_receive(broker_t *b, queue_t *q, uint32_t max, int32_t vis, uin
     if (got && bytes + m->size > GBX_RECEIVE_REPLY_BUDGET)
       break;
     if (dlq && m->rc >= q->rec.a.max_receives) {
+      if (moved == DLQ_MOVES_PER_RECEIVE) {
+        /* the rest at the next turn of the loop, which wakes this queue's
+         * long polls then; a later receive also goes on with them */
+        if (heap_set(&b->heap, &q->dlq_more_hn, now) != 0)
+          abort();
+        break;
+      }
       dead_letter(b, q, m, dlq);
+      moved++;
       continue;
     }
     int64_t wall = broker_wall(b, now);
@@ -1110,8 +1139,8 @@ void broker_serve_ready(broker_t *b, uint64_t now) {
 
 static void retention_sweep(broker_t *b, queue_t *q, uint64_t now) {
   int64_t cutoff = broker_wall(b, now) - (int64_t)q->rec.a.retention * 1000;
-  while (q->age_head && q->age_head->sent_ms <= cutoff) {
-    msg_destroy(b, q, q->age_head, 1);
+  for (msg_t *m; (m = queue_oldest(q)) && m->sent_ms <= cutoff;) {
+    msg_destroy(b, q, m, 1);
     b->st.expired++;
   }
   arm_retention(b, q);
@@ -1131,6 +1160,12 @@ uint64_t broker_tick(broker_t *b, uint64_t now) {
       /* delay over or visibility expired: visible again, no write needed
        * (a passed deadline means visible at recovery too) */
       queue_set_state(q, m, MSG_VISIBLE);
+      mark_ready(b, q);
+      break;
+    }
+    case HK_DLQ_MORE: {
+      queue_t *q = (queue_t *)((char *)n - offsetof(queue_t, dlq_more_hn));
+      heap_remove(&b->heap, n);
       mark_ready(b, q);
       break;
     }
@@ -1221,7 +1256,7 @@ static void redrive_step(broker_t *b, redrive_t *rd, uint64_t now) {
       return;
     }
     uint8_t k[IDX_KEY_LEN];
-    int was_head = dlq->age_head == m;
+    int was_head = queue_oldest(dlq) == m;
     queue_remove(dlq, m);
     idx_key(k, dlq->rec.qid, m->seq);
     J_DEL(b, STORE_CF_IDX, k, sizeof(k));
@@ -1241,7 +1276,7 @@ static void redrive_step(broker_t *b, redrive_t *rd, uint64_t now) {
     if (queue_add(dst, m) != 0)
       abort();
     msg_persist(b, dst, m);
-    if (dst->age_head == m)
+    if (queue_oldest(dst) == m)
       arm_retention(b, dst);
     mark_ready(b, dst);
     rd->moved++;
@@ -1295,8 +1330,9 @@ void broker_get_stats(const broker_t *b, broker_stats_t *st) {
 }
 
 uint64_t broker_oldest_age(const broker_t *b, const queue_t *q, uint64_t now) {
-  if (!q->age_head)
+  const msg_t *oldest = queue_oldest(q);
+  if (!oldest)
     return 0;
-  int64_t age = broker_wall(b, now) - q->age_head->sent_ms;
+  int64_t age = broker_wall(b, now) - oldest->sent_ms;
   return age > 0 ? (uint64_t)age / 1000 : 0;
 }

@@ -22,21 +22,21 @@
 typedef struct broker broker_t;
 
 /* Heap node kinds. */
-enum { HK_MSG = 1, HK_RETENTION = 2, HK_WAITER = 3, HK_REDRIVE = 4 };
+enum { HK_MSG = 1, HK_RETENTION = 2, HK_WAITER = 3, HK_REDRIVE = 4, HK_DLQ_MORE = 5 };
 
 struct delivery;
 
 /* A long-poll receive waiting on a queue. Allocated and owned by the caller
  * (the protocol layer); linked into the broker by broker_wait(). */
 struct waiter {
-  heap_node_t hn;            /* timeout */
-  waiter_t *next, *prev;     /* queue's waiters */
+  heap_node_t hn;        /* timeout */
+  waiter_t *next, *prev; /* queue's waiters */
   queue_t *q;
   uint32_t max;
-  int32_t vis;               /* -1: queue default */
-  void *owner;               /* the protocol layer's */
+  int32_t vis; /* -1: queue default */
+  void *owner; /* the protocol layer's */
   uint64_t req_id;
-  waiter_t *onext, *oprev;   /* the owner's list */
+  waiter_t *onext, *oprev; /* the owner's list */
   /* Called when the waiter is done, instead of broker_cbs_t.serve when set
    * (lets another front end, e.g. the HTTP face, own waiters too). */
   void (*serve)(void *ctx, waiter_t *w, gbx_err_t err, struct delivery *d, uint32_t n);
@@ -48,7 +48,7 @@ struct waiter {
  * counted reference (NULL when the body is on disk only and must be
  * fetched by body_id); release it with blob_unref. */
 typedef struct delivery {
-  uint8_t envelope;          /* render the body as an SNS envelope */
+  uint8_t envelope; /* render the body as an SNS envelope */
   uint32_t qid, src_qid, rc;
   uint64_t seq, idn, body_id;
   int64_t sent_ms, first_ms;
@@ -73,8 +73,14 @@ typedef struct broker_cfg {
 
 /* Attribute update: which fields are set. */
 enum {
-  QA_VIS = 1 << 0, QA_DELAY = 1 << 1, QA_RETENTION = 1 << 2, QA_MAX_SIZE = 1 << 3,
-  QA_WAIT = 1 << 4, QA_DLQ = 1 << 5, QA_MAX_RECEIVES = 1 << 6, QA_POLICY = 1 << 7,
+  QA_VIS = 1 << 0,
+  QA_DELAY = 1 << 1,
+  QA_RETENTION = 1 << 2,
+  QA_MAX_SIZE = 1 << 3,
+  QA_WAIT = 1 << 4,
+  QA_DLQ = 1 << 5,
+  QA_MAX_RECEIVES = 1 << 6,
+  QA_POLICY = 1 << 7,
   QA_REDRIVE_ALLOW = 1 << 8
 };
 
@@ -106,9 +112,8 @@ void broker_restore_done(broker_t *b, uint64_t now);
 queue_t *broker_queue(const broker_t *b, const char *name, size_t len);
 queue_t *broker_queue_by_id(const broker_t *b, uint32_t qid);
 /* Creates name with attrs (copied) and tags, or checks idempotence. */
-gbx_err_t broker_queue_create(broker_t *b, const char *name, const qattrs_t *a,
-                              const qtag_t *tags, uint32_t ntags, uint64_t now, int *created,
-                              gbx_errbuf_t *eb);
+gbx_err_t broker_queue_create(broker_t *b, const char *name, const qattrs_t *a, const qtag_t *tags,
+                              uint32_t ntags, uint64_t now, int *created, gbx_errbuf_t *eb);
 gbx_err_t broker_queue_delete(broker_t *b, queue_t *q, uint64_t now);
 /* Applies the fields named by mask (QA_*) from a. */
 gbx_err_t broker_queue_set_attrs(broker_t *b, queue_t *q, const qattrs_t *a, unsigned mask,
@@ -173,8 +178,8 @@ uint64_t broker_next_deadline(const broker_t *b);
 void broker_attach_blob(broker_t *b, uint32_t qid, uint64_t seq, uint64_t body_id, blob_t *blob);
 
 /* ---- redrive ---- */
-gbx_err_t broker_redrive_start(broker_t *b, queue_t *dlq, queue_t *dst, uint32_t rate,
-                               uint64_t now, gbx_errbuf_t *eb);
+gbx_err_t broker_redrive_start(broker_t *b, queue_t *dlq, queue_t *dst, uint32_t rate, uint64_t now,
+                               gbx_errbuf_t *eb);
 typedef struct redrive_status {
   const char *state; /* "none", "running", "completed", "cancelled", "failed" */
   uint64_t moved, total;

@@ -7,31 +7,41 @@
 
 blob_t *blob_new(uint32_t len) {
   blob_t *b = malloc(sizeof(*b) + len);
-  if (!b) return NULL;
+  if (!b)
+    return NULL;
   b->refs = 1;
   b->len = len;
   return b;
 }
 
 void blob_unref(blob_t *b) {
-  if (b && --b->refs == 0) free(b);
+  if (b && --b->refs == 0)
+    free(b);
 }
 
 queue_t *queue_new(const char *name) {
   queue_t *q = calloc(1, sizeof(*q));
-  if (!q) return NULL;
+  if (!q)
+    return NULL;
   strncpy(q->name, name, GBX_MAX_NAME);
   heap_node_init(&q->retention_hn, 0);
+  heap_node_init(&q->dlq_more_hn, 0);
   return q;
 }
 
 void queue_free(queue_t *q) {
-  if (!q) return;
+  if (!q)
+    return;
   for (msg_t *m = q->age_head, *n; m; m = n) {
     n = m->anext;
     blob_unref(m->blob);
     free(m);
   }
+  for (uint32_t i = 0; i < q->nlate; i++) {
+    blob_unref(q->late[i]->blob);
+    free(q->late[i]);
+  }
+  free(q->late);
   free(q->slots);
   qrec_free(&q->rec);
   free(q);
@@ -44,12 +54,15 @@ static inline uint32_t slot_of(uint64_t seq, uint32_t nslots) {
 static int grow(queue_t *q) {
   uint32_t n = q->nslots ? q->nslots * 2 : 16;
   msg_t **s = calloc(n, sizeof(*s));
-  if (!s) return -1;
+  if (!s)
+    return -1;
   for (uint32_t i = 0; i < q->nslots; i++) {
     msg_t *m = q->slots[i];
-    if (!m) continue;
+    if (!m)
+      continue;
     uint32_t j = slot_of(m->seq, n);
-    while (s[j]) j = (j + 1) & (n - 1);
+    while (s[j])
+      j = (j + 1) & (n - 1);
     s[j] = m;
   }
   free(q->slots);
@@ -59,27 +72,33 @@ static int grow(queue_t *q) {
 }
 
 msg_t *queue_find(const queue_t *q, uint64_t seq) {
-  if (!q->nslots) return NULL;
+  if (!q->nslots)
+    return NULL;
   for (uint32_t j = slot_of(seq, q->nslots);; j = (j + 1) & (q->nslots - 1)) {
     msg_t *m = q->slots[j];
-    if (!m) return NULL;
-    if (m->seq == seq) return m;
+    if (!m)
+      return NULL;
+    if (m->seq == seq)
+      return m;
   }
 }
 
 static void table_del(queue_t *q, msg_t *m) {
   uint32_t mask = q->nslots - 1, i = slot_of(m->seq, q->nslots);
-  while (q->slots[i] != m) i = (i + 1) & mask;
+  while (q->slots[i] != m)
+    i = (i + 1) & mask;
   /* backward-shift deletion keeps probe chains intact without tombstones */
   uint32_t j = i;
   for (;;) {
     q->slots[i] = NULL;
     for (;;) {
       j = (j + 1) & mask;
-      if (!q->slots[j]) return;
+      if (!q->slots[j])
+        return;
       uint32_t k = slot_of(q->slots[j]->seq, q->nslots);
       /* move slots[j] into the hole at i unless its home k lies cyclically in (i, j] */
-      if ((j > i && (k <= i || k > j)) || (j < i && (k <= i && k > j))) break;
+      if ((j > i && (k <= i || k > j)) || (j < i && (k <= i && k > j)))
+        break;
     }
     q->slots[i] = q->slots[j];
     i = j;
@@ -89,64 +108,196 @@ static void table_del(queue_t *q, msg_t *m) {
 static void vis_push(queue_t *q, msg_t *m) {
   m->next = NULL;
   m->prev = q->vis_tail;
-  if (q->vis_tail) q->vis_tail->next = m; else q->vis_head = m;
+  if (q->vis_tail)
+    q->vis_tail->next = m;
+  else
+    q->vis_head = m;
   q->vis_tail = m;
 }
 
 static void vis_unlink(queue_t *q, msg_t *m) {
-  if (m->prev) m->prev->next = m->next; else q->vis_head = m->next;
-  if (m->next) m->next->prev = m->prev; else q->vis_tail = m->prev;
+  if (m->prev)
+    m->prev->next = m->next;
+  else
+    q->vis_head = m->next;
+  if (m->next)
+    m->next->prev = m->prev;
+  else
+    q->vis_tail = m->prev;
   m->next = m->prev = NULL;
 }
 
 static void count_state(queue_t *q, uint8_t st, int d) {
   switch (st) {
-  case MSG_VISIBLE: q->nvisible += (uint32_t)d; break;
-  case MSG_DELAYED: q->ndelayed += (uint32_t)d; break;
-  default: q->ninflight += (uint32_t)d; break;
+  case MSG_VISIBLE:
+    q->nvisible += (uint32_t)d;
+    break;
+  case MSG_DELAYED:
+    q->ndelayed += (uint32_t)d;
+    break;
+  default:
+    q->ninflight += (uint32_t)d;
+    break;
   }
 }
 
-int queue_add(queue_t *q, msg_t *m) {
-  if ((q->count + 1) * 4 > q->nslots * 3 && grow(q) != 0) return -1;
-  uint32_t j = slot_of(m->seq, q->nslots);
-  while (q->slots[j]) j = (j + 1) & (q->nslots - 1);
-  q->slots[j] = m;
-  q->count++;
-  /* age list: ordered by sent time; new sends are the newest, so the walk
-   * back from the tail is short (only dead-lettered or redriven messages
-   * carry older times). */
+/* ---- age heap: min-heap on (sent_ms, seq), positions kept in late_idx ---- */
+
+static inline int older(const msg_t *a, const msg_t *b) {
+  return a->sent_ms < b->sent_ms || (a->sent_ms == b->sent_ms && a->seq < b->seq);
+}
+
+static inline void late_put(queue_t *q, uint32_t i, msg_t *m) {
+  q->late[i] = m;
+  m->late_idx = i;
+}
+
+static void late_up(queue_t *q, uint32_t i) {
+  msg_t *m = q->late[i];
+  while (i > 0) {
+    uint32_t p = (i - 1) / 2;
+    if (!older(m, q->late[p]))
+      break;
+    late_put(q, i, q->late[p]);
+    i = p;
+  }
+  late_put(q, i, m);
+}
+
+static void late_down(queue_t *q, uint32_t i) {
+  msg_t *m = q->late[i];
+  for (;;) {
+    uint32_t c = 2 * i + 1;
+    if (c >= q->nlate)
+      break;
+    if (c + 1 < q->nlate && older(q->late[c + 1], q->late[c]))
+      c++;
+    if (!older(q->late[c], m))
+      break;
+    late_put(q, i, q->late[c]);
+    i = c;
+  }
+  late_put(q, i, m);
+}
+
+static int late_insert(queue_t *q, msg_t *m) {
+  if (q->nlate == q->late_cap) {
+    uint32_t cap = q->late_cap ? q->late_cap * 2 : 16;
+    msg_t **a = realloc(q->late, cap * sizeof(*a));
+    if (!a)
+      return -1;
+    q->late = a;
+    q->late_cap = cap;
+  }
+  m->state |= MSG_LATE;
+  late_put(q, q->nlate++, m);
+  late_up(q, q->nlate - 1);
+  return 0;
+}
+
+static void late_remove(queue_t *q, msg_t *m) {
+  uint32_t i = m->late_idx;
+  msg_t *last = q->late[--q->nlate];
+  m->state &= (uint8_t)~MSG_LATE;
+  if (last == m)
+    return;
+  late_put(q, i, last);
+  if (i > 0 && older(last, q->late[(i - 1) / 2]))
+    late_up(q, i);
+  else
+    late_down(q, i);
+}
+
+/* How far back from the age list's tail an insert may walk before the
+ * message goes to the age heap instead: far enough for near-sorted arrivals
+ * (dead-lettering a batch, restoring a queue in key order), short enough to
+ * keep every insert O(1) or O(log n). */
+#define AGE_WALK_MAX 32
+
+static int age_add(queue_t *q, msg_t *m) {
   msg_t *a = q->age_tail;
-  while (a && a->sent_ms > m->sent_ms) a = a->aprev;
+  for (int steps = 0; a && older(m, a); a = a->aprev)
+    if (++steps > AGE_WALK_MAX)
+      return late_insert(q, m);
+  m->state &= (uint8_t)~MSG_LATE;
   m->aprev = a;
   m->anext = a ? a->anext : q->age_head;
-  if (m->anext) m->anext->aprev = m; else q->age_tail = m;
-  if (a) a->anext = m; else q->age_head = m;
+  if (m->anext)
+    m->anext->aprev = m;
+  else
+    q->age_tail = m;
+  if (a)
+    a->anext = m;
+  else
+    q->age_head = m;
+  return 0;
+}
+
+static void age_remove(queue_t *q, msg_t *m) {
+  if (m->state & MSG_LATE) {
+    late_remove(q, m);
+    return;
+  }
+  if (m->aprev)
+    m->aprev->anext = m->anext;
+  else
+    q->age_head = m->anext;
+  if (m->anext)
+    m->anext->aprev = m->aprev;
+  else
+    q->age_tail = m->aprev;
+  m->anext = m->aprev = NULL;
+}
+
+void queue_each(const queue_t *q, int (*fn)(void *ctx, const msg_t *m), void *ctx) {
+  for (const msg_t *m = q->age_head; m; m = m->anext)
+    if (fn(ctx, m))
+      return;
+  for (uint32_t i = 0; i < q->nlate; i++)
+    if (fn(ctx, q->late[i]))
+      return;
+}
+
+int queue_add(queue_t *q, msg_t *m) {
+  if ((q->count + 1) * 4 > q->nslots * 3 && grow(q) != 0)
+    return -1;
+  if (age_add(q, m) != 0)
+    return -1;
+  uint32_t j = slot_of(m->seq, q->nslots);
+  while (q->slots[j])
+    j = (j + 1) & (q->nslots - 1);
+  q->slots[j] = m;
+  q->count++;
   count_state(q, msg_state(m), 1);
   q->bytes += m->size;
-  if (msg_state(m) == MSG_VISIBLE) vis_push(q, m);
+  if (msg_state(m) == MSG_VISIBLE)
+    vis_push(q, m);
   return 0;
 }
 
 void queue_remove(queue_t *q, msg_t *m) {
   table_del(q, m);
   q->count--;
-  if (m->aprev) m->aprev->anext = m->anext; else q->age_head = m->anext;
-  if (m->anext) m->anext->aprev = m->aprev; else q->age_tail = m->aprev;
-  m->anext = m->aprev = NULL;
-  if (msg_state(m) == MSG_VISIBLE) vis_unlink(q, m);
+  age_remove(q, m);
+  if (msg_state(m) == MSG_VISIBLE)
+    vis_unlink(q, m);
   count_state(q, msg_state(m), -1);
   q->bytes -= m->size;
 }
 
 void queue_set_state(queue_t *q, msg_t *m, uint8_t state) {
   uint8_t old = msg_state(m);
-  if (old == state) return;
-  if (old == MSG_VISIBLE) vis_unlink(q, m);
+  if (old == state)
+    return;
+  if (old == MSG_VISIBLE)
+    vis_unlink(q, m);
   count_state(q, old, -1);
   m->state = (uint8_t)((m->state & 0xf0) | state);
   count_state(q, state, 1);
-  if (state == MSG_VISIBLE) vis_push(q, m);
+  if (state == MSG_VISIBLE)
+    vis_push(q, m);
 }
 
-size_t queue_index_bytes(const queue_t *q) { return (size_t)q->nslots * sizeof(msg_t *); }
+size_t queue_index_bytes(const queue_t *q) {
+  return ((size_t)q->nslots + q->late_cap) * sizeof(msg_t *);
+}

@@ -347,6 +347,13 @@ class Messages(Base):
             self.sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": "bad id!", "MessageBody": "x"}])
         with self.assertRaises(self.sqs.exceptions.BatchRequestTooLong):
             self.sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "MessageBody": "x" * 200000} for i in range(6)])
+        # entries too long for the queue still count toward the batch's total
+        small = self.queue("batch-small", MaximumMessageSize=1024)
+        with self.assertRaises(self.sqs.exceptions.BatchRequestTooLong):
+            self.sqs.send_message_batch(QueueUrl=small, Entries=[{"Id": str(i), "MessageBody": "x" * 200000} for i in range(6)])
+        d = self.sqs.send_message_batch(QueueUrl=small, Entries=[{"Id": str(i), "MessageBody": "x" * 2000} for i in range(6)])
+        self.assertEqual(len(d["Failed"]), 6)
+        self.assertEqual(d["Failed"][0]["Code"], "InvalidParameterValue")
 
     def test_long_poll(self):
         url = self.queue("poll")

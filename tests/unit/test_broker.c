@@ -212,6 +212,91 @@ static void test_retention(void **state) {
     assert_int_not_equal(f->rec.a[i].cf, STORE_CF_BODY);
 }
 
+/* A message dead-lettered after 40 newer ones keeps its older send time
+ * (SQS), so it expires from the DLQ first and sets its oldest age, although
+ * it arrived last and far out of order (queue.h: the age heap). */
+static void test_dlq_retention_out_of_order(void **state) {
+  fx_t *f = *state;
+  queue_t *dlq = mkq(f, "dlq", short_retention);
+  queue_t *q = mkq(f, "src", dlq_attrs);
+  delivery_t d[40];
+  uint64_t old = qsend(f, q, "old", -1, T0);
+  for (int i = 0; i < 40; i++)
+    qsend(f, q, "new", -1, T0 + 10000);
+  uint64_t now = T0 + 10000;
+  assert_int_equal(qrecv(f, q, 1, 20, now, d), 1); /* old: in flight for 20 s */
+  assert_int_equal(d[0].idn, old);
+  release(d, 1);
+  for (int i = 0; i < 2; i++) { /* the new ones use up MaxReceiveCount 2 */
+    assert_int_equal(qrecv(f, q, 40, 1, now, d), 40);
+    release(d, 40);
+    now += 1000;
+    broker_tick(f->b, now);
+  }
+  assert_int_equal(qrecv(f, q, 40, 1, now, d), 0); /* moved */
+  assert_int_equal(dlq->count, 40);
+  now = T0 + 30000;
+  broker_tick(f->b, now);
+  assert_int_equal(qrecv(f, q, 1, 1, now, d), 1);
+  release(d, 1);
+  broker_tick(f->b, now += 1000);
+  assert_int_equal(qrecv(f, q, 1, 1, now, d), 0); /* old moved, after the 40 */
+  assert_int_equal(dlq->count, 41);
+  assert_int_equal(broker_oldest_age(f->b, dlq, now), (now - T0) / 1000);
+  broker_tick(f->b, T0 + 59999);
+  assert_int_equal(dlq->count, 41);
+  broker_tick(f->b, T0 + 60000); /* 60 s after its original send */
+  assert_int_equal(dlq->count, 40);
+  assert_int_equal(broker_oldest_age(f->b, dlq, T0 + 60000), 50);
+  broker_tick(f->b, T0 + 70000);
+  assert_int_equal(dlq->count, 0);
+}
+
+/* A redrive policy set on a queue that already holds messages over its
+ * MaxReceiveCount: one receive moves at most 1,000 of them, and the loop's
+ * next turn (a deadline due now) goes on and wakes the long polls, which get
+ * the good message behind them. */
+static void test_dead_letter_moves_bounded(void **state) {
+  fx_t *f = *state;
+  queue_t *dlq = mkq(f, "dlq", NULL);
+  queue_t *q = mkq(f, "src", dlq_attrs);
+  delivery_t d[GBX_MAX_RECEIVE];
+  enum { POISON = 2500 };
+  for (int i = 0; i < POISON; i++)
+    qsend(f, q, "poison", -1, T0);
+  uint64_t now = T0;
+  for (int round = 0; round < 2; round++) { /* MaxReceiveCount 2 used up */
+    for (int got = 0; got < POISON; got += GBX_MAX_RECEIVE) {
+      assert_int_equal(qrecv(f, q, GBX_MAX_RECEIVE, 1, now, d), GBX_MAX_RECEIVE);
+      release(d, GBX_MAX_RECEIVE);
+    }
+    now += 1000;
+    broker_tick(f->b, now);
+  }
+  uint64_t good = qsend(f, q, "good", -1, now);
+  assert_int_equal(q->nvisible, POISON + 1);
+  assert_int_equal(qrecv(f, q, 1, 30, now, d), 0);
+  assert_int_equal(dlq->count, 1000);
+  waiter_t w = {0};
+  w.max = 1;
+  w.vis = 30;
+  assert_int_equal(broker_wait(f->b, q, &w, now + 20000), 0);
+  broker_tick(f->b, now); /* the next turn */
+  broker_serve_ready(f->b, now);
+  assert_int_equal(dlq->count, 2000);
+  assert_int_equal(f->nserved, 0);
+  broker_tick(f->b, now);
+  broker_serve_ready(f->b, now);
+  assert_int_equal(dlq->count, POISON);
+  assert_int_equal(f->nserved, 1);
+  assert_ptr_equal(f->served[0].w, &w);
+  assert_int_equal(f->served[0].n, 1);
+  assert_int_equal(q->ninflight, 1);
+  assert_int_equal(qrecv(f, dlq, 1, 30, now, d), 1);
+  assert_int_not_equal(d[0].idn, good);
+  release(d, 1);
+}
+
 static void test_receipts(void **state) {
   fx_t *f = *state;
   queue_t *q = mkq(f, "q", NULL), *other = mkq(f, "other", NULL);
@@ -769,6 +854,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_create_idempotent_and_cycles, setup, teardown),
       cmocka_unit_test_setup_teardown(test_redrive, setup, teardown),
       cmocka_unit_test_setup_teardown(test_redrive_resets_retention, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_dlq_retention_out_of_order, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_dead_letter_moves_bounded, setup, teardown),
       cmocka_unit_test_setup_teardown(test_waiter_served_when_room_frees, setup, teardown),
       cmocka_unit_test_setup_teardown(test_restore_caps_deadlines, setup, teardown),
       cmocka_unit_test_setup_teardown(test_purge_and_delete_queue, setup, teardown),
