@@ -44,7 +44,8 @@ typedef struct store_opts {
  * no creation. Returns 0, or -1 with *err set to a malloc'd message the
  * caller frees ("cannot open store in DIR: <reason>"). */
 int store_open(store_t **out, const char *dir, const store_opts_t *opts, char **err);
-/* Flushes nothing extra (the WAL is already synced per policy) and closes. */
+/* Closes. Flushes nothing (RocksDB's Close leaves the memtables to the WAL):
+ * a clean stop calls store_flush first. */
 void store_close(store_t *s);
 
 /* ---- write batches (owned by the caller; not thread-safe per batch) ---- */
@@ -82,6 +83,14 @@ int store_write(store_t *s, store_batch_t *b, int sync, char **err);
  * syncs what was already handed to the OS and does not block writers).
  * Returns 0 or -1 with *err. */
 int store_sync_wal(store_t *s, char **err);
+
+/* Flushes every column family's memtable to a table file and waits: the
+ * WAL behind them becomes obsolete (a clean stop, so the next start replays
+ * nothing). A flush drops writes that cancel out (a put and its
+ * SingleDelete), so the sequence a later open recovers may then be lower
+ * than store_latest_seq: write something after it. Returns 0 or -1 with
+ * *err. */
+int store_flush(store_t *s, char **err);
 
 /* Point read (thread-safe). Returns 1 and a malloc'd *val (caller frees; one
  * NUL byte past *vl for convenience) when found, 0 when absent (*val NULL),
