@@ -55,6 +55,8 @@ struct broker {
   struct shref **shared;
   uint32_t nshared_slots, nshared;
   broker_stats_t st;
+  uint64_t dl_ms;    /* the millisecond dl_moved counts dead-letter moves in */
+  uint32_t dl_moved; /* moves made in it (DLQ_MOVES_PER_MS) */
 };
 
 #define J_PUT(b, cf, k, kl, v, vl)   (b)->j.put((b)->j.ctx, cf, k, kl, v, vl)
@@ -929,36 +931,45 @@ static void dead_letter(broker_t *b, queue_t *q, msg_t *m, queue_t *dlq) {
   mark_ready(b, dlq);
 }
 
-/* Dead-letter moves one receive makes at most. Messages over MaxReceiveCount
- * pile up when a redrive policy is set on a queue that already holds them
- * (the usual way a DLQ is added, after poison messages were noticed); moving
- * 100,000 of them in one receive would hold the loop thread, and its batch,
- * for as long as that takes. */
-#define DLQ_MOVES_PER_RECEIVE 1000u
+/* Dead-letter moves the broker makes per millisecond of its clock (so per
+ * turn of the loop at most, whatever number of receives the turn serves).
+ * Messages over MaxReceiveCount pile up when a redrive policy is set on a
+ * queue that already holds them (the usual way a DLQ is added, after poison
+ * messages were noticed); moving 100,000 of them in one receive would hold
+ * the loop thread, and its batch, for as long as that takes. Past the
+ * budget a receive steps over them, at most DLQ_SKIP_MAX, to deliver what
+ * is behind them, and a deadline one millisecond on goes on with the moves
+ * and wakes the queue's long polls. */
+#define DLQ_MOVES_PER_MS 1000u
+#define DLQ_SKIP_MAX     10000u
 
 gbx_err_t broker_receive(broker_t *b, queue_t *q, uint32_t max, int32_t vis, uint64_t now,
                          delivery_t *out, uint32_t *n) {
-  uint32_t got = 0, moved = 0;
+  uint32_t got = 0, skipped = 0;
   uint64_t bytes = 0;
   uint32_t v = vis < 0 ? q->rec.a.vis : (uint32_t)vis;
   queue_t *dlq = q->rec.a.dlq[0] ? broker_queue(b, q->rec.a.dlq, strlen(q->rec.a.dlq)) : NULL;
   *n = 0;
   if (q->nvisible && q->ninflight >= GBX_MAX_INFLIGHT)
     return GBX_E_OVER_LIMIT;
-  while (got < max && q->vis_head && q->ninflight < GBX_MAX_INFLIGHT) {
-    msg_t *m = q->vis_head;
+  if (b->dl_ms != now) {
+    b->dl_ms = now;
+    b->dl_moved = 0;
+  }
+  for (msg_t *m = q->vis_head, *next; m && got < max && q->ninflight < GBX_MAX_INFLIGHT; m = next) {
+    next = m->next; /* taken before m leaves the visible list */
     if (got && bytes + m->size > GBX_RECEIVE_REPLY_BUDGET)
       break;
     if (dlq && m->rc >= q->rec.a.max_receives) {
-      if (moved == DLQ_MOVES_PER_RECEIVE) {
-        /* the rest at the next turn of the loop, which wakes this queue's
-         * long polls then; a later receive also goes on with them */
-        if (heap_set(&b->heap, &q->dlq_more_hn, now) != 0)
-          abort();
-        break;
+      if (b->dl_moved < DLQ_MOVES_PER_MS) {
+        dead_letter(b, q, m, dlq);
+        b->dl_moved++;
+        continue;
       }
-      dead_letter(b, q, m, dlq);
-      moved++;
+      if (!heap_node_linked(&q->dlq_more_hn) && heap_insert(&b->heap, &q->dlq_more_hn, now + 1))
+        abort();
+      if (++skipped > DLQ_SKIP_MAX)
+        break;
       continue;
     }
     int64_t wall = broker_wall(b, now);

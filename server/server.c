@@ -944,21 +944,33 @@ int server_run(server_t *s) {
   if (rc)
     LOG(LOG_ERROR, "the final commit failed");
   s->commit = NULL;
-  /* Flush the memtables, so that the next start has no WAL to replay (a
-   * minute of churn leaves up to STORE_MAX_TOTAL_WAL_BYTES of it, seconds
-   * of replay). A failure only costs that replay: the WAL still holds it. */
+  /* First make everything acknowledged durable in the WAL, whatever the
+   * policy (RocksDB's Close does not sync it): under --sync none the marker
+   * below would otherwise claim more than a power cut leaves. */
   char *serr = NULL;
-  if (rc == 0 && store_flush(s->store, &serr) != 0) {
+  if (rc == 0 && store_sync_wal(s->store, &serr) != 0) {
+    LOG(LOG_ERROR, "the final WAL sync failed: %s", serr ? serr : "?");
+    rc = 1;
+  }
+  free(serr);
+  serr = NULL;
+  /* Then flush the memtables, so that the next start has no WAL to replay
+   * (a minute of churn leaves up to STORE_MAX_TOTAL_WAL_BYTES of it, seconds
+   * of replay). The flush may drop the last writes (a body put and its
+   * SingleDelete cancel out), after which an open recovers a lower sequence
+   * than the one the marker records: so the last write is one that stays in
+   * the fresh WAL, the format version again, unchanged and synced. If either
+   * fails (a full disk), the WAL still holds everything: no marker, and the
+   * next start replays it and checks nothing against one. */
+  int marker = rc == 0;
+  if (marker && store_flush(s->store, &serr) != 0) {
     LOG(LOG_WARN, "flushing the store at stop: %s (the next start replays the WAL)",
         serr ? serr : "?");
-    free(serr);
-    serr = NULL;
+    marker = 0;
   }
-  /* The flush may have dropped the last writes (a body put and its
-   * SingleDelete cancel out), after which an open recovers a lower sequence
-   * than the one the marker below records. So the last write is one that
-   * stays in the fresh WAL: the format version again, unchanged, synced. */
-  if (rc == 0) {
+  free(serr);
+  serr = NULL;
+  if (marker) {
     uint8_t ver[4];
     be32_put(ver, RECORDS_FORMAT);
     store_batch_t *b = store_batch_new(s->store);
@@ -966,23 +978,15 @@ int server_run(server_t *s) {
       abort();
     store_batch_put(b, STORE_CF_META, "V", 1, ver, 4);
     if (store_write(s->store, b, 1, &serr) != 0) {
-      LOG(LOG_ERROR, "the final write failed: %s", serr ? serr : "?");
-      rc = 1;
+      LOG(LOG_WARN, "the stop's last write failed: %s (no clean-stop marker)", serr ? serr : "?");
+      marker = 0;
     }
     store_batch_free(b);
     free(serr);
-    serr = NULL;
   }
-  /* the marker below says the store holds everything up to seq: under
-   * --sync none (and RocksDB's Close does not sync the WAL) make it true */
-  if (rc == 0 && store_sync_wal(s->store, &serr) != 0) {
-    LOG(LOG_ERROR, "the final WAL sync failed: %s", serr ? serr : "?");
-    rc = 1;
-  }
-  free(serr);
   uint64_t seq = store_latest_seq(s->store);
   teardown(s);
-  if (rc == 0 && write_stop_marker(dir, seq, msgs, queues) != 0)
+  if (marker && write_stop_marker(dir, seq, msgs, queues) != 0)
     LOG(LOG_WARN, "could not write the clean-stop marker in %s: %s", dir, strerror(errno));
   LOG(LOG_INFO, "stopped");
   return rc;

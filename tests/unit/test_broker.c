@@ -122,6 +122,19 @@ static void rh_of(fx_t *f, const delivery_t *d, char out[IDS_RECEIPT_LEN]) {
   ids_receipt_make(f->ids, &r, out);
 }
 
+struct find_idn {
+  uint64_t idn;
+  msg_t *m;
+};
+
+static int find_idn_cb(void *ctx, const msg_t *m) {
+  struct find_idn *fi = ctx;
+  if (m->idn != fi->idn)
+    return 0;
+  fi->m = (msg_t *)m;
+  return 1;
+}
+
 /* ---- tests ---- */
 
 static void test_visibility_expiry(void **state) {
@@ -253,9 +266,10 @@ static void test_dlq_retention_out_of_order(void **state) {
 }
 
 /* A redrive policy set on a queue that already holds messages over its
- * MaxReceiveCount: one receive moves at most 1,000 of them, and the loop's
- * next turn (a deadline due now) goes on and wakes the long polls, which get
- * the good message behind them. */
+ * MaxReceiveCount: the broker moves at most 1,000 of them per millisecond,
+ * whatever the number of receives; a receive past that budget steps over the
+ * rest to deliver what is behind them, and a deadline a millisecond on goes
+ * on with the moves and wakes the long polls. */
 static void test_dead_letter_moves_bounded(void **state) {
   fx_t *f = *state;
   queue_t *dlq = mkq(f, "dlq", NULL);
@@ -275,25 +289,35 @@ static void test_dead_letter_moves_bounded(void **state) {
   }
   uint64_t good = qsend(f, q, "good", -1, now);
   assert_int_equal(q->nvisible, POISON + 1);
-  assert_int_equal(qrecv(f, q, 1, 30, now, d), 0);
+  assert_int_equal(qrecv(f, q, 1, 30, now, d), 1); /* behind 1,500 left over the limit */
+  assert_int_equal(d[0].idn, good);
+  release(d, 1);
+  assert_int_equal(dlq->count, 1000);
+  assert_int_equal(qrecv(f, q, 10, 30, now, d), 0); /* the budget is per millisecond */
   assert_int_equal(dlq->count, 1000);
   waiter_t w = {0};
   w.max = 1;
   w.vis = 30;
   assert_int_equal(broker_wait(f->b, q, &w, now + 20000), 0);
-  broker_tick(f->b, now); /* the next turn */
   broker_serve_ready(f->b, now);
+  assert_int_equal(dlq->count, 1000);
+  broker_tick(f->b, now + 1); /* the next turn goes on */
+  broker_serve_ready(f->b, now + 1);
   assert_int_equal(dlq->count, 2000);
-  assert_int_equal(f->nserved, 0);
-  broker_tick(f->b, now);
-  broker_serve_ready(f->b, now);
+  broker_tick(f->b, now + 2);
+  broker_serve_ready(f->b, now + 2);
   assert_int_equal(dlq->count, POISON);
+  assert_int_equal(q->nvisible, 0);
+  assert_int_equal(f->nserved, 0);
+  uint64_t good2 = qsend(f, q, "good2", -1, now + 2);
+  broker_serve_ready(f->b, now + 2);
   assert_int_equal(f->nserved, 1);
   assert_ptr_equal(f->served[0].w, &w);
   assert_int_equal(f->served[0].n, 1);
-  assert_int_equal(q->ninflight, 1);
-  assert_int_equal(qrecv(f, dlq, 1, 30, now, d), 1);
+  assert_int_equal(q->ninflight, 2);
+  assert_int_equal(qrecv(f, dlq, 1, 30, now + 2, d), 1);
   assert_int_not_equal(d[0].idn, good);
+  assert_int_not_equal(d[0].idn, good2);
   release(d, 1);
 }
 
@@ -736,10 +760,9 @@ static void test_restart_keeps_state(void **state) {
   assert_int_equal(qrecv(f, q, 10, 30, later, d), 1);
   assert_int_not_equal(d[0].idn, idn);
   release(d, 1);
-  msg_t *m = NULL;
-  for (msg_t *x = q->age_head; x; x = x->anext)
-    if (x->idn == idn)
-      m = x;
+  struct find_idn fi = {idn, NULL};
+  queue_each(q, find_idn_cb, &fi);
+  msg_t *m = fi.m;
   assert_non_null(m);
   assert_int_equal(m->rc, 1);
   assert_int_equal(broker_delete(f->b, q, rh, sizeof(rh), later), GBX_E_OK);
