@@ -580,7 +580,7 @@ static uint64_t drop_all(broker_t *b, queue_t *q) {
   if (n)
     J_RANGE(b, STORE_CF_IDX, s, sizeof(s), e, sizeof(e));
   /* from the newest end of each age structure: O(1) removals */
-  for (msg_t *m; (m = q->age_tail ? q->age_tail : q->nlate ? q->late[q->nlate - 1] : NULL);) {
+  for (msg_t *m; (m = queue_any(q));) {
     body_drop(b, m);
     msg_destroy(b, q, m, 0);
   }

@@ -37,11 +37,12 @@ void queue_free(queue_t *q) {
     blob_unref(m->blob);
     free(m);
   }
-  for (uint32_t i = 0; i < q->nlate; i++) {
-    blob_unref(q->late[i]->blob);
-    free(q->late[i]);
+  for (uint32_t i = 0; i < q->late.len; i++) {
+    msg_t *m = msg_of_ahn(q->late.a[i]);
+    blob_unref(m->blob);
+    free(m);
   }
-  free(q->late);
+  heap_free(&q->late);
   free(q->slots);
   qrec_free(&q->rec);
   free(q);
@@ -141,71 +142,15 @@ static void count_state(queue_t *q, uint8_t st, int d) {
   }
 }
 
-/* ---- age heap: min-heap on (sent_ms, seq), positions kept in late_idx ---- */
+/* The age heap is the broker's heap structure (heap.c) keyed on the send
+ * time, mapped order-preserving from int64 to uint64; equal times come out
+ * in any order. */
+static inline uint64_t age_key(int64_t sent_ms) {
+  return (uint64_t)sent_ms ^ (1ull << 63);
+}
 
 static inline int older(const msg_t *a, const msg_t *b) {
   return a->sent_ms < b->sent_ms || (a->sent_ms == b->sent_ms && a->seq < b->seq);
-}
-
-static inline void late_put(queue_t *q, uint32_t i, msg_t *m) {
-  q->late[i] = m;
-  m->late_idx = i;
-}
-
-static void late_up(queue_t *q, uint32_t i) {
-  msg_t *m = q->late[i];
-  while (i > 0) {
-    uint32_t p = (i - 1) / 2;
-    if (!older(m, q->late[p]))
-      break;
-    late_put(q, i, q->late[p]);
-    i = p;
-  }
-  late_put(q, i, m);
-}
-
-static void late_down(queue_t *q, uint32_t i) {
-  msg_t *m = q->late[i];
-  for (;;) {
-    uint32_t c = 2 * i + 1;
-    if (c >= q->nlate)
-      break;
-    if (c + 1 < q->nlate && older(q->late[c + 1], q->late[c]))
-      c++;
-    if (!older(q->late[c], m))
-      break;
-    late_put(q, i, q->late[c]);
-    i = c;
-  }
-  late_put(q, i, m);
-}
-
-static int late_insert(queue_t *q, msg_t *m) {
-  if (q->nlate == q->late_cap) {
-    uint32_t cap = q->late_cap ? q->late_cap * 2 : 16;
-    msg_t **a = realloc(q->late, cap * sizeof(*a));
-    if (!a)
-      return -1;
-    q->late = a;
-    q->late_cap = cap;
-  }
-  m->state |= MSG_LATE;
-  late_put(q, q->nlate++, m);
-  late_up(q, q->nlate - 1);
-  return 0;
-}
-
-static void late_remove(queue_t *q, msg_t *m) {
-  uint32_t i = m->late_idx;
-  msg_t *last = q->late[--q->nlate];
-  m->state &= (uint8_t)~MSG_LATE;
-  if (last == m)
-    return;
-  late_put(q, i, last);
-  if (i > 0 && older(last, q->late[(i - 1) / 2]))
-    late_up(q, i);
-  else
-    late_down(q, i);
 }
 
 /* How far back from the age list's tail an insert may walk before the
@@ -216,9 +161,15 @@ static void late_remove(queue_t *q, msg_t *m) {
 
 static int age_add(queue_t *q, msg_t *m) {
   msg_t *a = q->age_tail;
-  for (int steps = 0; a && older(m, a); a = a->aprev)
-    if (++steps > AGE_WALK_MAX)
-      return late_insert(q, m);
+  for (int steps = 0; a && older(m, a); a = a->aprev) {
+    if (++steps > AGE_WALK_MAX) {
+      heap_node_init(&m->ahn, 0);
+      if (heap_insert(&q->late, &m->ahn, age_key(m->sent_ms)) != 0)
+        return -1;
+      m->state |= MSG_LATE;
+      return 0;
+    }
+  }
   m->state &= (uint8_t)~MSG_LATE;
   m->aprev = a;
   m->anext = a ? a->anext : q->age_head;
@@ -235,7 +186,8 @@ static int age_add(queue_t *q, msg_t *m) {
 
 static void age_remove(queue_t *q, msg_t *m) {
   if (m->state & MSG_LATE) {
-    late_remove(q, m);
+    heap_remove(&q->late, &m->ahn);
+    m->state &= (uint8_t)~MSG_LATE;
     return;
   }
   if (m->aprev)
@@ -253,8 +205,8 @@ void queue_each(const queue_t *q, int (*fn)(void *ctx, const msg_t *m), void *ct
   for (const msg_t *m = q->age_head; m; m = m->anext)
     if (fn(ctx, m))
       return;
-  for (uint32_t i = 0; i < q->nlate; i++)
-    if (fn(ctx, q->late[i]))
+  for (uint32_t i = 0; i < q->late.len; i++)
+    if (fn(ctx, msg_of_ahn(q->late.a[i])))
       return;
 }
 
@@ -299,5 +251,5 @@ void queue_set_state(queue_t *q, msg_t *m, uint8_t state) {
 }
 
 size_t queue_index_bytes(const queue_t *q) {
-  return ((size_t)q->nslots + q->late_cap) * sizeof(msg_t *);
+  return ((size_t)q->nslots + q->late.cap) * sizeof(msg_t *);
 }

@@ -37,6 +37,7 @@ enum { MSG_VISIBLE = 0, MSG_DELAYED = 1, MSG_INFLIGHT = 2 };
 #define MSG_ENVELOPE 0x20 /* flag: from a topic, delivered as an SNS envelope */
 #define MSG_SHARED   0x40 /* flag: its body is shared with other copies (fan-out) */
 #define MSG_LATE     0x80 /* flag: in the age heap, not the age list (queue.c only) */
+/* (the flag, not heap_node_linked: ahn shares its bytes with the list links) */
 
 /* A reference-counted body+attributes blob in the stored layout (records.h).
  * Shared by whoever holds it: cached messages and replies being built. */
@@ -61,7 +62,7 @@ typedef struct msg {
     struct {
       struct msg *anext, *aprev; /* age list */
     };
-    uint32_t late_idx; /* position in the age heap (MSG_LATE) */
+    heap_node_t ahn; /* age heap node, keyed on sent_ms (MSG_LATE) */
   };
   uint64_t seq;       /* key within the queue (IDX key) */
   uint64_t idn;       /* counter its message id derives from */
@@ -89,8 +90,7 @@ typedef struct queue {
   uint32_t nslots, count;
   msg_t *vis_head, *vis_tail; /* visible list */
   msg_t *age_head, *age_tail; /* age list, sorted by sent_ms */
-  msg_t **late;               /* age heap: min-heap on (sent_ms, seq) */
-  uint32_t nlate, late_cap;
+  heap_t late;                /* age heap: the late arrivals, on sent_ms */
   uint32_t nvisible, ndelayed, ninflight;
   uint64_t bytes;            /* sum of sizes */
   waiter_t *w_head, *w_tail; /* long polls, first come first served */
@@ -121,12 +121,23 @@ static inline msg_t *queue_first_visible(const queue_t *q) {
 static inline uint8_t msg_state(const msg_t *m) {
   return m->state & 0x0f;
 }
-/* The message with the oldest send time (ties: lowest seq), or NULL. */
+/* The message an age heap node belongs to. */
+static inline msg_t *msg_of_ahn(heap_node_t *n) {
+  return (msg_t *)((char *)n - offsetof(msg_t, ahn));
+}
+/* The message with the oldest send time, or NULL. */
 static inline msg_t *queue_oldest(const queue_t *q) {
-  msg_t *l = q->age_head, *h = q->nlate ? q->late[0] : NULL;
+  msg_t *l = q->age_head, *h = q->late.len ? msg_of_ahn(q->late.a[0]) : NULL;
   if (!l || !h)
     return l ? l : h;
   return (h->sent_ms < l->sent_ms || (h->sent_ms == l->sent_ms && h->seq < l->seq)) ? h : l;
+}
+/* Any message, taken from the newest end of the age list or the end of the
+ * heap's array: removing it is O(1) (emptying a queue). NULL when empty. */
+static inline msg_t *queue_any(const queue_t *q) {
+  if (q->age_tail)
+    return q->age_tail;
+  return q->late.len ? msg_of_ahn(q->late.a[q->late.len - 1]) : NULL;
 }
 /* Calls fn on each message until fn returns nonzero: the age list from its
  * oldest, then the age heap in no particular order. fn must not change q. */

@@ -188,6 +188,18 @@ static rocksdb_options_t *with_insert_hints(rocksdb_options_t *o, store_cf_t cf)
   return n;
 }
 
+/* Flushes every column family's memtable and waits; NULL, or RocksDB's
+ * error string. */
+static char *flush_all(store_t *s) {
+  char *rerr = NULL;
+  rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
+  rocksdb_flushoptions_set_wait(fo, 1);
+  for (int i = 0; i < STORE_CF_COUNT && !rerr; i++)
+    rocksdb_flush_cf(s->db, fo, s->cf[i], &rerr);
+  rocksdb_flushoptions_destroy(fo);
+  return rerr;
+}
+
 /* Options of one column family; the table options are copied into the
  * factory, the cache and filter policy are reference-counted by RocksDB. */
 static rocksdb_options_t *cf_options(store_cf_t cf, rocksdb_cache_t *cache, int idx_hints) {
@@ -416,12 +428,7 @@ int store_open(store_t **out, const char *dir, const store_opts_t *opts, char **
   /* Now that the recovered sequence was checked, flush what the recovery
    * kept in memory, as RocksDB would have at open: the kept WAL would
    * otherwise be replayed again at every start after a crash. */
-  rocksdb_flushoptions_t *ffo = rocksdb_flushoptions_create();
-  rocksdb_flushoptions_set_wait(ffo, 1);
-  for (int i = 0; i < STORE_CF_COUNT && !rerr; i++)
-    rocksdb_flush_cf(s->db, ffo, s->cf[i], &rerr);
-  rocksdb_flushoptions_destroy(ffo);
-  if (rerr) {
+  if ((rerr = flush_all(s)) != NULL) {
     set_err(err, errmsg(rerr, "cannot open store in %s: flushing the recovered WAL", dir));
     rerr = NULL;
     goto fail;
@@ -573,12 +580,7 @@ int store_sync_wal(store_t *s, char **err) {
 }
 
 int store_flush(store_t *s, char **err) {
-  char *rerr = NULL;
-  rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
-  rocksdb_flushoptions_set_wait(fo, 1);
-  for (int i = 0; i < STORE_CF_COUNT && !rerr; i++)
-    rocksdb_flush_cf(s->db, fo, s->cf[i], &rerr);
-  rocksdb_flushoptions_destroy(fo);
+  char *rerr = flush_all(s);
   if (rerr) {
     set_err(err, errmsg(rerr, "store flush failed"));
     return -1;
