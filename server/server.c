@@ -448,6 +448,13 @@ static int meta_get(server_t *s, const char *key, char **v, size_t *vl) {
   return r;
 }
 
+/* Adds the META format-version record (RECORDS_FORMAT) to b. */
+static void put_version(store_batch_t *b) {
+  uint8_t ver[4];
+  be32_put(ver, RECORDS_FORMAT);
+  store_batch_put(b, STORE_CF_META, "V", 1, ver, 4);
+}
+
 /* Reads the format version and the id key, creating both in a fresh store. */
 static int load_keys(server_t *s, uint8_t key[IDS_KEY_BYTES]) {
   char *v = NULL, *err = NULL;
@@ -473,15 +480,13 @@ static int load_keys(server_t *s, uint8_t key[IDS_KEY_BYTES]) {
     return 0;
   }
   /* fresh store: persist version and key, synced, before any id is issued */
-  uint8_t ver[4];
-  be32_put(ver, RECORDS_FORMAT);
   if (ids_random_key(key) != 0) {
     LOG(LOG_ERROR, "getrandom failed: %s", strerror(errno));
     return -1;
   }
   store_batch_t *b = store_batch_new(s->store);
   store_batch_put(b, STORE_CF_META, "K", 1, key, IDS_KEY_BYTES);
-  store_batch_put(b, STORE_CF_META, "V", 1, ver, 4);
+  put_version(b);
   r = store_write(s->store, b, 1, &err);
   store_batch_free(b);
   if (r != 0) {
@@ -971,12 +976,10 @@ int server_run(server_t *s) {
   free(serr);
   serr = NULL;
   if (marker) {
-    uint8_t ver[4];
-    be32_put(ver, RECORDS_FORMAT);
     store_batch_t *b = store_batch_new(s->store);
     if (!b)
       abort();
-    store_batch_put(b, STORE_CF_META, "V", 1, ver, 4);
+    put_version(b);
     if (store_write(s->store, b, 1, &serr) != 0) {
       LOG(LOG_WARN, "the stop's last write failed: %s (no clean-stop marker)", serr ? serr : "?");
       marker = 0;
