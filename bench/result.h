@@ -7,7 +7,7 @@
 
 /* Metrics one workload reports at most (W6 has the most: its per-interval
  * series plus the checks). */
-#define RES_MAX_METRICS 48
+#define RES_MAX_METRICS 112
 #define RES_NAME        28
 
 typedef enum { RES_OK = 0, RES_SKIPPED, RES_FAILED } res_status_t;
