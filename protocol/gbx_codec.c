@@ -230,8 +230,8 @@ gbx_err_t gbx_mp_validate(const uint8_t *buf, size_t len, unsigned max_depth, gb
                             "offset %zu: truncated, %llu more element(s) expected", pos,
                             (unsigned long long)(depth ? left[depth - 1] : 1));
     if (++objects > GBX_MAX_OBJECTS)
-      return gbx_errbuf_set(eb, GBX_E_BAD_FRAME, "offset %zu: more than %u msgpack objects",
-                            start, GBX_MAX_OBJECTS);
+      return gbx_errbuf_set(eb, GBX_E_BAD_FRAME, "offset %zu: more than %u msgpack objects", start,
+                            GBX_MAX_OBJECTS);
     uint8_t b = buf[pos++];
     uint64_t n;
     mp_classify(b, &h, &n);
@@ -718,6 +718,61 @@ static int number_valid(const char *s, size_t len) {
       return 0;
   }
   return i == len;
+}
+
+/* SQS's bounds on a number_valid() string: at most 38 significant digits
+ * (leading and trailing zeros are not), and a magnitude of zero or from
+ * 10^-128 up to, not including, 10^126. */
+static int number_in_range(const char *s, size_t len) {
+  size_t i = 0, k = 0, int_digits = 0;
+  int64_t first = -1, last = -1, exp = 0, esign = 1;
+  int frac = 0;
+  if (i < len && (s[i] == '+' || s[i] == '-'))
+    i++;
+  for (; i < len && s[i] != 'e' && s[i] != 'E'; i++) {
+    if (s[i] == '.') {
+      frac = 1;
+      continue;
+    }
+    if (s[i] != '0') {
+      if (first < 0)
+        first = (int64_t)k;
+      last = (int64_t)k;
+    }
+    k++;
+    if (!frac)
+      int_digits++;
+  }
+  if (i < len) {
+    i++;
+    if (i < len && (s[i] == '+' || s[i] == '-'))
+      esign = s[i++] == '-' ? -1 : 1;
+    for (; i < len; i++)
+      if (exp < 100000000) /* far outside the range whatever the digits */
+        exp = exp * 10 + (s[i] - '0');
+  }
+  if (first < 0)
+    return 1; /* zero */
+  if (last - first + 1 > GBX_NUMBER_MAX_DIGITS)
+    return 0;
+  /* the power of ten of the most significant digit */
+  int64_t p = (int64_t)int_digits - 1 - first + esign * exp;
+  return p >= GBX_NUMBER_MIN_EXP && p < GBX_NUMBER_MAX_EXP;
+}
+
+gbx_err_t gbx_attrs_check_numbers(const gbx_attr_t *a, uint32_t n, gbx_errbuf_t *eb) {
+  char q[QUOTE_MAX + 4], qn[QUOTE_MAX + 4];
+  for (uint32_t i = 0; i < n; i++) {
+    if (attr_base_of(a[i].type, a[i].type_len) != BASE_NUMBER ||
+        number_in_range(a[i].value, a[i].value_len))
+      continue;
+    return gbx_errbuf_set(eb, GBX_E_BAD_ATTRIBUTE,
+                          "attribute '%s': number '%s' is out of range (at most %u significant "
+                          "digits, magnitude from 10^%d to below 10^%d)",
+                          quote(qn, a[i].name, a[i].name_len), quote(q, a[i].value, a[i].value_len),
+                          GBX_NUMBER_MAX_DIGITS, GBX_NUMBER_MIN_EXP, GBX_NUMBER_MAX_EXP);
+  }
+  return GBX_E_OK;
 }
 
 /* Decodes one attribute value map {"t": str, "v": str|bin} into a. The map

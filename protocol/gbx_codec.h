@@ -123,6 +123,15 @@ typedef struct gbx_attr {
  * obj's buffer. Returns GBX_E_OK or GBX_E_BAD_ATTRIBUTE with a message. */
 gbx_err_t gbx_attrs_decode(const msgpack_object *obj, gbx_attr_t *out,
                            uint32_t *n, gbx_errbuf_t *eb);
+/* SQS's bounds on Number values (checked on what is sent and published,
+ * not on what is stored: a record written before the check still reads). */
+#define GBX_NUMBER_MAX_DIGITS 38u
+#define GBX_NUMBER_MIN_EXP    (-128)
+#define GBX_NUMBER_MAX_EXP    126
+/* GBX_E_BAD_ATTRIBUTE when a decoded Number attribute has more than
+ * GBX_NUMBER_MAX_DIGITS significant digits or a non-zero magnitude outside
+ * [10^GBX_NUMBER_MIN_EXP, 10^GBX_NUMBER_MAX_EXP). */
+gbx_err_t gbx_attrs_check_numbers(const gbx_attr_t *a, uint32_t n, gbx_errbuf_t *eb);
 /* Packs n attributes in the wire shape above. */
 void gbx_attrs_pack(msgpack_packer *pk, const gbx_attr_t *a, uint32_t n);
 /* The size SQS counts for attributes: sum of name, type and value lengths. */

@@ -441,7 +441,9 @@ static void route(areq_t *r) {
     r->in = cJSON_CreateObject();
     if (!r->in)
       abort();
-    if (aws_form_decode((const char *)b->data, b->len, r->in, err, sizeof(err)) != 0) {
+    char miss[96];
+    if (aws_form_decode((const char *)b->data, b->len, r->in, err, sizeof(err), miss,
+                        sizeof(miss)) != 0) {
       r->svc = AWS_SQS;
       aws_fail(r, AWS_E_MALFORMED, "%s", err);
       return;
@@ -454,8 +456,16 @@ static void route(areq_t *r) {
     }
     snprintf(r->action, sizeof(r->action), "%.63s", action);
     r->svc = which_service(r, r->action);
-    if (r->svc == AWS_SQS)
-      aws_form_sqs_shape(r->in);
+    if (miss[0] && r->svc == AWS_SNS) {
+      aws_fail(r, AWS_E_SNS_INVALID_PARAMETER, "Invalid parameter: %s is missing", miss);
+      return;
+    }
+    if (miss[0])
+      snprintf(err, sizeof(err), "The request must contain the parameter %s.", miss);
+    if (r->svc == AWS_SQS && (miss[0] || aws_form_sqs_shape(r->in, err, sizeof(err)) != 0)) {
+      aws_fail(r, AWS_E_MISSING_PARAMETER, "%s", err);
+      return;
+    }
   }
   if (s->stopping) {
     aws_fail(r, AWS_E_UNAVAILABLE, "The server is shutting down.");

@@ -354,11 +354,11 @@ static int cmp_idx(const void *x, const void *y) {
   return atoi(a->string) - atoi(b->string);
 }
 
-static cJSON *fix_lists(cJSON *o);
+static cJSON *fix_lists(cJSON *o, const char *name, char *miss, size_t ml);
 
 /* Replaces child c of o by its fixed form under the same key. */
-static cJSON *fix_child(cJSON *o, cJSON *c) {
-  cJSON *f = fix_lists(c);
+static cJSON *fix_child(cJSON *o, cJSON *c, char *miss, size_t ml) {
+  cJSON *f = fix_lists(c, c->string, miss, ml);
   if (f == c)
     return c;
   char *k = strdup(c->string);
@@ -371,12 +371,14 @@ static cJSON *fix_child(cJSON *o, cJSON *c) {
 }
 
 /* Objects whose keys are all list indexes become arrays in index order;
- * SNS's "member" and "entry" wrappers become lists and maps. */
-static cJSON *fix_lists(cJSON *o) {
+ * SNS's "member" and "entry" wrappers become lists and maps. An "entry"
+ * without its key (Name) or value names itself in miss, when that is still
+ * empty ("Attributes.entry.2.key"), and is left out. */
+static cJSON *fix_lists(cJSON *o, const char *name, char *miss, size_t ml) {
   if (!cJSON_IsObject(o))
     return o;
   for (cJSON *c = o->child; c; c = c->next)
-    c = fix_child(o, c);
+    c = fix_child(o, c, miss, ml);
   int n = 0, all = o->child != NULL;
   unsigned idx;
   for (cJSON *c = o->child; c; c = c->next, n++)
@@ -409,15 +411,23 @@ static cJSON *fix_lists(cJSON *o) {
   }
   if (only && !strcmp(only->string, "entry") && cJSON_IsArray(only)) {
     cJSON *map = cJSON_CreateObject();
+    int n = 0;
     for (cJSON *e = only->child; map && e; e = e->next) {
       cJSON *k = cJSON_GetObjectItemCaseSensitive(e, "key");
       cJSON *v = cJSON_GetObjectItemCaseSensitive(e, "value");
+      int named = !k && !v; /* MessageAttributes' entries say Name/Value */
       if (!k)
         k = cJSON_GetObjectItemCaseSensitive(e, "Name");
       if (!v)
         v = cJSON_GetObjectItemCaseSensitive(e, "Value");
-      if (!cJSON_IsString(k) || !v)
+      n++;
+      if (!cJSON_IsString(k) || !v) {
+        named = named && (k || v);
+        if (!miss[0])
+          snprintf(miss, ml, "%.64s.entry.%d.%s", name ? name : "?", n,
+                   !cJSON_IsString(k) ? (named ? "Name" : "key") : (named ? "Value" : "value"));
         continue;
+      }
       cJSON_AddItemToObject(map, k->valuestring, cJSON_Duplicate(v, 1));
     }
     return map ? map : o;
@@ -448,13 +458,15 @@ static const struct {
     {"BinaryListValue", "BinaryListValues", 0},
 };
 
-static void sqs_rename(cJSON *o) {
+/* Returns 0, or -1 with err naming the part a map entry lacks. */
+static int sqs_rename(cJSON *o, char *err, size_t el) {
   if (!cJSON_IsObject(o) && !cJSON_IsArray(o))
-    return;
+    return 0;
   for (cJSON *c = o->child; c; c = c->next)
-    sqs_rename(c);
+    if (sqs_rename(c, err, el) != 0)
+      return -1;
   if (!cJSON_IsObject(o))
-    return;
+    return 0;
   for (size_t i = 0; i < sizeof(sqs_names) / sizeof(sqs_names[0]); i++) {
     cJSON *c = cJSON_GetObjectItemCaseSensitive(o, sqs_names[i].q);
     if (!c)
@@ -470,12 +482,21 @@ static void sqs_rename(cJSON *o) {
     cJSON *v = c;
     if (sqs_names[i].kind) {
       const char *kn = sqs_names[i].kind == 1 ? "Name" : "Key";
+      int n = 0;
       v = cJSON_CreateObject();
       for (cJSON *e = c->child; e; e = e->next) {
         cJSON *k = cJSON_GetObjectItemCaseSensitive(e, kn);
         cJSON *val = cJSON_GetObjectItemCaseSensitive(e, "Value");
-        if (!cJSON_IsString(k) || !val)
-          continue;
+        n++;
+        if (!cJSON_IsString(k) || !val) {
+          /* entries are in index order; the index a client used is n when
+           * it numbered them from 1 without gaps, as SDKs do */
+          snprintf(err, el, "The request must contain the parameter %s.%d.%s.", sqs_names[i].q, n,
+                   !cJSON_IsString(k) ? kn : "Value");
+          cJSON_Delete(c);
+          cJSON_Delete(v);
+          return -1;
+        }
         cJSON_AddItemToObject(v, k->valuestring, cJSON_Duplicate(val, 1));
       }
       cJSON_Delete(c);
@@ -485,9 +506,11 @@ static void sqs_rename(cJSON *o) {
       cJSON_DeleteItemFromObjectCaseSensitive(o, sqs_names[i].json);
     cJSON_AddItemToObject(o, sqs_names[i].json, v);
   }
+  return 0;
 }
 
-int aws_form_decode(const char *s, size_t n, cJSON *obj, char *err, size_t errlen) {
+int aws_form_decode(const char *s, size_t n, cJSON *obj, char *err, size_t errlen, char *incomplete,
+                    size_t il) {
   size_t i = 0;
   unsigned count = 0;
   while (i < n) {
@@ -517,13 +540,14 @@ int aws_form_decode(const char *s, size_t n, cJSON *obj, char *err, size_t errle
     }
     i = end + 1;
   }
+  incomplete[0] = 0;
   for (cJSON *c = obj->child; c; c = c->next)
-    c = fix_child(obj, c);
+    c = fix_child(obj, c, incomplete, il);
   return 0;
 }
 
-void aws_form_sqs_shape(cJSON *obj) {
-  sqs_rename(obj);
+int aws_form_sqs_shape(cJSON *obj, char *err, size_t errlen) {
+  return sqs_rename(obj, err, errlen);
 }
 
 const char *aws_str(const cJSON *o, const char *k) {
@@ -598,6 +622,8 @@ static int attrs_check(aws_t *a, const gbx_attr_t *at, uint32_t n, char *why, si
     return -1;
   }
   gbx_err_t e = gbx_attrs_decode(gbx_map_get(&d.root, "a"), tmp, &tn, &eb);
+  if (!e)
+    e = gbx_attrs_check_numbers(tmp, tn, &eb);
   gbx_doc_free(&d);
   if (e)
     snprintf(why, wl, "%s", eb.msg);

@@ -184,13 +184,17 @@ void aws_req_free(areq_t *r);
  * "X.entry.N.key/value" become lists and maps. Adds to obj. Returns 0, or
  * -1 with a message in err (bad encoding, conflicting or too many
  * parameters). A decoded NUL byte becomes 0xFF, which no valid text holds,
- * so content checks still refuse it. */
-int aws_form_decode(const char *s, size_t n, cJSON *obj, char *err, size_t errlen);
+ * so content checks still refuse it. An SNS map entry without its key or
+ * value is left out and named in incomplete ("Attributes.entry.2.key"; empty
+ * when none), for the caller to refuse in its service's terms. */
+int aws_form_decode(const char *s, size_t n, cJSON *obj, char *err, size_t errlen, char *incomplete,
+                    size_t il);
 /* Renames SQS's flattened query names to the JSON protocol's shape:
  * "Attribute.N.Name/Value" -> "Attributes" map, "Tag.N.Key/Value" -> "Tags",
  * "SendMessageBatchRequestEntry.N" -> "Entries", "AttributeName.N" ->
- * "AttributeNames", ... */
-void aws_form_sqs_shape(cJSON *obj);
+ * "AttributeNames", ... Returns 0, or -1 with a message in err when a map
+ * entry lacks its Name (Key) or Value. */
+int aws_form_sqs_shape(cJSON *obj, char *err, size_t errlen);
 
 /* The string parameter k of o, or NULL when absent or not a string. */
 const char *aws_str(const cJSON *o, const char *k);

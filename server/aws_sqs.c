@@ -942,9 +942,80 @@ typedef struct prep {
   blob_t *blob;
   uint32_t size;
   int32_t delay;
-  char md5_body[33], md5_attrs[33];
-  int has_attrs;
+  char md5_body[33], md5_attrs[33], md5_sys[33];
+  int has_attrs, has_sys;
 } prep_t;
+
+/* 1 if t is an X-Ray trace header: ';'-separated key=value fields, one of
+ * them Root=1-<8 hex digits>-<24 hex digits>. */
+static int xray_header_valid(const char *t, size_t n) {
+  int root = 0;
+  for (size_t i = 0; i < n;) {
+    size_t end = i;
+    while (end < n && t[end] != ';')
+      end++;
+    const char *eq = memchr(t + i, '=', end - i);
+    if (!eq || eq == t + i)
+      return 0;
+    size_t kl = (size_t)(eq - (t + i)), vl = end - i - kl - 1;
+    if (kl == 4 && !memcmp(t + i, "Root", 4)) {
+      const char *v = eq + 1;
+      if (root || vl != 35 || v[0] != '1' || v[1] != '-' || v[10] != '-')
+        return 0;
+      for (size_t k = 2; k < 35; k++)
+        if (k != 10 && !isxdigit((unsigned char)v[k]))
+          return 0;
+      root = 1;
+    }
+    i = end + 1;
+  }
+  return root;
+}
+
+/* MessageSystemAttributes of a send: at most AWSTraceHeader, a String
+ * holding an X-Ray trace header (SQS's only one). On success *trace points
+ * into m (NULL when absent) and p has its digest. */
+static aws_err_t sys_attrs(areq_t *r, const cJSON *m, prep_t *p, const char **trace, char *why,
+                           size_t wl) {
+  const cJSON *msa = cJSON_GetObjectItemCaseSensitive(m, "MessageSystemAttributes");
+  aws_mattrs_t sa;
+  *trace = NULL;
+  if (!msa)
+    return AWS_OK;
+  aws_err_t e = aws_mattrs_parse(r->a, msa, &sa, why, wl);
+  if (e)
+    goto out;
+  for (uint32_t i = 0; i < sa.n; i++) {
+    const gbx_attr_t *a = &sa.a[i];
+    e = AWS_E_INVALID_PARAMETER_VALUE;
+    if (a->name_len != 14 || memcmp(a->name, "AWSTraceHeader", 14)) {
+      snprintf(why, wl, "Message system attribute name '%.*s' is invalid.",
+               (int)(a->name_len > 256 ? 256 : a->name_len), a->name);
+      goto out;
+    }
+    if (a->type_len != 6 || memcmp(a->type, "String", 6)) {
+      snprintf(why, wl, "The type of message system attribute 'AWSTraceHeader' must be String.");
+      goto out;
+    }
+    if (a->value_len > BLOB_MAX_TRACE || !xray_header_valid(a->value, a->value_len)) {
+      snprintf(why, wl,
+               "Value for message system attribute 'AWSTraceHeader' is invalid: it must be an "
+               "X-Ray trace header (Root=1-<8 hex>-<24 hex>;Parent=...;Sampled=...) of at most "
+               "%u bytes.",
+               BLOB_MAX_TRACE);
+      goto out;
+    }
+    *trace = a->value;
+  }
+  e = AWS_OK;
+  if (sa.n) {
+    aws_attrs_md5(sa.a, sa.n, p->md5_sys);
+    p->has_sys = 1;
+  }
+out:
+  aws_mattrs_free(&sa);
+  return e;
+}
 
 /* Validates one message (SendMessage or a batch entry) and builds its
  * blob. Returns 0, or an error with its message in why. */
@@ -970,10 +1041,10 @@ static aws_err_t prepare(areq_t *r, queue_t *q, const cJSON *m, prep_t *p, char 
     snprintf(why, wl, "MessageGroupId (FIFO and fair queues) is not supported by this server.");
     return AWS_E_UNSUPPORTED_OPERATION;
   }
-  if (cJSON_GetObjectItemCaseSensitive(m, "MessageSystemAttributes")) {
-    snprintf(why, wl, "MessageSystemAttributes (AWSTraceHeader) are not supported by this server.");
-    return AWS_E_UNSUPPORTED_OPERATION;
-  }
+  const char *trace;
+  aws_err_t e = sys_attrs(r, m, p, &trace, why, wl);
+  if (e)
+    return e;
   int rc = aws_int(m, "DelaySeconds", &delay);
   if (rc < 0 || (rc && (delay < 0 || delay > GBX_DELAY_MAX))) {
     snprintf(why, wl,
@@ -995,8 +1066,8 @@ static aws_err_t prepare(areq_t *r, queue_t *q, const cJSON *m, prep_t *p, char 
                badc);
     return AWS_E_INVALID_MESSAGE_CONTENTS;
   }
-  aws_err_t e = aws_mattrs_parse(r->a, cJSON_GetObjectItemCaseSensitive(m, "MessageAttributes"),
-                                 &ma, why, wl);
+  e = aws_mattrs_parse(r->a, cJSON_GetObjectItemCaseSensitive(m, "MessageAttributes"), &ma, why,
+                       wl);
   if (e) {
     aws_mattrs_free(&ma);
     return e;
@@ -1018,14 +1089,12 @@ static aws_err_t prepare(areq_t *r, queue_t *q, const cJSON *m, prep_t *p, char 
     aws_attrs_md5(ma.a, ma.n, p->md5_attrs);
     p->has_attrs = 1;
   }
-  blob_t *b = blob_new(BLOB_HDR + (uint32_t)bl + (uint32_t)sc->len);
+  uint32_t tl = trace ? (uint32_t)strlen(trace) : 0;
+  blob_t *b = blob_new((uint32_t)blob_sent_size((uint32_t)bl, (uint32_t)sc->len, tl));
   if (!b)
     abort();
-  b->data[0] = BLOB_VERSION;
-  be32_put(b->data + 1, (uint32_t)bl);
-  memcpy(b->data + BLOB_HDR, body, bl);
-  if (sc->len)
-    memcpy(b->data + BLOB_HDR + bl, sc->data, sc->len);
+  blob_sent_write(b->data, (const uint8_t *)body, (uint32_t)bl, sc->data, (uint32_t)sc->len, trace,
+                  tl);
   aws_mattrs_free(&ma);
   aws_md5_hex(body, bl, p->md5_body);
   p->blob = b;
@@ -1066,6 +1135,8 @@ static void sqs_send_message(areq_t *r) {
   add_str(o, "MD5OfMessageBody", p.md5_body);
   if (p.has_attrs)
     add_str(o, "MD5OfMessageAttributes", p.md5_attrs);
+  if (p.has_sys)
+    add_str(o, "MD5OfMessageSystemAttributes", p.md5_sys);
   add_str(o, "MessageId", mid);
   aws_reply(r, o);
 }
@@ -1166,6 +1237,8 @@ static void sqs_send_message_batch(areq_t *r) {
     add_str(s, "MD5OfMessageBody", p[i].md5_body);
     if (p[i].has_attrs)
       add_str(s, "MD5OfMessageAttributes", p[i].md5_attrs);
+    if (p[i].has_sys)
+      add_str(s, "MD5OfMessageSystemAttributes", p[i].md5_sys);
     cJSON_AddItemToArray(ok, s);
   }
   cJSON_AddItemToObject(o, "Successful", ok);
@@ -1175,7 +1248,15 @@ static void sqs_send_message_batch(areq_t *r) {
 
 /* ---- receiving ---- */
 
-enum { SYS_SENDER = 1, SYS_SENT = 2, SYS_RC = 4, SYS_FIRST = 8, SYS_DLQ_SRC = 16, SYS_ALL = 31 };
+enum {
+  SYS_SENDER = 1,
+  SYS_SENT = 2,
+  SYS_RC = 4,
+  SYS_FIRST = 8,
+  SYS_DLQ_SRC = 16,
+  SYS_TRACE = 32,
+  SYS_ALL = 63
+};
 
 static const struct {
   const char *name;
@@ -1187,8 +1268,8 @@ static const struct {
     {"ApproximateReceiveCount", SYS_RC},
     {"ApproximateFirstReceiveTimestamp", SYS_FIRST},
     {"DeadLetterQueueSourceArn", SYS_DLQ_SRC},
-    /* known to SQS; a standard queue without tracing has none to return */
-    {"AWSTraceHeader", 0},
+    {"AWSTraceHeader", SYS_TRACE},
+    /* known to SQS; a standard queue has none of these to return */
     {"SqsManagedSseEnabled", 0},
     {"MessageDeduplicationId", 0},
     {"MessageGroupId", 0},
@@ -1356,6 +1437,15 @@ static cJSON *render_msg(areq_t *r, const delivery_t *d, unsigned sys, const cJS
       char arn[200];
       queue_arn(r, src->name, arn, sizeof(arn));
       add_str(sa, "DeadLetterQueueSourceArn", arn);
+    }
+    const char *trace;
+    uint32_t tl;
+    if ((sys & SYS_TRACE) && blob_trace(d->blob->data, d->blob->len, &trace, &tl) == 0 && tl) {
+      char *t = str_copy(trace, tl);
+      if (!t)
+        abort();
+      add_str(sa, "AWSTraceHeader", t);
+      free(t);
     }
   }
   /* message attributes: those asked for, plus the body-encoding marker */

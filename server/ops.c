@@ -550,7 +550,8 @@ static gbx_err_t build_message(server_t *s, const msgpack_object *m, blob_t **bl
     return e;
   if ((e = gbx_get_map(m, "attrs", 0, UINT32_MAX, &am, NULL, eb)))
     return e;
-  if (am && (e = gbx_attrs_decode(am, attrs, &na, eb)))
+  if (am &&
+      ((e = gbx_attrs_decode(am, attrs, &na, eb)) || (e = gbx_attrs_check_numbers(attrs, na, eb))))
     return e;
   uint64_t sz = (uint64_t)bl + gbx_attrs_size(attrs, na);
   if (sz > GBX_MAX_MESSAGE_SIZE)
@@ -562,14 +563,11 @@ static gbx_err_t build_message(server_t *s, const msgpack_object *m, blob_t **bl
     msgpack_packer_init(&pk, &s->scratch, gbx_buf_write_cb);
     gbx_attrs_pack(&pk, attrs, na);
   }
-  blob_t *b = blob_new(BLOB_HDR + bl + (uint32_t)s->scratch.len);
+  blob_t *b = blob_new((uint32_t)blob_sent_size(bl, (uint32_t)s->scratch.len, 0));
   if (!b)
     return gbx_errbuf_set(eb, GBX_E_NOMEM, "out of memory");
-  b->data[0] = BLOB_VERSION;
-  be32_put(b->data + 1, bl);
-  memcpy(b->data + BLOB_HDR, body, bl);
-  if (s->scratch.len)
-    memcpy(b->data + BLOB_HDR + bl, s->scratch.data, s->scratch.len);
+  blob_sent_write(b->data, (const uint8_t *)body, bl, s->scratch.data, (uint32_t)s->scratch.len,
+                  NULL, 0);
   *blob = b;
   *size = (uint32_t)sz;
   *delay = has_delay ? (int32_t)d : -1;

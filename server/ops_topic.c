@@ -407,7 +407,8 @@ static gbx_err_t publish_one(req_t *q, topic_t *tp, const msgpack_object *m, pre
       (e = gbx_get_str(m, "subject", 0, 1, TOPIC_MAX_SUBJECT, &subj, &sl, NULL, &q->eb)) ||
       (e = gbx_get_map(m, "attrs", 0, UINT32_MAX, &am, NULL, &q->eb)))
     return e;
-  if (am && (e = gbx_attrs_decode(am, attrs, &na, &q->eb)))
+  if (am && ((e = gbx_attrs_decode(am, attrs, &na, &q->eb)) ||
+             (e = gbx_attrs_check_numbers(attrs, na, &q->eb))))
     return e;
   if (q->s->disk_low)
     return gbx_errbuf_set(

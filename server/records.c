@@ -317,10 +317,11 @@ void blob_pub_write(uint8_t *o, const uint8_t *body, uint32_t bl, const uint8_t 
     memcpy(o, subject, sl);
 }
 
-/* Splits a v2 blob; every length is checked against what remains. */
-static int pub_split(const uint8_t *b, size_t len, const uint8_t **body, uint32_t *bl,
-                     const uint8_t **attrs, uint32_t *al, const uint8_t **meta, size_t *ml) {
-  if (len < BLOB_HDR || b[0] != BLOB_VERSION_PUB)
+/* Splits a v2 or v3 blob (body, attrs, then the rest); every length is
+ * checked against what remains. */
+static int split2(const uint8_t *b, size_t len, uint8_t version, const uint8_t **body, uint32_t *bl,
+                  const uint8_t **attrs, uint32_t *al, const uint8_t **meta, size_t *ml) {
+  if (len < BLOB_HDR || b[0] != version)
     return -1;
   size_t left = len - BLOB_HDR;
   *bl = be32_get(b + 1);
@@ -337,6 +338,53 @@ static int pub_split(const uint8_t *b, size_t len, const uint8_t **body, uint32_
   left -= *al;
   *meta = *attrs + *al;
   *ml = left;
+  return 0;
+}
+
+static int pub_split(const uint8_t *b, size_t len, const uint8_t **body, uint32_t *bl,
+                     const uint8_t **attrs, uint32_t *al, const uint8_t **meta, size_t *ml) {
+  return split2(b, len, BLOB_VERSION_PUB, body, bl, attrs, al, meta, ml);
+}
+
+size_t blob_sent_size(uint32_t bl, uint32_t al, uint32_t tl) {
+  return tl ? (size_t)BLOB_HDR + bl + 4 + al + 2 + tl : (size_t)BLOB_HDR + bl + al;
+}
+
+void blob_sent_write(uint8_t *o, const uint8_t *body, uint32_t bl, const uint8_t *attrs,
+                     uint32_t al, const char *trace, uint32_t tl) {
+  o[0] = tl ? BLOB_VERSION_SYS : BLOB_VERSION;
+  be32_put(o + 1, bl);
+  memcpy(o + BLOB_HDR, body, bl);
+  o += BLOB_HDR + bl;
+  if (tl) {
+    be32_put(o, al);
+    o += 4;
+  }
+  if (al)
+    memcpy(o, attrs, al);
+  if (tl) {
+    o += al;
+    o[0] = (uint8_t)(tl >> 8);
+    o[1] = (uint8_t)tl;
+    memcpy(o + 2, trace, tl);
+  }
+}
+
+int blob_trace(const uint8_t *blob, size_t len, const char **trace, uint32_t *tl) {
+  const uint8_t *body, *attrs, *m;
+  uint32_t bl, al;
+  size_t ml;
+  *trace = NULL;
+  *tl = 0;
+  if (len >= 1 && blob[0] != BLOB_VERSION_SYS)
+    return 0;
+  if (split2(blob, len, BLOB_VERSION_SYS, &body, &bl, &attrs, &al, &m, &ml) != 0 || ml < 2)
+    return -1;
+  uint32_t n = (uint32_t)m[0] << 8 | m[1];
+  if (n == 0 || n > BLOB_MAX_TRACE || ml != 2u + n)
+    return -1;
+  *trace = (const char *)m + 2;
+  *tl = n;
   return 0;
 }
 
@@ -367,6 +415,14 @@ int blob_parse(const uint8_t *blob, size_t len, const uint8_t **body, uint32_t *
     blob_pub_t meta;
     if (pub_split(blob, len, body, body_len, attrs, attrs_len, &m, &ml) != 0 ||
         blob_pub_meta(blob, len, &meta) != 0)
+      return -1;
+  } else if (len >= 1 && blob[0] == BLOB_VERSION_SYS) {
+    const uint8_t *m;
+    size_t ml;
+    const char *t;
+    uint32_t tl;
+    if (split2(blob, len, BLOB_VERSION_SYS, body, body_len, attrs, attrs_len, &m, &ml) != 0 ||
+        blob_trace(blob, len, &t, &tl) != 0)
       return -1;
   } else {
     if (len < BLOB_HDR || blob[0] != BLOB_VERSION)

@@ -15,6 +15,8 @@
  *                           blob v2 (published): version(1)=2 body_len(4) body
  *                           attrs_len(4) attrs pub_idn(8) pub_ms(8) topic_len(1)
  *                           topic subject_len(1) subject
+ *                           blob v3 (sent with an X-Ray trace header): version(1)=3
+ *                           body_len(4) body attrs_len(4) attrs trace_len(2) trace
  */
 #ifndef GBX_RECORDS_H
 #define GBX_RECORDS_H
@@ -36,7 +38,10 @@
 #define IDX_REC_VERSION   1u
 #define BLOB_VERSION      1u
 #define BLOB_VERSION_PUB  2u
-#define BLOB_HDR          5u
+#define BLOB_VERSION_SYS  3u
+/* Longest trace header a v3 blob holds (its length field is 16 bits). */
+#define BLOB_MAX_TRACE 1024u
+#define BLOB_HDR       5u
 
 /* Valid ranges of stored identifiers. Message sequence numbers, id numbers,
  * body ids and subscription numbers all come from one counter that starts
@@ -126,6 +131,17 @@ int qrec_decode(const void *v, size_t vl, qrec_t *r, gbx_errbuf_t *eb);
  * valid msgpack map). */
 int blob_parse(const uint8_t *blob, size_t len, const uint8_t **body, uint32_t *body_len,
                const uint8_t **attrs, uint32_t *attrs_len);
+
+/* Size of a sent blob: v1, or v3 when it carries a trace header (tl > 0,
+ * at most BLOB_MAX_TRACE). */
+size_t blob_sent_size(uint32_t body_len, uint32_t attrs_len, uint32_t trace_len);
+/* Writes a sent blob into out (blob_sent_size bytes); attrs is a packed
+ * msgpack map or empty. */
+void blob_sent_write(uint8_t *out, const uint8_t *body, uint32_t bl, const uint8_t *attrs,
+                     uint32_t al, const char *trace, uint32_t tl);
+/* The trace header a v3 blob carries: 0 with *tl = 0 for a blob without
+ * one (v1, v2), -1 when the blob is malformed. */
+int blob_trace(const uint8_t *blob, size_t len, const char **trace, uint32_t *tl);
 
 /* The publish metadata of a v2 blob. Returns 0, or -1 if the blob is not v2
  * or is malformed. Pointers refer into the blob. */

@@ -265,6 +265,17 @@ class Messages(Base):
         with self.assertRaises(botocore.exceptions.ClientError) as e:
             self.sqs.send_message(QueueUrl=url, MessageBody="x", MessageAttributes={"a": {"DataType": "Number", "StringValue": "abc"}})
         self.assertEqual(self.code(e), "InvalidParameterValue")
+        # SQS's Number: 38 significant digits, magnitude from 1e-128 to below 1e126
+        for n in ("1" * 39, "1e126", "-2.5e-129"):
+            with self.assertRaises(botocore.exceptions.ClientError) as e:
+                self.sqs.send_message(QueueUrl=url, MessageBody="x", MessageAttributes={"a": {"DataType": "Number", "StringValue": n}})
+            self.assertEqual(self.code(e), "InvalidParameterValue")
+            self.assertIn("out of range", e.exception.response["Error"]["Message"])
+        for n in ("1" * 38, "9.5e125", "1e-128", "1" + "0" * 60):
+            self.sqs.send_message(QueueUrl=url, MessageBody="n", MessageAttributes={"a": {"DataType": "Number", "StringValue": n}})
+            m = self.sqs.receive_message(QueueUrl=url, MessageAttributeNames=["All"])["Messages"][0]
+            self.assertEqual(m["MessageAttributes"]["a"]["StringValue"], n)
+            self.sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
         with self.assertRaises(botocore.exceptions.ClientError) as e:
             self.sqs.send_message(QueueUrl=url, MessageBody="x", MessageAttributes={"a": {"DataType": "Float", "StringValue": "1"}})
         self.assertEqual(self.code(e), "InvalidParameterValue")
@@ -377,6 +388,94 @@ class Messages(Base):
         self.assertEqual(a["Attributes"]["ApproximateNumberOfMessagesDelayed"], "1")
         r = self.sqs.receive_message(QueueUrl=url, WaitTimeSeconds=5)
         self.assertEqual(r["Messages"][0]["Body"], "later")
+
+
+class TraceHeader(Base):
+    """AWSTraceHeader, SQS's one message system attribute: digest on send,
+    returned on receive when asked for, kept through a dead-letter move and
+    a restart, and refused when it is not an X-Ray header."""
+    TRACE = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+
+    def sysattrs(self, value=None):
+        return {"AWSTraceHeader": {"DataType": "String", "StringValue": value or self.TRACE}}
+
+    def test_send_receive_and_restart(self):
+        dlq = self.queue("trace-dlq")
+        arn = self.sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        url = self.queue("trace")
+        r = self.sqs.send_message(QueueUrl=url, MessageBody="traced", MessageSystemAttributes=self.sysattrs())
+        self.assertEqual(r["MD5OfMessageSystemAttributes"], md5_attrs(self.sysattrs()))
+        self.assertNotIn("MD5OfMessageAttributes", r)
+        plain = self.sqs.send_message(QueueUrl=url, MessageBody="plain")
+        self.assertNotIn("MD5OfMessageSystemAttributes", plain)
+        b = self.sqs.send_message_batch(QueueUrl=url, Entries=[
+            {"Id": "t", "MessageBody": "batch-traced", "MessageSystemAttributes": self.sysattrs()},
+            {"Id": "u", "MessageBody": "batch-plain"}])
+        by_id = {e["Id"]: e for e in b["Successful"]}
+        self.assertEqual(by_id["t"]["MD5OfMessageSystemAttributes"], md5_attrs(self.sysattrs()))
+        self.assertNotIn("MD5OfMessageSystemAttributes", by_id["u"])
+        # only when asked for: by name, through "All", not otherwise
+        got = {}
+        for names in (["AWSTraceHeader"], ["All"], ["SentTimestamp"]):
+            ms = []
+            for _ in range(5):
+                ms += self.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0,
+                                               AttributeNames=names).get("Messages", [])
+                if len(ms) >= 4:
+                    break
+            got[names[0]] = {m["Body"]: m.get("Attributes", {}) for m in ms}
+        for names in ("AWSTraceHeader", "All"):
+            self.assertEqual(got[names]["traced"]["AWSTraceHeader"], self.TRACE)
+            self.assertEqual(got[names]["batch-traced"]["AWSTraceHeader"], self.TRACE)
+            self.assertNotIn("AWSTraceHeader", got[names]["plain"])
+        self.assertNotIn("AWSTraceHeader", got["SentTimestamp"]["traced"])
+        # past maxReceiveCount the message moves to the DLQ with its header
+        self.sqs.set_queue_attributes(QueueUrl=url, Attributes={
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": 1})})
+        moved = []
+        for _ in range(10):
+            self.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0)
+            moved += self.sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10, VisibilityTimeout=0,
+                                              AttributeNames=["All"]).get("Messages", [])
+            if len(moved) >= 4:
+                break
+        by_body = {m["Body"]: m["Attributes"] for m in moved}
+        self.assertEqual(by_body["traced"]["AWSTraceHeader"], self.TRACE)
+        self.assertNotIn("AWSTraceHeader", by_body["plain"])
+        # and it is stored: back after a restart
+        self.srv.stop()
+        self.srv.start()
+        sqs, _ = gbxtest.boto3_clients(self.srv)
+        ms = sqs.receive_message(QueueUrl=self.srv.url("trace-dlq"), MaxNumberOfMessages=10,
+                                 AttributeNames=["AWSTraceHeader"])["Messages"]
+        by_body = {m["Body"]: m.get("Attributes", {}) for m in ms}
+        self.assertEqual(by_body["batch-traced"]["AWSTraceHeader"], self.TRACE)
+        self.assertNotIn("AWSTraceHeader", by_body["batch-plain"])
+
+    def test_refused(self):
+        url = self.queue("trace-bad")
+        bad = [
+            ({"Other": {"DataType": "String", "StringValue": "v"}}, "Other"),
+            ({"AWSTraceHeader": {"DataType": "Number", "StringValue": "1"}}, "String"),
+            (self.sysattrs("not a header"), "X-Ray"),
+            (self.sysattrs("Root=1-5759e988-bd862e3fe1be46a99427279;Sampled=1"), "X-Ray"),
+            (self.sysattrs("Parent=53995c3f42cd8ad8;Sampled=1"), "X-Ray"),
+            (self.sysattrs(self.TRACE + ";Self=" + "a" * 1024), "X-Ray"),
+        ]
+        for attrs, why in bad:
+            with self.assertRaises(botocore.exceptions.ClientError) as e:
+                self.sqs.send_message(QueueUrl=url, MessageBody="x", MessageSystemAttributes=attrs)
+            self.assertEqual(self.code(e), "InvalidParameterValue")
+            self.assertIn(why, e.exception.response["Error"]["Message"])
+        b = self.sqs.send_message_batch(QueueUrl=url, Entries=[
+            {"Id": "bad", "MessageBody": "x", "MessageSystemAttributes": self.sysattrs("Root=2")},
+            {"Id": "ok", "MessageBody": "y", "MessageSystemAttributes": self.sysattrs(
+                "Self=1-67891234-12456789abcdef012345678;Root=1-67891233-abcdef012345678912345678")}])
+        self.assertEqual([f["Id"] for f in b["Failed"]], ["bad"])
+        self.assertEqual([s["Id"] for s in b["Successful"]], ["ok"])
+        ms = self.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"])["Messages"]
+        self.assertEqual([m["Body"] for m in ms], ["y"])
+        self.assertTrue(ms[0]["Attributes"]["AWSTraceHeader"].startswith("Self=1-67891234"))
 
 
 class Topics(Base):

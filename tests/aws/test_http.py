@@ -193,6 +193,50 @@ class Http(unittest.TestCase):
         self.assertEqual(st, 400)
         self.assertIn("InvalidMessageContents", json.loads(rb)["__type"])
 
+    def test_query_map_entry_incomplete(self):
+        """A flattened map entry without its Name (Key) or Value is refused,
+        naming the parameter, instead of being dropped."""
+        c = self.conn()
+        c.send(request(form(Action="CreateQueue", QueueName="h-map")))
+        st, h, rb = c.response()
+        self.assertEqual(st, 200, rb)
+        url = "http://x/1/h-map"
+        for action, extra, missing in (
+                ("SetQueueAttributes", {"Attribute.1.Name": "DelaySeconds", "Attribute.1.Value": "1",
+                                        "Attribute.2.Value": "5"}, b"Attribute.2.Name"),
+                ("SetQueueAttributes", {"Attribute.1.Name": "DelaySeconds"}, b"Attribute.1.Value"),
+                ("TagQueue", {"Tag.1.Value": "v"}, b"Tag.1.Key"),
+                ("SendMessage", {"MessageAttribute.1.Value.DataType": "String",
+                                 "MessageAttribute.1.Value.StringValue": "v"}, b"MessageAttribute.1.Name")):
+            c.send(request(form(Action=action, QueueUrl=url, MessageBody="m", **extra)))
+            st, h, rb = c.response()
+            self.assertEqual(st, 400, rb)
+            self.assertIn(b"<Code>MissingParameter</Code>", rb)
+            self.assertIn(b"The request must contain the parameter " + missing + b".", rb)
+        # nothing was applied or sent
+        c.send(request(form(Action="GetQueueAttributes", QueueUrl=url, **{"AttributeName.1": "All"})))
+        st, h, rb = c.response()
+        self.assertIn(b"<Name>DelaySeconds</Name><Value>0</Value>", rb)
+        self.assertIn(b"<Name>ApproximateNumberOfMessages</Name><Value>0</Value>", rb)
+        # SNS's entry maps: key/value for Attributes, Name/Value for MessageAttributes
+        for action, extra, missing in (
+                ("CreateTopic", {"Name": "h-map-t", "Attributes.entry.1.value": "d"}, b"Attributes.entry.1.key"),
+                ("CreateTopic", {"Name": "h-map-t", "Attributes.entry.1.key": "DisplayName"}, b"Attributes.entry.1.value"),
+                ("Publish", {"TopicArn": "arn:aws:sns:us-east-1:%s:h-map-t" % gbxtest.ACCOUNT, "Message": "m",
+                             "MessageAttributes.entry.1.Name": "a",
+                             "MessageAttributes.entry.1.Value.DataType": "String",
+                             "MessageAttributes.entry.1.Value.StringValue": "v",
+                             "MessageAttributes.entry.2.Value.DataType": "String",
+                             "MessageAttributes.entry.2.Value.StringValue": "v"}, b"MessageAttributes.entry.2.Name")):
+            c.send(request(form(Action=action, **extra)))
+            st, h, rb = c.response()
+            self.assertEqual(st, 400, rb)
+            self.assertIn(b"<Code>InvalidParameter</Code>", rb)
+            self.assertIn(b"Invalid parameter: " + missing + b" is missing", rb)
+        c.send(request(form(Action="ListTopics")))
+        st, h, rb = c.response()
+        self.assertNotIn(b"h-map-t", rb)
+
     def test_form_nul_refused(self):
         c = self.conn()
         c.send(request(form(Action="CreateQueue", QueueName="h-nul")))

@@ -147,6 +147,20 @@ test("messages: send, receive, attributes, MD5s, visibility, delete", async () =
   assert.ok(Date.now() - t0 >= 900);
 });
 
+test("AWSTraceHeader: the JSON protocol's MessageSystemAttributes", async () => {
+  const url = await create("js-trace");
+  const trace = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+  const sys = { AWSTraceHeader: { DataType: "String", StringValue: trace } };
+  const r = await send("SendMessage", { QueueUrl: url, MessageBody: "traced", MessageSystemAttributes: sys });
+  assert.equal(r.MD5OfMessageSystemAttributes, md5Attrs(sys));
+  const m = (await send("ReceiveMessage", { QueueUrl: url, MessageSystemAttributeNames: ["AWSTraceHeader"] })).Messages[0];
+  assert.equal(m.Body, "traced");
+  assert.deepEqual(m.Attributes, { AWSTraceHeader: trace });
+  await rejects(send("SendMessage", { QueueUrl: url, MessageBody: "x",
+    MessageSystemAttributes: { AWSTraceHeader: { DataType: "String", StringValue: "Sampled=1" } } }), SQS.SQSServiceException,
+    "InvalidParameterValue");
+});
+
 test("batches", async () => {
   const url = await create("js-b");
   const entries = Array.from({ length: 10 }, (_, i) => ({ Id: "m" + i, MessageBody: "b" + i }));

@@ -37,7 +37,6 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-
 /* Start-up's "now" (monotonic ms) and wall offset, as a real start has. */
 #define NOW_MONO    5000000u
 #define WALL_OFFSET 1700000000000LL
@@ -115,7 +114,21 @@ static void fuzz_blob(const uint8_t *p, size_t n) {
   memcpy(c, p, n);
   if (blob_parse(c, n, &body, &bl, &attrs, &al) == 0) {
     CHECK(inside(c, n, body, bl) && inside(c, n, attrs, al));
-    CHECK(n >= 1 && (c[0] == BLOB_VERSION || c[0] == BLOB_VERSION_PUB));
+    CHECK(n >= 1 && (c[0] == BLOB_VERSION || c[0] == BLOB_VERSION_PUB || c[0] == BLOB_VERSION_SYS));
+    const char *t;
+    uint32_t tl;
+    CHECK(blob_trace(c, n, &t, &tl) == 0);
+    CHECK(c[0] == BLOB_VERSION_SYS ? tl >= 1 && tl <= BLOB_MAX_TRACE && inside(c, n, t, tl)
+                                   : tl == 0 && t == NULL);
+    /* what parses is written back byte for byte (a sent blob) */
+    if (c[0] != BLOB_VERSION_PUB) {
+      size_t wn = blob_sent_size(bl, al, tl);
+      uint8_t *w = malloc(wn ? wn : 1);
+      CHECK(w != NULL && wn == n);
+      blob_sent_write(w, body, bl, attrs, al, t, tl);
+      CHECK(memcmp(w, c, n) == 0);
+      free(w);
+    }
   }
   if (blob_pub_meta(c, n, &m) == 0) {
     CHECK(blob_parse(c, n, &body, &bl, &attrs, &al) == 0 || al != 0);

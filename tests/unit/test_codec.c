@@ -484,8 +484,10 @@ static void test_doc_parse_zone_bounded(void **state) {
     b[len++] = 0xa1;
     b[len++] = 'a';
     b[len++] = 0xdd;
-    for (int i = 3; i >= 0; i--) b[len++] = (uint8_t)(count >> (8 * i));
-    for (size_t i = 0; i < count; i++) b[len++] = 0xc0;
+    for (int i = 3; i >= 0; i--)
+      b[len++] = (uint8_t)(count >> (8 * i));
+    for (size_t i = 0; i < count; i++)
+      b[len++] = 0xc0;
     gbx_doc_t d;
     gbx_errbuf_t eb;
     assert_int_equal(gbx_doc_parse(&d, b, len, &eb), GBX_E_BAD_FRAME);
@@ -901,6 +903,47 @@ static void test_attrs_numbers(void **state) {
   expect_attr_bad("n", "Number.int", "1.2.3", 0, "'1.2.3' is not a decimal number");
 }
 
+/* SQS's range: 38 significant digits, magnitude in [1e-128, 1e126). The
+ * decoder accepts all of these (stored records must still read); the send
+ * paths call gbx_attrs_check_numbers. */
+static void test_attrs_number_range(void **state) {
+  (void)state;
+  static const char *good[] = {"0",
+                               "-0.000e999999999999",
+                               "12345678901234567890123456789012345678",
+                               "-1234567890123456789.0123456789012345678",
+                               "00012345678901234567890123456789012345678000",
+                               "1e125",
+                               "9.9999999999999999999999999999999999999E+125",
+                               "1e-128",
+                               "0.0001e-124",
+                               "1000000000000000000000000000000000000000000000000",
+                               "10e124"};
+  static const char *bad[] = {"123456789012345678901234567890123456789",
+                              "1.00000000000000000000000000000000000001",
+                              "1e126",
+                              "10e125",
+                              "-1e126",
+                              "1e-129",
+                              "0.01e-127",
+                              "1e99999999999999999999",
+                              "1e-99999999999999999999"};
+  for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+    gbx_attr_t a = {"n", 1, "Number", 6, good[i], (uint32_t)strlen(good[i])};
+    gbx_errbuf_t eb = {0};
+    assert_int_equal(gbx_attrs_check_numbers(&a, 1, &eb), GBX_E_OK);
+  }
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    gbx_attr_t a[2] = {{"s", 1, "String", 6, "1e999", 5},
+                       {"n", 1, "Number.x", 8, bad[i], (uint32_t)strlen(bad[i])}};
+    gbx_errbuf_t eb = {0};
+    expect_attr_ok("n", "Number", bad[i], 0);
+    assert_int_equal(gbx_attrs_check_numbers(a, 2, &eb), GBX_E_BAD_ATTRIBUTE);
+    assert_non_null(strstr(eb.msg, "is out of range"));
+    assert_non_null(strstr(eb.msg, "attribute 'n'"));
+  }
+}
+
 static void test_attrs_bad_names(void **state) {
   (void)state;
   char longname[300];
@@ -1275,6 +1318,7 @@ int main(void) {
       cmocka_unit_test(test_names),
       cmocka_unit_test(test_attrs_valid),
       cmocka_unit_test(test_attrs_numbers),
+      cmocka_unit_test(test_attrs_number_range),
       cmocka_unit_test(test_attrs_bad_names),
       cmocka_unit_test(test_attrs_bad_types_and_values),
       cmocka_unit_test(test_attrs_bad_shapes),
