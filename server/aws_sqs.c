@@ -951,6 +951,10 @@ typedef struct prep {
 static int xray_header_valid(const char *t, size_t n) {
   int root = 0;
   for (size_t i = 0; i < n;) {
+    while (i < n && t[i] == ' ') /* "Root=...; Parent=..." */
+      i++;
+    if (i == n)
+      break;
     size_t end = i;
     while (end < n && t[end] != ';')
       end++;
@@ -1441,7 +1445,9 @@ static cJSON *render_msg(areq_t *r, const delivery_t *d, unsigned sys, const cJS
     const char *trace;
     uint32_t tl;
     if ((sys & SYS_TRACE) && blob_trace(d->blob->data, d->blob->len, &trace, &tl) == 0 && tl) {
-      char *t = str_copy(trace, tl);
+      uint32_t bad;
+      char *t = text_valid((const uint8_t *)trace, tl, &bad) ? str_copy(trace, tl)
+                                                             : clean_text(trace, tl);
       if (!t)
         abort();
       add_str(sa, "AWSTraceHeader", t);

@@ -26,7 +26,10 @@
 
 #include "gbx_codec.h"
 
-#define RECORDS_FORMAT 1u
+/* Format of the store: 2 added blob v3 (trace headers). A store of format
+ * 1 is read and its version record rewritten at start. */
+#define RECORDS_FORMAT     2u
+#define RECORDS_FORMAT_MIN 1u
 #define IDX_KEY_LEN    12u
 /* Bounds of a queue's index range tombstone: shorter than any idx key, so
  * they stay out of the idx family's memtable insert hints (store.c). */

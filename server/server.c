@@ -463,12 +463,29 @@ static int load_keys(server_t *s, uint8_t key[IDS_KEY_BYTES]) {
   if (r < 0)
     return -1;
   if (r == 1) {
-    int ok = vl == 4 && be32_get((uint8_t *)v) == RECORDS_FORMAT;
-    if (!ok)
-      LOG(LOG_ERROR, "store format is not version %u: refusing to start", RECORDS_FORMAT);
+    uint32_t ver = vl == 4 ? be32_get((uint8_t *)v) : 0;
     free(v);
-    if (!ok)
+    if (ver < RECORDS_FORMAT_MIN || ver > RECORDS_FORMAT) {
+      LOG(LOG_ERROR,
+          "store format is version %u, this gearboxd reads versions %u to %u: refusing to start",
+          ver, RECORDS_FORMAT_MIN, RECORDS_FORMAT);
       return -1;
+    }
+    if (ver < RECORDS_FORMAT) {
+      /* before anything of the newer format can be written: from here on
+       * an older gearboxd refuses the store instead of misreading it */
+      store_batch_t *b = store_batch_new(s->store);
+      put_version(b);
+      r = store_write(s->store, b, 1, &err);
+      store_batch_free(b);
+      if (r != 0) {
+        LOG(LOG_ERROR, "upgrading the store format: %s", err);
+        free(err);
+        return -1;
+      }
+      LOG(LOG_INFO, "store format upgraded from version %u to %u (older gearboxd builds refuse it)",
+          ver, RECORDS_FORMAT);
+    }
     if ((r = meta_get(s, "K", &v, &vl)) != 1 || vl != IDS_KEY_BYTES) {
       if (r == 1)
         free(v);

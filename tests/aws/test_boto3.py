@@ -432,14 +432,14 @@ class TraceHeader(Base):
         # past maxReceiveCount the message moves to the DLQ with its header
         self.sqs.set_queue_attributes(QueueUrl=url, Attributes={
             "RedrivePolicy": json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": 1})})
-        moved = []
+        by_body = {}
         for _ in range(10):
             self.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0)
-            moved += self.sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10, VisibilityTimeout=0,
-                                              AttributeNames=["All"]).get("Messages", [])
-            if len(moved) >= 4:
+            for m in self.sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10, VisibilityTimeout=0,
+                                              AttributeNames=["All"]).get("Messages", []):
+                by_body[m["Body"]] = m["Attributes"]
+            if len(by_body) == 4:
                 break
-        by_body = {m["Body"]: m["Attributes"] for m in moved}
         self.assertEqual(by_body["traced"]["AWSTraceHeader"], self.TRACE)
         self.assertNotIn("AWSTraceHeader", by_body["plain"])
         # and it is stored: back after a restart
@@ -449,7 +449,10 @@ class TraceHeader(Base):
         ms = sqs.receive_message(QueueUrl=self.srv.url("trace-dlq"), MaxNumberOfMessages=10,
                                  AttributeNames=["AWSTraceHeader"])["Messages"]
         by_body = {m["Body"]: m.get("Attributes", {}) for m in ms}
+        self.assertEqual(set(by_body), {"traced", "plain", "batch-traced", "batch-plain"})
+        self.assertEqual(by_body["traced"]["AWSTraceHeader"], self.TRACE)
         self.assertEqual(by_body["batch-traced"]["AWSTraceHeader"], self.TRACE)
+        self.assertNotIn("AWSTraceHeader", by_body["plain"])
         self.assertNotIn("AWSTraceHeader", by_body["batch-plain"])
 
     def test_refused(self):
@@ -470,12 +473,16 @@ class TraceHeader(Base):
         b = self.sqs.send_message_batch(QueueUrl=url, Entries=[
             {"Id": "bad", "MessageBody": "x", "MessageSystemAttributes": self.sysattrs("Root=2")},
             {"Id": "ok", "MessageBody": "y", "MessageSystemAttributes": self.sysattrs(
-                "Self=1-67891234-12456789abcdef012345678;Root=1-67891233-abcdef012345678912345678")}])
+                "Self=1-67891234-12456789abcdef012345678;Root=1-67891233-abcdef012345678912345678")},
+            {"Id": "spaced", "MessageBody": "z", "MessageSystemAttributes": self.sysattrs(
+                "Parent=53995c3f42cd8ad8; Root=1-67891233-abcdef012345678912345678; Sampled=0")}])
         self.assertEqual([f["Id"] for f in b["Failed"]], ["bad"])
-        self.assertEqual([s["Id"] for s in b["Successful"]], ["ok"])
+        self.assertEqual(sorted(s["Id"] for s in b["Successful"]), ["ok", "spaced"])
         ms = self.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"])["Messages"]
-        self.assertEqual([m["Body"] for m in ms], ["y"])
-        self.assertTrue(ms[0]["Attributes"]["AWSTraceHeader"].startswith("Self=1-67891234"))
+        got = {m["Body"]: m["Attributes"]["AWSTraceHeader"] for m in ms}
+        self.assertEqual(sorted(got), ["y", "z"])
+        self.assertTrue(got["y"].startswith("Self=1-67891234"))
+        self.assertTrue(got["z"].startswith("Parent=53995c3f42cd8ad8; Root="))
 
 
 class Topics(Base):

@@ -6,6 +6,7 @@
  * concurrent senders survives a kill -9. Each test starts its own server. */
 #define _GNU_SOURCE
 #include <dirent.h>
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -16,10 +17,13 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "records.h"
+#include "store.h"
 #include "testutil.h"
 
 /* Concurrent senders and what each sends: 4 connections x 250 = 1000. */
@@ -523,6 +527,70 @@ static void test_clean_stop_leaves_no_wal(void **state) {
   CHECK_OK(gbx_queue_send(c, "churn", "after", 5, NULL, 0, 0, NULL, &e));
 }
 
+/* Opens the stopped server's store, reads its format version and, when
+ * ver > 0, writes ver instead; then drops the clean-stop marker (the write
+ * came after it). Returns the version found. */
+static uint32_t store_version(tu_fx_t *f, uint32_t ver) {
+  store_t *st = NULL;
+  store_opts_t o = {0};
+  char *err = NULL, *v = NULL, path[600];
+  size_t vl = 0;
+  if (store_open(&st, ts_data_dir(f->ts), &o, &err) != 0)
+    fail_msg("store_open: %s", err);
+  assert_int_equal(store_get(st, STORE_CF_META, "V", 1, &v, &vl, &err), 1);
+  assert_int_equal(vl, 4);
+  uint32_t found = be32_get((const uint8_t *)v);
+  free(v);
+  if (ver) {
+    uint8_t b4[4];
+    be32_put(b4, ver);
+    store_batch_t *b = store_batch_new(st);
+    store_batch_put(b, STORE_CF_META, "V", 1, b4, 4);
+    assert_int_equal(store_write(st, b, 1, &err), 0);
+    store_batch_free(b);
+  }
+  store_close(st);
+  snprintf(path, sizeof path, "%s/CLEAN_STOP", ts_data_dir(f->ts));
+  if (ver && unlink(path) != 0 && errno != ENOENT)
+    fail_msg("unlink %s: %s", path, strerror(errno));
+  return found;
+}
+
+/* A store of the previous format (1: before blob v3) starts, keeps its
+ * messages and is marked with the current format, which an older build
+ * refuses; a format from the future is refused by name. */
+static void test_format_versions(void **state) {
+  tu_fx_t *f = *state;
+  tu_create_queue(f->c, "fmt", NULL);
+  CHECK_OK(gbx_queue_send(f->c, "fmt", "kept", 4, NULL, 0, 0, NULL, &e));
+  gbx_close(f->c);
+  f->c = NULL;
+  assert_int_equal(ts_stop(f->ts), 0);
+  assert_int_equal(store_version(f, RECORDS_FORMAT_MIN), RECORDS_FORMAT);
+  ts_start_again(f->ts);
+  gbx_client_t *c = tu_reconnect(f);
+  gbx_message_t *m = NULL;
+  size_t n = 0;
+  CHECK_OK(gbx_queue_receive(c, "fmt", 10, 30, 0, &m, &n, &e));
+  assert_int_equal(n, 1);
+  assert_memory_equal(m[0].body, "kept", 4);
+  gbx_messages_free(m);
+  gbx_close(c);
+  f->c = NULL;
+  ts_kill9(f->ts); /* not the clean stop, which writes the version too */
+  assert_int_equal(store_version(f, 0), RECORDS_FORMAT);
+  assert_int_equal(store_version(f, RECORDS_FORMAT + 1), RECORDS_FORMAT);
+  char err[4096], args[700];
+  snprintf(args, sizeof args, "--data %s", ts_data_dir(f->ts));
+  gbx_testserver_t *t2 = ts_try_start(args, err, sizeof err);
+  assert_null(t2);
+  if (!strstr(err, "store format is version 3, this gearboxd reads versions 1 to 2"))
+    fail_msg("unexpected refusal: %s", err);
+  store_version(f, RECORDS_FORMAT);
+  ts_start_again(f->ts);
+  tu_reconnect(f);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, tu_setup, tu_teardown)
 
 int main(void) {
@@ -535,6 +603,7 @@ int main(void) {
       T(test_kill9_during_sends),
       T(test_crash_while_starting_after_clean_stop),
       T(test_clean_stop_leaves_no_wal),
+      T(test_format_versions),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
