@@ -57,6 +57,16 @@ struct broker {
   broker_stats_t st;
   uint64_t dl_ms;    /* the millisecond dl_moved counts dead-letter moves in */
   uint32_t dl_moved; /* moves made in it (DLQ_MOVES_PER_MS) */
+  /* deleted queues that messages were dead-lettered from, by name (META
+   * "G"): a queue created with such a name takes the old id, so those
+   * messages find their source again (SQS names a source by its ARN) */
+  struct grave *graves;
+  uint32_t ngraves, capgraves;
+};
+
+struct grave {
+  char name[GBX_MAX_NAME + 1];
+  uint32_t qid;
 };
 
 #define J_PUT(b, cf, k, kl, v, vl)   (b)->j.put((b)->j.ctx, cf, k, kl, v, vl)
@@ -103,6 +113,7 @@ void broker_free(broker_t *b) {
   }
   free(b->byname);
   free(b->byid);
+  free(b->graves);
   heap_free(&b->heap);
   free(b);
 }
@@ -413,10 +424,52 @@ static void prefetch(broker_t *b, queue_t *q) {
   }
 }
 
+/* ---- graves: the ids of deleted dead-letter sources ---- */
+
+static struct grave *grave_find(broker_t *b, const char *name, uint32_t qid) {
+  for (uint32_t i = 0; i < b->ngraves; i++)
+    if (name ? !strcmp(b->graves[i].name, name) : b->graves[i].qid == qid)
+      return &b->graves[i];
+  return NULL;
+}
+
+static void grave_add(broker_t *b, const char *name, uint32_t qid) {
+  if (b->ngraves == b->capgraves) {
+    b->capgraves = b->capgraves ? 2 * b->capgraves : 8;
+    struct grave *g = realloc(b->graves, b->capgraves * sizeof(*g));
+    if (!g)
+      abort();
+    b->graves = g;
+  }
+  struct grave *g = &b->graves[b->ngraves++];
+  snprintf(g->name, sizeof(g->name), "%s", name);
+  g->qid = qid;
+}
+
+static size_t grave_key(uint8_t *k, const char *name) {
+  size_t nl = strlen(name);
+  k[0] = 'G';
+  memcpy(k + 1, name, nl);
+  return 1 + nl;
+}
+
+gbx_err_t broker_restore_grave(broker_t *b, const char *name, uint32_t qid) {
+  if (qid == 0 || qid >= b->next_qid || broker_queue_by_id(b, qid) || grave_find(b, NULL, qid) ||
+      grave_find(b, name, 0) || broker_queue(b, name, strlen(name)))
+    return GBX_E_INTERNAL;
+  grave_add(b, name, qid);
+  return GBX_E_OK;
+}
+
 int broker_restore_msg(broker_t *b, uint32_t qid, uint64_t seq, const idxrec_t *r, uint64_t now) {
   queue_t *q = broker_queue_by_id(b, qid);
   if (!q)
     return -1;
+  if (r->src_qid) {
+    queue_t *src = broker_queue_by_id(b, r->src_qid);
+    if (src)
+      src->dl_source = 1;
+  }
   msg_t *m = xcalloc(1, sizeof(*m));
   heap_node_init(&m->hn, HK_MSG);
   m->seq = seq;
@@ -527,8 +580,8 @@ gbx_err_t broker_queue_create(broker_t *b, const char *name, const qattrs_t *a, 
     e = check_policy_sizes(a, eb);
   if (e)
     return e;
-  /* Queue ids are never reused (index keys of a deleted queue may still be
-   * compacting away); after 4 billion creations there are none left. */
+  /* A new name takes a new id (a deleted dead-letter source's name takes
+   * its old one, below); after 4 billion of them there are none left. */
   if (b->next_qid > RECORDS_QID_MAX)
     return gbx_errbuf_set(eb, GBX_E_INTERNAL, "no queue ids left: this store created %u queues",
                           RECORDS_QID_MAX);
@@ -537,7 +590,19 @@ gbx_err_t broker_queue_create(broker_t *b, const char *name, const qattrs_t *a, 
     abort();
   heap_node_init(&q->retention_hn, HK_RETENTION);
   heap_node_init(&q->dlq_more_hn, HK_DLQ_MORE);
-  q->rec.qid = b->next_qid++;
+  struct grave *g = grave_find(b, name, 0);
+  if (g) {
+    /* the id of the deleted queue of this name, which messages were
+     * dead-lettered from: they redrive here (its index range was
+     * deleted before anything of this queue is written, as a purge) */
+    uint8_t k[1 + GBX_MAX_NAME];
+    q->rec.qid = g->qid;
+    q->dl_source = 1;
+    J_DEL(b, STORE_CF_META, k, grave_key(k, name));
+    *g = b->graves[--b->ngraves];
+  } else {
+    q->rec.qid = b->next_qid++;
+  }
   q->rec.created_ms = q->rec.modified_ms = broker_wall(b, now);
   /* a key given twice (the AWS face's JSON and form inputs allow it) is
    * kept once, with its last value */
@@ -607,6 +672,13 @@ gbx_err_t broker_queue_delete(broker_t *b, queue_t *q, uint64_t now) {
   k[0] = 'Q';
   memcpy(k + 1, q->name, nl);
   J_DEL(b, STORE_CF_META, k, 1 + nl);
+  if (q->dl_source) {
+    /* messages dead-lettered from q may be waiting in a DLQ */
+    uint8_t v[4];
+    be32_put(v, q->rec.qid);
+    J_PUT(b, STORE_CF_META, k, grave_key(k, q->name), v, 4);
+    grave_add(b, q->name, q->rec.qid);
+  }
   heap_remove(&b->heap, &q->retention_hn);
   heap_remove(&b->heap, &q->dlq_more_hn);
   redrive_t *rd = q->redrive;
@@ -919,6 +991,7 @@ static void dead_letter(broker_t *b, queue_t *q, msg_t *m, queue_t *dlq) {
     arm_retention(b, q);
   m->seq = next_counter(b);
   m->src_qid = q->rec.qid;
+  q->dl_source = 1;
   m->qid = dlq->rec.qid;
   /* a body fetch under way is for the old key: it will not find this */
   m->state = (uint8_t)((m->state & 0xf0 & ~MSG_FETCHING) | MSG_VISIBLE);

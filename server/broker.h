@@ -101,6 +101,10 @@ int64_t broker_wall(const broker_t *b, uint64_t now);
 int broker_restore_counter(broker_t *b, uint64_t next, uint32_t next_qid);
 /* Takes ownership of r's contents on success. */
 gbx_err_t broker_restore_queue(broker_t *b, const char *name, qrec_t *r);
+/* A deleted dead-letter source's id (META "G" + name), after the queues:
+ * GBX_E_INTERNAL when it clashes with a queue, another grave or the id
+ * counter (a damaged store). */
+gbx_err_t broker_restore_grave(broker_t *b, const char *name, uint32_t qid);
 /* A message record; unknown queue ids are reported (-1) for the caller to
  * log (a queue deleted with its DeleteRange not yet compacted cannot occur:
  * the range delete and the queue record delete share one batch). */

@@ -97,7 +97,8 @@ typedef struct queue {
   struct queue *ready_next;  /* broker's list of queues with waiters to serve */
   uint8_t on_ready;
   uint8_t deleted;
-  void *redrive; /* redrive task, owned by the broker */
+  uint8_t dl_source; /* messages were dead-lettered from it (a DLQ may hold some) */
+  void *redrive;     /* redrive task, owned by the broker */
 } queue_t;
 
 /* Allocates an empty queue named name. NULL on OOM. */

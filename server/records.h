@@ -9,6 +9,9 @@
  *                           is below it; start-up resumes from it)
  *   META  "N"            -> u32 next queue id
  *   META  "Q" + name     -> queue record (msgpack map, versioned)
+ *   META  "G" + name     -> u32 id of a deleted queue that messages were
+ *                           dead-lettered from; a queue created with the
+ *                           name takes the id (and the record goes)
  *   META  "S"            -> clean-stop marker (u64 last counter value)
  *   IDX   qid(4) seq(8)  -> message index record (fixed 62 bytes)
  *   BODY  body_id(8)     -> blob v1: version(1)=1 body_len(4) body attrs(msgpack map)

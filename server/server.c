@@ -385,6 +385,25 @@ static int scan_queue(void *ctx, const char *k, size_t kl, const char *v, size_t
   return 0;
 }
 
+static int scan_grave(void *ctx, const char *k, size_t kl, const char *v, size_t vl) {
+  rctx_t *r = ctx;
+  char name[GBX_MAX_NAME + 1];
+  if (kl < 2 || kl - 1 > GBX_MAX_NAME || !gbx_name_valid(k + 1, kl - 1) || vl != 4) {
+    snprintf(r->err, sizeof(r->err), "corrupt deleted-queue record (key %zu bytes, value %zu)", kl,
+             vl);
+    return 1;
+  }
+  memcpy(name, k + 1, kl - 1);
+  name[kl - 1] = 0;
+  uint32_t qid = be32_get((const uint8_t *)v);
+  if (broker_restore_grave(r->s->broker, name, qid) != GBX_E_OK) {
+    snprintf(r->err, sizeof(r->err),
+             "corrupt deleted-queue record '%s': its id %u is in use or out of range", name, qid);
+    return 1;
+  }
+  return 0;
+}
+
 static int scan_topic(void *ctx, const char *k, size_t kl, const char *v, size_t vl) {
   rctx_t *r = ctx;
   gbx_errbuf_t eb = {0};
@@ -688,7 +707,8 @@ static int recover(server_t *s, uint64_t now) {
         RECORDS_QID_MAX + 1u);
     return -1;
   }
-  if (store_scan(s->store, STORE_CF_META, "Q", 1, "R", 1, scan_queue, &r, &err) != 0 || r.err[0]) {
+  if (store_scan(s->store, STORE_CF_META, "Q", 1, "R", 1, scan_queue, &r, &err) != 0 || r.err[0] ||
+      store_scan(s->store, STORE_CF_META, "G", 1, "H", 1, scan_grave, &r, &err) != 0 || r.err[0]) {
     LOG(LOG_ERROR, "refusing to start: %s", r.err[0] ? r.err : err);
     free(err);
     return -1;

@@ -221,6 +221,30 @@ test("dead letters and message move tasks", async () => {
   assert.equal(Number(back.Attributes.ApproximateNumberOfMessages) > 0, true);
 });
 
+test("a source queue replaced (deleted, created again) gets its dead letters back", async () => {
+  const dlq = await create("js-rdlq");
+  const policy = { RedrivePolicy: JSON.stringify({ deadLetterTargetArn: arn("js-rdlq"), maxReceiveCount: 1 }) };
+  let src = await create("js-rsrc", policy);
+  await send("SendMessage", { QueueUrl: src, MessageBody: "lost?" });
+  await send("ReceiveMessage", { QueueUrl: src, VisibilityTimeout: 0 });
+  assert.equal((await send("ReceiveMessage", { QueueUrl: src })).Messages, undefined); // dead-lettered
+  await send("DeleteQueue", { QueueUrl: src });
+  src = await create("js-rsrc", policy); // as a stack replacing the queue does
+  const m = (await send("ReceiveMessage", { QueueUrl: dlq, VisibilityTimeout: 0,
+    MessageSystemAttributeNames: ["DeadLetterQueueSourceArn"] })).Messages[0];
+  assert.equal(m.Attributes.DeadLetterQueueSourceArn, arn("js-rsrc"));
+  await send("StartMessageMoveTask", { SourceArn: arn("js-rdlq"), MaxNumberOfMessagesPerSecond: 500 });
+  let t;
+  for (let i = 0; i < 50; i++) {
+    t = (await send("ListMessageMoveTasks", { SourceArn: arn("js-rdlq") })).Results[0];
+    if (t.Status !== "RUNNING") break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.equal(t.Status, "COMPLETED");
+  const back = (await send("ReceiveMessage", { QueueUrl: src, WaitTimeSeconds: 1 })).Messages;
+  assert.deepEqual(back.map((x) => x.Body), ["lost?"]);
+});
+
 test("sns client: topics, subscriptions, publish", async () => {
   const t = (await sns.send(new SNS.CreateTopicCommand({ Name: "js-t" }))).TopicArn;
   assert.equal(t, `arn:aws:sns:us-east-1:${ACCOUNT}:js-t`);

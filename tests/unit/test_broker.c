@@ -633,6 +633,16 @@ static broker_t *replay(fx_t *f, uint64_t now) {
   }
   for (size_t i = 0; i < f->rec.n; i++) {
     kv_t *e = &f->rec.a[i];
+    char name[GBX_MAX_NAME + 1];
+    if (e->cf != STORE_CF_META || e->k[0] != 'G')
+      continue;
+    memcpy(name, e->k + 1, e->kl - 1);
+    name[e->kl - 1] = 0;
+    assert_int_equal(e->vl, 4);
+    assert_int_equal(broker_restore_grave(b, name, be32_get(e->v)), GBX_E_OK);
+  }
+  for (size_t i = 0; i < f->rec.n; i++) {
+    kv_t *e = &f->rec.a[i];
     uint32_t qid;
     uint64_t seq;
     idxrec_t r;
@@ -644,6 +654,61 @@ static broker_t *replay(fx_t *f, uint64_t now) {
   }
   broker_restore_done(b, now);
   return b;
+}
+
+/* SQS finds a dead-lettered message's source by its ARN, that is, by name:
+ * a source deleted and created again (a stack replacing its queue) gets its
+ * messages back from a redrive, also across a restart. A deleted queue
+ * nothing was dead-lettered from leaves nothing behind. */
+static void test_redrive_to_recreated_source(void **state) {
+  fx_t *f = *state;
+  queue_t *dlq = mkq(f, "dlq", NULL);
+  queue_t *q = mkq(f, "src", dlq_attrs);
+  queue_t *other = mkq(f, "other", NULL);
+  delivery_t d[8];
+  gbx_errbuf_t eb;
+  uint64_t now = T0;
+  uint32_t old_qid = q->rec.qid, other_qid = other->rec.qid;
+  for (int i = 0; i < 5; i++)
+    qsend(f, q, "x", -1, now);
+  for (int round = 0; round < 3; round++) {
+    release(d, qrecv(f, q, 8, 1, now, d));
+    now += 1000;
+    broker_tick(f->b, now);
+  }
+  assert_int_equal(dlq->nvisible, 5);
+  assert_int_equal(broker_queue_delete(f->b, q, now), GBX_E_OK);
+  assert_int_equal(broker_queue_delete(f->b, other, now), GBX_E_OK);
+  size_t graves = 0;
+  for (size_t i = 0; i < f->rec.n; i++)
+    graves += f->rec.a[i].cf == STORE_CF_META && f->rec.a[i].k[0] == 'G';
+  assert_int_equal(graves, 1); /* "src" only */
+  /* with the source gone, a redrive to it fails */
+  assert_int_equal(broker_redrive_start(f->b, dlq, NULL, 100, now, &eb), GBX_E_OK);
+  broker_tick(f->b, now);
+  redrive_status_t st;
+  broker_redrive_status(f->b, dlq, &st);
+  assert_string_equal(st.state, "failed");
+  /* a restart keeps the deleted source's id for its name */
+  broker_t *b2 = replay(f, now);
+  broker_free(f->b);
+  f->b = b2;
+  dlq = broker_queue(f->b, "dlq", 3);
+  q = mkq(f, "src", NULL);
+  assert_int_equal(q->rec.qid, old_qid);
+  queue_t *o2 = mkq(f, "other", NULL);
+  assert_int_not_equal(o2->rec.qid, other_qid);
+  for (size_t i = 0; i < f->rec.n; i++)
+    assert_false(f->rec.a[i].cf == STORE_CF_META && f->rec.a[i].k[0] == 'G');
+  assert_int_equal(broker_redrive_start(f->b, dlq, NULL, 100, now, &eb), GBX_E_OK);
+  broker_tick(f->b, now);
+  broker_redrive_status(f->b, dlq, &st);
+  assert_string_equal(st.state, "completed");
+  assert_int_equal(q->nvisible, 5);
+  assert_int_equal(dlq->count, 0);
+  /* and the recreated queue starts empty of anything of the old one */
+  assert_int_equal(qrecv(f, q, 8, 30, now, d), 5);
+  release(d, 5);
 }
 
 /* A damaged index record holding the largest id (or sequence, or body id)
@@ -877,6 +942,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_create_idempotent_and_cycles, setup, teardown),
       cmocka_unit_test_setup_teardown(test_redrive, setup, teardown),
       cmocka_unit_test_setup_teardown(test_redrive_resets_retention, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_redrive_to_recreated_source, setup, teardown),
       cmocka_unit_test_setup_teardown(test_dlq_retention_out_of_order, setup, teardown),
       cmocka_unit_test_setup_teardown(test_dead_letter_moves_bounded, setup, teardown),
       cmocka_unit_test_setup_teardown(test_waiter_served_when_room_frees, setup, teardown),
