@@ -20,6 +20,12 @@ CLI = os.environ.get("GBX_CLI", "")
 # Far above a normal start (a few ms) so a loaded 2-core CI machine never
 # trips it, and well under ctest's timeout.
 READY_TIMEOUT_S = 30
+# A clean stop syncs the last commit and the WAL, flushes every memtable and
+# writes its marker, each step waiting on the disk: on a CI machine whose disk
+# is shared with a parallel test a sync has taken seconds.
+STOP_TIMEOUT_S = 120
+# The CLI's own limit for one request (milliseconds), above any sync stall.
+CLI_TIMEOUT_MS = 120000
 # Dummy credentials: the server accepts any SigV4 signature.
 CREDS = {"aws_access_key_id": "test", "aws_secret_access_key": "test", "region_name": "us-east-1"}
 ACCOUNT = "123456789012"
@@ -59,7 +65,7 @@ class Server:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                rc = self.proc.wait(READY_TIMEOUT_S)
+                rc = self.proc.wait(STOP_TIMEOUT_S)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 raise RuntimeError("gearboxd did not stop on SIGTERM")
@@ -85,16 +91,18 @@ class Server:
         """Runs the gearbox CLI against the binary port; returns stdout."""
         if not CLI or not os.path.exists(CLI):
             raise RuntimeError("GBX_CLI does not name the gearbox CLI: %r" % CLI)
-        p = subprocess.run([CLI, "--port", str(self.port)] + list(args), input=input,
-                           capture_output=True, timeout=60)
+        p = subprocess.run([CLI, "--port", str(self.port), "--timeout", str(CLI_TIMEOUT_MS)] + list(args),
+                           input=input, capture_output=True, timeout=CLI_TIMEOUT_MS / 1000 + 30)
         if p.returncode != 0:
             raise RuntimeError("gearbox %s failed (%d): %s" % (args, p.returncode, p.stderr))
         return p.stdout
 
     def aws(self, *args, check=True):
         """Runs Debian's aws CLI against the HTTP face; returns the process."""
+        # one attempt: a retry after a slow reply would send a message twice
         env = dict(os.environ, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test",
-                   AWS_DEFAULT_REGION="us-east-1", AWS_PAGER="")
+                   AWS_DEFAULT_REGION="us-east-1", AWS_PAGER="", AWS_MAX_ATTEMPTS="1",
+                   AWS_RETRY_MODE="standard")
         env.pop("AWS_PROFILE", None)
         p = subprocess.run(["/usr/bin/aws", "--endpoint-url", self.endpoint, "--output", "json"]
                            + list(args), capture_output=True, env=env, timeout=120)
@@ -108,7 +116,8 @@ def boto3_clients(server):
     speaks the query protocol)."""
     import boto3
     from botocore.config import Config
-    cfg = Config(retries={"max_attempts": 1}, connect_timeout=10, read_timeout=60)
+    # one attempt in all: a retry after a slow reply would send a message twice
+    cfg = Config(retries={"total_max_attempts": 1}, connect_timeout=10, read_timeout=60)
     sqs = boto3.client("sqs", endpoint_url=server.endpoint, config=cfg, **CREDS)
     sns = boto3.client("sns", endpoint_url=server.endpoint, config=cfg, **CREDS)
     return sqs, sns

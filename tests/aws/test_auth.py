@@ -40,7 +40,7 @@ class Auth(unittest.TestCase):
         with os.fdopen(fd, "w") as f:
             json.dump(doc, f)
         cls.srv = gbxtest.Server("--credentials", cls.cred_path)
-        cls.cfg = Config(retries={"max_attempts": 1}, connect_timeout=10, read_timeout=60)
+        cls.cfg = Config(retries={"total_max_attempts": 1}, connect_timeout=10, read_timeout=60)
 
     @classmethod
     def tearDownClass(cls):

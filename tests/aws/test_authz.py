@@ -61,7 +61,7 @@ class AuthzMatrix(unittest.TestCase):
         with os.fdopen(fd, "w") as f:
             json.dump(doc, f)
         cls.srv = gbxtest.Server("--credentials", cls.cred_path)
-        cls.cfg = Config(retries={"max_attempts": 1}, connect_timeout=10, read_timeout=60)
+        cls.cfg = Config(retries={"total_max_attempts": 1}, connect_timeout=10, read_timeout=60)
         cls.admin_sqs = cls.client("admin", "sqs")
         cls.admin_sns = cls.client("admin", "sns")
 

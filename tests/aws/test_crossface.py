@@ -98,7 +98,9 @@ class CrossFace(unittest.TestCase):
         pid = self.srv.cli("publish", "x-topic", "native publish", "--subject", "S").decode().strip()
         env = json.loads(self.sqs.receive_message(QueueUrl=self.srv.url("x-env"))["Messages"][0]["Body"])
         self.assertEqual((env["MessageId"], env["Message"], env["Subject"], env["TopicArn"]), (pid, "native publish", "S", tarn))
-        self.assertEqual(self.sqs.receive_message(QueueUrl=self.srv.url("x-raw"))["Messages"][0]["Body"], "native publish")
+        m = self.sqs.receive_message(QueueUrl=self.srv.url("x-raw"))["Messages"][0]
+        self.assertEqual(m["Body"], "native publish")
+        self.sqs.delete_message(QueueUrl=self.srv.url("x-raw"), ReceiptHandle=m["ReceiptHandle"])
         # and an SNS-API publish reaches a native receiver
         self.sns.publish(TopicArn=tarn, Message="api publish")
         got = self.cli_json("receive", "x-raw", "--wait", "2")["messages"]
