@@ -55,6 +55,10 @@
 #define GBX_MAX_TAG_VALUE 256u
 /* Policy documents (SQS: 20 KiB for policies). */
 #define GBX_MAX_POLICY (20u * 1024u)
+/* A redrive (message move task) moves at most this many messages a second
+ * (SQS's MaxNumberOfMessagesPerSecond), and by default that many. */
+#define GBX_REDRIVE_RATE_MAX 500u
+
 /* Queue attribute ranges, in seconds unless stated (SQS's). */
 #define GBX_VIS_DEFAULT       30u
 #define GBX_VIS_MAX           (12u * 3600u)

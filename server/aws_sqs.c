@@ -21,7 +21,7 @@
 /* ListMessageMoveTasks returns at most this many, as SQS. */
 #define SQS_MAX_MOVE_TASKS 10u
 /* Message moves per second (SQS: 1-500). */
-#define SQS_MAX_MOVE_RATE 500
+#define SQS_MAX_MOVE_RATE GBX_REDRIVE_RATE_MAX
 /* The message attribute that marks a body delivered as base64 because it
  * is not valid XML text (see PROTOCOL.md, "The AWS face"). */
 #define BODY_ENCODING_ATTR "Gearbox.BodyEncoding"
@@ -1924,6 +1924,8 @@ static void sqs_list_move_tasks(areq_t *r) {
     }
     cJSON_AddNumberToObject(t, "ApproximateNumberOfMessagesMoved", (double)st.moved);
     cJSON_AddNumberToObject(t, "ApproximateNumberOfMessagesToMove", (double)st.total);
+    cJSON_AddNumberToObject(t, "MaxNumberOfMessagesPerSecond", (double)st.rate);
+    cJSON_AddNumberToObject(t, "StartedTimestamp", (double)st.started_ms);
     if (st.msg[0])
       add_str(t, "FailureReason", st.msg);
     cJSON_AddItemToArray(res, t);

@@ -22,8 +22,9 @@ typedef struct redrive {
   uint32_t dst_qid; /* 0: each message's source */
   uint32_t rate;
   uint64_t moved, total;
-  int state; /* 0 none, 1 running, 2 completed, 3 cancelled, 4 failed */
-  char msg[96];
+  int64_t started_ms; /* wall */
+  int state;          /* 0 none, 1 running, 2 completed, 3 cancelled, 4 failed */
+  char msg[REDRIVE_MSG_MAX + 1];
 } redrive_t;
 
 static const char *const redrive_states[] = {"none", "running", "completed", "cancelled", "failed"};
@@ -682,8 +683,12 @@ gbx_err_t broker_queue_delete(broker_t *b, queue_t *q, uint64_t now) {
   heap_remove(&b->heap, &q->retention_hn);
   heap_remove(&b->heap, &q->dlq_more_hn);
   redrive_t *rd = q->redrive;
-  if (rd)
+  if (rd) {
+    uint8_t rk[REDRIVE_KEY_LEN];
     heap_remove(&b->heap, &rd->hn);
+    redrive_key(rk, q->rec.qid);
+    J_DEL(b, STORE_CF_META, rk, sizeof(rk));
+  }
   free(rd);
   /* a redrive task elsewhere that targets q ends (it will fail to find it) */
   unready(b, q);
@@ -1300,6 +1305,43 @@ void broker_attach_blob(broker_t *b, uint32_t qid, uint64_t seq, uint64_t body_i
 
 /* ---- redrive ---- */
 
+/* The task as its record says (META "M" + the dead-letter queue's id), in
+ * the same batch as the moves it counts: after a crash it goes on from
+ * what was committed. */
+static void redrive_persist(broker_t *b, const redrive_t *rd) {
+  redrive_rec_t r = {.state = (uint8_t)rd->state,
+                     .dst_qid = rd->dst_qid,
+                     .rate = rd->rate,
+                     .moved = rd->moved,
+                     .total = rd->total,
+                     .started_ms = rd->started_ms};
+  uint8_t k[REDRIVE_KEY_LEN], v[REDRIVE_REC_FIXED + REDRIVE_MSG_MAX];
+  snprintf(r.msg, sizeof(r.msg), "%s", rd->msg);
+  redrive_key(k, rd->dlq->rec.qid);
+  J_PUT(b, STORE_CF_META, k, sizeof(k), v, redrive_encode(v, &r));
+}
+
+gbx_err_t broker_restore_redrive(broker_t *b, uint32_t qid, const redrive_rec_t *r, uint64_t now) {
+  queue_t *dlq = broker_queue_by_id(b, qid);
+  if (!dlq || dlq->redrive || (r->dst_qid && r->dst_qid >= b->next_qid))
+    return GBX_E_INTERNAL;
+  redrive_t *rd = xcalloc(1, sizeof(*rd));
+  heap_node_init(&rd->hn, HK_REDRIVE);
+  rd->dlq = dlq;
+  rd->dst_qid = r->dst_qid;
+  rd->rate = r->rate;
+  rd->moved = r->moved;
+  rd->total = r->total;
+  rd->started_ms = r->started_ms;
+  rd->state = r->state;
+  snprintf(rd->msg, sizeof(rd->msg), "%s", r->msg);
+  dlq->redrive = rd;
+  /* a task running at the stop (or crash) goes on */
+  if (rd->state == 1 && heap_insert(&b->heap, &rd->hn, now) != 0)
+    abort();
+  return GBX_E_OK;
+}
+
 gbx_err_t broker_redrive_start(broker_t *b, queue_t *dlq, queue_t *dst, uint32_t rate, uint64_t now,
                                gbx_errbuf_t *eb) {
   redrive_t *rd = dlq->redrive;
@@ -1318,9 +1360,11 @@ gbx_err_t broker_redrive_start(broker_t *b, queue_t *dlq, queue_t *dst, uint32_t
   rd->dst_qid = dst ? dst->rec.qid : 0;
   rd->rate = rate;
   rd->total = dlq->nvisible;
+  rd->started_ms = broker_wall(b, now);
   rd->state = rd->total ? 1 : 2;
   if (rd->state == 1 && heap_insert(&b->heap, &rd->hn, now) != 0)
     abort();
+  redrive_persist(b, rd);
   return GBX_E_OK;
 }
 
@@ -1337,6 +1381,7 @@ static void redrive_step(broker_t *b, redrive_t *rd, uint64_t now) {
       rd->state = 4;
       snprintf(rd->msg, sizeof(rd->msg), "destination queue of message %llu does not exist",
                (unsigned long long)m->idn);
+      redrive_persist(b, rd);
       return;
     }
     uint8_t k[IDX_KEY_LEN];
@@ -1367,10 +1412,10 @@ static void redrive_step(broker_t *b, redrive_t *rd, uint64_t now) {
   }
   if (rd->moved >= rd->total || !dlq->vis_head) {
     rd->state = 2;
-    return;
-  }
-  if (heap_insert(&b->heap, &rd->hn, now + REDRIVE_STEP_MS) != 0)
+  } else if (heap_insert(&b->heap, &rd->hn, now + REDRIVE_STEP_MS) != 0) {
     abort();
+  }
+  redrive_persist(b, rd);
 }
 
 void broker_redrive_status(broker_t *b, const queue_t *dlq, redrive_status_t *st) {
@@ -1381,6 +1426,8 @@ void broker_redrive_status(broker_t *b, const queue_t *dlq, redrive_status_t *st
     return;
   st->moved = rd->moved;
   st->total = rd->total;
+  st->rate = rd->rate;
+  st->started_ms = rd->started_ms;
   if (rd->dst_qid) {
     queue_t *d = broker_queue_by_id(b, rd->dst_qid);
     if (d)
@@ -1395,6 +1442,7 @@ gbx_err_t broker_redrive_cancel(broker_t *b, queue_t *dlq, uint64_t *moved) {
     return GBX_E_NO_REDRIVE_TASK;
   heap_remove(&b->heap, &rd->hn);
   rd->state = 3;
+  redrive_persist(b, rd);
   *moved = rd->moved;
   return GBX_E_OK;
 }

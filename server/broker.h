@@ -18,6 +18,7 @@
 #include "ids.h"
 #include "journal.h"
 #include "queue.h"
+#include "records.h"
 
 typedef struct broker broker_t;
 
@@ -105,6 +106,10 @@ gbx_err_t broker_restore_queue(broker_t *b, const char *name, qrec_t *r);
  * GBX_E_INTERNAL when it clashes with a queue, another grave or the id
  * counter (a damaged store). */
 gbx_err_t broker_restore_grave(broker_t *b, const char *name, uint32_t qid);
+/* A dead-letter queue's last redrive task (META "M" + qid), after the
+ * queues: a running one goes on. GBX_E_INTERNAL for an unknown queue, a
+ * second task or a destination id never issued (a damaged store). */
+gbx_err_t broker_restore_redrive(broker_t *b, uint32_t qid, const redrive_rec_t *r, uint64_t now);
 /* A message record; unknown queue ids are reported (-1) for the caller to
  * log (a queue deleted with its DeleteRange not yet compacted cannot occur:
  * the range delete and the queue record delete share one batch). */
@@ -187,6 +192,8 @@ gbx_err_t broker_redrive_start(broker_t *b, queue_t *dlq, queue_t *dst, uint32_t
 typedef struct redrive_status {
   const char *state; /* "none", "running", "completed", "cancelled", "failed" */
   uint64_t moved, total;
+  uint32_t rate;
+  int64_t started_ms;
   char dst[GBX_MAX_NAME + 1];
   char msg[96];
 } redrive_status_t;

@@ -1081,13 +1081,13 @@ static int may_send_to_sources(req_t *q, queue_t *dlq) {
 
 static void op_redrive_start(req_t *q) {
   queue_t *dlq = need_queue(q, "q"), *dst = NULL;
-  uint64_t rate = 500;
+  uint64_t rate = GBX_REDRIVE_RATE_MAX;
   int has_dst = 0;
   const char *dn;
   uint32_t dl;
   if (!dlq)
     return;
-  gbx_err_t e = gbx_get_u64(q->m, "rate", 0, 1, 500, &rate, NULL, &q->eb);
+  gbx_err_t e = gbx_get_u64(q->m, "rate", 0, 1, GBX_REDRIVE_RATE_MAX, &rate, NULL, &q->eb);
   if (!e)
     e = gbx_get_str(q->m, "dst", 0, 1, GBX_MAX_NAME, &dn, &dl, &has_dst, &q->eb);
   if (!e && has_dst && !ops_authorize(q, "sqs:SendMessage", AUTHZ_QUEUE, dn, dl))

@@ -291,6 +291,46 @@ fail:
   return -1;
 }
 
+void redrive_key(uint8_t k[REDRIVE_KEY_LEN], uint32_t qid) {
+  k[0] = 'M';
+  be32_put(k + 1, qid);
+}
+
+size_t redrive_encode(uint8_t *o, const redrive_rec_t *r) {
+  size_t ml = strnlen(r->msg, REDRIVE_MSG_MAX);
+  o[0] = REDRIVE_REC_VERSION;
+  o[1] = r->state;
+  be32_put(o + 2, r->dst_qid);
+  be32_put(o + 6, r->rate);
+  be64_put(o + 10, r->moved);
+  be64_put(o + 18, r->total);
+  be64_put(o + 26, (uint64_t)r->started_ms);
+  o[34] = (uint8_t)ml;
+  memcpy(o + REDRIVE_REC_FIXED, r->msg, ml);
+  return REDRIVE_REC_FIXED + ml;
+}
+
+int redrive_decode(const void *v, size_t vl, redrive_rec_t *r) {
+  const uint8_t *p = v;
+  if (vl < REDRIVE_REC_FIXED || p[0] != REDRIVE_REC_VERSION || p[1] < 1 || p[1] > 4 ||
+      p[34] > REDRIVE_MSG_MAX || vl != REDRIVE_REC_FIXED + (size_t)p[34] ||
+      memchr(p + REDRIVE_REC_FIXED, 0, p[34]))
+    return -1;
+  memset(r, 0, sizeof(*r));
+  r->state = p[1];
+  r->dst_qid = be32_get(p + 2);
+  r->rate = be32_get(p + 6);
+  r->moved = be64_get(p + 10);
+  r->total = be64_get(p + 18);
+  r->started_ms = (int64_t)be64_get(p + 26);
+  if (r->rate < 1 || r->rate > GBX_REDRIVE_RATE_MAX || r->dst_qid > RECORDS_QID_MAX ||
+      r->moved > r->total || r->total > RECORDS_COUNTER_MAX)
+    return -1;
+  memcpy(r->msg, p + REDRIVE_REC_FIXED, p[34]);
+  r->msg[p[34]] = 0;
+  return 0;
+}
+
 size_t blob_pub_size(uint32_t bl, uint32_t al, uint32_t tl, uint32_t sl) {
   return (size_t)BLOB_HDR + bl + 4 + al + 16 + 1 + tl + 1 + sl;
 }

@@ -9,6 +9,8 @@
  *                           is below it; start-up resumes from it)
  *   META  "N"            -> u32 next queue id
  *   META  "Q" + name     -> queue record (msgpack map, versioned)
+ *   META  "M" + qid(4)   -> the dead-letter queue's last redrive task
+ *                           (fixed layout, below; deleted with the queue)
  *   META  "G" + name     -> u32 id of a deleted queue that messages were
  *                           dead-lettered from; a queue created with the
  *                           name takes the id (and the record goes)
@@ -33,7 +35,7 @@
  * 1 is read and its version record rewritten at start. */
 #define RECORDS_FORMAT     2u
 #define RECORDS_FORMAT_MIN 1u
-#define IDX_KEY_LEN    12u
+#define IDX_KEY_LEN        12u
 /* Bounds of a queue's index range tombstone: shorter than any idx key, so
  * they stay out of the idx family's memtable insert hints (store.c). */
 #define IDX_RANGE_KEY_LEN 4u
@@ -131,6 +133,28 @@ int qrec_encode(gbx_buf_t *b, const qrec_t *r);
 /* Decodes a queue record; on success the caller owns r (qrec_free).
  * Returns 0, or -1 with a message in eb. */
 int qrec_decode(const void *v, size_t vl, qrec_t *r, gbx_errbuf_t *eb);
+
+/* A redrive (message move) task, as kept under META "M" + qid: version(1)=1
+ * state(1) dst_qid(4) rate(4) moved(8) total(8) started_ms(8) msg_len(1)
+ * msg. state: 1 running, 2 completed, 3 cancelled, 4 failed. */
+#define REDRIVE_REC_VERSION 1u
+#define REDRIVE_REC_FIXED   35u
+#define REDRIVE_MSG_MAX     95u
+typedef struct redrive_rec {
+  uint8_t state;
+  uint32_t dst_qid; /* 0: each message's source */
+  uint32_t rate;    /* messages a second, 1-500 */
+  uint64_t moved, total;
+  int64_t started_ms;
+  char msg[REDRIVE_MSG_MAX + 1]; /* failure reason, NUL-terminated */
+} redrive_rec_t;
+#define REDRIVE_KEY_LEN 5u
+void redrive_key(uint8_t k[REDRIVE_KEY_LEN], uint32_t qid);
+/* Writes r into out (at most REDRIVE_REC_FIXED + REDRIVE_MSG_MAX bytes);
+ * returns the length. */
+size_t redrive_encode(uint8_t *out, const redrive_rec_t *r);
+/* 0, or -1 when v is not a well-formed record (hostile input). */
+int redrive_decode(const void *v, size_t vl, redrive_rec_t *r);
 
 /* Blob layout helpers. body/attrs point into the blob. Returns 0 or -1 when
  * the blob is malformed (wrong version, lengths past the end, attrs not a

@@ -404,6 +404,24 @@ static int scan_grave(void *ctx, const char *k, size_t kl, const char *v, size_t
   return 0;
 }
 
+static int scan_redrive(void *ctx, const char *k, size_t kl, const char *v, size_t vl) {
+  rctx_t *r = ctx;
+  redrive_rec_t rec;
+  uint32_t qid = kl == REDRIVE_KEY_LEN ? be32_get((const uint8_t *)k + 1) : 0;
+  if (kl != REDRIVE_KEY_LEN || redrive_decode(v, vl, &rec) != 0) {
+    snprintf(r->err, sizeof(r->err), "corrupt redrive task record (key %zu bytes, value %zu)", kl,
+             vl);
+    return 1;
+  }
+  if (broker_restore_redrive(r->s->broker, qid, &rec, r->now) != GBX_E_OK) {
+    snprintf(r->err, sizeof(r->err),
+             "corrupt redrive task record: queue id %u, destination %u (unknown, or a second task)",
+             qid, rec.dst_qid);
+    return 1;
+  }
+  return 0;
+}
+
 static int scan_topic(void *ctx, const char *k, size_t kl, const char *v, size_t vl) {
   rctx_t *r = ctx;
   gbx_errbuf_t eb = {0};
@@ -708,7 +726,9 @@ static int recover(server_t *s, uint64_t now) {
     return -1;
   }
   if (store_scan(s->store, STORE_CF_META, "Q", 1, "R", 1, scan_queue, &r, &err) != 0 || r.err[0] ||
-      store_scan(s->store, STORE_CF_META, "G", 1, "H", 1, scan_grave, &r, &err) != 0 || r.err[0]) {
+      store_scan(s->store, STORE_CF_META, "G", 1, "H", 1, scan_grave, &r, &err) != 0 || r.err[0] ||
+      store_scan(s->store, STORE_CF_META, "M", 1, "N", 1, scan_redrive, &r, &err) != 0 ||
+      r.err[0]) {
     LOG(LOG_ERROR, "refusing to start: %s", r.err[0] ? r.err : err);
     free(err);
     return -1;

@@ -203,6 +203,8 @@ test("dead letters and message move tasks", async () => {
   assert.equal(tasks.length, 1);
   assert.ok(["RUNNING", "COMPLETED"].includes(tasks[0].Status));
   assert.equal(tasks[0].ApproximateNumberOfMessagesToMove, 3);
+  assert.equal(tasks[0].MaxNumberOfMessagesPerSecond, 1);
+  assert.ok(Math.abs(tasks[0].StartedTimestamp - Date.now()) < 60000);
   if (tasks[0].Status === "RUNNING") {
     assert.equal(tasks[0].TaskHandle, h);
     const c = await send("CancelMessageMoveTask", { TaskHandle: h });

@@ -130,6 +130,13 @@ static void fuzz_blob(const uint8_t *p, size_t n) {
       free(w);
     }
   }
+  /* the same bytes as a redrive task record: what decodes encodes back */
+  redrive_rec_t rr;
+  if (redrive_decode(c, n, &rr) == 0) {
+    uint8_t w[REDRIVE_REC_FIXED + REDRIVE_MSG_MAX];
+    CHECK(rr.state >= 1 && rr.state <= 4 && rr.moved <= rr.total);
+    CHECK(redrive_encode(w, &rr) == n && memcmp(w, c, n) == 0);
+  }
   if (blob_pub_meta(c, n, &m) == 0) {
     CHECK(blob_parse(c, n, &body, &bl, &attrs, &al) == 0 || al != 0);
     CHECK(m.topic_len >= 1 && inside(c, n, m.topic, m.topic_len));

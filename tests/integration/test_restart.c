@@ -591,6 +591,67 @@ static void test_format_versions(void **state) {
   tu_reconnect(f);
 }
 
+/* A redrive acknowledged by redrive_start is not lost to a crash: the
+ * restarted server goes on with it and every message reaches the source. */
+static void test_redrive_goes_on_after_kill9(void **state) {
+  tu_fx_t *f = *state;
+  gbx_queue_attrs_t a = {0};
+  tu_create_queue(f->c, "rd-dlq", NULL);
+  a.set = GBX_QA_DLQ | GBX_QA_MAX_RECEIVES;
+  a.dead_letter_queue = "rd-dlq";
+  a.max_receive_count = 1;
+  tu_create_queue(f->c, "rd-src", &a);
+  for (int i = 0; i < 40; i++)
+    CHECK_OK(gbx_queue_send(f->c, "rd-src", "m", 1, NULL, 0, 0, NULL, &e));
+  /* visibility 0: a message's second receive dead-letters it */
+  gbx_queue_info_t info;
+  for (int i = 0; i < 100; i++) {
+    gbx_message_t *m = NULL;
+    size_t n = 0;
+    CHECK_OK(gbx_queue_receive(f->c, "rd-src", 10, 0, 0, &m, &n, &e));
+    gbx_messages_free(m);
+    CHECK_OK(gbx_queue_get_attrs(f->c, "rd-dlq", &info, &e));
+    uint64_t in_dlq = info.visible;
+    gbx_queue_info_free(&info);
+    if (in_dlq == 40)
+      break;
+  }
+  CHECK_OK(gbx_queue_get_attrs(f->c, "rd-dlq", &info, &e));
+  assert_int_equal(info.visible, 40);
+  gbx_queue_info_free(&info);
+  /* 1 message a second: the task is still running when the server dies */
+  CHECK_OK(gbx_redrive_start(f->c, "rd-dlq", NULL, 1, NULL, &e));
+  gbx_close(f->c);
+  f->c = NULL;
+  ts_kill9(f->ts);
+  ts_start_again(f->ts);
+  gbx_client_t *c = tu_reconnect(f);
+  gbx_redrive_status_t st;
+  CHECK_OK(gbx_redrive_status(c, "rd-dlq", &st, &e));
+  assert_string_equal(st.state, "running");
+  assert_int_equal(st.total, 40);
+  assert_true(st.moved < 40);
+  /* a task at the highest rate replaces it once cancelled, and finishes */
+  CHECK_OK(gbx_redrive_cancel(c, "rd-dlq", NULL, &e));
+  CHECK_OK(gbx_redrive_start(c, "rd-dlq", NULL, 500, NULL, &e));
+  for (int i = 0; i < 100; i++) {
+    CHECK_OK(gbx_redrive_status(c, "rd-dlq", &st, &e));
+    if (strcmp(st.state, "running") != 0)
+      break;
+    struct timespec ts = {0, 50 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+  }
+  assert_string_equal(st.state, "completed");
+  ts_kill9(f->ts);
+  ts_start_again(f->ts);
+  c = tu_reconnect(f);
+  CHECK_OK(gbx_redrive_status(c, "rd-dlq", &st, &e));
+  assert_string_equal(st.state, "completed");
+  CHECK_OK(gbx_queue_get_attrs(c, "rd-src", &info, &e));
+  assert_int_equal(info.visible, 40);
+  gbx_queue_info_free(&info);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, tu_setup, tu_teardown)
 
 int main(void) {
@@ -604,6 +665,7 @@ int main(void) {
       T(test_crash_while_starting_after_clean_stop),
       T(test_clean_stop_leaves_no_wal),
       T(test_format_versions),
+      T(test_redrive_goes_on_after_kill9),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

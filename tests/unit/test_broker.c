@@ -633,6 +633,15 @@ static broker_t *replay(fx_t *f, uint64_t now) {
   }
   for (size_t i = 0; i < f->rec.n; i++) {
     kv_t *e = &f->rec.a[i];
+    redrive_rec_t rr;
+    if (e->cf != STORE_CF_META || e->k[0] != 'M')
+      continue;
+    assert_int_equal(e->kl, REDRIVE_KEY_LEN);
+    assert_int_equal(redrive_decode(e->v, e->vl, &rr), 0);
+    assert_int_equal(broker_restore_redrive(b, be32_get(e->k + 1), &rr, now), GBX_E_OK);
+  }
+  for (size_t i = 0; i < f->rec.n; i++) {
+    kv_t *e = &f->rec.a[i];
     char name[GBX_MAX_NAME + 1];
     if (e->cf != STORE_CF_META || e->k[0] != 'G')
       continue;
@@ -654,6 +663,64 @@ static broker_t *replay(fx_t *f, uint64_t now) {
   }
   broker_restore_done(b, now);
   return b;
+}
+
+/* A message move task is acknowledged: a restart in the middle (a crash
+ * included, the journal being what was committed) goes on from where it
+ * was, and a finished, cancelled or failed task still lists afterwards. */
+static void test_redrive_survives_restart(void **state) {
+  fx_t *f = *state;
+  queue_t *dlq = mkq(f, "dlq", NULL);
+  queue_t *q = mkq(f, "src", dlq_attrs);
+  delivery_t d[8];
+  gbx_errbuf_t eb;
+  uint64_t now = T0;
+  for (int i = 0; i < 30; i++)
+    qsend(f, q, "x", -1, now);
+  for (int round = 0; round < 3; round++) {
+    for (uint32_t n; (n = qrecv(f, q, 8, 1, now, d)) > 0;)
+      release(d, n);
+    now += 1000;
+    broker_tick(f->b, now);
+  }
+  assert_int_equal(dlq->nvisible, 30);
+  assert_int_equal(broker_redrive_start(f->b, dlq, NULL, 100, now, &eb), GBX_E_OK);
+  broker_tick(f->b, now); /* 10 moved */
+  redrive_status_t st;
+  broker_redrive_status(f->b, dlq, &st);
+  assert_int_equal(st.moved, 10);
+  int64_t started = st.started_ms;
+  assert_true(started > 0);
+  broker_t *b2 = replay(f, now + 50);
+  broker_free(f->b);
+  f->b = b2;
+  dlq = broker_queue(f->b, "dlq", 3);
+  q = broker_queue(f->b, "src", 3);
+  broker_redrive_status(f->b, dlq, &st);
+  assert_string_equal(st.state, "running");
+  assert_int_equal(st.moved, 10);
+  assert_int_equal(st.total, 30);
+  assert_int_equal(st.rate, 100);
+  assert_int_equal(st.started_ms, started);
+  assert_int_equal(broker_redrive_start(f->b, dlq, NULL, 100, now, &eb), GBX_E_REDRIVE_RUNNING);
+  for (int i = 0; i < 3; i++)
+    broker_tick(f->b, now + 50 + 100 * (uint64_t)i);
+  broker_redrive_status(f->b, dlq, &st);
+  assert_string_equal(st.state, "completed");
+  assert_int_equal(st.moved, 30);
+  assert_int_equal(q->nvisible, 30);
+  assert_int_equal(dlq->count, 0);
+  /* the finished task still lists after another restart */
+  b2 = replay(f, now + 1000);
+  broker_free(f->b);
+  f->b = b2;
+  broker_redrive_status(f->b, broker_queue(f->b, "dlq", 3), &st);
+  assert_string_equal(st.state, "completed");
+  assert_int_equal(st.moved, 30);
+  /* deleting the dead-letter queue deletes its task record */
+  assert_int_equal(broker_queue_delete(f->b, broker_queue(f->b, "dlq", 3), now + 1000), GBX_E_OK);
+  for (size_t i = 0; i < f->rec.n; i++)
+    assert_false(f->rec.a[i].cf == STORE_CF_META && f->rec.a[i].k[0] == 'M');
 }
 
 /* SQS finds a dead-lettered message's source by its ARN, that is, by name:
@@ -943,6 +1010,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_redrive, setup, teardown),
       cmocka_unit_test_setup_teardown(test_redrive_resets_retention, setup, teardown),
       cmocka_unit_test_setup_teardown(test_redrive_to_recreated_source, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_redrive_survives_restart, setup, teardown),
       cmocka_unit_test_setup_teardown(test_dlq_retention_out_of_order, setup, teardown),
       cmocka_unit_test_setup_teardown(test_dead_letter_moves_bounded, setup, teardown),
       cmocka_unit_test_setup_teardown(test_waiter_served_when_room_frees, setup, teardown),
