@@ -289,6 +289,56 @@ static int policy_string(cc_t *c, const cJSON *v, const char *op, fcond_t *out) 
   return out->off == UINT32_MAX ? -1 : 0;
 }
 
+/* {"wildcard": "pattern"}: '*' matches any run of characters (none
+ * included), "\\*" is a literal star and "\\\\" a backslash; "**" is
+ * refused, as SNS refuses it. Stored with each star as WILDCARD_STAR. */
+static int policy_wildcard(cc_t *c, const cJSON *v, const char *op, fcond_t *out) {
+  if (!cJSON_IsString(v)) {
+    fail(c, "%s needs a string", op);
+    return -1;
+  }
+  const char *p = v->valuestring;
+  size_t n = strlen(p), k = 0;
+  char *w = malloc(n + 1);
+  if (!w) {
+    out_of_memory(c);
+    return -1;
+  }
+  int star = 0; /* the last thing written was a star */
+  for (size_t i = 0; i < n; i++) {
+    unsigned char ch = (unsigned char)p[i];
+    if (ch == WILDCARD_STAR) {
+      free(w);
+      fail(c, "%s '%.40s' is not UTF-8 text", op, p);
+      return -1;
+    }
+    if (ch == '*') {
+      if (star) {
+        free(w);
+        fail(c, "%s '%.40s' has consecutive wildcard characters (**)", op, p);
+        return -1;
+      }
+      w[k++] = (char)WILDCARD_STAR;
+      star = 1;
+      continue;
+    }
+    if (ch == '\\') {
+      if (i + 1 == n || (p[i + 1] != '*' && p[i + 1] != '\\')) {
+        free(w);
+        fail(c, "%s '%.40s': a backslash may only escape * or \\", op, p);
+        return -1;
+      }
+      ch = (unsigned char)p[++i];
+    }
+    w[k++] = (char)ch;
+    star = 0;
+  }
+  out->off = blob_add(c, w, k);
+  out->len = (uint32_t)k;
+  free(w);
+  return out->off == UINT32_MAX ? -1 : 0;
+}
+
 static int numeric_op(const cJSON *v, const char **name) {
   static const char *const ops[] = {"=", "<", "<=", ">", ">="};
   if (!cJSON_IsString(v))
@@ -415,9 +465,14 @@ static int compile_anything_but(cc_t *c, const cJSON *v, fcond_t *out) {
   if (cJSON_IsObject(v)) {
     const cJSON *k = v->child;
     int pre = k && k->string && strcmp(k->string, "prefix") == 0;
-    if (!k || k->next || (!pre && strcmp(k->string, "suffix") != 0)) {
-      fail(c, "anything-but takes an object with one key, prefix or suffix");
+    int wild = k && k->string && strcmp(k->string, "wildcard") == 0;
+    if (!k || k->next || (!pre && !wild && strcmp(k->string, "suffix") != 0)) {
+      fail(c, "anything-but takes an object with one key, prefix, suffix or wildcard");
       return -1;
+    }
+    if (wild) {
+      out->op = FOP_NOT_WILDCARD;
+      return policy_wildcard(c, k, "anything-but wildcard", out);
     }
     out->op = pre ? FOP_NOT_PREFIX : FOP_NOT_SUFFIX;
     return policy_string(c, k, pre ? "anything-but prefix" : "anything-but suffix", out);
@@ -432,7 +487,8 @@ static int compile_anything_but(cc_t *c, const cJSON *v, fcond_t *out) {
       return -1;
     }
   } else {
-    fail(c, "anything-but needs a string, a number, a list of them, or a prefix/suffix object");
+    fail(c, "anything-but needs a string, a number, a list of them, or a prefix/suffix/wildcard "
+            "object");
     return -1;
   }
   uint32_t first = reserve(c, &c->conds, sizeof(fcond_t), (uint32_t)n);
@@ -477,6 +533,10 @@ static int compile_value(cc_t *c, const cJSON *v, fcond_t *out) {
       strcmp(op, "equals-ignore-case") == 0) {
     out->op = op[0] == 'p' ? FOP_PREFIX : op[0] == 's' ? FOP_SUFFIX : FOP_ICASE;
     return policy_string(c, k, op, out);
+  }
+  if (strcmp(op, "wildcard") == 0) {
+    out->op = FOP_WILDCARD;
+    return policy_wildcard(c, k, op, out);
   }
   if (strcmp(op, "anything-but") == 0)
     return compile_anything_but(c, k, out);

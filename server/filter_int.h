@@ -32,9 +32,15 @@ enum filter_op {
   FOP_NOT_IN,       /* off/len: first index and count of FOP_EQ_STR/NUM items in conds */
   FOP_NOT_PREFIX,   /* off/len */
   FOP_NOT_SUFFIX,   /* off/len */
+  FOP_WILDCARD,     /* off/len: the pattern, each unescaped '*' as WILDCARD_STAR */
+  FOP_NOT_WILDCARD, /* off/len, as FOP_WILDCARD */
   FOP_EXISTS_TRUE,  /* handled per key, never per value */
   FOP_EXISTS_FALSE, /* handled per key, never per value */
 };
+
+/* A '*' of a compiled wildcard pattern: a byte no UTF-8 text holds, so an
+ * escaped "\*" (a literal star) stays apart from it. */
+#define WILDCARD_STAR 0xFFu
 
 /* FOP_NUMERIC bound flags. */
 enum { FNUM_LO = 1, FNUM_LO_INCL = 2, FNUM_HI = 4, FNUM_HI_INCL = 8 };

@@ -7,6 +7,7 @@
  * number in fixed point, true, false or null. An attribute gives one leaf
  * (or one per element for String.Array); a body key path gives every leaf
  * found by following the path through objects and into arrays. */
+#define _GNU_SOURCE /* memmem */
 #include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
@@ -126,6 +127,32 @@ static int has_suffix(const fval_t *v, const char *p, size_t n) {
   return v->len >= n && memcmp(v->s + v->len - n, p, n) == 0;
 }
 
+/* A compiled wildcard pattern (literal runs between WILDCARD_STAR bytes)
+ * against t: the first run is a prefix, the last a suffix, and each one
+ * between is found leftmost after the one before, which is never worse for
+ * a later run. Linear in the text (memmem), whatever the stars. */
+static int wildcard_match(const char *p, size_t pl, const char *t, size_t tl) {
+  const char *star = memchr(p, WILDCARD_STAR, pl);
+  if (!star)
+    return pl == tl && memcmp(p, t, pl) == 0;
+  size_t first = (size_t)(star - p), i = first + 1, j = first;
+  if (tl < first || memcmp(p, t, first) != 0)
+    return 0;
+  for (;;) {
+    const char *next = memchr(p + i, WILDCARD_STAR, pl - i);
+    if (!next) { /* the last run: a suffix of what is left */
+      size_t last = pl - i;
+      return tl - j >= last && memcmp(t + tl - last, p + i, last) == 0;
+    }
+    size_t len = (size_t)(next - (p + i));
+    const char *at = memmem(t + j, tl - j, p + i, len);
+    if (!at)
+      return 0;
+    j = (size_t)(at - t) + len;
+    i += len + 1;
+  }
+}
+
 static int numeric_in(const fcond_t *c, const fval_t *v) {
   if (v->type != FV_NUM || !v->num_ok)
     return 0;
@@ -187,6 +214,10 @@ static int cond_match(const filter_t *f, const fcond_t *c, const fval_t *v) {
     return is_str(v) && !has_prefix(v, s, c->len);
   case FOP_NOT_SUFFIX:
     return is_str(v) && !has_suffix(v, s, c->len);
+  case FOP_WILDCARD:
+    return is_str(v) && wildcard_match(s, c->len, v->s, v->len);
+  case FOP_NOT_WILDCARD:
+    return is_str(v) && !wildcard_match(s, c->len, v->s, v->len);
   case FOP_EXISTS_TRUE:
   case FOP_EXISTS_FALSE:
     return 0; /* decided per key by key_result() */
@@ -223,20 +254,56 @@ static int leaves_match(const filter_t *f, const fkey_t *k, const cJSON *j, int 
 
 /* ---- message caches ------------------------------------------------------ */
 
+/* A copy of JSON text with each "\u0000" escape as one 0xFF byte, or NULL
+ * (none, or out of memory). cJSON's strings end at a NUL, so "ab\u0000cd"
+ * would read as "ab" and match what SNS's full string does not; 0xFF is in
+ * no UTF-8 text, so no policy string equals it, and lengths stay right. */
+static char *nul_escapes_replaced(const char *text, size_t len, size_t *out_len) {
+  if (!memmem(text, len, "\\u0000", 6))
+    return NULL;
+  char *o = malloc(len);
+  size_t k = 0;
+  if (!o)
+    return NULL;
+  for (size_t i = 0; i < len;) {
+    if (text[i] == '\\' && i + 1 < len) {
+      if (len - i >= 6 && !memcmp(text + i, "\\u0000", 6)) {
+        o[k++] = (char)0xFF;
+        i += 6;
+      } else { /* an escape pair, so an escaped backslash is not one */
+        o[k++] = text[i++];
+        o[k++] = text[i++];
+      }
+      continue;
+    }
+    o[k++] = text[i++];
+  }
+  *out_len = k;
+  return o;
+}
+
 /* Parses text[0..len) as one JSON value with nothing but whitespace after
  * it. Returns the tree or NULL. */
 static cJSON *parse_json(const char *text, size_t len) {
   const char *end = NULL;
   if (!text || len == 0)
     return NULL;
+  size_t cl = 0;
+  char *copy = nul_escapes_replaced(text, len, &cl);
+  if (copy) {
+    text = copy;
+    len = cl;
+  }
   cJSON *doc = cJSON_ParseWithLengthOpts(text, len, &end, 0);
-  if (!doc)
-    return NULL;
-  for (const char *p = end; p < text + len; p++)
-    if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') {
-      cJSON_Delete(doc);
-      return NULL;
-    }
+  if (doc) {
+    for (const char *p = end; p < text + len; p++)
+      if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') {
+        cJSON_Delete(doc);
+        doc = NULL;
+        break;
+      }
+  }
+  free(copy);
   return doc;
 }
 

@@ -253,6 +253,7 @@ static void test_prefix_suffix_icase(void **state) {
       {pre, {{"customer_interests", "String", "Baseball"}}, NULL, 0},
       {pre, {{"customer_interests", "String.Array", "[\"rugby\", \"bass\"]"}}, NULL, 1},
       {pre, {{"customer_interests", "String.Array", "[1, true]"}}, NULL, 0},
+      {"{\"c\": [\"ba\"]}", {{"c", "String.Array", "[\"ba\\u0000s\"]"}}, NULL, 0},
       {suf, {{"customer_interests", "String", "baseball"}}, NULL, 1},
       {suf, {{"customer_interests", "String", "ball"}}, NULL, 1},
       {suf, {{"customer_interests", "String", "all"}}, NULL, 0},
@@ -270,6 +271,45 @@ static void test_prefix_suffix_icase(void **state) {
        {{"a", "String", "\xc3\xa9T\xc3\xa9"}},
        NULL,
        1},
+  };
+  RUN(cases);
+}
+
+/* SNS's wildcard operator: '*' is any run of characters (none included),
+ * "\\*" a literal star; anything-but takes one too. */
+static void test_wildcard(void **state) {
+  (void)state;
+  const char *w = "{\"c\": [{\"wildcard\": \"*ball\"}]}";
+  const char *mid = "{\"c\": [{\"wildcard\": \"a*b*c\"}]}";
+  const char *esc = "{\"c\": [{\"wildcard\": \"5\\\\*\"}]}";
+  const char *nb = "{\"c\": [{\"anything-but\": {\"wildcard\": \"*ball\"}}]}";
+  const mcase_t cases[] = {
+      {w, {{"c", "String", "baseball"}}, NULL, 1},
+      {w, {{"c", "String", "ball"}}, NULL, 1},
+      {w, {{"c", "String", "balls"}}, NULL, 0},
+      {w, {{"c", "String", "rugby"}}, NULL, 0},
+      {w, {{"c", "String.Array", "[\"rugby\", \"football\"]"}}, NULL, 1},
+      {w, {{"c", "Number", "5"}}, NULL, 0},
+      {mid, {{"c", "String", "abc"}}, NULL, 1},
+      {mid, {{"c", "String", "a-b-c"}}, NULL, 1},
+      {mid, {{"c", "String", "abbc"}}, NULL, 1},
+      {mid, {{"c", "String", "acb"}}, NULL, 0},
+      {mid, {{"c", "String", "ab"}}, NULL, 0},
+      {mid, {{"c", "String", "abcx"}}, NULL, 0},
+      /* the last run may not overlap one matched before it: "a*ab" */
+      {"{\"c\": [{\"wildcard\": \"a*ab\"}]}", {{"c", "String", "ab"}}, NULL, 0},
+      {"{\"c\": [{\"wildcard\": \"a*ab\"}]}", {{"c", "String", "aab"}}, NULL, 1},
+      {"{\"c\": [{\"wildcard\": \"*\"}]}", {{"c", "String", ""}}, NULL, 1},
+      {"{\"c\": [{\"wildcard\": \"x\"}]}", {{"c", "String", "x"}}, NULL, 1},
+      {"{\"c\": [{\"wildcard\": \"x\"}]}", {{"c", "String", "xx"}}, NULL, 0},
+      {esc, {{"c", "String", "5*"}}, NULL, 1},
+      {esc, {{"c", "String", "55"}}, NULL, 0},
+      {nb, {{"c", "String", "rugby"}}, NULL, 1},
+      {nb, {{"c", "String", "baseball"}}, NULL, 0},
+      {nb, {{"c", "String.Array", "[\"rugby\", \"baseball\"]"}}, NULL, 1},
+      {nb, {{"c", "Number", "5"}}, NULL, 0},
+      /* a body value */
+      {w, {{0}}, "{\"c\": \"handball\"}", 1},
   };
   RUN(cases);
 }
@@ -516,6 +556,15 @@ static void test_body(void **state) {
       {ABC, {{0}}, "{\"a\": {\"b\": {\"c\": {\"x\": 1}}}}", 0},
       {ABC, {{0}}, "{\"a\": {\"c\": \"x\"}, \"a\": {\"b\": {\"c\": \"x\"}}}", 1}, /* repeated key */
       {ABC, {{0}}, "{\"b\": {\"c\": \"x\"}}", 0},
+      /* an escaped NUL is a character of the string, not its end: "ab\u0000cd"
+       * is not "ab" (cJSON alone would cut it there) */
+      {"{\"k\": [\"ab\"]}", {{0}}, "{\"k\": \"ab\\u0000cd\"}", 0},
+      {"{\"k\": [{\"prefix\": \"ab\"}]}", {{0}}, "{\"k\": \"ab\\u0000cd\"}", 1},
+      {"{\"k\": [{\"suffix\": \"cd\"}]}", {{0}}, "{\"k\": \"ab\\u0000cd\"}", 1},
+      {"{\"k\": [{\"anything-but\": \"ab\"}]}", {{0}}, "{\"k\": \"ab\\u0000\"}", 1},
+      {"{\"a\": [\"v\"]}", {{0}}, "{\"a\\u0000x\": \"v\"}", 0},
+      /* an escaped backslash before "u0000" is text, not a NUL */
+      {"{\"k\": [\"ab\\\\u0000\"]}", {{0}}, "{\"k\": \"ab\\\\u0000\"}", 1},
       /* what is not one JSON object matches nothing */
       {ABC, {{0}}, "hello", 0},
       {ABC, {{0}}, "", 0},
@@ -685,8 +734,13 @@ static void test_errors_operators(void **state) {
   BAD_A("{\"a\": [{\"anything-but\": [[\"x\"]]}]}", "may hold only strings and numbers");
   BAD_A("{\"a\": [{\"anything-but\": [\"x\", true]}]}", "may hold only strings and numbers");
   BAD_A("{\"a\": [{\"anything-but\": true}]}", "anything-but needs a string, a number");
-  BAD_A("{\"a\": [{\"anything-but\": {\"wildcard\": \"x\"}}]}",
-        "anything-but takes an object with one key, prefix or suffix");
+  BAD_A("{\"a\": [{\"anything-but\": {\"equals-ignore-case\": \"x\"}}]}",
+        "anything-but takes an object with one key, prefix, suffix or wildcard");
+  BAD_A("{\"a\": [{\"wildcard\": \"a**b\"}]}", "key 'a': wildcard 'a**b' has consecutive");
+  BAD_A("{\"a\": [{\"wildcard\": \"a\\\\b\"}]}", "a backslash may only escape * or \\");
+  BAD_A("{\"a\": [{\"wildcard\": 5}]}", "key 'a': wildcard needs a string");
+  BAD_A("{\"a\": [{\"anything-but\": {\"wildcard\": \"**\"}}]}",
+        "anything-but wildcard '**' has consecutive");
   BAD_A("{\"a\": [{\"anything-but\": {}}]}", "anything-but takes an object with one key");
   BAD_A("{\"a\": [{\"anything-but\": {\"prefix\": \"x\", \"suffix\": \"y\"}}]}",
         "anything-but takes an object with one key");
@@ -1070,6 +1124,7 @@ int main(void) {
       cmocka_unit_test(test_exact_number),
       cmocka_unit_test(test_anything_but),
       cmocka_unit_test(test_prefix_suffix_icase),
+      cmocka_unit_test(test_wildcard),
       cmocka_unit_test(test_numeric),
       cmocka_unit_test(test_exists),
       cmocka_unit_test(test_cidr),
