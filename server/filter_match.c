@@ -9,8 +9,11 @@
  * found by following the path through objects and into arrays. */
 #define _GNU_SOURCE /* memmem */
 #include <arpa/inet.h>
+#include <locale.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <wctype.h>
 
 #include <cjson/cJSON.h>
 
@@ -106,17 +109,60 @@ static int is_str(const fval_t *v) {
   return v->type == FV_STR;
 }
 
-static int eq_icase(const char *a, const char *b, size_t n) {
-  for (size_t i = 0; i < n; i++) {
-    unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
-    if (x >= 'A' && x <= 'Z')
-      x = (unsigned char)(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z')
-      y = (unsigned char)(y - 'A' + 'a');
-    if (x != y)
-      return 0;
+/* C.UTF-8's case tables (Debian's libc-bin ships the locale), loaded once;
+ * NULL when missing, and then only ASCII letters fold. */
+static locale_t case_loc;
+static pthread_once_t case_once = PTHREAD_ONCE_INIT;
+static void case_init(void) {
+  case_loc = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
+}
+
+/* The code point at s[*i] (advancing *i), or 0x110000 + the byte for one
+ * that starts no well-formed sequence: equal only to itself. */
+static uint32_t utf8_next(const char *s, size_t n, size_t *i) {
+  const unsigned char *p = (const unsigned char *)s + *i;
+  size_t left = n - *i;
+  uint32_t c = p[0];
+  uint32_t need = c >= 0xF5 ? 0 : c >= 0xF0 ? 3 : c >= 0xE0 ? 2 : c >= 0xC2 ? 1 : 0;
+  if (c >= 0x80 && (need == 0 || left <= need)) {
+    (*i)++;
+    return 0x110000u + c;
   }
-  return 1;
+  uint32_t cp = need ? c & (0x3Fu >> need) : c;
+  for (uint32_t k = 1; k <= need; k++) {
+    if ((p[k] & 0xC0) != 0x80) {
+      (*i)++;
+      return 0x110000u + c;
+    }
+    cp = cp << 6 | (p[k] & 0x3Fu);
+  }
+  *i += need + 1;
+  return cp;
+}
+
+/* SNS's equals-ignore-case: character by character, equal when the same
+ * or the same in upper or in lower case (simple case mapping, as Java's
+ * equalsIgnoreCase, which SNS's matcher uses: "ß" is not "SS"). */
+static int eq_icase(const char *a, size_t an, const char *b, size_t bn) {
+  size_t i = 0, j = 0;
+  pthread_once(&case_once, case_init);
+  while (i < an && j < bn) {
+    uint32_t x = utf8_next(a, an, &i), y = utf8_next(b, bn, &j);
+    if (x == y)
+      continue;
+    if (x > 0x10FFFFu || y > 0x10FFFFu)
+      return 0;
+    if (case_loc) {
+      if (towupper_l((wint_t)x, case_loc) == towupper_l((wint_t)y, case_loc) ||
+          towlower_l((wint_t)x, case_loc) == towlower_l((wint_t)y, case_loc))
+        continue;
+    } else if (x < 128 && y < 128 && (x | 0x20u) == (y | 0x20u) && (x | 0x20u) >= 'a' &&
+               (x | 0x20u) <= 'z') {
+      continue;
+    }
+    return 0;
+  }
+  return i == an && j == bn;
 }
 
 static int has_prefix(const fval_t *v, const char *p, size_t n) {
@@ -200,7 +246,7 @@ static int cond_match(const filter_t *f, const fcond_t *c, const fval_t *v) {
   case FOP_SUFFIX:
     return is_str(v) && has_suffix(v, s, c->len);
   case FOP_ICASE:
-    return is_str(v) && v->len == c->len && eq_icase(v->s, s, c->len);
+    return is_str(v) && eq_icase(v->s, v->len, s, c->len);
   case FOP_NUMERIC:
     return numeric_in(c, v);
   case FOP_CIDR:

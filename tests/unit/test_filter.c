@@ -266,11 +266,37 @@ static void test_prefix_suffix_icase(void **state) {
       /* an empty prefix takes every string, and only strings */
       {"{\"a\": [{\"prefix\": \"\"}]}", {{"a", "String", "x"}}, NULL, 1},
       {"{\"a\": [{\"prefix\": \"\"}]}", {{"a", "Number", "1"}}, NULL, 0},
-      /* ASCII letters fold; other bytes must be equal */
+      /* letters fold by Unicode's simple case mapping, character by character */
       {"{\"a\": [{\"equals-ignore-case\": \"\xc3\xa9t\xc3\xa9\"}]}",
        {{"a", "String", "\xc3\xa9T\xc3\xa9"}},
        NULL,
        1},
+      {"{\"a\": [{\"equals-ignore-case\": \"\xc3\xa9t\xc3\xa9\"}]}", /* "ÉTÉ" */
+       {{"a", "String", "\xc3\x89T\xc3\x89"}},
+       NULL,
+       1},
+      {"{\"a\": [{\"equals-ignore-case\": \"\xc3\xa9t\xc3\xa9\"}]}", /* "ete" */
+       {{"a", "String", "ete"}},
+       NULL,
+       0},
+      /* final sigma: σ, ς and Σ are one letter */
+      {"{\"a\": [{\"equals-ignore-case\": \"\xce\xa3\xce\xa3\"}]}",
+       {{"a", "String", "\xcf\x83\xcf\x82"}},
+       NULL,
+       1},
+      /* no expansion: "ß" is not "SS"; and a prefix is not equal */
+      {"{\"a\": [{\"equals-ignore-case\": \"stra\xc3\x9f\x65\"}]}",
+       {{"a", "String", "STRASSE"}},
+       NULL,
+       0},
+      {"{\"a\": [{\"equals-ignore-case\": \"\xc3\xa9t\xc3\xa9\"}]}",
+       {{"a", "String", "\xc3\x89T"}},
+       NULL,
+       0},
+      {"{\"a\": [{\"equals-ignore-case\": \"x\"}]}", {{"a", "String.Array", "[\"X\"]"}}, NULL, 1},
+      /* bytes that are not UTF-8 equal only themselves */
+      {"{\"a\": [{\"equals-ignore-case\": \"\xc3\xa9\"}]}", {{"a", "String", "\xc3"}}, NULL, 0},
+      {"{\"a\": [{\"equals-ignore-case\": \"\xc3\xa9\"}]}", {{"a", "String", "\xc3\x89"}}, NULL, 1},
   };
   RUN(cases);
 }
