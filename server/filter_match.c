@@ -459,29 +459,60 @@ typedef struct kpath {
   unsigned n;
 } kpath_t;
 
-static int name_is(const filter_t *f, const fkey_t *k, const char *s) {
-  return s && strlen(s) == k->name_len && memcmp(s, f->blob + k->name_off, k->name_len) == 0;
-}
+/* A body key path as one dotted name ("a.b.c" for {"a": {"b": {"c": ...}}}):
+ * SNS matches it against the body's member names joined the same way, so
+ * {"a.b": ...}, {"a": {"b": ...}} and {"a": {"b.c": ...}} all reach it. */
+typedef struct dpath {
+  const char *s;
+  size_t len;
+} dpath_t;
 
-/* Follows path->key[i..] from j, stepping into arrays, and tests the leaves
- * at the end. Sets *found if any leaf is reached. Returns 1 on a match. */
-static int walk(const filter_t *f, const kpath_t *path, unsigned i, const cJSON *j, int *found) {
-  const fkey_t *leaf = path->key[path->n - 1];
-  if (i == path->n)
+/* Follows the dotted path from s.s[q] into j, stepping into arrays: a member
+ * whose name is the path's next dot-separated part(s) is entered. Tests the
+ * leaves at the end; sets *found if any leaf is reached. 1 on a match. */
+static int walk(const filter_t *f, const fkey_t *leaf, dpath_t p, size_t q, const cJSON *j,
+                int *found) {
+  if (q > p.len)
     return leaves_match(f, leaf, j, found);
   if (cJSON_IsArray(j)) {
     for (const cJSON *e = j->child; e; e = e->next)
-      if (walk(f, path, i, e, found))
+      if (walk(f, leaf, p, q, e, found))
         return 1;
     return 0;
   }
   if (!cJSON_IsObject(j))
     return 0;
-  /* every member of that name: a body may repeat a key */
-  for (const cJSON *c = j->child; c; c = c->next)
-    if (name_is(f, path->key[i], c->string) && walk(f, path, i + 1, c, found))
+  /* every member of such a name: a body may repeat a key */
+  for (const cJSON *c = j->child; c; c = c->next) {
+    size_t nl = c->string ? strlen(c->string) : 0;
+    if (!c->string || nl > p.len - q || memcmp(c->string, p.s + q, nl) != 0)
+      continue;
+    if (q + nl == p.len ? walk(f, leaf, p, p.len + 1, c, found)
+                        : p.s[q + nl] == '.' && walk(f, leaf, p, q + nl + 1, c, found))
       return 1;
+  }
   return 0;
+}
+
+/* The path's keys joined with dots into buf (cap bytes) or a new buffer
+ * (*heap, to free). NULL when out of memory. */
+static const char *join_path(const filter_t *f, const kpath_t *path, char *buf, size_t cap,
+                             char **heap, size_t *len) {
+  size_t n = 0;
+  for (unsigned i = 0; i < path->n; i++)
+    n += path->key[i]->name_len + 1;
+  *heap = NULL;
+  if (n > cap && !(buf = *heap = malloc(n)))
+    return NULL;
+  size_t k = 0;
+  for (unsigned i = 0; i < path->n; i++) {
+    if (i)
+      buf[k++] = '.';
+    memcpy(buf + k, f->blob + path->key[i]->name_off, path->key[i]->name_len);
+    k += path->key[i]->name_len;
+  }
+  *len = k;
+  return buf;
 }
 
 static int body_node(const filter_t *f, const fnode_t *n, const cJSON *doc, kpath_t *path) {
@@ -491,8 +522,13 @@ static int body_node(const filter_t *f, const fnode_t *n, const cJSON *doc, kpat
     path->key[path->n++] = k;
     if (k->child != FKEY_LEAF)
       ok = body_node(f, &f->nodes[k->child], doc, path);
-    else
-      ok = walk(f, path, 0, doc, &found) || (!found && k->exists_false);
+    else {
+      char buf[512], *heap;
+      dpath_t p;
+      p.s = join_path(f, path, buf, sizeof buf, &heap, &p.len);
+      ok = p.s && (walk(f, k, p, 0, doc, &found) || (!found && k->exists_false));
+      free(heap);
+    }
     path->n--;
     if (!ok)
       return 0;
