@@ -498,6 +498,20 @@ static void test_create_idempotent_and_cycles(void **state) {
   assert_int_equal(broker_queue_set_attrs(f->b, qa, &upd, QA_DLQ, T0, &eb), GBX_E_DLQ_NOT_FOUND);
 }
 
+/* Sends n messages to q (made with dlq_attrs) and receives them with a 1 s
+ * visibility until its dead-letter queue holds them all. */
+static void dead_letter_all(fx_t *f, queue_t *q, int n, uint64_t *now) {
+  delivery_t d[8];
+  for (int i = 0; i < n; i++)
+    qsend(f, q, "x", -1, *now);
+  for (int round = 0; round < 3; round++) {
+    for (uint32_t got; (got = qrecv(f, q, 8, 1, *now, d)) > 0;)
+      release(d, got);
+    *now += 1000;
+    broker_tick(f->b, *now);
+  }
+}
+
 static void test_redrive(void **state) {
   fx_t *f = *state;
   queue_t *dlq = mkq(f, "dlq", NULL);
@@ -505,19 +519,7 @@ static void test_redrive(void **state) {
   delivery_t d[4];
   gbx_errbuf_t eb;
   uint64_t now = T0;
-  for (int i = 0; i < 25; i++)
-    qsend(f, q, "x", -1, now);
-  /* receive everything three times with 1 s visibility: all go to the DLQ */
-  for (int round = 0; round < 3; round++) {
-    for (;;) {
-      uint32_t n = qrecv(f, q, 4, 1, now, d);
-      release(d, n);
-      if (!n && !q->nvisible)
-        break;
-    }
-    now += 1000;
-    broker_tick(f->b, now);
-  }
+  dead_letter_all(f, q, 25, &now);
   assert_int_equal(dlq->nvisible, 25);
   assert_int_equal(broker_redrive_start(f->b, dlq, NULL, 100, now, &eb), GBX_E_OK);
   assert_int_equal(broker_redrive_start(f->b, dlq, NULL, 100, now, &eb), GBX_E_REDRIVE_RUNNING);
@@ -672,17 +674,9 @@ static void test_redrive_survives_restart(void **state) {
   fx_t *f = *state;
   queue_t *dlq = mkq(f, "dlq", NULL);
   queue_t *q = mkq(f, "src", dlq_attrs);
-  delivery_t d[8];
   gbx_errbuf_t eb;
   uint64_t now = T0;
-  for (int i = 0; i < 30; i++)
-    qsend(f, q, "x", -1, now);
-  for (int round = 0; round < 3; round++) {
-    for (uint32_t n; (n = qrecv(f, q, 8, 1, now, d)) > 0;)
-      release(d, n);
-    now += 1000;
-    broker_tick(f->b, now);
-  }
+  dead_letter_all(f, q, 30, &now);
   assert_int_equal(dlq->nvisible, 30);
   assert_int_equal(broker_redrive_start(f->b, dlq, NULL, 100, now, &eb), GBX_E_OK);
   broker_tick(f->b, now); /* 10 moved */
@@ -736,13 +730,7 @@ static void test_redrive_to_recreated_source(void **state) {
   gbx_errbuf_t eb;
   uint64_t now = T0;
   uint32_t old_qid = q->rec.qid, other_qid = other->rec.qid;
-  for (int i = 0; i < 5; i++)
-    qsend(f, q, "x", -1, now);
-  for (int round = 0; round < 3; round++) {
-    release(d, qrecv(f, q, 8, 1, now, d));
-    now += 1000;
-    broker_tick(f->b, now);
-  }
+  dead_letter_all(f, q, 5, &now);
   assert_int_equal(dlq->nvisible, 5);
   assert_int_equal(broker_queue_delete(f->b, q, now), GBX_E_OK);
   assert_int_equal(broker_queue_delete(f->b, other, now), GBX_E_OK);
