@@ -96,14 +96,14 @@ static int authorize_arn(areq_t *r, const char *action, const char *arn) {
 
 typedef struct srcs {
   areq_t *r;
-  const queue_t *denied;
+  char denied[GBX_MAX_NAME + 1]; /* the first source not allowed, "" for none */
 } srcs_t;
 
-static void check_source(void *ctx, const queue_t *src) {
+static void check_source(void *ctx, const char *src) {
   srcs_t *x = ctx;
-  if (!x->denied && !authz_allowed(x->r->s, &x->r->who, "sqs:SendMessage", AUTHZ_QUEUE, src->name,
-                                   strlen(src->name), 0))
-    x->denied = src;
+  if (!x->denied[0] &&
+      !authz_allowed(x->r->s, &x->r->who, "sqs:SendMessage", AUTHZ_QUEUE, src, strlen(src), 0))
+    snprintf(x->denied, sizeof(x->denied), "%s", src);
 }
 
 /* A move back to the source queues writes into each: all need send
@@ -111,10 +111,10 @@ static void check_source(void *ctx, const queue_t *src) {
 static int may_send_to_sources(areq_t *r, queue_t *dlq) {
   if (!r->who.p)
     return 1;
-  srcs_t x = {r, NULL};
+  srcs_t x = {r, ""};
   broker_dlq_origins(r->s->broker, dlq, check_source, &x);
-  return !x.denied ||
-         aws_authorize(r, "sqs:SendMessage", AUTHZ_QUEUE, x.denied->name, strlen(x.denied->name));
+  return !x.denied[0] ||
+         aws_authorize(r, "sqs:SendMessage", AUTHZ_QUEUE, x.denied, strlen(x.denied));
 }
 
 /* A list parameter's strings; NULL when absent. */

@@ -68,6 +68,7 @@ struct broker {
 struct grave {
   char name[GBX_MAX_NAME + 1];
   uint32_t qid;
+  uint8_t used; /* a restored message names it as its source */
 };
 
 #define J_PUT(b, cf, k, kl, v, vl)   (b)->j.put((b)->j.ctx, cf, k, kl, v, vl)
@@ -445,6 +446,7 @@ static void grave_add(broker_t *b, const char *name, uint32_t qid) {
   struct grave *g = &b->graves[b->ngraves++];
   snprintf(g->name, sizeof(g->name), "%s", name);
   g->qid = qid;
+  g->used = 0;
 }
 
 static size_t grave_key(uint8_t *k, const char *name) {
@@ -462,14 +464,29 @@ gbx_err_t broker_restore_grave(broker_t *b, const char *name, uint32_t qid) {
   return GBX_E_OK;
 }
 
+void broker_prune_graves(broker_t *b) {
+  for (uint32_t i = 0; i < b->ngraves;) {
+    if (b->graves[i].used) {
+      i++;
+      continue;
+    }
+    uint8_t k[1 + GBX_MAX_NAME];
+    J_DEL(b, STORE_CF_META, k, grave_key(k, b->graves[i].name));
+    b->graves[i] = b->graves[--b->ngraves];
+  }
+}
+
 int broker_restore_msg(broker_t *b, uint32_t qid, uint64_t seq, const idxrec_t *r, uint64_t now) {
   queue_t *q = broker_queue_by_id(b, qid);
   if (!q)
     return -1;
   if (r->src_qid) {
     queue_t *src = broker_queue_by_id(b, r->src_qid);
+    struct grave *g = src ? NULL : grave_find(b, NULL, r->src_qid);
     if (src)
       src->dl_source = 1;
+    if (g)
+      g->used = 1;
   }
   msg_t *m = xcalloc(1, sizeof(*m));
   heap_node_init(&m->hn, HK_MSG);
@@ -845,7 +862,7 @@ uint32_t broker_dlq_sources(broker_t *b, const queue_t *q, void (*cb)(void *, co
 
 typedef struct origins {
   broker_t *b;
-  void (*cb)(void *, const queue_t *);
+  void (*cb)(void *, const char *);
   void *ctx;
   uint32_t *seen, n, cap; /* distinct origins are few (at most the queues): a linear set */
 } origins_t;
@@ -866,12 +883,13 @@ static int origin_of(void *ctx, const msg_t *m) {
   }
   o->seen[o->n++] = m->src_qid;
   const queue_t *src = m->src_qid ? broker_queue_by_id(o->b, m->src_qid) : NULL;
-  if (src)
-    o->cb(o->ctx, src);
+  const struct grave *g = src || !m->src_qid ? NULL : grave_find(o->b, NULL, m->src_qid);
+  if (src || g) /* a deleted source's name too: a queue created with it receives */
+    o->cb(o->ctx, src ? src->name : g->name);
   return 0;
 }
 
-void broker_dlq_origins(broker_t *b, const queue_t *dlq, void (*cb)(void *, const queue_t *),
+void broker_dlq_origins(broker_t *b, const queue_t *dlq, void (*cb)(void *, const char *),
                         void *ctx) {
   origins_t o = {.b = b, .cb = cb, .ctx = ctx};
   queue_each(dlq, origin_of, &o);
@@ -1323,7 +1341,7 @@ static void redrive_persist(broker_t *b, const redrive_t *rd) {
 
 gbx_err_t broker_restore_redrive(broker_t *b, uint32_t qid, const redrive_rec_t *r, uint64_t now) {
   queue_t *dlq = broker_queue_by_id(b, qid);
-  if (!dlq || dlq->redrive || (r->dst_qid && r->dst_qid >= b->next_qid))
+  if (!dlq || dlq->redrive || r->dst_qid == qid || (r->dst_qid && r->dst_qid >= b->next_qid))
     return GBX_E_INTERNAL;
   redrive_t *rd = xcalloc(1, sizeof(*rd));
   heap_node_init(&rd->hn, HK_REDRIVE);

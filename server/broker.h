@@ -106,6 +106,9 @@ gbx_err_t broker_restore_queue(broker_t *b, const char *name, qrec_t *r);
  * GBX_E_INTERNAL when it clashes with a queue, another grave or the id
  * counter (a damaged store). */
 gbx_err_t broker_restore_grave(broker_t *b, const char *name, uint32_t qid);
+/* After recovery, once the journal can be written: forgets (and deletes)
+ * the graves no restored message came from, so they do not pile up. */
+void broker_prune_graves(broker_t *b);
 /* A dead-letter queue's last redrive task (META "M" + qid), after the
  * queues: a running one goes on. GBX_E_INTERNAL for an unknown queue, a
  * second task or a destination id never issued (a damaged store). */
@@ -168,9 +171,11 @@ int broker_wait(broker_t *b, queue_t *q, waiter_t *w, uint64_t deadline);
 void broker_waiter_cancel(broker_t *b, waiter_t *w);
 /* Answers every waiter with no messages (shutdown). */
 void broker_end_waits(broker_t *b);
-/* Calls cb once for each existing queue that messages now in dlq came from
- * (where a redrive without a destination moves them). O(messages in dlq). */
-void broker_dlq_origins(broker_t *b, const queue_t *dlq, void (*cb)(void *, const queue_t *),
+/* Calls cb once with the name of each queue that messages now in dlq came
+ * from (where a redrive without a destination moves them): existing ones,
+ * and deleted ones a queue created under the name would take over.
+ * O(messages in dlq). */
+void broker_dlq_origins(broker_t *b, const queue_t *dlq, void (*cb)(void *, const char *),
                         void *ctx);
 /* Ends each waiter for which verdict returns an error, answering it with that
  * error (a revoked credential, a policy that no longer allows the receive). */

@@ -16,6 +16,7 @@
 #include <cjson/cJSON.h>
 
 #include "filter_int.h"
+#include "text.h"
 
 /* Combination and key counts saturate here: far above any limit, far below
  * overflow, however the products and sums of a 256 KiB policy add up. */
@@ -714,6 +715,11 @@ filter_t *filter_compile(const char *json, size_t len, int scope, gbx_errbuf_t *
     len = 0;
   if (!utf8_valid((const unsigned char *)json, len)) {
     fail(&c, "policy is not valid UTF-8");
+    goto fail;
+  }
+  /* cJSON would end a string at it: "a\u0000" would compile as "a" */
+  if (json_has_nul(json, len)) {
+    fail(&c, "policy holds a NUL character (\\u0000)");
     goto fail;
   }
   doc = len ? cJSON_ParseWithLengthOpts(json, len, &end, 0) : NULL;

@@ -1057,14 +1057,14 @@ static void op_change_vis_batch(req_t *q) {
 
 typedef struct srcs {
   req_t *q;
-  const queue_t *denied;
+  char denied[GBX_MAX_NAME + 1]; /* the first source not allowed, "" for none */
 } srcs_t;
 
-static void check_source(void *ctx, const queue_t *src) {
+static void check_source(void *ctx, const char *src) {
   srcs_t *x = ctx;
-  if (!x->denied && !authz_allowed(x->q->s, &x->q->who, "sqs:SendMessage", AUTHZ_QUEUE, src->name,
-                                   strlen(src->name), 0))
-    x->denied = src;
+  if (!x->denied[0] &&
+      !authz_allowed(x->q->s, &x->q->who, "sqs:SendMessage", AUTHZ_QUEUE, src, strlen(src), 0))
+    snprintf(x->denied, sizeof(x->denied), "%s", src);
 }
 
 /* A move back to the source queues writes into each queue its messages
@@ -1073,10 +1073,10 @@ static void check_source(void *ctx, const queue_t *src) {
 static int may_send_to_sources(req_t *q, queue_t *dlq) {
   if (!q->who.p)
     return 1;
-  srcs_t x = {q, NULL};
+  srcs_t x = {q, ""};
   broker_dlq_origins(q->s->broker, dlq, check_source, &x);
-  return !x.denied ||
-         ops_authorize(q, "sqs:SendMessage", AUTHZ_QUEUE, x.denied->name, strlen(x.denied->name));
+  return !x.denied[0] ||
+         ops_authorize(q, "sqs:SendMessage", AUTHZ_QUEUE, x.denied, strlen(x.denied));
 }
 
 static void op_redrive_start(req_t *q) {

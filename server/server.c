@@ -492,8 +492,31 @@ static void put_version(store_batch_t *b) {
   store_batch_put(b, STORE_CF_META, "V", 1, ver, 4);
 }
 
-/* Reads the format version and the id key, creating both in a fresh store. */
-static int load_keys(server_t *s, uint8_t key[IDS_KEY_BYTES]) {
+/* Marks a store of an older format with the current one, once it was
+ * recovered and before anything of the newer format can be written: from
+ * then on an older gearboxd refuses the store instead of misreading it. A
+ * start refused before this leaves the store as it was. */
+static int upgrade_format(server_t *s, uint32_t stored) {
+  char *err = NULL;
+  if (stored == RECORDS_FORMAT)
+    return 0;
+  store_batch_t *b = store_batch_new(s->store);
+  put_version(b);
+  int r = store_write(s->store, b, 1, &err);
+  store_batch_free(b);
+  if (r != 0) {
+    LOG(LOG_ERROR, "upgrading the store format: %s", err);
+    free(err);
+    return -1;
+  }
+  LOG(LOG_INFO, "store format upgraded from version %u to %u (older gearboxd builds refuse it)",
+      stored, RECORDS_FORMAT);
+  return 0;
+}
+
+/* Reads the format version (into *stored) and the id key, creating both in
+ * a fresh store. */
+static int load_keys(server_t *s, uint8_t key[IDS_KEY_BYTES], uint32_t *stored) {
   char *v = NULL, *err = NULL;
   size_t vl = 0;
   int r = meta_get(s, "V", &v, &vl);
@@ -508,21 +531,7 @@ static int load_keys(server_t *s, uint8_t key[IDS_KEY_BYTES]) {
           ver, RECORDS_FORMAT_MIN, RECORDS_FORMAT);
       return -1;
     }
-    if (ver < RECORDS_FORMAT) {
-      /* before anything of the newer format can be written: from here on
-       * an older gearboxd refuses the store instead of misreading it */
-      store_batch_t *b = store_batch_new(s->store);
-      put_version(b);
-      r = store_write(s->store, b, 1, &err);
-      store_batch_free(b);
-      if (r != 0) {
-        LOG(LOG_ERROR, "upgrading the store format: %s", err);
-        free(err);
-        return -1;
-      }
-      LOG(LOG_INFO, "store format upgraded from version %u to %u (older gearboxd builds refuse it)",
-          ver, RECORDS_FORMAT);
-    }
+    *stored = ver;
     if ((r = meta_get(s, "K", &v, &vl)) != 1 || vl != IDS_KEY_BYTES) {
       if (r == 1)
         free(v);
@@ -839,7 +848,8 @@ int server_start(server_t *s, const server_cfg_t *cfg, uv_loop_t *loop) {
     LOG(LOG_INFO, "the store was last opened by another gearboxd: recovered it without index "
                   "insert hints first, then opened it again (once; see IDX_HINTS in "
                   "docs/ARCHITECTURE.md)");
-  if (load_keys(s, key) != 0)
+  uint32_t stored_format = RECORDS_FORMAT;
+  if (load_keys(s, key, &stored_format) != 0)
     return -1;
   s->ids = ids_new(key);
   if (!s->ids) {
@@ -870,6 +880,8 @@ int server_start(server_t *s, const server_cfg_t *cfg, uv_loop_t *loop) {
     return -1;
   if (ops_restore_principals(s) != 0)
     return -1;
+  if (upgrade_format(s, stored_format) != 0)
+    return -1;
 
   s->commit = commit_start(loop, s->store, cfg->policy, cfg->interval_ms, on_durable, s, &err);
   if (!s->commit) {
@@ -878,6 +890,7 @@ int server_start(server_t *s, const server_cfg_t *cfg, uv_loop_t *loop) {
     return -1;
   }
   commit_set_manual_kick(s->commit, 1);
+  broker_prune_graves(s->broker); /* with the first batch */
   /* One connection budget for both faces: each connection is a descriptor
    * whichever face took it, and the reserve must stay the store's. */
   fdlimit_t fl;

@@ -667,6 +667,54 @@ static broker_t *replay(fx_t *f, uint64_t now) {
   return b;
 }
 
+static size_t count_graves(fx_t *f) {
+  size_t n = 0;
+  for (size_t i = 0; i < f->rec.n; i++)
+    n += f->rec.a[i].cf == STORE_CF_META && f->rec.a[i].k[0] == 'G';
+  return n;
+}
+
+/* A grave outlives the dead letters that name it only until the next start:
+ * recovery keeps those that restored messages came from and drops the rest. */
+static void test_graves_pruned_at_start(void **state) {
+  fx_t *f = *state;
+  queue_t *dlq = mkq(f, "dlq", NULL);
+  queue_t *a = mkq(f, "a", dlq_attrs), *b = mkq(f, "b", dlq_attrs);
+  uint64_t now = T0, purged;
+  uint32_t b_qid = b->rec.qid;
+  dead_letter_all(f, a, 3, &now);
+  dead_letter_all(f, b, 2, &now);
+  assert_int_equal(dlq->nvisible, 5);
+  assert_int_equal(broker_queue_delete(f->b, a, now), GBX_E_OK);
+  assert_int_equal(broker_queue_delete(f->b, b, now), GBX_E_OK);
+  assert_int_equal(count_graves(f), 2);
+  /* b's dead letters are deleted */
+  delivery_t d[8];
+  uint32_t n = qrecv(f, dlq, 8, 30, now, d);
+  assert_int_equal(n, 5);
+  for (uint32_t i = 0; i < n; i++) {
+    char rh[IDS_RECEIPT_LEN];
+    rh_of(f, &d[i], rh);
+    if (d[i].src_qid == b_qid)
+      assert_int_equal(broker_delete(f->b, dlq, rh, sizeof(rh), now), GBX_E_OK);
+  }
+  release(d, n);
+  broker_t *b2 = replay(f, now);
+  broker_free(f->b);
+  f->b = b2;
+  broker_prune_graves(f->b);
+  assert_int_equal(count_graves(f), 1);
+  /* and with the dead-letter queue purged, none is left */
+  assert_int_equal(broker_queue_purge(f->b, broker_queue(f->b, "dlq", 3), now, &purged), GBX_E_OK);
+  b2 = replay(f, now);
+  broker_free(f->b);
+  f->b = b2;
+  broker_prune_graves(f->b);
+  assert_int_equal(count_graves(f), 0);
+  /* a name whose grave went takes a new id */
+  assert_true(mkq(f, "b", NULL)->rec.qid > b_qid);
+}
+
 /* A message move task is acknowledged: a restart in the middle (a crash
  * included, the journal being what was committed) goes on from where it
  * was, and a finished, cancelled or failed task still lists afterwards. */
@@ -717,6 +765,10 @@ static void test_redrive_survives_restart(void **state) {
     assert_false(f->rec.a[i].cf == STORE_CF_META && f->rec.a[i].k[0] == 'M');
 }
 
+static void name_of_origin(void *ctx, const char *name) {
+  snprintf(ctx, GBX_MAX_NAME + 1, "%s", name);
+}
+
 /* SQS finds a dead-lettered message's source by its ARN, that is, by name:
  * a source deleted and created again (a stack replacing its queue) gets its
  * messages back from a redrive, also across a restart. A deleted queue
@@ -738,6 +790,10 @@ static void test_redrive_to_recreated_source(void **state) {
   for (size_t i = 0; i < f->rec.n; i++)
     graves += f->rec.a[i].cf == STORE_CF_META && f->rec.a[i].k[0] == 'G';
   assert_int_equal(graves, 1); /* "src" only */
+  /* the deleted source is still an origin (permission checks of a redrive) */
+  char origin[GBX_MAX_NAME + 1] = "";
+  broker_dlq_origins(f->b, dlq, name_of_origin, origin);
+  assert_string_equal(origin, "src");
   /* with the source gone, a redrive to it fails */
   assert_int_equal(broker_redrive_start(f->b, dlq, NULL, 100, now, &eb), GBX_E_OK);
   broker_tick(f->b, now);
@@ -999,6 +1055,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_redrive_resets_retention, setup, teardown),
       cmocka_unit_test_setup_teardown(test_redrive_to_recreated_source, setup, teardown),
       cmocka_unit_test_setup_teardown(test_redrive_survives_restart, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_graves_pruned_at_start, setup, teardown),
       cmocka_unit_test_setup_teardown(test_dlq_retention_out_of_order, setup, teardown),
       cmocka_unit_test_setup_teardown(test_dead_letter_moves_bounded, setup, teardown),
       cmocka_unit_test_setup_teardown(test_waiter_served_when_room_frees, setup, teardown),

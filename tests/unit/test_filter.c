@@ -721,7 +721,7 @@ static void test_errors_json(void **state) {
   BAD_A("[\"a\"]", "policy must be a JSON object");
   BAD_A("\"a\"", "policy must be a JSON object");
   BAD_A("null", "policy must be a JSON object");
-  expect_error("{\"a\": [\"x\"]}\0", 13, FILTER_SCOPE_ATTRIBUTES, "not valid JSON");
+  expect_error("{\"a\": [\"x\"]}\0", 13, FILTER_SCOPE_ATTRIBUTES, "policy holds a NUL character");
   expect_error("{\"a\": [\"x\"]}", 12, 7, "unknown filter scope 7");
   /* NULL with no length is an empty policy, not a crash */
   gbx_errbuf_t eb = {0};
@@ -778,6 +778,8 @@ static void test_errors_operators(void **state) {
   BAD_A("{\"a\": [{\"wildcard\": \"a**b\"}]}", "key 'a': wildcard 'a**b' has consecutive");
   BAD_A("{\"a\": [{\"wildcard\": \"a\\\\b\"}]}", "a backslash may only escape * or \\");
   BAD_A("{\"a\": [{\"wildcard\": 5}]}", "key 'a': wildcard needs a string");
+  BAD_A("{\"a\": [{\"prefix\": \"a\\u0000\"}]}", "policy holds a NUL character");
+  BAD_B("{\"a\\u0000b\": [\"x\"]}", "policy holds a NUL character");
   BAD_A("{\"a\": [{\"anything-but\": {\"wildcard\": \"**\"}}]}",
         "anything-but wildcard '**' has consecutive");
   BAD_A("{\"a\": [{\"anything-but\": {}}]}", "anything-but takes an object with one key");
