@@ -1783,10 +1783,15 @@ static void sqs_change_visibility_batch(areq_t *r) {
 
 /* Task handles are base64 of {"taskId": N, "sourceArn": ARN}, as SQS's are
  * opaque base64 JSON. */
-static void make_handle(const areq_t *r, const queue_t *dlq, char *out, size_t n) {
-  char arn[200], text[320];
+/* A task's handle names its DLQ and its start ("qid-started_ms"), so the
+ * handle of a task that ended does not cancel a later one. */
+static void make_handle(const areq_t *r, queue_t *dlq, char *out, size_t n) {
+  char arn[200], text[360];
+  redrive_status_t st;
+  broker_redrive_status(r->s->broker, dlq, &st);
   queue_arn(r, dlq->name, arn, sizeof(arn));
-  snprintf(text, sizeof(text), "{\"taskId\":\"%u\",\"sourceArn\":\"%s\"}", dlq->rec.qid, arn);
+  snprintf(text, sizeof(text), "{\"taskId\":\"%u-%lld\",\"sourceArn\":\"%s\"}", dlq->rec.qid,
+           (long long)st.started_ms, arn);
   char *b = aws_b64(text, strlen(text));
   if (!b)
     abort();
@@ -1861,8 +1866,14 @@ static void sqs_cancel_move_task(areq_t *r) {
     j = cJSON_Parse((const char *)buf);
     dlq = queue_by_arn(r, aws_str(j, "sourceArn"));
     const char *tid = aws_str(j, "taskId");
-    if (dlq && (!tid || strtoul(tid, NULL, 10) != dlq->rec.qid))
-      dlq = NULL;
+    char want[48];
+    redrive_status_t st;
+    if (dlq) {
+      broker_redrive_status(r->s->broker, dlq, &st);
+      snprintf(want, sizeof(want), "%u-%lld", dlq->rec.qid, (long long)st.started_ms);
+      if (!tid || strcmp(tid, want) != 0)
+        dlq = NULL;
+    }
   }
   cJSON_Delete(j);
   uint64_t moved = 0;

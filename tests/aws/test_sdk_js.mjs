@@ -223,6 +223,26 @@ test("dead letters and message move tasks", async () => {
   assert.equal(Number(back.Attributes.ApproximateNumberOfMessages) > 0, true);
 });
 
+test("a move task's handle cancels that task only", async () => {
+  const dlq = await create("js-hdlq");
+  const src = await create("js-hsrc", { RedrivePolicy: JSON.stringify({ deadLetterTargetArn: arn("js-hdlq"), maxReceiveCount: 1 }) });
+  for (let i = 0; i < 20; i++) await send("SendMessage", { QueueUrl: src, MessageBody: "h" + i });
+  for (let i = 0; i < 20; i++) {
+    await send("ReceiveMessage", { QueueUrl: src, MaxNumberOfMessages: 10, VisibilityTimeout: 0 });
+    const n = (await send("GetQueueAttributes", { QueueUrl: dlq, AttributeNames: ["ApproximateNumberOfMessages"] }))
+      .Attributes.ApproximateNumberOfMessages;
+    if (n === "20") break;
+  }
+  const h1 = (await send("StartMessageMoveTask", { SourceArn: arn("js-hdlq"), MaxNumberOfMessagesPerSecond: 1 })).TaskHandle;
+  await send("CancelMessageMoveTask", { TaskHandle: h1 });
+  await new Promise((r) => setTimeout(r, 5)); // a later start, a later handle
+  const h2 = (await send("StartMessageMoveTask", { SourceArn: arn("js-hdlq"), MaxNumberOfMessagesPerSecond: 1 })).TaskHandle;
+  assert.notEqual(h2, h1);
+  await rejects(send("CancelMessageMoveTask", { TaskHandle: h1 }), SQS.ResourceNotFoundException);
+  const c = await send("CancelMessageMoveTask", { TaskHandle: h2 });
+  assert.ok(c.ApproximateNumberOfMessagesMoved < 20);
+});
+
 test("a source queue replaced (deleted, created again) gets its dead letters back", async () => {
   const dlq = await create("js-rdlq");
   const policy = { RedrivePolicy: JSON.stringify({ deadLetterTargetArn: arn("js-rdlq"), maxReceiveCount: 1 }) };
