@@ -1781,9 +1781,9 @@ static void sqs_change_visibility_batch(areq_t *r) {
 
 /* ---- message move tasks (the broker's redrive) ---- */
 
-/* Task handles are base64 of {"taskId": N, "sourceArn": ARN}, as SQS's are
- * opaque base64 JSON. */
-/* A task's handle names its DLQ and its start ("qid-started_ms"), so the
+/* Task handles are base64 of {"taskId": "QID-STARTED_MS", "sourceArn": ARN},
+ * as SQS's are opaque base64 JSON: the DLQ and the task's start (each task
+ * of a DLQ starts at least a millisecond after the one before), so the
  * handle of a task that ended does not cancel a later one. */
 static void make_handle(const areq_t *r, queue_t *dlq, char *out, size_t n) {
   char arn[200], text[360];

@@ -1372,13 +1372,17 @@ gbx_err_t broker_redrive_start(broker_t *b, queue_t *dlq, queue_t *dst, uint32_t
     rd = xcalloc(1, sizeof(*rd));
     dlq->redrive = rd;
   }
+  int64_t prev = rd->started_ms;
   memset(rd, 0, sizeof(*rd));
   heap_node_init(&rd->hn, HK_REDRIVE);
   rd->dlq = dlq;
   rd->dst_qid = dst ? dst->rec.qid : 0;
   rd->rate = rate;
   rd->total = dlq->nvisible;
+  /* a later task starts later, so each has its own handle (SQS) */
   rd->started_ms = broker_wall(b, now);
+  if (rd->started_ms <= prev)
+    rd->started_ms = prev + 1;
   rd->state = rd->total ? 1 : 2;
   if (rd->state == 1 && heap_insert(&b->heap, &rd->hn, now) != 0)
     abort();

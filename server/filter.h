@@ -121,4 +121,8 @@ void filter_msg_free(filter_msg_t *m);
  * the body or array counts as unparsable (no match). */
 int filter_match(const filter_t *f, filter_msg_t *m);
 
+/* 1 when equals-ignore-case folds by Unicode (C.UTF-8's case tables were
+ * found), 0 when only ASCII letters fold. */
+int filter_unicode_case(void);
+
 #endif

@@ -117,6 +117,11 @@ static void case_init(void) {
   case_loc = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
 }
 
+int filter_unicode_case(void) {
+  pthread_once(&case_once, case_init);
+  return case_loc != NULL;
+}
+
 /* The code point at s[*i] (advancing *i), or 0x110000 + the byte for one
  * that starts no well-formed sequence: equal only to itself. */
 static uint32_t utf8_next(const char *s, size_t n, size_t *i) {
@@ -125,6 +130,17 @@ static uint32_t utf8_next(const char *s, size_t n, size_t *i) {
   uint32_t c = p[0];
   uint32_t need = c >= 0xF5 ? 0 : c >= 0xF0 ? 3 : c >= 0xE0 ? 2 : c >= 0xC2 ? 1 : 0;
   if (c >= 0x80 && (need == 0 || left <= need)) {
+    (*i)++;
+    return 0x110000u + c;
+  }
+  /* no overlong forms, surrogates or values past U+10FFFF */
+  uint32_t lo = c == 0xE0   ? 0xA0
+                : c == 0xF0 ? 0x90
+                            : 0x80,
+           hi = c == 0xED   ? 0x9F
+                : c == 0xF4 ? 0x8F
+                            : 0xBF;
+  if (need && (p[1] < lo || p[1] > hi)) {
     (*i)++;
     return 0x110000u + c;
   }

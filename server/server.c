@@ -27,6 +27,7 @@
 #include <openssl/hmac.h>
 
 #include "aws_fmt.h"
+#include "filter.h"
 #include "log.h"
 #include "records.h"
 
@@ -891,6 +892,9 @@ int server_start(server_t *s, const server_cfg_t *cfg, uv_loop_t *loop) {
   }
   commit_set_manual_kick(s->commit, 1);
   broker_prune_graves(s->broker); /* with the first batch */
+  if (!filter_unicode_case())
+    LOG(LOG_WARN, "locale C.UTF-8 not found (Debian's libc-bin ships it): filter policies' "
+                  "equals-ignore-case folds ASCII letters only");
   /* One connection budget for both faces: each connection is a descriptor
    * whichever face took it, and the reserve must stay the store's. */
   fdlimit_t fl;

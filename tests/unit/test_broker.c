@@ -733,6 +733,15 @@ static void test_redrive_survives_restart(void **state) {
   assert_int_equal(st.moved, 10);
   int64_t started = st.started_ms;
   assert_true(started > 0);
+  /* a task started in the same millisecond as the one before it still
+   * starts later (its handle is its own) */
+  uint64_t moved;
+  assert_int_equal(broker_redrive_cancel(f->b, dlq, &moved), GBX_E_OK);
+  assert_int_equal(broker_redrive_start(f->b, dlq, NULL, 100, now, &eb), GBX_E_OK);
+  broker_redrive_status(f->b, dlq, &st);
+  assert_int_equal(st.started_ms, started + 1);
+  started = st.started_ms;
+  broker_tick(f->b, now); /* the new task's first step: 10 more */
   broker_t *b2 = replay(f, now + 50);
   broker_free(f->b);
   f->b = b2;
@@ -741,7 +750,7 @@ static void test_redrive_survives_restart(void **state) {
   broker_redrive_status(f->b, dlq, &st);
   assert_string_equal(st.state, "running");
   assert_int_equal(st.moved, 10);
-  assert_int_equal(st.total, 30);
+  assert_int_equal(st.total, 20); /* what the second task found */
   assert_int_equal(st.rate, 100);
   assert_int_equal(st.started_ms, started);
   assert_int_equal(broker_redrive_start(f->b, dlq, NULL, 100, now, &eb), GBX_E_REDRIVE_RUNNING);
@@ -749,7 +758,7 @@ static void test_redrive_survives_restart(void **state) {
     broker_tick(f->b, now + 50 + 100 * (uint64_t)i);
   broker_redrive_status(f->b, dlq, &st);
   assert_string_equal(st.state, "completed");
-  assert_int_equal(st.moved, 30);
+  assert_int_equal(st.moved, 20);
   assert_int_equal(q->nvisible, 30);
   assert_int_equal(dlq->count, 0);
   /* the finished task still lists after another restart */
@@ -758,7 +767,7 @@ static void test_redrive_survives_restart(void **state) {
   f->b = b2;
   broker_redrive_status(f->b, broker_queue(f->b, "dlq", 3), &st);
   assert_string_equal(st.state, "completed");
-  assert_int_equal(st.moved, 30);
+  assert_int_equal(st.moved, 20);
   /* deleting the dead-letter queue deletes its task record */
   assert_int_equal(broker_queue_delete(f->b, broker_queue(f->b, "dlq", 3), now + 1000), GBX_E_OK);
   for (size_t i = 0; i < f->rec.n; i++)

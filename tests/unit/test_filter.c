@@ -294,7 +294,9 @@ static void test_prefix_suffix_icase(void **state) {
        NULL,
        0},
       {"{\"a\": [{\"equals-ignore-case\": \"x\"}]}", {{"a", "String.Array", "[\"X\"]"}}, NULL, 1},
-      /* bytes that are not UTF-8 equal only themselves */
+      /* bytes that are not UTF-8 equal only themselves: an overlong "A" is no "a" */
+      {"{\"a\": [{\"equals-ignore-case\": \"a\"}]}", {{"a", "String", "\xe0\x81\x81"}}, NULL, 0},
+      {"{\"a\": [{\"equals-ignore-case\": \"a\"}]}", {{"a", "String", "\xc1\x81"}}, NULL, 0},
       {"{\"a\": [{\"equals-ignore-case\": \"\xc3\xa9\"}]}", {{"a", "String", "\xc3"}}, NULL, 0},
       {"{\"a\": [{\"equals-ignore-case\": \"\xc3\xa9\"}]}", {{"a", "String", "\xc3\x89"}}, NULL, 1},
   };
