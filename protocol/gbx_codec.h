@@ -44,8 +44,7 @@ void gbx_frame_put_len(uint8_t *hdr, uint32_t len);
  * the remaining bytes (an element needs at least one byte), nesting at most
  * max_depth, at most GBX_MAX_OBJECTS objects, no trailing bytes. Touches nothing outside buf; allocates nothing.
  * Returns GBX_E_OK or GBX_E_BAD_FRAME with a message in eb. */
-gbx_err_t gbx_mp_validate(const uint8_t *buf, size_t len, unsigned max_depth,
-                          gbx_errbuf_t *eb);
+gbx_err_t gbx_mp_validate(const uint8_t *buf, size_t len, unsigned max_depth, gbx_errbuf_t *eb);
 
 /* A decoded document: msgpack objects living in zone. Objects point into the
  * caller's buffer for str/bin data, so that buffer must outlive the doc. */
@@ -59,8 +58,7 @@ typedef struct gbx_doc {
  * each key present once. On success the caller must gbx_doc_free(d); on
  * failure nothing needs freeing. Zone memory is bounded by a small multiple of
  * len because validation ran first. */
-gbx_err_t gbx_doc_parse(gbx_doc_t *d, const uint8_t *buf, size_t len,
-                        gbx_errbuf_t *eb);
+gbx_err_t gbx_doc_parse(gbx_doc_t *d, const uint8_t *buf, size_t len, gbx_errbuf_t *eb);
 void gbx_doc_free(gbx_doc_t *d);
 
 /* ---- field accessors on a map object --------------------------------- */
@@ -74,27 +72,24 @@ const msgpack_object *gbx_map_get(const msgpack_object *map, const char *key);
 /* 1 if every key of map is a string and no key repeats; else 0. */
 int gbx_map_keys_unique(const msgpack_object *map);
 
-gbx_err_t gbx_get_u64(const msgpack_object *map, const char *key, int required,
-                      uint64_t min, uint64_t max, uint64_t *out, int *present,
-                      gbx_errbuf_t *eb);
-gbx_err_t gbx_get_bool(const msgpack_object *map, const char *key, int required,
-                       int *out, int *present, gbx_errbuf_t *eb);
+gbx_err_t gbx_get_u64(const msgpack_object *map, const char *key, int required, uint64_t min,
+                      uint64_t max, uint64_t *out, int *present, gbx_errbuf_t *eb);
+gbx_err_t gbx_get_bool(const msgpack_object *map, const char *key, int required, int *out,
+                       int *present, gbx_errbuf_t *eb);
 /* msgpack str only; length checked against min_len..max_len. */
-gbx_err_t gbx_get_str(const msgpack_object *map, const char *key, int required,
-                      uint32_t min_len, uint32_t max_len, const char **ptr,
-                      uint32_t *len, int *present, gbx_errbuf_t *eb);
-/* msgpack bin or str; length checked against max_len. */
-gbx_err_t gbx_get_bytes(const msgpack_object *map, const char *key, int required,
-                        uint32_t max_len, const char **ptr, uint32_t *len,
-                        int *present, gbx_errbuf_t *eb);
-/* An array of at most max items (and at least min). */
-gbx_err_t gbx_get_array(const msgpack_object *map, const char *key, int required,
-                        uint32_t min, uint32_t max, const msgpack_object_array **out,
-                        int *present, gbx_errbuf_t *eb);
-/* A map of at most max pairs with unique string keys. */
-gbx_err_t gbx_get_map(const msgpack_object *map, const char *key, int required,
-                      uint32_t max, const msgpack_object **out, int *present,
+gbx_err_t gbx_get_str(const msgpack_object *map, const char *key, int required, uint32_t min_len,
+                      uint32_t max_len, const char **ptr, uint32_t *len, int *present,
                       gbx_errbuf_t *eb);
+/* msgpack bin or str; length checked against max_len. */
+gbx_err_t gbx_get_bytes(const msgpack_object *map, const char *key, int required, uint32_t max_len,
+                        const char **ptr, uint32_t *len, int *present, gbx_errbuf_t *eb);
+/* An array of at most max items (and at least min). */
+gbx_err_t gbx_get_array(const msgpack_object *map, const char *key, int required, uint32_t min,
+                        uint32_t max, const msgpack_object_array **out, int *present,
+                        gbx_errbuf_t *eb);
+/* A map of at most max pairs with unique string keys. */
+gbx_err_t gbx_get_map(const msgpack_object *map, const char *key, int required, uint32_t max,
+                      const msgpack_object **out, int *present, gbx_errbuf_t *eb);
 
 /* ---- names and message attributes ------------------------------------ */
 
@@ -121,8 +116,8 @@ typedef struct gbx_attr {
  * (any case), no "..", not starting or ending with "."; type as above; a
  * Number value is a decimal number; values non-empty). Pointers refer into
  * obj's buffer. Returns GBX_E_OK or GBX_E_BAD_ATTRIBUTE with a message. */
-gbx_err_t gbx_attrs_decode(const msgpack_object *obj, gbx_attr_t *out,
-                           uint32_t *n, gbx_errbuf_t *eb);
+gbx_err_t gbx_attrs_decode(const msgpack_object *obj, gbx_attr_t *out, uint32_t *n,
+                           gbx_errbuf_t *eb);
 /* SQS's bounds on Number values (checked on what is sent and published,
  * not on what is stored: a record written before the check still reads). */
 #define GBX_NUMBER_MAX_DIGITS 38u

@@ -1163,26 +1163,16 @@ static void test_no_overread(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_exact_string),
-      cmocka_unit_test(test_exact_number),
-      cmocka_unit_test(test_anything_but),
-      cmocka_unit_test(test_prefix_suffix_icase),
-      cmocka_unit_test(test_wildcard),
-      cmocka_unit_test(test_numeric),
-      cmocka_unit_test(test_exists),
-      cmocka_unit_test(test_cidr),
-      cmocka_unit_test(test_and_or),
-      cmocka_unit_test(test_body),
-      cmocka_unit_test(test_body_values),
-      cmocka_unit_test(test_errors_json),
-      cmocka_unit_test(test_errors_shape),
-      cmocka_unit_test(test_errors_operators),
-      cmocka_unit_test(test_limit_keys),
-      cmocka_unit_test(test_limit_combinations),
-      cmocka_unit_test(test_limit_size),
-      cmocka_unit_test(test_parse_once),
-      cmocka_unit_test(test_api_edges),
-      cmocka_unit_test(test_no_overread),
+      cmocka_unit_test(test_exact_string), cmocka_unit_test(test_exact_number),
+      cmocka_unit_test(test_anything_but), cmocka_unit_test(test_prefix_suffix_icase),
+      cmocka_unit_test(test_wildcard),     cmocka_unit_test(test_numeric),
+      cmocka_unit_test(test_exists),       cmocka_unit_test(test_cidr),
+      cmocka_unit_test(test_and_or),       cmocka_unit_test(test_body),
+      cmocka_unit_test(test_body_values),  cmocka_unit_test(test_errors_json),
+      cmocka_unit_test(test_errors_shape), cmocka_unit_test(test_errors_operators),
+      cmocka_unit_test(test_limit_keys),   cmocka_unit_test(test_limit_combinations),
+      cmocka_unit_test(test_limit_size),   cmocka_unit_test(test_parse_once),
+      cmocka_unit_test(test_api_edges),    cmocka_unit_test(test_no_overread),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
