@@ -126,41 +126,6 @@ static void path_pop(cc_t *c, size_t old) {
   c->path[old] = '\0';
 }
 
-/* 1 if s[0..n) is well-formed UTF-8 (no overlongs, surrogates or values
- * above U+10FFFF): SNS requires the policy to be valid UTF-8. */
-static int utf8_valid(const unsigned char *s, size_t n) {
-  size_t i = 0;
-  while (i < n) {
-    unsigned char b = s[i];
-    size_t len;
-    uint32_t cp;
-    if (b < 0x80) {
-      i++;
-      continue;
-    } else if (b >= 0xc2 && b <= 0xdf) {
-      len = 2, cp = b & 0x1f;
-    } else if (b >= 0xe0 && b <= 0xef) {
-      len = 3, cp = b & 0x0f;
-    } else if (b >= 0xf0 && b <= 0xf4) {
-      len = 4, cp = b & 0x07;
-    } else {
-      return 0;
-    }
-    if (n - i < len)
-      return 0;
-    for (size_t k = 1; k < len; k++) {
-      if ((s[i + k] & 0xc0) != 0x80)
-        return 0;
-      cp = (cp << 6) | (s[i + k] & 0x3f);
-    }
-    if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-        (cp >= 0xd800 && cp <= 0xdfff))
-      return 0;
-    i += len;
-  }
-  return 1;
-}
-
 /* Operator names; an "$or" array whose objects use one of them as a key is
  * an ordinary key named "$or", as SNS's AND/OR logic page specifies. */
 static int is_operator(const char *s) {
@@ -699,7 +664,6 @@ filter_t *filter_compile(const char *json, size_t len, int scope, gbx_errbuf_t *
   cc_t c = {.scope = scope, .eb = eb};
   cJSON *doc = NULL;
   filter_t *f = NULL;
-  const char *end = NULL;
   uint64_t comb = 0, keys = 0;
   uint32_t root;
 
@@ -713,7 +677,7 @@ filter_t *filter_compile(const char *json, size_t len, int scope, gbx_errbuf_t *
   }
   if (!json)
     len = 0;
-  if (!utf8_valid((const unsigned char *)json, len)) {
+  if (!utf8_valid((const uint8_t *)json, len)) { /* SNS requires it */
     fail(&c, "policy is not valid UTF-8");
     goto fail;
   }
@@ -722,16 +686,7 @@ filter_t *filter_compile(const char *json, size_t len, int scope, gbx_errbuf_t *
     fail(&c, "policy holds a NUL character (\\u0000)");
     goto fail;
   }
-  doc = len ? cJSON_ParseWithLengthOpts(json, len, &end, 0) : NULL;
-  if (doc) {
-    /* cJSON stops at the end of the first value; only whitespace may follow */
-    for (const char *p = end; p < json + len; p++)
-      if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') {
-        cJSON_Delete(doc);
-        doc = NULL;
-        break;
-      }
-  }
+  doc = filter_json_parse(json, len);
   if (!doc) {
     fail(&c, "policy is not valid JSON");
     goto fail;

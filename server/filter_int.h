@@ -16,6 +16,8 @@
 #include <math.h>
 #include <stdint.h>
 
+#include <cjson/cJSON.h>
+
 #include "filter.h"
 
 enum filter_op {
@@ -94,5 +96,11 @@ static inline int filter_fixed(double x, int64_t *out) {
   *out = (int64_t)llround(x * FILTER_NUM_SCALE);
   return 1;
 }
+
+/* Parses text[0..len) as one JSON value with nothing but whitespace after
+ * it (cJSON stops at the end of the first value), each "\u0000" escape
+ * read as a 0xFF byte (cJSON would end the string there). The tree or NULL
+ * (filter_match.c; policies and message bodies alike). */
+cJSON *filter_json_parse(const char *text, size_t len);
 
 #endif

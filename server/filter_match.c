@@ -18,6 +18,7 @@
 #include <cjson/cJSON.h>
 
 #include "filter_int.h"
+#include "text.h"
 
 enum { BODY_UNPARSED = 0, BODY_OK = 1, BODY_BAD = 2 };
 
@@ -122,40 +123,6 @@ int filter_unicode_case(void) {
   return case_loc != NULL;
 }
 
-/* The code point at s[*i] (advancing *i), or 0x110000 + the byte for one
- * that starts no well-formed sequence: equal only to itself. */
-static uint32_t utf8_next(const char *s, size_t n, size_t *i) {
-  const unsigned char *p = (const unsigned char *)s + *i;
-  size_t left = n - *i;
-  uint32_t c = p[0];
-  uint32_t need = c >= 0xF5 ? 0 : c >= 0xF0 ? 3 : c >= 0xE0 ? 2 : c >= 0xC2 ? 1 : 0;
-  if (c >= 0x80 && (need == 0 || left <= need)) {
-    (*i)++;
-    return 0x110000u + c;
-  }
-  /* no overlong forms, surrogates or values past U+10FFFF */
-  uint32_t lo = c == 0xE0   ? 0xA0
-                : c == 0xF0 ? 0x90
-                            : 0x80,
-           hi = c == 0xED   ? 0x9F
-                : c == 0xF4 ? 0x8F
-                            : 0xBF;
-  if (need && (p[1] < lo || p[1] > hi)) {
-    (*i)++;
-    return 0x110000u + c;
-  }
-  uint32_t cp = need ? c & (0x3Fu >> need) : c;
-  for (uint32_t k = 1; k <= need; k++) {
-    if ((p[k] & 0xC0) != 0x80) {
-      (*i)++;
-      return 0x110000u + c;
-    }
-    cp = cp << 6 | (p[k] & 0x3Fu);
-  }
-  *i += need + 1;
-  return cp;
-}
-
 /* SNS's equals-ignore-case: character by character, equal when the same
  * or the same in upper or in lower case (simple case mapping, as Java's
  * equalsIgnoreCase, which SNS's matcher uses: "ß" is not "SS"). */
@@ -163,10 +130,10 @@ static int eq_icase(const char *a, size_t an, const char *b, size_t bn) {
   size_t i = 0, j = 0;
   pthread_once(&case_once, case_init);
   while (i < an && j < bn) {
-    uint32_t x = utf8_next(a, an, &i), y = utf8_next(b, bn, &j);
+    uint32_t x = utf8_next((const uint8_t *)a, an, &i), y = utf8_next((const uint8_t *)b, bn, &j);
     if (x == y)
       continue;
-    if (x > 0x10FFFFu || y > 0x10FFFFu)
+    if (x >= UTF8_MALFORMED || y >= UTF8_MALFORMED)
       return 0;
     if (case_loc) {
       if (towupper_l((wint_t)x, case_loc) == towupper_l((wint_t)y, case_loc) ||
@@ -344,9 +311,7 @@ static char *nul_escapes_replaced(const char *text, size_t len, size_t *out_len)
   return o;
 }
 
-/* Parses text[0..len) as one JSON value with nothing but whitespace after
- * it. Returns the tree or NULL. */
-static cJSON *parse_json(const char *text, size_t len) {
+cJSON *filter_json_parse(const char *text, size_t len) {
   const char *end = NULL;
   if (!text || len == 0)
     return NULL;
@@ -372,7 +337,7 @@ static cJSON *parse_json(const char *text, size_t len) {
 /* The body as a JSON object, parsed on first call; NULL if it is not one. */
 static const cJSON *body_doc(filter_msg_t *m) {
   if (m->body_state_ == BODY_UNPARSED) {
-    cJSON *doc = parse_json(m->body, m->body_len);
+    cJSON *doc = filter_json_parse(m->body, m->body_len);
     if (doc && !cJSON_IsObject(doc)) {
       cJSON_Delete(doc);
       doc = NULL;
@@ -394,7 +359,7 @@ static const cJSON *array_doc(filter_msg_t *m, uint32_t i) {
     m->arrays_json_ = cache;
   }
   if (cache[i].state == BODY_UNPARSED) {
-    cJSON *doc = parse_json(m->attrs[i].value, m->attrs[i].value_len);
+    cJSON *doc = filter_json_parse(m->attrs[i].value, m->attrs[i].value_len);
     if (doc && !cJSON_IsArray(doc)) {
       cJSON_Delete(doc);
       doc = NULL;

@@ -3,39 +3,46 @@
 
 #include <string.h>
 
+uint32_t utf8_next(const uint8_t *p, size_t n, size_t *i) {
+  const uint8_t *s = p + *i;
+  size_t left = n - *i;
+  uint32_t c = s[0];
+  uint32_t need = c >= 0xF5 ? 0 : c >= 0xF0 ? 3 : c >= 0xE0 ? 2 : c >= 0xC2 ? 1 : 0;
+  if (c >= 0x80 && (need == 0 || left <= need)) {
+    (*i)++;
+    return UTF8_MALFORMED + c;
+  }
+  /* the second byte's range rules out overlong forms, surrogates and
+   * values past U+10FFFF */
+  uint32_t lo = c == 0xE0 ? 0xA0 : c == 0xF0 ? 0x90 : 0x80;
+  uint32_t hi = c == 0xED ? 0x9F : c == 0xF4 ? 0x8F : 0xBF;
+  if (need && (s[1] < lo || s[1] > hi)) {
+    (*i)++;
+    return UTF8_MALFORMED + c;
+  }
+  uint32_t cp = need ? c & (0x3Fu >> need) : c;
+  for (uint32_t k = 1; k <= need; k++) {
+    if ((s[k] & 0xC0) != 0x80) {
+      (*i)++;
+      return UTF8_MALFORMED + c;
+    }
+    cp = cp << 6 | (s[k] & 0x3Fu);
+  }
+  *i += need + 1;
+  return cp;
+}
+
+int utf8_valid(const uint8_t *p, size_t n) {
+  for (size_t i = 0; i < n;)
+    if (utf8_next(p, n, &i) >= UTF8_MALFORMED)
+      return 0;
+  return 1;
+}
+
 int text_valid(const uint8_t *p, size_t n, uint32_t *bad) {
-  size_t i = 0;
-  while (i < n) {
-    uint32_t c = p[i], need;
-    if (c < 0x80) {
-      need = 0;
-    } else if ((c & 0xE0) == 0xC0) {
-      need = 1;
-      c &= 0x1F;
-    } else if ((c & 0xF0) == 0xE0) {
-      need = 2;
-      c &= 0x0F;
-    } else if ((c & 0xF8) == 0xF0) {
-      need = 3;
-      c &= 0x07;
-    } else {
-      *bad = 0xFFFFFFFFu;
-      return 0;
-    }
-    if (need && i + need >= n) {
-      *bad = 0xFFFFFFFFu;
-      return 0;
-    }
-    for (uint32_t k = 1; k <= need; k++) {
-      if ((p[i + k] & 0xC0) != 0x80) {
-        *bad = 0xFFFFFFFFu;
-        return 0;
-      }
-      c = (c << 6) | (p[i + k] & 0x3F);
-    }
-    /* overlong forms and surrogates are malformed UTF-8 */
-    if ((need == 1 && c < 0x80) || (need == 2 && c < 0x800) || (need == 3 && c < 0x10000) ||
-        (c >= 0xD800 && c <= 0xDFFF) || c > 0x10FFFF) {
+  for (size_t i = 0; i < n;) {
+    uint32_t c = utf8_next(p, n, &i);
+    if (c >= UTF8_MALFORMED) {
       *bad = 0xFFFFFFFFu;
       return 0;
     }
@@ -45,7 +52,6 @@ int text_valid(const uint8_t *p, size_t n, uint32_t *bad) {
       *bad = c;
       return 0;
     }
-    i += need + 1;
   }
   return 1;
 }

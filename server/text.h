@@ -12,6 +12,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* What utf8_next returns, plus the byte, for a byte that starts no
+ * well-formed sequence: above every code point, equal only to itself. */
+#define UTF8_MALFORMED 0x110000u
+/* The code point at p[*i] (i < n), advancing *i past it; or UTF8_MALFORMED
+ * + p[*i], advancing one byte, where no well-formed UTF-8 sequence starts
+ * (truncated, a stray continuation byte, an overlong form, a surrogate, a
+ * value above U+10FFFF). */
+uint32_t utf8_next(const uint8_t *p, size_t n, size_t *i);
+/* 1 if p[0..n) is well-formed UTF-8. */
+int utf8_valid(const uint8_t *p, size_t n);
 /* 1 if p[0..n) is UTF-8 made of XML 1.0 characters (#x9 #xA #xD
  * #x20-#xD7FF #xE000-#xFFFD #x10000-#x10FFFF); else 0 and *bad the first
  * offender's code point (0xFFFFFFFF for malformed UTF-8). */
