@@ -845,10 +845,6 @@ int server_start(server_t *s, const server_cfg_t *cfg, uv_loop_t *loop) {
     free(err);
     return -1;
   }
-  if (store_open_passes(s->store) > 1)
-    LOG(LOG_INFO, "the store was last opened by another gearboxd: recovered it without index "
-                  "insert hints first, then opened it again (once; see IDX_HINTS in "
-                  "docs/ARCHITECTURE.md)");
   uint32_t stored_format = RECORDS_FORMAT;
   if (load_keys(s, key, &stored_format) != 0)
     return -1;

@@ -32,6 +32,12 @@
 /* Memtable size for idx and body: large enough that a burst of sends and
  * deletes meets (and cancels) in memory before reaching L0. */
 #define STORE_MEMTABLE_BYTES ((size_t)64 << 20)
+/* idx memtables in memory at most: the one written, and two sealed ones
+ * waiting for (or in) their flush. A vector memtable is sorted by its flush,
+ * so a flush takes longer than a skip list's: with only one sealed memtable
+ * allowed, a fan-out burst stopped writes until it ended (RocksDB's LOG:
+ * "Stopping writes because we have 2 immutable memtables"). */
+#define STORE_IDX_MEMTABLES 3
 /* META holds queue records and counters: small, rarely written. */
 #define STORE_META_MEMTABLE_BYTES ((size_t)8 << 20)
 /* Flushes and compactions share two background jobs: the machine has 2 cores
@@ -64,8 +70,6 @@
 static const char *const cf_names[STORE_CF_COUNT] = {"default", "idx", "body"};
 
 struct store {
-  int idx_hints;          /* the idx family has memtable insert hints */
-  int passes;             /* opens it took: 2 when recovered without hints first */
   uint64_t recovered_seq; /* latest sequence right after the WAL recovery */
   rocksdb_t *db;
   rocksdb_column_family_handle_t *cf[STORE_CF_COUNT];
@@ -116,6 +120,9 @@ static rocksdb_options_t *db_options(const store_opts_t *opts) {
   rocksdb_options_set_wal_recovery_mode(o, STORE_WAL_RECOVERY_TOLERATE_TAIL);
   rocksdb_options_set_paranoid_checks(o, 1);
   rocksdb_options_set_max_background_jobs(o, STORE_BACKGROUND_JOBS);
+  /* idx's vector memtable takes one writer at a time (cf_options); there is
+   * one writing thread anyway (commit.c). */
+  rocksdb_options_set_allow_concurrent_memtable_write(o, 0);
   rocksdb_options_set_max_total_wal_size(o, STORE_MAX_TOTAL_WAL_BYTES);
   rocksdb_options_set_keep_log_file_num(o, STORE_KEEP_LOG_FILES);
   rocksdb_options_set_info_log_level(o, STORE_INFO_LOG_WARN);
@@ -146,28 +153,29 @@ static rocksdb_options_t *db_options(const store_opts_t *opts) {
   return n;
 }
 
-/* Memtable insert hints. Without them a skip-list insert starts from where
- * the previous one ended, and a queue's updates always miss that position (a
- * receive rewrites key k while the older entry of k sits between it and the
- * last insert; a delete likewise; fan-out interleaves 10 queues), so each
- * searches from the top: ~20-30 key comparisons, the largest cost of a
- * message (bench/RESULTS.md, "Profile"). With hints RocksDB keeps one
- * position per key prefix and walks up from it only as far as it must. The
- * prefix: an idx key's queue id and the first byte of its seq (5 bytes), a
- * body id's first byte. Memtable-only: nothing on disk changes.
+/* Memtable layout. idx is written far more than anything else (a send, a
+ * receive and a delete each write one idx record; a fan-out to 10 queues
+ * writes 10) and is read only by the scan at start-up, never by a point
+ * lookup. Its memtable is therefore RocksDB's vector: an insert appends a
+ * pointer, and the sort happens once, in the flush (on a background thread)
+ * or in the start-up scan. In a skip list every insert searched for its
+ * place: ~35% of the write thread's time under W4 even with insert hints,
+ * and the write thread is what bounds fan-out (bench/RESULTS.md, "Seventh
+ * session"). A vector memtable also keeps no insert hints, so idx range
+ * tombstones may have any bounds.
  *
- * RocksDB 7.8 shares one hint map between a family's memtable and its
- * range-tombstone memtable, so a range tombstone whose start key is in the
- * prefix domain would follow a hint into the wrong skip list and corrupt it.
- * Hence: idx range tombstones use 4-byte bounds (shorter than the prefix, so
- * outside the domain), none on body (store_batch_delete_range enforces
- * both), and a store written before (12-byte bounds in its WAL) is first
- * recovered without idx hints and flushed (store_open).
- * The C API has no setter: the option goes through the option-string parser. */
-#define STORE_IDX_HINT_PREFIX 5u
+ * body stays a skip list: it is read by point lookups (fetch.c), which a
+ * vector memtable would answer by sorting a copy of itself. Its inserts are
+ * nearly in key order (body ids grow) and get insert hints: RocksDB keeps a
+ * skip-list position per key prefix (a body id's first byte), so an insert
+ * walks up from there instead of searching from the top. RocksDB 7.8 shares
+ * one hint map between a family's memtable and its range-tombstone
+ * memtable, so a range tombstone on body would follow a hint into the wrong
+ * skip list and corrupt it: body never gets one (store_batch_delete_range
+ * enforces it). The C API has no setter: the option-string parser. */
 static const char *const cf_hint_opts[STORE_CF_COUNT] = {
     NULL,
-    "memtable_insert_with_hint_prefix_extractor=rocksdb.FixedPrefix.5",
+    NULL,
     "memtable_insert_with_hint_prefix_extractor=rocksdb.FixedPrefix.1",
 };
 
@@ -202,7 +210,7 @@ static char *flush_all(store_t *s) {
 
 /* Options of one column family; the table options are copied into the
  * factory, the cache and filter policy are reference-counted by RocksDB. */
-static rocksdb_options_t *cf_options(store_cf_t cf, rocksdb_cache_t *cache, int idx_hints) {
+static rocksdb_options_t *cf_options(store_cf_t cf, rocksdb_cache_t *cache) {
   rocksdb_options_t *o = rocksdb_options_create();
   rocksdb_block_based_table_options_t *t = rocksdb_block_based_options_create();
   rocksdb_block_based_options_set_block_cache(t, cache);
@@ -215,6 +223,8 @@ static rocksdb_options_t *cf_options(store_cf_t cf, rocksdb_cache_t *cache, int 
     break;
   case STORE_CF_IDX:
     rocksdb_options_set_write_buffer_size(o, STORE_MEMTABLE_BYTES);
+    rocksdb_options_set_memtable_vector_rep(o);
+    rocksdb_options_set_max_write_buffer_number(o, STORE_IDX_MEMTABLES);
     rocksdb_options_add_compact_on_deletion_collector_factory(o, STORE_DEL_WINDOW,
                                                               STORE_DEL_TRIGGER);
     break;
@@ -229,70 +239,13 @@ static rocksdb_options_t *cf_options(store_cf_t cf, rocksdb_cache_t *cache, int 
   }
   rocksdb_options_set_block_based_table_factory(o, t);
   rocksdb_block_based_options_destroy(t);
-  return cf == STORE_CF_IDX && !idx_hints ? o : with_insert_hints(o, cf);
+  return with_insert_hints(o, cf);
 }
 
-/* The hints marker: a file beside the store holding the CURRENT file's
- * content (the MANIFEST's name) as this binary left it after opening the
- * store with idx hints. RocksDB writes a new MANIFEST at every open, so a
- * store opened since by anything else (a binary before the hints, which may
- * have written 12-byte range tombstones into the WAL) no longer matches and
- * is recovered without hints first. */
-#define HINTS_MARKER     "IDX_HINTS"
-#define HINTS_MARKER_MAX 256
-
-/* Reads dir/name into buf (NUL-terminated, at most cap-1 bytes): its length,
- * or -1. */
-static ssize_t read_small(const char *dir, const char *name, char *buf, size_t cap) {
-  char path[PATH_MAX];
-  if (snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path)
-    return -1;
-  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0)
-    return -1;
-  ssize_t n = read(fd, buf, cap - 1);
-  close(fd);
-  if (n < 0)
-    return -1;
-  buf[n] = 0;
-  return n;
-}
-
-static int hints_marker_matches(const char *dir) {
-  char cur[HINTS_MARKER_MAX], mark[HINTS_MARKER_MAX];
-  ssize_t a = read_small(dir, "CURRENT", cur, sizeof cur);
-  ssize_t b = read_small(dir, HINTS_MARKER, mark, sizeof mark);
-  return a > 0 && a == b && memcmp(cur, mark, (size_t)a) == 0;
-}
-
-static int fsync_path(const char *path, int flags) {
-  int fd = open(path, flags | O_CLOEXEC);
-  if (fd < 0)
-    return -1;
-  int rc = fsync(fd);
-  close(fd);
-  return rc;
-}
-
-/* Writes the marker for the CURRENT of now: temporary file, fsync, rename,
- * fsync of the directory. Best effort; a stale or missing marker is safe. */
-static void hints_marker_write(const char *dir) {
-  char cur[HINTS_MARKER_MAX], tmp[PATH_MAX], path[PATH_MAX];
-  ssize_t n = read_small(dir, "CURRENT", cur, sizeof cur);
-  if (n <= 0 || snprintf(tmp, sizeof tmp, "%s/%s.tmp", dir, HINTS_MARKER) >= (int)sizeof tmp ||
-      snprintf(path, sizeof path, "%s/%s", dir, HINTS_MARKER) >= (int)sizeof path)
-    return;
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (fd < 0)
-    return;
-  int ok = write(fd, cur, (size_t)n) == n && fsync(fd) == 0;
-  ok = close(fd) == 0 && ok;
-  if (!ok || rename(tmp, path) != 0) {
-    unlink(tmp);
-    return;
-  }
-  (void)fsync_path(dir, O_RDONLY | O_DIRECTORY);
-}
+/* A file beside the store that builds which gave idx insert hints (up to
+ * 71982c4) kept; nothing reads it now. Removed, so that such a build, if
+ * run on the store again, recovers it as one it did not open last. */
+#define OLD_HINTS_MARKER "IDX_HINTS"
 
 static int has_current(const char *dir) {
   char p[PATH_MAX];
@@ -370,61 +323,21 @@ int store_open(store_t **out, const char *dir, const store_opts_t *opts, char **
                         dir));
     goto fail;
   }
-  /* An existing store may hold idx range tombstones with 12-byte bounds in
-   * its WAL (written before the insert hints, or by such a binary since),
-   * which must not be replayed into a hinted memtable: recover it without
-   * idx hints, flush idx, close, and open again with them (then nothing of
-   * idx is left to replay). Unless the hints marker says this binary opened
-   * the store last (see hints_marker_matches). */
-  char current[PATH_MAX];
-  int recover_first = !opts->no_idx_hints &&
-                      snprintf(current, sizeof current, "%s/CURRENT", dir) < (int)sizeof current &&
-                      stat(current, &st) == 0 && !hints_marker_matches(dir);
-  for (int pass = recover_first ? 0 : 1; pass < 2; pass++) {
-    int hints = pass == 1 && !opts->no_idx_hints;
-    for (int i = 0; i < STORE_CF_COUNT; i++) {
-      if (cfo[i])
-        rocksdb_options_destroy(cfo[i]);
-      cfo[i] = cf_options((store_cf_t)i, s->cache, hints);
-    }
-    s->db = rocksdb_open_column_families(dbo, dir, STORE_CF_COUNT, cf_names,
-                                         (const rocksdb_options_t *const *)cfo, s->cf, &rerr);
-    if (rerr || !s->db) {
-      set_err(err, errmsg(rerr, "cannot open store in %s", dir));
-      rerr = NULL;
-      s->db = NULL;
-      goto fail;
-    }
-    s->passes++;
-    /* What the WAL recovery found, before a flush and reopen: the reopen
-     * reports only the largest sequence left in the files, lower when the
-     * last writes cancelled out in the flush (a body put + SingleDelete). */
-    if (s->passes == 1) {
-      s->recovered_seq = rocksdb_get_latest_sequence_number(s->db);
-      /* before anything flushes: see store_opts_t.recovered */
-      if (opts->recovered && opts->recovered(opts->recovered_ud, s->recovered_seq, err) != 0)
-        goto fail;
-    }
-    if (pass == 1) {
-      s->idx_hints = hints;
-      break;
-    }
-    rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
-    rocksdb_flushoptions_set_wait(fo, 1);
-    rocksdb_flush_cf(s->db, fo, s->cf[STORE_CF_IDX], &rerr);
-    rocksdb_flushoptions_destroy(fo);
-    for (int i = 0; i < STORE_CF_COUNT; i++) {
-      rocksdb_column_family_handle_destroy(s->cf[i]);
-      s->cf[i] = NULL;
-    }
-    rocksdb_close(s->db);
+  for (int i = 0; i < STORE_CF_COUNT; i++)
+    cfo[i] = cf_options((store_cf_t)i, s->cache);
+  s->db = rocksdb_open_column_families(dbo, dir, STORE_CF_COUNT, cf_names,
+                                       (const rocksdb_options_t *const *)cfo, s->cf, &rerr);
+  if (rerr || !s->db) {
+    set_err(err, errmsg(rerr, "cannot open store in %s", dir));
+    rerr = NULL;
     s->db = NULL;
-    if (rerr) {
-      set_err(err, errmsg(rerr, "cannot open store in %s: flushing the recovered index", dir));
-      rerr = NULL;
-      goto fail;
-    }
+    goto fail;
   }
+  /* What the WAL recovery found, checked before anything flushes: see
+   * store_opts_t.recovered. */
+  s->recovered_seq = rocksdb_get_latest_sequence_number(s->db);
+  if (opts->recovered && opts->recovered(opts->recovered_ud, s->recovered_seq, err) != 0)
+    goto fail;
   /* Now that the recovered sequence was checked, flush what the recovery
    * kept in memory, as RocksDB would have at open: the kept WAL would
    * otherwise be replayed again at every start after a crash. */
@@ -433,11 +346,10 @@ int store_open(store_t **out, const char *dir, const store_opts_t *opts, char **
     rerr = NULL;
     goto fail;
   }
-  /* Every open writes a new MANIFEST and points CURRENT at it: note which,
-   * so the next start can tell that no other binary opened it since. A
-   * failure only costs the next start its fast path. */
-  if (s->idx_hints)
-    hints_marker_write(dir);
+  char old_marker[PATH_MAX];
+  if (snprintf(old_marker, sizeof old_marker, "%s/%s", dir, OLD_HINTS_MARKER) <
+      (int)sizeof old_marker)
+    (void)unlink(old_marker);
   s->wo_sync = rocksdb_writeoptions_create();
   rocksdb_writeoptions_set_sync(s->wo_sync, 1);
   s->wo_nosync = rocksdb_writeoptions_create();
@@ -540,10 +452,9 @@ void store_batch_single_delete(store_batch_t *b, store_cf_t cf, const void *k, s
 
 void store_batch_delete_range(store_batch_t *b, store_cf_t cf, const void *start, size_t sl,
                               const void *end, size_t el) {
-  /* A range tombstone in a family's hint domain would corrupt its memtable
-   * (see cf_hint_opts): a caller's bug, refused before it reaches RocksDB. */
-  if (cf == STORE_CF_BODY || (cf == STORE_CF_IDX && b->s->idx_hints &&
-                              (sl >= STORE_IDX_HINT_PREFIX || el >= STORE_IDX_HINT_PREFIX))) {
+  /* A range tombstone on body would corrupt its hinted memtable (see
+   * cf_hint_opts): a caller's bug, refused before it reaches RocksDB. */
+  if (cf == STORE_CF_BODY) {
     fprintf(stderr, "store: range tombstone refused on column family %d\n", (int)cf);
     abort();
   }
@@ -724,6 +635,3 @@ uint64_t store_recovered_seq(const store_t *s) {
   return s->recovered_seq;
 }
 
-int store_open_passes(const store_t *s) {
-  return s->passes;
-}

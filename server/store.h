@@ -26,9 +26,6 @@ typedef enum store_cf {
 typedef struct store_opts {
   size_t block_cache_bytes; /* 0: a sensible default (64 MiB) */
   int create_if_missing;    /* 1: create an empty store */
-  int no_idx_hints;         /* 1: no idx memtable insert hints (tests: a store
-                               as written before them; 12-byte idx range
-                               tombstones allowed) */
   /* Called once, right after RocksDB recovered the store and before
    * anything is flushed, with the latest sequence it recovered (what the
    * clean-stop check compares). Non-zero (with *err malloc'd) fails the
@@ -67,9 +64,9 @@ void store_batch_put(store_batch_t *b, store_cf_t cf, const void *k, size_t kl, 
 void store_batch_delete(store_batch_t *b, store_cf_t cf, const void *k, size_t kl);
 /* For keys written exactly once (bodies): cheaper tombstones. */
 void store_batch_single_delete(store_batch_t *b, store_cf_t cf, const void *k, size_t kl);
-/* Deletes [start, end) in one range tombstone (purge, queue deletion). Only
- * on STORE_CF_IDX with bounds shorter than 5 bytes (memtable insert hints,
- * see store.c); anything else is a caller's bug and aborts. */
+/* Deletes [start, end) in one range tombstone (purge, queue deletion). Not
+ * on STORE_CF_BODY (its memtable insert hints, see store.c): that is a
+ * caller's bug and aborts. */
 void store_batch_delete_range(store_batch_t *b, store_cf_t cf, const void *start, size_t sl,
                               const void *end, size_t el);
 
@@ -112,11 +109,8 @@ int store_checkpoint(store_t *s, const char *dir, char **err);
 /* RocksDB's latest sequence number (each written operation takes one). */
 uint64_t store_latest_seq(store_t *s);
 /* The latest sequence number the open recovered from the WAL, before
- * anything was written: what a clean stop's sequence is checked against
- * (store_latest_seq may be lower after store_open's flush and reopen). */
+ * anything was written: what a clean stop's sequence is checked against. */
 uint64_t store_recovered_seq(const store_t *s);
-/* 1, or 2 when store_open recovered without idx hints first (tests). */
-int store_open_passes(const store_t *s);
 /* Approximate bytes on disk: all SST files of the three column families plus
  * the WAL (*.log) files. For stats; does a directory scan, not per request. */
 uint64_t store_disk_bytes(store_t *s);
