@@ -36,8 +36,8 @@
 #define RECORDS_FORMAT     2u
 #define RECORDS_FORMAT_MIN 1u
 #define IDX_KEY_LEN        12u
-/* Bounds of a queue's index range tombstone: shorter than any idx key, so
- * they stay out of the idx family's memtable insert hints (store.c). */
+/* Bounds of a queue's index range tombstone: the queue id alone, shorter
+ * than any idx key, so one range [qid, qid+1) covers the whole queue. */
 #define IDX_RANGE_KEY_LEN 4u
 #define BODY_KEY_LEN      8u
 #define IDX_REC_LEN       62u

@@ -32,11 +32,11 @@
 /* Memtable size for idx and body: large enough that a burst of sends and
  * deletes meets (and cancels) in memory before reaching L0. */
 #define STORE_MEMTABLE_BYTES ((size_t)64 << 20)
-/* idx memtables in memory at most: the one written, and two sealed ones
- * waiting for (or in) their flush. A vector memtable is sorted by its flush,
- * so a flush takes longer than a skip list's: with only one sealed memtable
- * allowed, a fan-out burst stopped writes until it ended (RocksDB's LOG:
- * "Stopping writes because we have 2 immutable memtables"). */
+/* Sealed idx memtables waiting for (or in) their flush before RocksDB stops
+ * writes. A vector memtable is sorted by its flush, so a flush takes longer
+ * than a skip list's: with RocksDB's default of 2, a fan-out burst stopped
+ * writes until it ended (its LOG: "Stopping writes because we have 2
+ * immutable memtables"). */
 #define STORE_IDX_MEMTABLES 3
 /* META holds queue records and counters: small, rarely written. */
 #define STORE_META_MEMTABLE_BYTES ((size_t)8 << 20)
@@ -156,9 +156,9 @@ static rocksdb_options_t *db_options(const store_opts_t *opts) {
 /* Memtable layout. idx is written far more than anything else (a send, a
  * receive and a delete each write one idx record; a fan-out to 10 queues
  * writes 10) and is read only by the scan at start-up, never by a point
- * lookup. Its memtable is therefore RocksDB's vector: an insert appends a
- * pointer, and the sort happens once, in the flush (on a background thread)
- * or in the start-up scan. In a skip list every insert searched for its
+ * lookup (which reads files: store_open flushes first). Its memtable is
+ * therefore RocksDB's vector: an insert appends a pointer, and the sort
+ * happens once, in the flush, on a background thread. In a skip list every insert searched for its
  * place: ~35% of the write thread's time under W4 even with insert hints,
  * and the write thread is what bounds fan-out (bench/RESULTS.md, "Seventh
  * session"). A vector memtable also keeps no insert hints, so idx range
@@ -634,4 +634,3 @@ uint64_t store_latest_seq(store_t *s) {
 uint64_t store_recovered_seq(const store_t *s) {
   return s->recovered_seq;
 }
-

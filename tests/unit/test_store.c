@@ -657,15 +657,51 @@ static void expect_idx(store_t *s, uint64_t lo1, uint64_t hi1) {
   }
 }
 
-/* idx's vector memtable (store.c) is sorted only when read: a scan must see
- * each key's last write, with rewrites of the same keys and range
- * tombstones (12-byte bounds, as stores before 4-byte ones wrote, and
- * 4-byte) interleaved in one batch, both from the live memtable and after
- * a replay of the WAL into a new one; and the old insert-hints marker is
- * removed at open. */
+/* The memtable_factory line of column family cf in the newest OPTIONS file
+ * RocksDB wrote in dir, into out. */
+static void memtable_factory(const char *dir, const char *cf, char *out, size_t cap) {
+  DIR *d = opendir(dir);
+  assert_non_null(d);
+  unsigned long best = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    unsigned long n;
+    if (sscanf(e->d_name, "OPTIONS-%lu", &n) == 1 && n > best)
+      best = n;
+  }
+  closedir(d);
+  assert_true(best > 0);
+  char path[512], line[512], section[128];
+  snprintf(path, sizeof path, "%s/OPTIONS-%06lu", dir, best);
+  snprintf(section, sizeof section, "[CFOptions \"%s\"]", cf);
+  FILE *fp = fopen(path, "r");
+  assert_non_null(fp);
+  int in = 0;
+  out[0] = 0;
+  while (fgets(line, sizeof line, fp)) {
+    if (line[0] == '[')
+      in = strncmp(line, section, strlen(section)) == 0;
+    const char *v = strstr(line, "memtable_factory=");
+    if (in && v)
+      snprintf(out, cap, "%s", v + strlen("memtable_factory="));
+  }
+  fclose(fp);
+}
+
+/* idx's memtable is RocksDB's vector, sorted only when read (store.c), and
+ * body's a skip list. A scan must see each key's last write, with rewrites
+ * of the same keys and range tombstones (12-byte bounds, as stores before
+ * 4-byte ones wrote, and 4-byte) interleaved in one batch: from the live
+ * memtable, after a replay of the WAL (then flushed by the open) and from
+ * the files. The old insert-hints marker is removed at open. */
 static void test_idx_memtable_and_range_tombstones(void **state) {
   fixture_t *f = *state;
   f->s = open_ok(f->db, 1);
+  char factory[256];
+  memtable_factory(f->db, "idx", factory, sizeof factory);
+  assert_non_null(strstr(factory, "VectorRepFactory"));
+  memtable_factory(f->db, "body", factory, sizeof factory);
+  assert_non_null(strstr(factory, "SkipListFactory"));
   store_batch_t *b = store_batch_new(f->s);
   for (uint64_t x = 200; x >= 1; x--) /* out of key order */
     qput(b, 1, x, "sent");
