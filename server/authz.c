@@ -130,6 +130,27 @@ int authz_allowed(server_t *s, const authz_who_t *who, const char *action, authz
   return 0;
 }
 
+typedef struct sources {
+  server_t *s;
+  const authz_who_t *who;
+  char *denied; /* GBX_MAX_NAME + 1 bytes: the first source not allowed, "" for none */
+} sources_t;
+
+static void check_source(void *ctx, const char *src) {
+  sources_t *x = ctx;
+  if (!x->denied[0] &&
+      !authz_allowed(x->s, x->who, "sqs:SendMessage", AUTHZ_QUEUE, src, strlen(src), 0))
+    snprintf(x->denied, GBX_MAX_NAME + 1, "%s", src);
+}
+
+void authz_source_denied(server_t *s, const authz_who_t *who, const queue_t *dlq,
+                         char denied[GBX_MAX_NAME + 1]) {
+  denied[0] = 0;
+  if (!who || !who->p) return;
+  sources_t x = {s, who, denied};
+  broker_dlq_origins(s->broker, dlq, check_source, &x);
+}
+
 void authz_audit_auth(const char *face, const char *key, const char *addr, const char *why) {
   /* the key is the peer's text: only key characters reach the log, so a
    * newline cannot forge a log line */

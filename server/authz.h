@@ -9,8 +9,10 @@
 #include <stddef.h>
 
 #include "auth.h"
+#include "gbx_limits.h"
 
 struct server;
+struct queue;
 typedef struct authz authz_t;
 
 typedef enum { AUTHZ_SERVER = 0, AUTHZ_QUEUE = 1, AUTHZ_TOPIC = 2 } authz_kind_t;
@@ -32,6 +34,13 @@ void authz_forget(authz_t *z);
  * addr=...". name is literal: it is never read as a pattern. */
 int authz_allowed(struct server *s, const authz_who_t *who, const char *action, authz_kind_t kind,
                   const char *name, size_t nl, int audit);
+/* A redrive to the sources writes into each queue that messages now in dlq
+ * came from (broker_dlq_origins), so each needs sqs:SendMessage: the name of
+ * the first one who may not send to into denied, or "" when who may send
+ * to all. No audit line: the caller asks again for the denied one, with
+ * its face's own error. */
+void authz_source_denied(struct server *s, const authz_who_t *who, const struct queue *dlq,
+                         char denied[GBX_MAX_NAME + 1]);
 /* Writes the resource's ARN (arn:aws:sqs|sns:REGION:ACCOUNT:name, or
  * arn:aws:gearbox:REGION:ACCOUNT:server) into buf. */
 void authz_arn(const struct server *s, authz_kind_t kind, const char *name, size_t nl, char *buf,

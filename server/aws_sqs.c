@@ -94,27 +94,14 @@ static int authorize_arn(areq_t *r, const char *action, const char *arn) {
   return aws_authorize(r, action, AUTHZ_QUEUE, name, nl);
 }
 
-typedef struct srcs {
-  areq_t *r;
-  char denied[GBX_MAX_NAME + 1]; /* the first source not allowed, "" for none */
-} srcs_t;
-
-static void check_source(void *ctx, const char *src) {
-  srcs_t *x = ctx;
-  if (!x->denied[0] &&
-      !authz_allowed(x->r->s, &x->r->who, "sqs:SendMessage", AUTHZ_QUEUE, src, strlen(src), 0))
-    snprintf(x->denied, sizeof(x->denied), "%s", src);
-}
-
 /* A move back to the source queues writes into each: all need send
  * permission. 1, or 0 after answering r. */
 static int may_send_to_sources(areq_t *r, queue_t *dlq) {
   if (!r->who.p)
     return 1;
-  srcs_t x = {r, ""};
-  broker_dlq_origins(r->s->broker, dlq, check_source, &x);
-  return !x.denied[0] ||
-         aws_authorize(r, "sqs:SendMessage", AUTHZ_QUEUE, x.denied, strlen(x.denied));
+  char denied[GBX_MAX_NAME + 1];
+  authz_source_denied(r->s, &r->who, dlq, denied);
+  return !denied[0] || aws_authorize(r, "sqs:SendMessage", AUTHZ_QUEUE, denied, strlen(denied));
 }
 
 /* A list parameter's strings; NULL when absent. */
@@ -1781,17 +1768,23 @@ static void sqs_change_visibility_batch(areq_t *r) {
 
 /* ---- message move tasks (the broker's redrive) ---- */
 
+#define TASK_ID_MAX 32 /* "4294967295-" and a signed 64-bit number */
+/* The id of dlq's last task, QID-STARTED_MS, into out (TASK_ID_MAX bytes). */
+static void task_id(const areq_t *r, queue_t *dlq, char out[TASK_ID_MAX]) {
+  redrive_status_t st;
+  broker_redrive_status(r->s->broker, dlq, &st);
+  snprintf(out, TASK_ID_MAX, "%u-%lld", dlq->rec.qid, (long long)st.started_ms);
+}
+
 /* Task handles are base64 of {"taskId": "QID-STARTED_MS", "sourceArn": ARN},
  * as SQS's are opaque base64 JSON: the DLQ and the task's start (each task
  * of a DLQ starts at least a millisecond after the one before), so the
  * handle of a task that ended does not cancel a later one. */
 static void make_handle(const areq_t *r, queue_t *dlq, char *out, size_t n) {
-  char arn[200], text[360];
-  redrive_status_t st;
-  broker_redrive_status(r->s->broker, dlq, &st);
+  char arn[200], text[360], id[TASK_ID_MAX];
+  task_id(r, dlq, id);
   queue_arn(r, dlq->name, arn, sizeof(arn));
-  snprintf(text, sizeof(text), "{\"taskId\":\"%u-%lld\",\"sourceArn\":\"%s\"}", dlq->rec.qid,
-           (long long)st.started_ms, arn);
+  snprintf(text, sizeof(text), "{\"taskId\":\"%s\",\"sourceArn\":\"%s\"}", id, arn);
   char *b = aws_b64(text, strlen(text));
   if (!b)
     abort();
@@ -1866,11 +1859,9 @@ static void sqs_cancel_move_task(areq_t *r) {
     j = cJSON_Parse((const char *)buf);
     dlq = queue_by_arn(r, aws_str(j, "sourceArn"));
     const char *tid = aws_str(j, "taskId");
-    char want[48];
-    redrive_status_t st;
+    char want[TASK_ID_MAX];
     if (dlq) {
-      broker_redrive_status(r->s->broker, dlq, &st);
-      snprintf(want, sizeof(want), "%u-%lld", dlq->rec.qid, (long long)st.started_ms);
+      task_id(r, dlq, want);
       if (!tid || strcmp(tid, want) != 0)
         dlq = NULL;
     }

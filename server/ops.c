@@ -1055,28 +1055,15 @@ static void op_change_vis_batch(req_t *q) {
 
 /* ---- redrive ---- */
 
-typedef struct srcs {
-  req_t *q;
-  char denied[GBX_MAX_NAME + 1]; /* the first source not allowed, "" for none */
-} srcs_t;
-
-static void check_source(void *ctx, const char *src) {
-  srcs_t *x = ctx;
-  if (!x->denied[0] &&
-      !authz_allowed(x->q->s, &x->q->who, "sqs:SendMessage", AUTHZ_QUEUE, src, strlen(src), 0))
-    snprintf(x->denied, sizeof(x->denied), "%s", src);
-}
-
 /* A move back to the source queues writes into each queue its messages
  * came from: every one needs send permission. 1, or 0 after replying
  * access_denied. */
 static int may_send_to_sources(req_t *q, queue_t *dlq) {
   if (!q->who.p)
     return 1;
-  srcs_t x = {q, ""};
-  broker_dlq_origins(q->s->broker, dlq, check_source, &x);
-  return !x.denied[0] ||
-         ops_authorize(q, "sqs:SendMessage", AUTHZ_QUEUE, x.denied, strlen(x.denied));
+  char denied[GBX_MAX_NAME + 1];
+  authz_source_denied(q->s, &q->who, dlq, denied);
+  return !denied[0] || ops_authorize(q, "sqs:SendMessage", AUTHZ_QUEUE, denied, strlen(denied));
 }
 
 static void op_redrive_start(req_t *q) {
