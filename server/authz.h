@@ -35,10 +35,10 @@ void authz_forget(authz_t *z);
 int authz_allowed(struct server *s, const authz_who_t *who, const char *action, authz_kind_t kind,
                   const char *name, size_t nl, int audit);
 /* A redrive to the sources writes into each queue that messages now in dlq
- * came from (broker_dlq_origins), so each needs sqs:SendMessage: the name of
- * the first one who may not send to into denied, or "" when who may send
- * to all. No audit line: the caller asks again for the denied one, with
- * its face's own error. */
+ * came from (broker_dlq_origins), so each needs sqs:SendMessage. Writes
+ * into denied the name of the first such queue who may not send to, or ""
+ * when who may send to all. No audit line: the caller asks again for the
+ * denied one, with its face's own error. */
 void authz_source_denied(struct server *s, const authz_who_t *who, const struct queue *dlq,
                          char denied[GBX_MAX_NAME + 1]);
 /* Writes the resource's ARN (arn:aws:sqs|sns:REGION:ACCOUNT:name, or

@@ -155,14 +155,14 @@ static rocksdb_options_t *db_options(const store_opts_t *opts) {
 
 /* Memtable layout. idx is written far more than anything else (a send, a
  * receive and a delete each write one idx record; a fan-out to 10 queues
- * writes 10) and is read only by the scan at start-up, never by a point
- * lookup (which reads files: store_open flushes first). Its memtable is
+ * writes 10) and is read only by the scan at start-up (which reads files:
+ * store_open flushes first), never by a point lookup. Its memtable is
  * therefore RocksDB's vector: an insert appends a pointer, and the sort
- * happens once, in the flush, on a background thread. In a skip list every insert searched for its
- * place: ~35% of the write thread's time under W4 even with insert hints,
- * and the write thread is what bounds fan-out (bench/RESULTS.md, "Seventh
- * session"). A vector memtable also keeps no insert hints, so idx range
- * tombstones may have any bounds.
+ * happens once, in the flush, on a background thread. In a skip list
+ * every insert searched for its place: ~35% of the write thread's time
+ * under W4 even with insert hints, and the write thread was what bound
+ * fan-out (bench/RESULTS.md, "Seventh session"). A vector memtable keeps no
+ * insert hints, so idx range tombstones may have any bounds.
  *
  * body stays a skip list: it is read by point lookups (fetch.c), which a
  * vector memtable would answer by sorting a copy of itself. Its inserts are
