@@ -37,8 +37,8 @@ int authz_allowed(struct server *s, const authz_who_t *who, const char *action, 
 /* A redrive to the sources writes into each queue that messages now in dlq
  * came from (broker_dlq_origins), so each needs sqs:SendMessage. Writes
  * into denied the name of the first such queue who may not send to, or ""
- * when who may send to all. No audit line: the caller asks again for the
- * denied one, with its face's own error. */
+ * when who may send to all (or authentication is off). No audit line: the
+ * caller asks again for the denied one, with its face's own error. */
 void authz_source_denied(struct server *s, const authz_who_t *who, const struct queue *dlq,
                          char denied[GBX_MAX_NAME + 1]);
 /* Writes the resource's ARN (arn:aws:sqs|sns:REGION:ACCOUNT:name, or

@@ -97,8 +97,6 @@ static int authorize_arn(areq_t *r, const char *action, const char *arn) {
 /* A move back to the source queues writes into each: all need send
  * permission. 1, or 0 after answering r. */
 static int may_send_to_sources(areq_t *r, queue_t *dlq) {
-  if (!r->who.p)
-    return 1;
   char denied[GBX_MAX_NAME + 1];
   authz_source_denied(r->s, &r->who, dlq, denied);
   return !denied[0] || aws_authorize(r, "sqs:SendMessage", AUTHZ_QUEUE, denied, strlen(denied));
@@ -1770,7 +1768,7 @@ static void sqs_change_visibility_batch(areq_t *r) {
 
 #define TASK_ID_MAX 32 /* "4294967295-" and a signed 64-bit number */
 /* The id of dlq's last task, QID-STARTED_MS, into out (TASK_ID_MAX bytes). */
-static void task_id(const areq_t *r, queue_t *dlq, char out[TASK_ID_MAX]) {
+static void task_id(const areq_t *r, const queue_t *dlq, char out[TASK_ID_MAX]) {
   redrive_status_t st;
   broker_redrive_status(r->s->broker, dlq, &st);
   snprintf(out, TASK_ID_MAX, "%u-%lld", dlq->rec.qid, (long long)st.started_ms);
@@ -1780,7 +1778,7 @@ static void task_id(const areq_t *r, queue_t *dlq, char out[TASK_ID_MAX]) {
  * as SQS's are opaque base64 JSON: the DLQ and the task's start (each task
  * of a DLQ starts at least a millisecond after the one before), so the
  * handle of a task that ended does not cancel a later one. */
-static void make_handle(const areq_t *r, queue_t *dlq, char *out, size_t n) {
+static void make_handle(const areq_t *r, const queue_t *dlq, char *out, size_t n) {
   char arn[200], text[360], id[TASK_ID_MAX];
   task_id(r, dlq, id);
   queue_arn(r, dlq->name, arn, sizeof(arn));

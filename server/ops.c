@@ -1059,8 +1059,6 @@ static void op_change_vis_batch(req_t *q) {
  * came from: every one needs send permission. 1, or 0 after replying
  * access_denied. */
 static int may_send_to_sources(req_t *q, queue_t *dlq) {
-  if (!q->who.p)
-    return 1;
   char denied[GBX_MAX_NAME + 1];
   authz_source_denied(q->s, &q->who, dlq, denied);
   return !denied[0] || ops_authorize(q, "sqs:SendMessage", AUTHZ_QUEUE, denied, strlen(denied));
