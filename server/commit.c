@@ -250,6 +250,17 @@ static void post_sync(commit_t *c, int st, char *err, uint64_t target, uint64_t 
   free(err);
 }
 
+/* Wakes whoever waits for a posted result (and the sync thread for a
+ * written batch) with mu unlocked: a thread woken while mu is held would
+ * block on it at once and need a second wake-up when it is released. The
+ * state the woken thread checks was changed under mu, so no wake-up is lost. */
+static void wake(commit_t *c, int sync) {
+  if (sync)
+    uv_cond_signal(&c->cv_sync);
+  uv_cond_signal(&c->cv_done);
+  uv_async_send(&c->async);
+}
+
 static void writer_main(void *arg) {
   commit_t *c = arg;
   uv_mutex_lock(&c->mu);
@@ -265,6 +276,7 @@ static void writer_main(void *arg) {
     uv_mutex_unlock(&c->mu);
     uint64_t t0 = uv_hrtime();
     wresult_t r = run_write(c, b, no, refused, fault);
+    int wake_sync = 0;
     uv_mutex_lock(&c->mu);
     if (r.status) {
       c->broken = 1;
@@ -292,13 +304,14 @@ static void writer_main(void *arg) {
         uv_mutex_lock(&c->mu);
         post_sync(c, st, err, no, ut0, t1);
       } else {
-        uv_cond_signal(&c->cv_sync);
+        wake_sync = 1;
       }
     }
     c->job_write = 0;
     c->res_write = r;
-    uv_cond_signal(&c->cv_done);
-    uv_async_send(&c->async);
+    uv_mutex_unlock(&c->mu);
+    wake(c, wake_sync);
+    uv_mutex_lock(&c->mu);
   }
   uv_mutex_unlock(&c->mu);
 }
@@ -339,8 +352,9 @@ static void syncer_main(void *arg) {
     uint64_t t1 = uv_hrtime();
     uv_mutex_lock(&c->mu);
     post_sync(c, st, err, target, t0, t1);
-    uv_cond_signal(&c->cv_done);
-    uv_async_send(&c->async);
+    uv_mutex_unlock(&c->mu);
+    wake(c, 0);
+    uv_mutex_lock(&c->mu);
   }
   uv_mutex_unlock(&c->mu);
 }
@@ -482,8 +496,8 @@ static void queue_sync(commit_t *c) {
   c->sync_in_flight = 1;
   uv_mutex_lock(&c->mu);
   c->job_sync = 1;
-  uv_cond_signal(&c->cv_sync);
   uv_mutex_unlock(&c->mu);
+  uv_cond_signal(&c->cv_sync); /* unlocked: see wake() */
   update_ref(c);
 }
 
@@ -655,8 +669,8 @@ void commit_kick(commit_t *c) {
   c->job_batch = b;
   c->job_no = c->flight_no;
   c->job_write = 1;
-  uv_cond_signal(&c->cv_write);
   uv_mutex_unlock(&c->mu);
+  uv_cond_signal(&c->cv_write); /* unlocked: see wake() */
   update_ref(c);
 }
 
