@@ -13,12 +13,15 @@ struct ids {
   EVP_CIPHER_CTX *idc;  /* AES-128-ECB, message ids */
   EVP_CIPHER_CTX *idd;  /* the same key, decrypting: ids back to counters */
   EVP_CIPHER_CTX *macc; /* AES-128-ECB, receipt tags */
+  uint8_t b64d[256];    /* base64url digit value + 1; 0: not a digit */
 };
 
 #define RECEIPT_VERSION 1u
 #define RECEIPT_FIELDS 17u /* version 1 + qid 4 + seq 8 + rc 4 */
 #define RECEIPT_TAG 12u
 #define RECEIPT_RAW (RECEIPT_FIELDS + RECEIPT_TAG)
+
+static const char b64u[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 static EVP_CIPHER_CTX *ecb_ctx(const uint8_t *key) {
   EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
@@ -47,6 +50,11 @@ ids_t *ids_new(const uint8_t key[IDS_KEY_BYTES]) {
     ids_free(ids);
     return NULL;
   }
+  /* A table, not a chain of range checks: a receipt's digits are random,
+   * so every branch of such a chain was mispredicted (3% of gearboxd's
+   * time under W4, where each delivery's delete parses a receipt). */
+  for (unsigned i = 0; i < 64; i++)
+    ids->b64d[(uint8_t)b64u[i]] = (uint8_t)(i + 1);
   return ids;
 }
 
@@ -150,8 +158,6 @@ static void tag(ids_t *ids, const uint8_t fields[RECEIPT_FIELDS], uint8_t out[RE
   memcpy(out, y, RECEIPT_TAG);
 }
 
-static const char b64u[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
 void ids_receipt_make(ids_t *ids, const receipt_t *r, char out[IDS_RECEIPT_LEN]) {
   uint8_t raw[RECEIPT_RAW + 1] = {0}; /* +1: the encoder reads in groups of 3 */
   raw[0] = RECEIPT_VERSION;
@@ -170,15 +176,6 @@ void ids_receipt_make(ids_t *ids, const receipt_t *r, char out[IDS_RECEIPT_LEN])
   }
 }
 
-static int b64val(char c) {
-  if (c >= 'A' && c <= 'Z') return c - 'A';
-  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-  if (c >= '0' && c <= '9') return c - '0' + 52;
-  if (c == '-') return 62;
-  if (c == '_') return 63;
-  return -1;
-}
-
 int ids_receipt_parse(ids_t *ids, const char *s, size_t len, receipt_t *r) {
   if (len != IDS_RECEIPT_LEN) return -1;
   uint8_t raw[RECEIPT_RAW + 2] = {0};
@@ -187,9 +184,9 @@ int ids_receipt_parse(ids_t *ids, const char *s, size_t len, receipt_t *r) {
     uint32_t v = 0;
     size_t n = len - i < 4 ? len - i : 4;
     for (size_t j = 0; j < 4; j++) {
-      int d = j < n ? b64val(s[i + j]) : 0;
-      if (d < 0) return -1;
-      v = (v << 6) | (uint32_t)d;
+      uint32_t d = j < n ? ids->b64d[(uint8_t)s[i + j]] : 1;
+      if (!d) return -1;
+      v = (v << 6) | (d - 1);
     }
     raw[o++] = (uint8_t)(v >> 16);
     if (n > 2) raw[o++] = (uint8_t)(v >> 8);

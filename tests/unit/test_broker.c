@@ -347,6 +347,15 @@ static void test_receipts(void **state) {
   assert_int_equal(broker_delete(f->b, q, bad, sizeof(bad), T0), GBX_E_RECEIPT_INVALID);
   assert_int_equal(broker_delete(f->b, other, rh2, sizeof(rh2), T0), GBX_E_RECEIPT_INVALID);
   assert_int_equal(broker_delete(f->b, q, "short", 5, T0), GBX_E_RECEIPT_INVALID);
+  /* characters outside base64url, anywhere, including bytes above 0x7f */
+  static const char not_digits[] = {'+', '/', '=', '.', ' ', '\0', (char)0x80, (char)0xff};
+  for (size_t i = 0; i < sizeof(not_digits); i++) {
+    for (size_t at = 0; at < sizeof(bad); at += sizeof(bad) - 1) {
+      memcpy(bad, rh2, sizeof(bad));
+      bad[at] = not_digits[i];
+      assert_int_equal(broker_delete(f->b, q, bad, sizeof(bad), T0), GBX_E_RECEIPT_INVALID);
+    }
+  }
   /* the latest handle deletes, and repeating it succeeds */
   assert_int_equal(broker_delete(f->b, q, rh2, sizeof(rh2), T0 + 1000), GBX_E_OK);
   assert_int_equal(q->count, 0);
